@@ -1,0 +1,180 @@
+/**
+ * Environment -> typed, validated configuration. This is the only module that reads process.env.
+ *
+ * Every problem is reported at once, naming the variable, so an operator fixes a bad deployment in
+ * one round instead of one variable per restart. Nothing here connects anywhere: a bad value must
+ * stop the program before it touches PostgreSQL, Redis or Elasticsearch.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { parse as parseDotenv } from 'dotenv';
+import { z } from 'zod';
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** A URL whose scheme is one of `schemes`; the message never echoes the value (it may hold a password). */
+const url = (schemes: string[]) =>
+  z.string().superRefine((value, ctx) => {
+    let parsed: URL;
+    try {
+      parsed = new URL(value);
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'is not a valid URL' });
+      return;
+    }
+    if (!schemes.includes(parsed.protocol.replace(/:$/, ''))) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `must start with ${schemes.map((s) => `${s}://`).join(' or ')}`,
+      });
+    }
+    if (!parsed.hostname) ctx.addIssue({ code: 'custom', message: 'has no host' });
+  });
+
+/** A whole number in [min, max], written in decimal digits only ("1e3" and "12ms" are mistakes). */
+const int = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^-?\d+$/, 'must be a whole number')
+    .transform(Number)
+    .pipe(z.number().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`));
+
+// Elasticsearch index names: lowercase, no spaces or \/*?"<>|,#: and not starting with -_+ .
+const indexName = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9._-]*$/, 'must be lowercase letters, digits, ".", "_" or "-"')
+  .max(255, 'must be at most 255 characters');
+
+const schema = z.object({
+  DATABASE_URL: url(['postgres', 'postgresql']).default(
+    'postgres://postgres@127.0.0.1:5432/movies',
+  ),
+  REDIS_URL: url(['redis', 'rediss']).default('redis://127.0.0.1:6379/0'),
+  ELASTICSEARCH_URL: url(['http', 'https']).default('http://127.0.0.1:9200'),
+  ELASTICSEARCH_API_KEY: z.string().min(1).optional(),
+  ELASTICSEARCH_USERNAME: z.string().min(1).optional(),
+  ELASTICSEARCH_PASSWORD: z.string().min(1).optional(),
+  ELASTICSEARCH_CA_CERT: z
+    .string()
+    .refine((path) => existsSync(path), 'names a file that does not exist')
+    .optional(),
+  ES_INDEX: indexName.default('movies'),
+  REDIS_PREFIX: z
+    .string()
+    .min(1, 'must not be empty')
+    .regex(/^\S+$/, 'must not contain spaces')
+    .default('movies_etl:'),
+  ETL_SIZE_LIMIT: int(1, 10_000).default(200),
+  ETL_BULK_SIZE: int(1, 10_000).default(200),
+  ETL_SLEEP_MS: int(0, 60_000).default(10),
+  ETL_POLL_INTERVAL_MS: int(100, 3_600_000).default(5_000),
+  LOG_LEVEL: z
+    .enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` })
+    .default('info'),
+  METRICS_PORT: int(0, 65_535).default(9464),
+});
+
+type RawConfig = z.infer<typeof schema>;
+
+export interface Config {
+  databaseUrl: string;
+  redisUrl: string;
+  elasticsearch: {
+    url: string;
+    apiKey: string | undefined;
+    username: string | undefined;
+    password: string | undefined;
+    caCertPath: string | undefined;
+  };
+  index: string;
+  redisPrefix: string;
+  sizeLimit: number;
+  bulkSize: number;
+  sleepMs: number;
+  pollIntervalMs: number;
+  logLevel: RawConfig['LOG_LEVEL'];
+  metricsPort: number;
+}
+
+export type ConfigResult = { ok: true; config: Config } | { ok: false; problems: string[] };
+
+export const CONFIG_VARIABLES = Object.keys(schema.shape) as (keyof RawConfig)[];
+
+/**
+ * Validate an environment. An empty variable counts as unset, so `FOO=` in a .env file falls back
+ * to the default instead of failing on an empty string.
+ */
+export function parseConfig(env: Record<string, string | undefined>): ConfigResult {
+  const input: Record<string, string> = {};
+  for (const name of CONFIG_VARIABLES) {
+    const value = env[name];
+    if (value !== undefined && value.trim() !== '') input[name] = value.trim();
+  }
+  const result = schema.safeParse(input);
+  if (!result.success) {
+    const problems = result.error.issues.map((issue) => {
+      const name = issue.path.join('.') || '(environment)';
+      return `${name} ${issue.message}`;
+    });
+    return { ok: false, problems };
+  }
+  const raw = result.data;
+  const problems: string[] = [];
+  if (raw.ELASTICSEARCH_USERNAME !== undefined && raw.ELASTICSEARCH_PASSWORD === undefined) {
+    problems.push('ELASTICSEARCH_PASSWORD must be set when ELASTICSEARCH_USERNAME is');
+  }
+  if (raw.ELASTICSEARCH_API_KEY !== undefined && raw.ELASTICSEARCH_USERNAME !== undefined) {
+    problems.push('ELASTICSEARCH_API_KEY and ELASTICSEARCH_USERNAME are exclusive: set one');
+  }
+  if (problems.length > 0) return { ok: false, problems };
+  return {
+    ok: true,
+    config: {
+      databaseUrl: raw.DATABASE_URL,
+      redisUrl: raw.REDIS_URL,
+      elasticsearch: {
+        url: raw.ELASTICSEARCH_URL,
+        apiKey: raw.ELASTICSEARCH_API_KEY,
+        username: raw.ELASTICSEARCH_USERNAME,
+        password: raw.ELASTICSEARCH_PASSWORD,
+        caCertPath: raw.ELASTICSEARCH_CA_CERT,
+      },
+      index: raw.ES_INDEX,
+      redisPrefix: raw.REDIS_PREFIX,
+      sizeLimit: raw.ETL_SIZE_LIMIT,
+      bulkSize: raw.ETL_BULK_SIZE,
+      sleepMs: raw.ETL_SLEEP_MS,
+      pollIntervalMs: raw.ETL_POLL_INTERVAL_MS,
+      logLevel: raw.LOG_LEVEL,
+      metricsPort: raw.METRICS_PORT,
+    },
+  };
+}
+
+/** The process environment with `.env` (from the working directory) underneath it. */
+export function readEnvironment(envFile = '.env'): Record<string, string | undefined> {
+  const fromFile = existsSync(envFile) ? parseDotenv(readFileSync(envFile)) : {};
+  return { ...fromFile, ...process.env };
+}
+
+/** For commands: the config, or one message naming every bad variable and exit status 2. */
+export function loadConfigOrExit(): Config {
+  const result = parseConfig(readEnvironment());
+  if (result.ok) return result.config;
+  process.stderr.write(
+    `Invalid configuration (${result.problems.length} problem${result.problems.length === 1 ? '' : 's'}):\n` +
+      result.problems.map((p) => `  - ${p}\n`).join('') +
+      'See the configuration table in README.md.\n',
+  );
+  process.exit(2);
+}
+
+/** A URL with its password replaced, for logs and status output. */
+export function redactUrl(value: string): string {
+  try {
+    const parsed = new URL(value);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return '(unparsable URL)';
+  }
+}

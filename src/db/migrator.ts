@@ -1,0 +1,97 @@
+/**
+ * Applies `migrations/NNNN_name.sql` in order, each in its own transaction, recording it in
+ * `etl.schema_migrations`. A session-level advisory lock makes two migrators queue instead of
+ * racing; the second finds the work done. A landed migration that was edited afterwards is an
+ * error, since the databases that already ran it would silently differ from new ones.
+ */
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import pg from 'pg';
+import type { Logger } from '../logger.js';
+import * as sql from '../sql/queries.js';
+
+export interface Migration {
+  version: string;
+  name: string;
+  text: string;
+  checksum: string;
+}
+
+const FILE_PATTERN = /^(\d{4})_([a-z0-9_]+)\.sql$/;
+
+export function readMigrations(dir: string): Migration[] {
+  return readdirSync(dir)
+    .filter((file) => file.endsWith('.sql'))
+    .sort()
+    .map((file) => {
+      const match = FILE_PATTERN.exec(file);
+      if (!match) throw new Error(`migration file name ${file} is not NNNN_name.sql`);
+      const text = readFileSync(join(dir, file), 'utf8');
+      return {
+        version: match[1] ?? '',
+        name: match[2] ?? '',
+        text,
+        checksum: createHash('sha256').update(text).digest('hex'),
+      };
+    });
+}
+
+export async function migrate(
+  databaseUrl: string,
+  dir: string,
+  log: Logger,
+): Promise<{ applied: string[] }> {
+  const migrations = readMigrations(dir);
+  const client = new pg.Client({
+    connectionString: databaseUrl,
+    application_name: 'movies-etl migrate',
+  });
+  await client.connect();
+  try {
+    await client.query(sql.takeMigrationLock.text);
+    await client.query(sql.createMigrationLedger.text);
+    const done = new Map(
+      (
+        await client.query<{ version: string; checksum: string; name: string }>(
+          sql.appliedMigrations.text,
+        )
+      ).rows.map((row) => [row.version, row]),
+    );
+    const applied: string[] = [];
+    for (const migration of migrations) {
+      const previous = done.get(migration.version);
+      if (previous) {
+        if (previous.checksum !== migration.checksum) {
+          throw new Error(
+            `migration ${migration.version}_${migration.name} changed after it was applied; ` +
+              'migrations are append-only: add a new one instead',
+          );
+        }
+        continue;
+      }
+      log.info({ migration: `${migration.version}_${migration.name}` }, 'applying migration');
+      await client.query('BEGIN');
+      try {
+        await client.query(migration.text);
+        await client.query(sql.recordMigration.text, [
+          migration.version,
+          migration.name,
+          migration.checksum,
+        ]);
+        await client.query('COMMIT');
+      } catch (err) {
+        await client.query('ROLLBACK');
+        throw new Error(
+          `migration ${migration.version}_${migration.name} failed: ${(err as Error).message}`,
+          { cause: err },
+        );
+      }
+      applied.push(`${migration.version}_${migration.name}`);
+    }
+    await client.query(sql.releaseMigrationLock.text);
+    return { applied };
+  } finally {
+    await client.end();
+  }
+}

@@ -1,0 +1,221 @@
+/**
+ * All SQL the program runs, each a named constant. `Postgres.query` is the only thing that runs
+ * them; parameters are always bound ($1, $2 ...), never spliced in.
+ */
+export interface Query<Row> {
+  readonly name: string;
+  readonly text: string;
+  /** Phantom field: carries the row type, never set. */
+  readonly row?: Row;
+}
+
+const query = <Row>(name: string, text: string): Query<Row> => ({ name, text });
+
+// --- migrations -------------------------------------------------------------------------------
+
+/** Serialises migrators across processes; released when the session ends, even on a crash. */
+export const takeMigrationLock = query<Record<string, never>>(
+  'take_migration_lock',
+  `SELECT pg_advisory_lock(hashtext('movies_etl.migrate'))`,
+);
+
+export const releaseMigrationLock = query<Record<string, never>>(
+  'release_migration_lock',
+  `SELECT pg_advisory_unlock(hashtext('movies_etl.migrate'))`,
+);
+
+export const createMigrationLedger = query<Record<string, never>>(
+  'create_migration_ledger',
+  `CREATE SCHEMA IF NOT EXISTS etl;
+   CREATE TABLE IF NOT EXISTS etl.schema_migrations (
+     version    text PRIMARY KEY,
+     name       text NOT NULL,
+     checksum   text NOT NULL,
+     applied_at timestamptz NOT NULL DEFAULT now()
+   )`,
+);
+
+export const appliedMigrations = query<{ version: string; name: string; checksum: string }>(
+  'applied_migrations',
+  `SELECT version, name, checksum FROM etl.schema_migrations ORDER BY version`,
+);
+
+export const recordMigration = query<Record<string, never>>(
+  'record_migration',
+  `INSERT INTO etl.schema_migrations (version, name, checksum) VALUES ($1, $2, $3)`,
+);
+
+// --- health -----------------------------------------------------------------------------------
+
+export const ping = query<{ ok: number }>('ping', `SELECT 1 AS ok`);
+
+// --- change capture: polling ------------------------------------------------------------------
+
+/**
+ * The snapshot the poller's watermark is made of. Every transaction below xmin has ended; those in
+ * xip were still running; those at or above xmax had not started. `at` is for people (lag).
+ */
+export const currentSnapshot = query<{ xmin: string; xmax: string; xip: string[]; at: Date }>(
+  'current_snapshot',
+  `SELECT pg_snapshot_xmin(s)::text AS xmin,
+          pg_snapshot_xmax(s)::text AS xmax,
+          coalesce((SELECT array_agg(x::text) FROM pg_snapshot_xip(s) x), '{}') AS xip,
+          now() AS at
+     FROM pg_current_snapshot() s`,
+);
+
+/**
+ * Rows of one table written by transactions the previous watermark could not see yet: those at or
+ * above its xmax, and those that were in progress (xip). Keyset-paged on (etl_txid, key).
+ * $1 xmin, $2 xmax, $3 xip (all of the previous watermark), $4/$5 the cursor, $6 the page size.
+ */
+function changedRows(name: string, table: string, key: string, output: string) {
+  return query<{ txid: string; key: string; out: string }>(
+    name,
+    `SELECT etl_txid::text AS txid, ${key}::text AS key, ${output}::text AS out
+       FROM ${table}
+      WHERE etl_txid >= $1::xid8
+        AND (etl_txid >= $2::xid8 OR etl_txid = ANY ($3::xid8[]))
+        AND (etl_txid, ${key}) > ($4::xid8, $5::uuid)
+      ORDER BY etl_txid, ${key}
+      LIMIT $6`,
+  );
+}
+
+export const changedRowsByTable = {
+  film_work: changedRows('changed_film_work', 'content.film_work', 'id', 'id'),
+  genre: changedRows('changed_genre', 'content.genre', 'id', 'id'),
+  person: changedRows('changed_person', 'content.person', 'id', 'id'),
+  genre_film_work: changedRows(
+    'changed_genre_film_work',
+    'content.genre_film_work',
+    'id',
+    'film_work_id',
+  ),
+  person_film_work: changedRows(
+    'changed_person_film_work',
+    'content.person_film_work',
+    'id',
+    'film_work_id',
+  ),
+  film_tombstone: changedRows('changed_film_tombstone', 'etl.film_tombstone', 'film_id', 'film_id'),
+} as const;
+
+/** Truncations since the watermark (few rows ever; no paging). */
+export const truncationsSince = query<{ table_name: string }>(
+  'truncations_since',
+  `SELECT DISTINCT table_name FROM etl.truncation
+    WHERE etl_txid >= $1::xid8 AND (etl_txid >= $2::xid8 OR etl_txid = ANY ($3::xid8[]))`,
+);
+
+/** Every film, keyset-paged by id: the full load. */
+export const allFilmIds = query<{ id: string }>(
+  'all_film_ids',
+  `SELECT id::text AS id FROM content.film_work WHERE id > $1::uuid ORDER BY id LIMIT $2`,
+);
+
+export const countFilms = query<{ count: number }>(
+  'count_films',
+  `SELECT count(*) AS count FROM content.film_work`,
+);
+
+/** Which of these ids are films (the orphan sweep deletes documents of the others). */
+export const existingFilmIds = query<{ id: string }>(
+  'existing_film_ids',
+  `SELECT id::text AS id FROM content.film_work WHERE id = ANY ($1::uuid[])`,
+);
+
+/** Tombstones every watermark has passed are no longer needed; a day's margin for stragglers. */
+export const pruneTombstones = query<Record<string, never>>(
+  'prune_tombstones',
+  `DELETE FROM etl.film_tombstone WHERE etl_txid < $1::xid8 AND created < now() - interval '1 day'`,
+);
+
+// --- change capture: resolution ---------------------------------------------------------------
+
+/** Films of some persons, keyset-paged by film id. $1 person ids, $2 cursor, $3 page size. */
+export const filmsOfPersons = query<{ id: string }>(
+  'films_of_persons',
+  `SELECT DISTINCT film_work_id::text AS id
+     FROM content.person_film_work
+    WHERE person_id = ANY ($1::uuid[]) AND film_work_id > $2::uuid
+    ORDER BY 1
+    LIMIT $3`,
+);
+
+/** Films of some genres, keyset-paged by film id. $1 genre ids, $2 cursor, $3 page size. */
+export const filmsOfGenres = query<{ id: string }>(
+  'films_of_genres',
+  `SELECT DISTINCT film_work_id::text AS id
+     FROM content.genre_film_work
+    WHERE genre_id = ANY ($1::uuid[]) AND film_work_id > $2::uuid
+    ORDER BY 1
+    LIMIT $3`,
+);
+
+// --- extract ----------------------------------------------------------------------------------
+
+/**
+ * The one big query: the Elasticsearch documents of some films, built in SQL, ready to index.
+ * Films that no longer exist are simply absent (the loader deletes their documents).
+ *
+ * `version` orders reads for Elasticsearch's external versioning, so a stale read that lands late
+ * is refused instead of overwriting a newer one. It is computed from this statement's snapshot:
+ * xmax only grows, and while it stands still the in-progress list only shrinks, so a later
+ * snapshot never gets a smaller number, and an equal number means it sees the same data.
+ */
+export const filmDocuments = query<{
+  id: string;
+  version: string;
+  doc: Record<string, unknown> | null;
+}>(
+  'film_documents',
+  `WITH snap AS (
+     SELECT (pg_snapshot_xmax(s)::text::numeric * 65536
+             + 65535 - least(65535, (SELECT count(*) FROM pg_snapshot_xip(s))))::text AS version
+       FROM pg_current_snapshot() s
+   ),
+   requested AS (
+     SELECT DISTINCT unnest($1::uuid[]) AS id
+   ),
+   people AS (
+     SELECT pfw.film_work_id, pfw.role, p.id, p.full_name
+       FROM content.person_film_work pfw
+       JOIN content.person p ON p.id = pfw.person_id
+      WHERE pfw.film_work_id = ANY ($1::uuid[]) AND pfw.role IN ('director', 'actor', 'writer')
+   ),
+   genres AS (
+     SELECT gfw.film_work_id, g.id, g.name
+       FROM content.genre_film_work gfw
+       JOIN content.genre g ON g.id = gfw.genre_id
+      WHERE gfw.film_work_id = ANY ($1::uuid[])
+   )
+   SELECT r.id::text AS id,
+          (SELECT version FROM snap) AS version,
+          CASE WHEN f.id IS NOT NULL THEN json_build_object(
+            'id', f.id,
+            'title', f.title,
+            'description', f.description,
+            'imdb_rating', f.rating,
+            'type', f.type,
+            'creation_date', f.creation_date,
+            'genres', coalesce((SELECT json_agg(json_build_object('id', g.id, 'name', g.name) ORDER BY g.name, g.id)
+                                  FROM genres g WHERE g.film_work_id = f.id), '[]'::json),
+            'genres_names', coalesce((SELECT json_agg(g.name ORDER BY g.name, g.id)
+                                        FROM genres g WHERE g.film_work_id = f.id), '[]'::json),
+            'directors', coalesce((SELECT json_agg(json_build_object('id', p.id, 'name', p.full_name) ORDER BY p.full_name, p.id)
+                                     FROM people p WHERE p.film_work_id = f.id AND p.role = 'director'), '[]'::json),
+            'directors_names', coalesce((SELECT json_agg(p.full_name ORDER BY p.full_name, p.id)
+                                           FROM people p WHERE p.film_work_id = f.id AND p.role = 'director'), '[]'::json),
+            'actors', coalesce((SELECT json_agg(json_build_object('id', p.id, 'name', p.full_name) ORDER BY p.full_name, p.id)
+                                  FROM people p WHERE p.film_work_id = f.id AND p.role = 'actor'), '[]'::json),
+            'actors_names', coalesce((SELECT json_agg(p.full_name ORDER BY p.full_name, p.id)
+                                        FROM people p WHERE p.film_work_id = f.id AND p.role = 'actor'), '[]'::json),
+            'writers', coalesce((SELECT json_agg(json_build_object('id', p.id, 'name', p.full_name) ORDER BY p.full_name, p.id)
+                                   FROM people p WHERE p.film_work_id = f.id AND p.role = 'writer'), '[]'::json),
+            'writers_names', coalesce((SELECT json_agg(p.full_name ORDER BY p.full_name, p.id)
+                                         FROM people p WHERE p.film_work_id = f.id AND p.role = 'writer'), '[]'::json)
+          ) END AS doc
+     FROM requested r
+     LEFT JOIN content.film_work f ON f.id = r.id`,
+);

@@ -1,0 +1,107 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { parseConfig, redactUrl } from '../src/config.js';
+
+describe('configuration', () => {
+  it('applies the documented defaults to an empty environment', () => {
+    const result = parseConfig({});
+    assert.ok(result.ok);
+    const { config } = result;
+    assert.equal(config.databaseUrl, 'postgres://postgres@127.0.0.1:5432/movies');
+    assert.equal(config.redisUrl, 'redis://127.0.0.1:6379/0');
+    assert.equal(config.elasticsearch.url, 'http://127.0.0.1:9200');
+    assert.equal(config.index, 'movies');
+    assert.equal(config.redisPrefix, 'movies_etl:');
+    assert.equal(config.sizeLimit, 200);
+    assert.equal(config.bulkSize, 200);
+    assert.equal(config.logLevel, 'info');
+    assert.equal(config.metricsPort, 9464);
+    assert.ok(config.sleepMs >= 0 && config.sleepMs < 1000);
+    assert.ok(config.pollIntervalMs >= 1000 && config.pollIntervalMs <= 10_000);
+  });
+
+  it('reads and converts every variable', () => {
+    const result = parseConfig({
+      DATABASE_URL: 'postgresql://etl:secret@db.internal:6543/catalog?sslmode=require',
+      REDIS_URL: 'rediss://:pw@cache:6380/2',
+      ELASTICSEARCH_URL: 'https://search:9243',
+      ES_INDEX: 'movies-v2',
+      REDIS_PREFIX: '{cinema}:',
+      ETL_SIZE_LIMIT: '500',
+      ETL_BULK_SIZE: '1000',
+      ETL_SLEEP_MS: '0',
+      ETL_POLL_INTERVAL_MS: '2500',
+      LOG_LEVEL: 'debug',
+      METRICS_PORT: '0',
+    });
+    assert.ok(result.ok);
+    assert.equal(result.config.sizeLimit, 500);
+    assert.equal(result.config.bulkSize, 1000);
+    assert.equal(result.config.sleepMs, 0);
+    assert.equal(result.config.pollIntervalMs, 2500);
+    assert.equal(result.config.metricsPort, 0);
+    assert.equal(result.config.redisPrefix, '{cinema}:');
+    assert.equal(result.config.index, 'movies-v2');
+  });
+
+  it('treats an empty variable as unset', () => {
+    const result = parseConfig({ ETL_SIZE_LIMIT: '', LOG_LEVEL: '  ' });
+    assert.ok(result.ok);
+    assert.equal(result.config.sizeLimit, 200);
+    assert.equal(result.config.logLevel, 'info');
+  });
+
+  it('names every bad variable at once', () => {
+    const result = parseConfig({
+      DATABASE_URL: 'mysql://localhost/movies',
+      REDIS_URL: 'not a url',
+      ELASTICSEARCH_URL: 'ftp://es',
+      ES_INDEX: 'Movies Index',
+      ETL_SIZE_LIMIT: 'abc',
+      ETL_BULK_SIZE: '-5',
+      ETL_SLEEP_MS: '1.5',
+      ETL_POLL_INTERVAL_MS: '10',
+      LOG_LEVEL: 'loud',
+      METRICS_PORT: '70000',
+    });
+    assert.ok(!result.ok);
+    const named = result.problems.map((p) => p.split(' ')[0]);
+    assert.deepEqual(
+      new Set(named),
+      new Set([
+        'DATABASE_URL',
+        'REDIS_URL',
+        'ELASTICSEARCH_URL',
+        'ES_INDEX',
+        'ETL_SIZE_LIMIT',
+        'ETL_BULK_SIZE',
+        'ETL_SLEEP_MS',
+        'ETL_POLL_INTERVAL_MS',
+        'LOG_LEVEL',
+        'METRICS_PORT',
+      ]),
+    );
+    assert.match(result.problems.join('\n'), /ETL_SIZE_LIMIT must be a whole number/);
+    assert.match(result.problems.join('\n'), /ETL_BULK_SIZE must be at least 1/);
+  });
+
+  it('never echoes a URL, which may carry a password', () => {
+    const result = parseConfig({ DATABASE_URL: 'mysql://u:hunter2@h/db' });
+    assert.ok(!result.ok);
+    assert.doesNotMatch(result.problems.join('\n'), /hunter2/);
+  });
+
+  it('checks rules across variables', () => {
+    const result = parseConfig({ ELASTICSEARCH_USERNAME: 'elastic' });
+    assert.ok(!result.ok);
+    assert.match(result.problems.join('\n'), /ELASTICSEARCH_PASSWORD must be set/);
+  });
+
+  it('redacts passwords from URLs', () => {
+    assert.equal(
+      redactUrl('postgres://etl:secret@db:5432/movies'),
+      'postgres://etl:***@db:5432/movies',
+    );
+    assert.equal(redactUrl('redis://127.0.0.1:6379/0'), 'redis://127.0.0.1:6379/0');
+  });
+});
