@@ -18,7 +18,15 @@ export class Postgres {
     private readonly log: Logger,
     max = 4,
   ) {
-    this.pool = new pg.Pool({ connectionString, max, application_name: 'movies-etl' });
+    this.pool = new pg.Pool({
+      connectionString,
+      max,
+      application_name: 'movies-etl',
+      // A dead server or a half-open socket must fail a query, not hang the loop that awaits it.
+      connectionTimeoutMillis: 10_000,
+      query_timeout: 120_000,
+      keepAlive: true,
+    });
     // An idle client that loses its connection emits here; without a listener it would crash the
     // process. The pool replaces the client on the next checkout.
     this.pool.on('error', (err) =>

@@ -1,0 +1,161 @@
+/**
+ * Builds the queue of changed film ids (the seed's "separate class that builds the ID queue").
+ *
+ * Two inputs feed it: notifications from the listener (live, within milliseconds) and poll passes
+ * (the durable fallback: at start, after reconnects, on a timer, and when a statement was too big
+ * to list its keys). Notifications that arrive while a batch is being resolved are merged, so a
+ * burst of edits becomes a few resolutions rather than one per statement.
+ */
+import type { Logger } from '../logger.js';
+import type { FilmQueue } from '../queue/filmQueue.js';
+import { sleep } from '../util/sleep.js';
+import type { ChangeNotification } from './notification.js';
+import type { Poller } from './poller.js';
+import type { FilmResolver } from './resolver.js';
+
+export interface CaptureStats {
+  notifications: number;
+  passes: number;
+  lastPassAt: string | null;
+  lastError: string | null;
+}
+
+export class ChangeCapture {
+  private films = new Set<string>();
+  private persons = new Set<string>();
+  private genres = new Set<string>();
+  private pollRequested = true; // the first pass is the start-up catch-up
+  private wakeUp: (() => void) | null = null;
+  readonly stats: CaptureStats = { notifications: 0, passes: 0, lastPassAt: null, lastError: null };
+
+  constructor(
+    private readonly queue: FilmQueue,
+    private readonly resolver: FilmResolver,
+    private readonly poller: Poller,
+    private readonly log: Logger,
+    private readonly pollIntervalMs: number,
+  ) {}
+
+  /** From the listener. Never throws and never waits: the work happens in run(). */
+  onChange(change: ChangeNotification): void {
+    this.stats.notifications++;
+    if (change.op === 'T' || change.many) {
+      this.requestPoll();
+      return;
+    }
+    switch (change.t) {
+      case 'film_work':
+        for (const id of change.ids ?? []) this.films.add(id);
+        break;
+      case 'genre_film_work':
+      case 'person_film_work':
+        for (const id of change.films ?? []) this.films.add(id);
+        break;
+      case 'person':
+      case 'genre':
+        // A new person or genre has no films yet, and a deleted one's links cascade away (the
+        // link tables report those films). Only an update changes documents through this table.
+        if (change.op === 'U') {
+          const target = change.t === 'person' ? this.persons : this.genres;
+          for (const id of change.ids ?? []) target.add(id);
+        }
+        break;
+    }
+    this.wake();
+  }
+
+  requestPoll(): void {
+    this.pollRequested = true;
+    this.wake();
+  }
+
+  /** The loop: drain notifications, run requested and periodic polls, until `signal` aborts. */
+  async run(signal: AbortSignal): Promise<void> {
+    let nextPoll = Date.now();
+    let failures = 0;
+    while (!signal.aborted) {
+      try {
+        await this.drain();
+        if (this.pollRequested || Date.now() >= nextPoll) {
+          this.pollRequested = false;
+          nextPoll = Date.now() + this.pollIntervalMs;
+          const result = await this.poller.pass(signal);
+          this.stats.passes++;
+          this.stats.lastPassAt = new Date().toISOString();
+          if (result.kind !== 'incremental' || result.queued > 0) {
+            this.log.debug({ ...result }, 'poll pass');
+          }
+        }
+        failures = 0;
+      } catch (err) {
+        // Postgres or Redis went away mid-step: nothing was acknowledged, so retrying is safe.
+        failures++;
+        this.stats.lastError = (err as Error).message;
+        this.pollRequested = true;
+        this.log.warn(
+          { err: (err as Error).message, failures },
+          'change capture step failed; retrying',
+        );
+        await sleep(Math.min(30_000, 250 * 2 ** Math.min(failures, 7)), signal);
+        continue;
+      }
+      if (this.idle()) await this.waitForWork(nextPoll - Date.now(), signal);
+    }
+  }
+
+  private idle(): boolean {
+    return (
+      !this.pollRequested &&
+      this.films.size === 0 &&
+      this.persons.size === 0 &&
+      this.genres.size === 0
+    );
+  }
+
+  private async drain(): Promise<void> {
+    if (this.films.size > 0) {
+      const films = this.films;
+      this.films = new Set();
+      try {
+        await this.queue.enqueue(films);
+      } catch (err) {
+        for (const id of films) this.films.add(id);
+        throw err;
+      }
+    }
+    for (const table of ['person', 'genre'] as const) {
+      const pending = table === 'person' ? this.persons : this.genres;
+      if (pending.size === 0) continue;
+      const ids = [...pending];
+      if (table === 'person') this.persons = new Set();
+      else this.genres = new Set();
+      try {
+        for await (const films of this.resolver.filmsOf(table, ids))
+          await this.queue.enqueue(films);
+      } catch (err) {
+        // Resolve the whole set again: re-queueing a film twice is harmless, dropping one is not.
+        const target = table === 'person' ? this.persons : this.genres;
+        for (const id of ids) target.add(id);
+        throw err;
+      }
+    }
+  }
+
+  private wake(): void {
+    this.wakeUp?.();
+  }
+
+  private waitForWork(ms: number, signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        this.wakeUp = null;
+        resolve();
+      };
+      const timer = setTimeout(done, Math.max(0, ms));
+      signal.addEventListener('abort', done, { once: true });
+      this.wakeUp = done;
+    });
+  }
+}

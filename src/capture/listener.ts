@@ -1,0 +1,213 @@
+/**
+ * The LISTEN side: one dedicated connection (pg-listen) that hears the triggers' messages.
+ *
+ * NOTIFY is a hint, not a record: messages sent while we are disconnected are gone. So after every
+ * (re)connect the listener first LISTENs, then proves the connection works, then asks for a
+ * catch-up pass (`onConnected`), which reads the durable trace. pg-listen's own reconnection gives
+ * up after a few seconds and its health check has no timeout, so it is switched off and this class
+ * supervises the connection itself: reconnect forever with capped backoff, and a heartbeat that
+ * sends a NOTIFY to itself and must hear it back in time. That also catches the worst cases: a
+ * half-open socket (no error, no data) and a pooler that silently drops LISTEN.
+ */
+import { randomBytes } from 'node:crypto';
+import pgListen, { type Subscriber } from 'pg-listen';
+import type { Logger } from '../logger.js';
+import { jitter, sleep } from '../util/sleep.js';
+import { CHANNEL, parseNotification, type ChangeNotification } from './notification.js';
+
+// pg-listen is CommonJS with `exports.default`.
+const createSubscriber = pgListen.default;
+
+export interface ListenerHandlers {
+  onChange(change: ChangeNotification): void;
+  /** Called after every successful (re)connect, once LISTEN is proven to work. */
+  onConnected(): void;
+}
+
+export interface ListenerOptions {
+  heartbeatMs?: number;
+  heartbeatTimeoutMs?: number;
+  maxBackoffMs?: number;
+}
+
+export class ListenSelfCheckError extends Error {
+  constructor(timeoutMs: number) {
+    super(
+      `LISTEN self-check failed: a NOTIFY sent on the listener connection did not come back within ` +
+        `${timeoutMs} ms. Is DATABASE_URL going through a pooler in transaction mode (PgBouncer)? ` +
+        'LISTEN needs a direct connection or session pooling.',
+    );
+    this.name = 'ListenSelfCheckError';
+  }
+}
+
+export class ChangeListener {
+  connected = false;
+  private stopRequested = false;
+  private readonly wake = new AbortController();
+  private readonly heartbeatChannel = `etl_heartbeat_${randomBytes(6).toString('hex')}`;
+  private readonly heartbeatMs: number;
+  private readonly heartbeatTimeoutMs: number;
+  private readonly maxBackoffMs: number;
+  private running: Promise<void> | null = null;
+  /** Resolvers waiting for a heartbeat echo, by sequence number. */
+  private readonly echoes = new Map<string, () => void>();
+  private sequence = 0;
+
+  constructor(
+    private readonly databaseUrl: string,
+    private readonly log: Logger,
+    private readonly handlers: ListenerHandlers,
+    options: ListenerOptions = {},
+  ) {
+    this.heartbeatMs = options.heartbeatMs ?? 5_000;
+    this.heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 5_000;
+    this.maxBackoffMs = options.maxBackoffMs ?? 30_000;
+  }
+
+  /**
+   * Connect, LISTEN and pass the self-check once, then keep the connection alive in the
+   * background. Rejects if the first connection cannot LISTEN (a misconfiguration, not an outage).
+   */
+  async start(): Promise<void> {
+    const first = await this.connect();
+    this.running = this.supervise(first);
+  }
+
+  async stop(): Promise<void> {
+    this.stopRequested = true;
+    this.wake.abort();
+    await this.running;
+  }
+
+  /** A method, not a field read: it changes while we await, which narrowing cannot see. */
+  private stopped(): boolean {
+    return this.stopRequested;
+  }
+
+  private async connect(): Promise<Subscriber> {
+    const subscriber = createSubscriber(
+      { connectionString: this.databaseUrl, application_name: 'movies-etl listener' },
+      {
+        paranoidChecking: false, // our heartbeat replaces it (it has no timeout)
+        retryLimit: 1, // no internal reconnect: supervise() owns reconnection
+        parse: (raw: string) => raw, // we validate payloads ourselves; a parse error must not look like a dead connection
+        serialize: (raw: unknown) => String(raw),
+      },
+    );
+    subscriber.events.on('error', (err: Error) => {
+      this.log.warn({ err: err.message }, 'listener connection error');
+      this.connected = false;
+    });
+    subscriber.notifications.on(CHANNEL, (payload: string | undefined) => this.receive(payload));
+    subscriber.notifications.on(this.heartbeatChannel, (payload: string | undefined) => {
+      const resolve = payload === undefined ? undefined : this.echoes.get(payload);
+      resolve?.();
+    });
+    try {
+      await withTimeout(subscriber.connect(), this.heartbeatTimeoutMs * 2, 'connect');
+      await withTimeout(
+        Promise.all([subscriber.listenTo(CHANNEL), subscriber.listenTo(this.heartbeatChannel)]),
+        this.heartbeatTimeoutMs,
+        'LISTEN',
+      );
+      if (!(await this.heartbeat(subscriber)))
+        throw new ListenSelfCheckError(this.heartbeatTimeoutMs);
+    } catch (err) {
+      void closeQuietly(subscriber);
+      throw err;
+    }
+    this.connected = true;
+    this.log.info({ channel: CHANNEL }, 'listening for changes');
+    this.handlers.onConnected();
+    return subscriber;
+  }
+
+  private receive(payload: string | undefined): void {
+    const parsed = parseNotification(payload);
+    if (!parsed.ok) {
+      this.log.warn(
+        { reason: parsed.reason, payload: payload?.slice(0, 200), bytes: payload?.length ?? 0 },
+        'skipping malformed notification',
+      );
+      return;
+    }
+    try {
+      this.handlers.onChange(parsed.change);
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'change handler failed');
+    }
+  }
+
+  /** NOTIFY ourselves and wait for the echo: proves the socket and the LISTEN both work. */
+  private async heartbeat(subscriber: Subscriber): Promise<boolean> {
+    const token = String(++this.sequence);
+    const echoed = new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), this.heartbeatTimeoutMs);
+      this.echoes.set(token, () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+    try {
+      await withTimeout(
+        subscriber.notify(this.heartbeatChannel, token),
+        this.heartbeatTimeoutMs,
+        'NOTIFY',
+      );
+      return await echoed;
+    } catch {
+      return false;
+    } finally {
+      this.echoes.delete(token);
+    }
+  }
+
+  private async supervise(first: Subscriber): Promise<void> {
+    let subscriber: Subscriber | null = first;
+    let attempt = 0;
+    while (!this.stopped()) {
+      if (subscriber) {
+        await this.watch(subscriber);
+        this.connected = false;
+        void closeQuietly(subscriber);
+        subscriber = null;
+        if (this.stopped()) break;
+        this.log.warn('listener connection lost; reconnecting');
+      }
+      await sleep(jitter(Math.min(this.maxBackoffMs, 250 * 2 ** attempt)), this.wake.signal);
+      if (this.stopped()) break;
+      try {
+        subscriber = await this.connect();
+        attempt = 0;
+      } catch (err) {
+        attempt = Math.min(attempt + 1, 16);
+        this.log.warn({ err: (err as Error).message, attempt }, 'listener reconnect failed');
+      }
+    }
+  }
+
+  /** Returns when the connection stops answering heartbeats, or on stop(). */
+  private async watch(subscriber: Subscriber): Promise<void> {
+    while (!this.stopped()) {
+      await sleep(this.heartbeatMs, this.wake.signal);
+      if (this.stopped()) return;
+      if (!this.connected || !(await this.heartbeat(subscriber))) return;
+    }
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Close without waiting on a half-open socket: end() can hang until TCP gives up. */
+async function closeQuietly(subscriber: Subscriber): Promise<void> {
+  subscriber.events.removeAllListeners('error');
+  subscriber.events.on('error', () => undefined);
+  await withTimeout(subscriber.close(), 1_000, 'close').catch(() => undefined);
+}

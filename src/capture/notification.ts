@@ -1,0 +1,59 @@
+/**
+ * The messages the triggers send on channel `etl_changes` (migrations/0002): keys only, one per
+ * statement. Anything else on the channel is logged and skipped by the listener; a malformed
+ * message never stops it.
+ */
+import { z } from 'zod';
+import { UUID_PATTERN } from '../util/uuid.js';
+
+export const CHANNEL = 'etl_changes';
+
+export const CATALOG_TABLES = [
+  'film_work',
+  'genre',
+  'person',
+  'genre_film_work',
+  'person_film_work',
+] as const;
+
+export type CatalogTable = (typeof CATALOG_TABLES)[number];
+
+const uuids = z.array(z.string().regex(UUID_PATTERN, 'is not a uuid')).min(1).max(1000);
+
+export const changeNotificationSchema = z.strictObject({
+  t: z.enum(CATALOG_TABLES),
+  op: z.enum(['I', 'U', 'D', 'T']),
+  /** Row ids of film_work, genre or person. */
+  ids: uuids.optional(),
+  /** Films of changed link rows. */
+  films: uuids.optional(),
+  /** Too many rows to list: poll the table instead. */
+  many: z.literal(true).optional(),
+});
+
+export type ChangeNotification = z.infer<typeof changeNotificationSchema>;
+
+export type ParseResult = { ok: true; change: ChangeNotification } | { ok: false; reason: string };
+
+export function parseNotification(payload: string | undefined): ParseResult {
+  if (payload === undefined || payload === '') return { ok: false, reason: 'empty payload' };
+  let json: unknown;
+  try {
+    json = JSON.parse(payload);
+  } catch {
+    return { ok: false, reason: 'payload is not JSON' };
+  }
+  const result = changeNotificationSchema.safeParse(json);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    return {
+      ok: false,
+      reason: `unexpected payload: ${issue ? `${issue.path.join('.') || '(root)'} ${issue.message}` : 'invalid'}`,
+    };
+  }
+  const change = result.data;
+  if (change.op !== 'T' && !change.many && !change.ids && !change.films) {
+    return { ok: false, reason: 'unexpected payload: no keys and not marked many' };
+  }
+  return { ok: true, change };
+}

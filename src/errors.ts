@@ -1,0 +1,60 @@
+/**
+ * Which failures are worth retrying. The retry policies read this table; anything not listed is
+ * permanent and surfaces (a dead letter for a document, a clear exit for configuration).
+ */
+
+/** SQLSTATEs that a retry can cure: serialization, deadlock, shutdown/restart, connection loss. */
+const TRANSIENT_SQLSTATES = new Set([
+  '40001', // serialization_failure
+  '40P01', // deadlock_detected
+  '57P01', // admin_shutdown
+  '57P02', // crash_shutdown
+  '57P03', // cannot_connect_now (starting up, in recovery)
+  '53300', // too_many_connections
+  '08000', // connection_exception
+  '08003', // connection_does_not_exist
+  '08006', // connection_failure
+  '08001', // sqlclient_unable_to_establish_sqlconnection
+  '08004', // sqlserver_rejected_establishment_of_sqlconnection
+]);
+
+/** Node socket errors: the other side went away or never answered. */
+const TRANSIENT_NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'ENOTFOUND',
+]);
+
+/** HTTP statuses from Elasticsearch that mean "not now", not "never". */
+export function isTransientStatus(status: number | undefined): boolean {
+  return status === undefined || status === 408 || status === 429 || status >= 500;
+}
+
+export function isTransientError(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const code = (err as { code?: unknown }).code;
+  if (
+    typeof code === 'string' &&
+    (TRANSIENT_SQLSTATES.has(code) || TRANSIENT_NETWORK_CODES.has(code))
+  ) {
+    return true;
+  }
+  // @elastic/transport: ConnectionError, TimeoutError, NoLivingConnectionsError; ResponseError has a status.
+  if (['ConnectionError', 'TimeoutError', 'NoLivingConnectionsError'].includes(err.name))
+    return true;
+  const status = (err as { meta?: { statusCode?: number } }).meta?.statusCode;
+  if (err.name === 'ResponseError') return isTransientStatus(status);
+  if (
+    /Connection terminated|connection timeout|Client has encountered a connection error/i.test(
+      err.message,
+    )
+  ) {
+    return true;
+  }
+  return err.cause !== undefined && isTransientError(err.cause);
+}

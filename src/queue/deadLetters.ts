@@ -1,0 +1,50 @@
+/**
+ * Films Elasticsearch refused for good (a mapping conflict, a value it cannot parse), with the
+ * reason. One entry per film: a film that fails again replaces its entry rather than piling up.
+ * The rest of the batch goes on; `retry` puts them back in the queue once the cause is fixed.
+ */
+import type { FilmQueue } from './filmQueue.js';
+import type { RedisStore } from './redisStore.js';
+
+export interface DeadLetter {
+  id: string;
+  reason: string;
+  status: number;
+  at: string;
+}
+
+export class DeadLetters {
+  constructor(private readonly store: RedisStore) {}
+
+  private get key(): string {
+    return this.store.key('dead-letters');
+  }
+
+  async add(letters: DeadLetter[]): Promise<void> {
+    if (letters.length === 0) return;
+    await this.store.redis.hset(
+      this.key,
+      ...letters.flatMap((letter) => [letter.id, JSON.stringify(letter)]),
+    );
+  }
+
+  async list(): Promise<DeadLetter[]> {
+    const all = await this.store.redis.hgetall(this.key);
+    return Object.values(all)
+      .map((raw) => JSON.parse(raw) as DeadLetter)
+      .sort((a, b) => a.at.localeCompare(b.at));
+  }
+
+  async count(): Promise<number> {
+    return this.store.redis.hlen(this.key);
+  }
+
+  /** Re-drive: queue every dead film again and clear its entry. */
+  async retry(queue: FilmQueue): Promise<number> {
+    const ids = await this.store.redis.hkeys(this.key);
+    if (ids.length === 0) return 0;
+    await queue.enqueue(ids);
+    await this.store.redis.hdel(this.key, ...ids);
+    return ids.length;
+  }
+}

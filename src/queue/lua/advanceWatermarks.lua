@@ -1,0 +1,12 @@
+-- Advance watermarks only if the state is still the one the pass started in: if Redis was flushed
+-- (or restarted empty) meanwhile, the films this pass queued are gone, and writing a watermark
+-- would skip them forever. Refusing leaves the watermarks missing, so the next pass runs a full load.
+-- KEYS[1] epoch, KEYS[2..] watermark keys
+-- ARGV[1] the epoch the pass started in, ARGV[2] the new watermark (JSON)
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return 0
+end
+for i = 2, #KEYS do
+  redis.call('SET', KEYS[i], ARGV[2])
+end
+return 1

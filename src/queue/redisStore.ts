@@ -1,0 +1,70 @@
+/**
+ * The Redis side of the syncer: one connection, every key under REDIS_PREFIX, and the Lua scripts
+ * that make each multi-key step atomic. Other classes (queue, lock, watermarks, workers, dead
+ * letters) take a RedisStore and never build key names themselves.
+ *
+ * Keys that one script touches together must live in one hash slot on Redis Cluster: give the
+ * prefix a hash tag there (REDIS_PREFIX={movies_etl}:).
+ */
+import { readFileSync } from 'node:fs';
+import { Redis } from 'ioredis';
+import type { Logger } from '../logger.js';
+
+const lua = (name: string) => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8');
+
+const SCRIPTS = {
+  enqueue: lua('enqueue'),
+  claim: lua('claim'),
+  ack: lua('ack'),
+  release: lua('release'),
+  lockRelease: lua('lockRelease'),
+  lockRefresh: lua('lockRefresh'),
+  advanceWatermarks: lua('advanceWatermarks'),
+} as const;
+
+export type ScriptName = keyof typeof SCRIPTS;
+
+export class RedisStore {
+  readonly redis: Redis;
+  private readonly shas = new Map<ScriptName, string>();
+
+  constructor(
+    url: string,
+    readonly prefix: string,
+    private readonly log: Logger,
+  ) {
+    this.redis = new Redis(url, {
+      // Commands wait (queued) while Redis reconnects instead of failing after 20 tries; the
+      // loops above decide how long to wait.
+      maxRetriesPerRequest: null,
+      retryStrategy: (attempt) => Math.min(5_000, 100 * 2 ** Math.min(attempt, 6)),
+    });
+    this.redis.on('error', (err: Error) =>
+      this.log.warn({ err: err.message }, 'redis connection error'),
+    );
+  }
+
+  key(...parts: string[]): string {
+    return this.prefix + parts.join(':');
+  }
+
+  /** Run a Lua script by SHA, loading it on first use and after Redis lost its script cache. */
+  async run(script: ScriptName, keys: string[], args: (string | number)[]): Promise<unknown> {
+    let sha = this.shas.get(script);
+    if (sha === undefined) {
+      sha = (await this.redis.script('LOAD', SCRIPTS[script])) as string;
+      this.shas.set(script, sha);
+    }
+    try {
+      return await this.redis.evalsha(sha, keys.length, ...keys, ...args);
+    } catch (err) {
+      if (!(err instanceof Error) || !err.message.includes('NOSCRIPT')) throw err;
+      this.shas.delete(script);
+      return this.run(script, keys, args);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.redis.quit().catch(() => this.redis.disconnect());
+  }
+}

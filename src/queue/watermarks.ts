@@ -1,0 +1,99 @@
+/**
+ * Per-table watermarks of the poller (the seed's "time of the last record selected", made exact).
+ *
+ * A watermark is the Postgres snapshot a finished pass started from: every transaction below xmin
+ * had ended, those listed in xip were still running, and none at or above xmax had begun. The next
+ * pass re-reads the rows of exactly the transactions that snapshot could not see, so a long
+ * transaction that commits late is read when it commits, however far time has moved on. `at` (the
+ * snapshot's wall-clock time) is what people see as the table's lag.
+ *
+ * `epoch` marks the state as ours: if Redis restarts empty or is flushed, the epoch is gone and the
+ * syncer runs a full catch-up instead of resuming from nothing.
+ */
+import type { RedisStore } from './redisStore.js';
+
+export const WATERMARK_TABLES = [
+  'film_work',
+  'genre',
+  'person',
+  'genre_film_work',
+  'person_film_work',
+  'film_tombstone',
+  'truncation',
+] as const;
+
+export type WatermarkTable = (typeof WATERMARK_TABLES)[number];
+
+export interface Snapshot {
+  xmin: string;
+  xmax: string;
+  xip: string[];
+  at: string;
+}
+
+export class Watermarks {
+  constructor(private readonly store: RedisStore) {}
+
+  private key(table: WatermarkTable): string {
+    return this.store.key('watermark', table);
+  }
+
+  async get(table: WatermarkTable): Promise<Snapshot | null> {
+    const raw = await this.store.redis.get(this.key(table));
+    return raw === null ? null : (JSON.parse(raw) as Snapshot);
+  }
+
+  async getAll(): Promise<Map<WatermarkTable, Snapshot | null>> {
+    const raw = await this.store.redis.mget(...WATERMARK_TABLES.map((t) => this.key(t)));
+    return new Map(
+      WATERMARK_TABLES.map((table, i) => {
+        const value = raw[i];
+        return [table, value ? (JSON.parse(value) as Snapshot) : null];
+      }),
+    );
+  }
+
+  /** Set watermarks if the epoch is still `epoch`; false when the state was reset meanwhile. */
+  async advance(
+    epoch: string,
+    tables: readonly WatermarkTable[] | 'all',
+    snapshot: Snapshot,
+  ): Promise<boolean> {
+    const keys = (tables === 'all' ? WATERMARK_TABLES : tables).map((t) => this.key(t));
+    const done = await this.store.run(
+      'advanceWatermarks',
+      [this.epochKey, ...keys],
+      [epoch, JSON.stringify(snapshot)],
+    );
+    return Number(done) === 1;
+  }
+
+  get epochKey(): string {
+    return this.store.key('epoch');
+  }
+
+  async epoch(): Promise<string | null> {
+    return this.store.redis.get(this.epochKey);
+  }
+
+  /** Claim a new epoch if none exists; returns the epoch in force (ours or another syncer's). */
+  async ensureEpoch(candidate: string): Promise<{ epoch: string; created: boolean }> {
+    const created = (await this.store.redis.set(this.epochKey, candidate, 'NX')) === 'OK';
+    return { epoch: created ? candidate : ((await this.epoch()) ?? candidate), created };
+  }
+
+  /**
+   * One full load at a time across syncers: a lease that the loader refreshes. Returns a release
+   * function, or null when another syncer holds it.
+   */
+  async guardFullLoad(owner: string): Promise<(() => Promise<void>) | null> {
+    const key = this.store.key('full-load');
+    const redis = this.store.redis;
+    if ((await redis.set(key, owner, 'PX', 60_000, 'NX')) !== 'OK') return null;
+    const keep = setInterval(() => void redis.pexpire(key, 60_000).catch(() => undefined), 20_000);
+    return async () => {
+      clearInterval(keep);
+      if ((await redis.get(key)) === owner) await redis.del(key);
+    };
+  }
+}

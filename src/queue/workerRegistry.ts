@@ -1,0 +1,89 @@
+/**
+ * Who is doing what: every worker's state (reading, writing, idle ...) with since-when, and a
+ * heartbeat key whose expiry marks the worker dead. Any syncer's reaper then gives the dead
+ * worker's claim back to the queue.
+ */
+import { hostname } from 'node:os';
+import type { FilmQueue } from './filmQueue.js';
+import type { RedisStore } from './redisStore.js';
+
+export type WorkerState =
+  'starting' | 'idle' | 'reading' | 'writing' | 'polling' | 'full-load' | 'stopping';
+
+export interface WorkerInfo {
+  id: string;
+  state: WorkerState;
+  since: string;
+  host: string;
+  pid: number;
+  detail?: string;
+}
+
+export class WorkerRegistry {
+  constructor(
+    private readonly store: RedisStore,
+    private readonly heartbeatTtlMs = 15_000,
+  ) {}
+
+  private get hashKey(): string {
+    return this.store.key('workers');
+  }
+
+  private aliveKey(workerId: string): string {
+    return this.store.key('alive', workerId);
+  }
+
+  async setState(workerId: string, state: WorkerState, detail?: string): Promise<void> {
+    const info: WorkerInfo = {
+      id: workerId,
+      state,
+      since: new Date().toISOString(),
+      host: hostname(),
+      pid: process.pid,
+      ...(detail === undefined ? {} : { detail }),
+    };
+    await this.store.redis
+      .multi()
+      .hset(this.hashKey, workerId, JSON.stringify(info))
+      .set(this.aliveKey(workerId), '1', 'PX', this.heartbeatTtlMs)
+      .exec();
+  }
+
+  async heartbeat(workerId: string): Promise<void> {
+    await this.store.redis.set(this.aliveKey(workerId), '1', 'PX', this.heartbeatTtlMs);
+  }
+
+  async remove(workerId: string): Promise<void> {
+    await this.store.redis.multi().hdel(this.hashKey, workerId).del(this.aliveKey(workerId)).exec();
+  }
+
+  async list(): Promise<(WorkerInfo & { alive: boolean })[]> {
+    const all = await this.store.redis.hgetall(this.hashKey);
+    const infos = Object.values(all).map((raw) => JSON.parse(raw) as WorkerInfo);
+    const alive = infos.length
+      ? await this.store.redis.mget(...infos.map((w) => this.aliveKey(w.id)))
+      : [];
+    return infos.map((info, i) => ({ ...info, alive: alive[i] !== null }));
+  }
+
+  /** Give back the claims of workers whose heartbeat lapsed; returns how many ids went back. */
+  async reapDead(queue: FilmQueue): Promise<{ workers: string[]; ids: number }> {
+    const workers = await this.list();
+    const candidates = new Set(workers.filter((w) => !w.alive).map((w) => w.id));
+    // Also claims whose worker never registered (it died between claim and its first state write).
+    const registered = new Set(workers.map((w) => w.id));
+    for (const claim of await queue.inFlight()) {
+      if (!registered.has(claim.workerId)) candidates.add(claim.workerId);
+    }
+    const reaped: string[] = [];
+    let ids = 0;
+    for (const workerId of candidates) {
+      // Checked again right before: the worker may have come back since the listing.
+      if ((await this.store.redis.exists(this.aliveKey(workerId))) === 1) continue;
+      ids += await queue.release(workerId);
+      await this.store.redis.hdel(this.hashKey, workerId);
+      reaped.push(workerId);
+    }
+    return { workers: reaped, ids };
+  }
+}

@@ -1,0 +1,181 @@
+/**
+ * The indexing worker: claim up to ETL_SIZE_LIMIT film ids, read their documents (ETL_BULK_SIZE
+ * per query), bulk them into Elasticsearch, then acknowledge the claim.
+ *
+ * Whatever throws, the claim is either acknowledged (every film indexed, deleted, refused as stale
+ * or dead-lettered) or given back to the head of the queue: never dropped. If this process dies
+ * instead, its heartbeat lapses and another syncer's reaper gives the claim back.
+ */
+import type { FilmExtractor } from '../extract/extractor.js';
+import type { Logger } from '../logger.js';
+import type { BulkWriter } from '../load/bulkWriter.js';
+import type { DeadLetters } from '../queue/deadLetters.js';
+import type { Claim, FilmQueue } from '../queue/filmQueue.js';
+import type { WorkerRegistry, WorkerState } from '../queue/workerRegistry.js';
+import { isTransientError } from '../errors.js';
+import { sleep } from '../util/sleep.js';
+import { isUuid } from '../util/uuid.js';
+
+export interface IndexerDeps {
+  workerId: string;
+  queue: FilmQueue;
+  extractor: FilmExtractor;
+  writer: BulkWriter;
+  deadLetters: DeadLetters;
+  registry: WorkerRegistry;
+  log: Logger;
+  sizeLimit: number;
+  sleepMs: number;
+  /** How long a batch in flight may take to finish after stop() before it is given back. */
+  gracefulMs?: number;
+}
+
+export interface IndexerStats {
+  batches: number;
+  indexed: number;
+  deleted: number;
+  stale: number;
+  dead: number;
+  retries: number;
+  lastBatchAt: string | null;
+  lastError: string | null;
+}
+
+export class Indexer {
+  readonly stats: IndexerStats = {
+    batches: 0,
+    indexed: 0,
+    deleted: 0,
+    stale: 0,
+    dead: 0,
+    retries: 0,
+    lastBatchAt: null,
+    lastError: null,
+  };
+  private state: WorkerState = 'starting';
+  private readonly hardStop = new AbortController();
+
+  constructor(private readonly deps: IndexerDeps) {}
+
+  /** Runs until `signal` aborts; a batch in flight then gets `gracefulMs` to finish. */
+  async run(signal: AbortSignal): Promise<void> {
+    const { registry, workerId, log } = this.deps;
+    const onStop = () =>
+      setTimeout(() => this.hardStop.abort(), this.deps.gracefulMs ?? 10_000).unref();
+    signal.addEventListener('abort', onStop, { once: true });
+    const heartbeat = setInterval(
+      () => void registry.heartbeat(workerId).catch(() => undefined),
+      5_000,
+    );
+    let failures = 0;
+    try {
+      await this.setState('idle');
+      while (!signal.aborted) {
+        let claim: Claim | null = null;
+        try {
+          claim = await this.deps.queue.claim(workerId, this.deps.sizeLimit);
+          if (!claim) {
+            await this.setState('idle');
+            await this.waitForWork(signal);
+            continue;
+          }
+          await this.process(claim);
+          failures = 0;
+          await sleep(this.deps.sleepMs, signal);
+        } catch (err) {
+          failures++;
+          this.stats.lastError = (err as Error).message;
+          const back = claim ? await this.giveBack() : 0;
+          if (this.hardStop.signal.aborted) break;
+          log.warn(
+            {
+              err: (err as Error).message,
+              transient: isTransientError(err),
+              failures,
+              returned: back,
+            },
+            'batch failed; claim returned to the queue',
+          );
+          await sleep(Math.min(30_000, 200 * 2 ** Math.min(failures, 8)), signal);
+        }
+      }
+    } finally {
+      clearInterval(heartbeat);
+      signal.removeEventListener('abort', onStop);
+      await registry.remove(workerId).catch(() => undefined);
+    }
+  }
+
+  private async process(claim: Claim): Promise<void> {
+    const { extractor, writer, deadLetters, queue, log } = this.deps;
+    const batchLog = log.child({ batch: this.stats.batches + 1, films: claim.ids.length });
+    const valid = claim.ids.filter(isUuid);
+    const invalid = claim.ids.filter((id) => !isUuid(id));
+    if (invalid.length > 0) {
+      await deadLetters.add(
+        invalid.map((id) => ({
+          id,
+          status: 0,
+          reason: 'not a film id (uuid)',
+          at: new Date().toISOString(),
+        })),
+      );
+    }
+    const done: string[] = [];
+    for (let i = 0; i < valid.length; i += extractor.bulkSize) {
+      await this.setState('reading');
+      const batch = await extractor.read(claim, valid.slice(i, i + extractor.bulkSize));
+      await this.setState('writing');
+      const result = await writer.write(batch, this.hardStop.signal);
+      await deadLetters.add(result.dead);
+      this.stats.indexed += result.indexed.length;
+      this.stats.deleted += result.deleted.length;
+      this.stats.stale += result.stale.length;
+      this.stats.dead += result.dead.length;
+      this.stats.retries += result.retries;
+      done.push(...result.indexed, ...result.deleted, ...result.stale);
+      if (result.dead.length > 0) {
+        batchLog.warn(
+          { dead: result.dead.map((d) => ({ id: d.id, reason: d.reason })) },
+          'documents refused',
+        );
+      }
+    }
+    await queue.ack(claim, done);
+    this.stats.batches++;
+    this.stats.lastBatchAt = new Date().toISOString();
+    batchLog.debug({ indexed: done.length }, 'batch done');
+  }
+
+  private async giveBack(): Promise<number> {
+    try {
+      return await this.deps.queue.release(this.deps.workerId);
+    } catch (err) {
+      // Redis is away too: the claim stays in our processing list, and the reaper (ours after a
+      // restart, or another syncer's) returns it once our heartbeat lapses.
+      this.deps.log.warn({ err: (err as Error).message }, 'could not return the claim yet');
+      return 0;
+    }
+  }
+
+  private async setState(state: WorkerState): Promise<void> {
+    if (state === this.state) return;
+    this.state = state;
+    await this.deps.registry.setState(this.deps.workerId, state);
+  }
+
+  /** Until something is queued here, or 250 ms for queues fed by other syncers. */
+  private waitForWork(signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.deps.queue.events.off('enqueued', done);
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, 250);
+      this.deps.queue.events.once('enqueued', done);
+      signal.addEventListener('abort', done, { once: true });
+    });
+  }
+}

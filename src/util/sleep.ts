@@ -1,0 +1,18 @@
+/** Sleep that an AbortSignal cuts short (resolves, never rejects), so loops stop promptly. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+/** A delay in [ms/2, ms): spreads retries of many clients apart. */
+export function jitter(ms: number): number {
+  return ms / 2 + Math.random() * (ms / 2);
+}

@@ -1,0 +1,149 @@
+/**
+ * The test oracle: the documents contract.md section 2 prescribes, computed in plain TypeScript
+ * from the raw tables (independently of the syncer's SQL), and the index's actual documents, both
+ * normalised so that array order does not matter.
+ */
+import { isDeepStrictEqual } from 'node:util';
+import type { Client } from '@elastic/elasticsearch';
+import type pg from 'pg';
+
+type Ref = { id: string; name: string };
+
+export interface Doc {
+  id: string;
+  title: string;
+  description: string | null;
+  imdb_rating: number | null;
+  type: string;
+  creation_date: string | null;
+  genres: Ref[];
+  genres_names: string[];
+  directors: Ref[];
+  directors_names: string[];
+  actors: Ref[];
+  actors_names: string[];
+  writers: Ref[];
+  writers_names: string[];
+}
+
+const byId = (a: Ref, b: Ref) => a.id.localeCompare(b.id);
+
+export function normalise(doc: Doc): Doc {
+  return {
+    ...doc,
+    genres: [...doc.genres].sort(byId),
+    genres_names: [...doc.genres_names].sort(),
+    directors: [...doc.directors].sort(byId),
+    directors_names: [...doc.directors_names].sort(),
+    actors: [...doc.actors].sort(byId),
+    actors_names: [...doc.actors_names].sort(),
+    writers: [...doc.writers].sort(byId),
+    writers_names: [...doc.writers_names].sort(),
+  };
+}
+
+export async function expectedDocuments(db: pg.Pool): Promise<Map<string, Doc>> {
+  const films = await db.query<{
+    id: string;
+    title: string;
+    description: string | null;
+    rating: number | null;
+    type: string;
+    creation_date: string | null;
+  }>('SELECT id, title, description, rating, type, creation_date::text FROM content.film_work');
+  const genres = await db.query<{ film: string; id: string; name: string }>(
+    `SELECT gfw.film_work_id AS film, g.id, g.name
+       FROM content.genre_film_work gfw JOIN content.genre g ON g.id = gfw.genre_id`,
+  );
+  const people = await db.query<{ film: string; id: string; name: string; role: string }>(
+    `SELECT pfw.film_work_id AS film, p.id, p.full_name AS name, pfw.role
+       FROM content.person_film_work pfw JOIN content.person p ON p.id = pfw.person_id`,
+  );
+  const docs = new Map<string, Doc>();
+  for (const f of films.rows) {
+    docs.set(f.id, {
+      id: f.id,
+      title: f.title,
+      description: f.description,
+      imdb_rating: f.rating,
+      type: f.type,
+      creation_date: f.creation_date,
+      genres: [],
+      genres_names: [],
+      directors: [],
+      directors_names: [],
+      actors: [],
+      actors_names: [],
+      writers: [],
+      writers_names: [],
+    });
+  }
+  for (const g of genres.rows) {
+    const doc = docs.get(g.film);
+    if (!doc) continue;
+    doc.genres.push({ id: g.id, name: g.name });
+    doc.genres_names.push(g.name);
+  }
+  for (const p of people.rows) {
+    const doc = docs.get(p.film);
+    if (!doc) continue;
+    const key = ({ director: 'directors', actor: 'actors', writer: 'writers' } as const)[
+      p.role as 'director' | 'actor' | 'writer'
+    ] as 'directors' | 'actors' | 'writers' | undefined;
+    if (!key) continue; // other roles are not indexed
+    doc[key].push({ id: p.id, name: p.name });
+    doc[`${key}_names`].push(p.name);
+  }
+  return new Map([...docs].map(([id, doc]) => [id, normalise(doc)]));
+}
+
+export async function indexedDocuments(es: Client, index: string): Promise<Map<string, Doc>> {
+  await es.indices.refresh({ index });
+  const docs = new Map<string, Doc>();
+  let after: (string | number)[] | undefined;
+  for (;;) {
+    const page = await es.search<Doc>({
+      index,
+      size: 5_000,
+      sort: [{ id: 'asc' }],
+      ...(after ? { search_after: after } : {}),
+    });
+    for (const hit of page.hits.hits) {
+      if (hit._source && hit._id !== undefined) docs.set(hit._id, normalise(hit._source));
+    }
+    const last = page.hits.hits.at(-1);
+    if (page.hits.hits.length < 5_000 || !last?.sort) break;
+    after = last.sort as (string | number)[];
+  }
+  return docs;
+}
+
+export interface Drift {
+  missing: string[];
+  extra: string[];
+  stale: { id: string; expected: Doc; actual: Doc }[];
+}
+
+export function compare(expected: Map<string, Doc>, actual: Map<string, Doc>): Drift {
+  const drift: Drift = { missing: [], extra: [], stale: [] };
+  for (const [id, doc] of expected) {
+    const got = actual.get(id);
+    if (!got) drift.missing.push(id);
+    else if (!isDeepStrictEqual(got, doc)) drift.stale.push({ id, expected: doc, actual: got });
+  }
+  for (const id of actual.keys()) if (!expected.has(id)) drift.extra.push(id);
+  return drift;
+}
+
+export const inSync = (d: Drift) => d.missing.length + d.extra.length + d.stale.length === 0;
+
+export function describeDrift(d: Drift): string {
+  const first = d.stale[0];
+  return (
+    `missing ${d.missing.length} (${d.missing.slice(0, 3).join(', ')}), ` +
+    `extra ${d.extra.length} (${d.extra.slice(0, 3).join(', ')}), stale ${d.stale.length}` +
+    (first
+      ? `\nfirst stale ${first.id}:\n expected ${JSON.stringify(first.expected)}\n actual   ${JSON.stringify(first.actual)}`
+      : '')
+  );
+}
