@@ -51,11 +51,16 @@ export class ReadLock {
   withLock<T>(what: string, read: () => Promise<T>): Promise<T> {
     return this.local.run(async () => {
       const value = await this.acquire(what);
-      const refresh = setInterval(() => void this.refresh(value), Math.max(100, this.leaseMs / 3));
+      const held = { released: false };
+      const refresh = setInterval(
+        () => void this.refresh(value, held),
+        Math.max(100, this.leaseMs / 3),
+      );
       try {
         return await read();
       } finally {
         clearInterval(refresh);
+        held.released = true;
         await this.store.run('lockRelease', [this.key], [value]);
       }
     });
@@ -68,7 +73,13 @@ export class ReadLock {
       this.store.redis.pttl(this.key),
     ]);
     if (raw === null) return null;
-    const parsed = JSON.parse(raw) as LockHolder;
+    let parsed: LockHolder;
+    try {
+      parsed = JSON.parse(raw) as LockHolder;
+    } catch {
+      // Not written by this program (or an older one): still a holder, just an unnamed one.
+      parsed = { holder: raw.slice(0, 100), since: new Date().toISOString(), token: '' };
+    }
     return { ...parsed, ageMs: Date.now() - Date.parse(parsed.since), leaseLeftMs: ttl };
   }
 
@@ -105,10 +116,13 @@ export class ReadLock {
     }
   }
 
-  private async refresh(value: string): Promise<void> {
+  private async refresh(value: string, held: { released: boolean }): Promise<void> {
     try {
       const kept = await this.store.run('lockRefresh', [this.key], [value, this.leaseMs]);
-      if (Number(kept) !== 1) this.log.warn('postgres read lock lease expired while reading');
+      // A refresh already on its way when the read finished finds the lock released: not a loss.
+      if (Number(kept) !== 1 && !held.released) {
+        this.log.warn('postgres read lock lease expired while reading');
+      }
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'could not refresh the postgres read lock');
     }

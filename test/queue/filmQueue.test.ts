@@ -1,0 +1,217 @@
+/**
+ * The film queue on a real Redis: order, dedupe, claims, ack, release, the reaper and the dead
+ * letters. Each test works under its own key prefix and deletes its keys afterwards.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { createLogger } from '../../src/logger.js';
+import { DeadLetters } from '../../src/queue/deadLetters.js';
+import { FilmQueue, type Claim } from '../../src/queue/filmQueue.js';
+import { RedisStore } from '../../src/queue/redisStore.js';
+import { WorkerRegistry } from '../../src/queue/workerRegistry.js';
+import { sleep } from '../../src/util/sleep.js';
+
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379/0';
+
+const films = (n: number, from = 0) =>
+  Array.from({ length: n }, (_, i) => `film-${String(from + i).padStart(5, '0')}`);
+
+describe('film queue', () => {
+  let store: RedisStore;
+  let queue: FilmQueue;
+
+  beforeEach(() => {
+    const prefix = `test:queue:${randomBytes(6).toString('hex')}:`;
+    store = new RedisStore(REDIS_URL, prefix, createLogger('silent', false));
+    queue = new FilmQueue(store);
+  });
+
+  afterEach(async () => {
+    const keys = await store.redis.keys(`${store.prefix}*`);
+    if (keys.length > 0) await store.redis.del(...keys);
+    await store.close();
+  });
+
+  const claimIds = async (workerId: string, count: number) =>
+    (await queue.claim(workerId, count))?.ids ?? [];
+
+  it('hands films out in the order they were enqueued', async () => {
+    await queue.enqueue(['a', 'b', 'c']);
+    await queue.enqueue(['d', 'e']);
+    assert.equal(await queue.depth(), 5);
+    assert.deepEqual(await claimIds('w1', 2), ['a', 'b']);
+    assert.deepEqual(await claimIds('w2', 10), ['c', 'd', 'e']);
+    assert.equal(await queue.claim('w3', 10), null);
+    assert.equal(await queue.depth(), 0);
+  });
+
+  it('queues a film once while it waits, and again once it was claimed', async () => {
+    assert.equal(await queue.enqueue(['a', 'b', 'a']), 2);
+    for (let i = 0; i < 5; i++) assert.equal(await queue.enqueue(['a', 'b']), 0);
+    assert.equal(await queue.depth(), 2);
+    assert.deepEqual(await claimIds('w1', 10), ['a', 'b']);
+    assert.equal(await queue.enqueue(['a']), 1);
+    assert.deepEqual(await claimIds('w1', 10), ['a']);
+  });
+
+  it('moves claimed films into the worker processing list and reports the claim', async () => {
+    await queue.enqueue(films(5));
+    const before = Date.now();
+    const claim = await queue.claim('w1', 3);
+    assert.ok(claim);
+    assert.equal(claim.workerId, 'w1');
+    assert.deepEqual(claim.ids, films(3));
+    assert.ok(claim.claimedAt >= before && claim.claimedAt <= Date.now());
+    assert.deepEqual(await store.redis.lrange(queue.processingKey('w1'), 0, -1), films(3));
+    assert.equal(await queue.depth(), 2);
+    const other = await queue.claim('w2', 10);
+    const inFlight = (await queue.inFlight()).sort((x, y) => x.workerId.localeCompare(y.workerId));
+    assert.deepEqual(inFlight, [
+      { workerId: 'w1', since: claim.claimedAt, size: 3 },
+      { workerId: 'w2', since: other?.claimedAt, size: 2 },
+    ]);
+  });
+
+  it('ack drops the claim and records the loaded films in history, newest first', async () => {
+    await queue.enqueue(['a', 'b', 'c', 'd']);
+    const first = await queue.claim('w1', 3);
+    assert.ok(first);
+    await queue.ack(first, first.ids);
+    assert.equal(await store.redis.exists(queue.processingKey('w1')), 0);
+    assert.deepEqual(await queue.inFlight(), []);
+    const second = await queue.claim('w1', 3);
+    assert.ok(second);
+    await queue.ack(second, second.ids);
+    const history = await queue.history(10);
+    assert.deepEqual(
+      history.map((h) => h.id),
+      ['d', 'c', 'b', 'a'],
+    );
+    for (const entry of history) assert.ok(!Number.isNaN(Date.parse(entry.at)));
+    assert.deepEqual(
+      (await queue.history(2)).map((h) => h.id),
+      ['d', 'c'],
+    );
+  });
+
+  it('history keeps only the newest 10,000 entries', async () => {
+    const loaded = films(10_005);
+    const claim: Claim = { workerId: 'w1', ids: loaded, claimedAt: Date.now() };
+    await queue.ack(claim, loaded);
+    const key = store.key('history');
+    assert.equal(await store.redis.llen(key), 10_000);
+    assert.deepEqual(
+      (await queue.history(1)).map((h) => h.id),
+      ['film-10004'],
+    );
+    const oldest = await store.redis.lindex(key, -1);
+    assert.equal((JSON.parse(oldest ?? '{}') as { id?: string }).id, 'film-00005');
+  });
+
+  it('release puts a claim back at the head of the queue in its original order', async () => {
+    await queue.enqueue(['a', 'b', 'c', 'd', 'e']);
+    await queue.claim('w1', 3);
+    assert.equal(await queue.release('w1'), 3);
+    assert.equal(await store.redis.exists(queue.processingKey('w1')), 0);
+    assert.deepEqual(await queue.inFlight(), []);
+    assert.deepEqual(await claimIds('w2', 10), ['a', 'b', 'c', 'd', 'e']);
+  });
+
+  it('release does not duplicate films that were enqueued again meanwhile', async () => {
+    await queue.enqueue(['a', 'b', 'c']);
+    await queue.claim('w1', 3);
+    assert.equal(await queue.enqueue(['b', 'x']), 2);
+    assert.equal(await queue.release('w1'), 2);
+    assert.equal(await queue.depth(), 4);
+    assert.deepEqual(await claimIds('w2', 10), ['a', 'c', 'b', 'x']);
+  });
+
+  it('claims more than 8,000 films in one call', async () => {
+    const ids = films(12_000);
+    assert.equal(await queue.enqueue(ids), 12_000);
+    const claim = await queue.claim('w1', 10_000);
+    assert.ok(claim);
+    assert.deepEqual(claim.ids, ids.slice(0, 10_000));
+    assert.equal(await store.redis.llen(queue.processingKey('w1')), 10_000);
+    assert.equal(await queue.depth(), 2_000);
+    assert.equal(await queue.release('w1'), 10_000);
+    assert.deepEqual(await claimIds('w2', 12_000), ids);
+  });
+
+  describe('reaper', () => {
+    it('returns the claim of a worker whose heartbeat lapsed, not a live one', async () => {
+      const registry = new WorkerRegistry(store, 200);
+      await queue.enqueue(films(6));
+      await registry.setState('dead', 'writing');
+      await registry.setState('live', 'writing');
+      await queue.claim('dead', 3);
+      await queue.claim('live', 3);
+      const beat = setInterval(() => void registry.heartbeat('live'), 50);
+      try {
+        await sleep(400);
+        assert.deepEqual(await registry.reapDead(queue), { workers: ['dead'], ids: 3 });
+      } finally {
+        clearInterval(beat);
+      }
+      assert.deepEqual(await store.redis.lrange(queue.processingKey('live'), 0, -1), films(3, 3));
+      assert.deepEqual(
+        (await queue.inFlight()).map((c) => c.workerId),
+        ['live'],
+      );
+      assert.deepEqual(
+        (await registry.list()).map((w) => w.id),
+        ['live'],
+      );
+      assert.deepEqual(await claimIds('other', 10), films(3));
+    });
+
+    it('returns the claim of a worker that died before it registered', async () => {
+      const registry = new WorkerRegistry(store, 200);
+      await queue.enqueue(films(2));
+      await queue.claim('ghost', 2);
+      assert.deepEqual(await registry.reapDead(queue), { workers: ['ghost'], ids: 2 });
+      assert.deepEqual(await claimIds('other', 10), films(2));
+    });
+
+    it('leaves everything alone while every worker is alive', async () => {
+      const registry = new WorkerRegistry(store, 10_000);
+      await queue.enqueue(films(2));
+      await registry.setState('w1', 'reading');
+      await queue.claim('w1', 2);
+      assert.deepEqual(await registry.reapDead(queue), { workers: [], ids: 0 });
+      assert.equal((await queue.inFlight())[0]?.size, 2);
+    });
+  });
+
+  describe('dead letters', () => {
+    const letter = (id: string, reason: string, at: string) => ({ id, reason, status: 400, at });
+
+    it('keeps one entry per film, oldest first, and counts them', async () => {
+      const dead = new DeadLetters(store);
+      await dead.add([letter('a', 'mapping conflict', '2024-01-01T00:00:02Z')]);
+      await dead.add([letter('b', 'bad date', '2024-01-01T00:00:01Z')]);
+      await dead.add([letter('a', 'still broken', '2024-01-01T00:00:03Z')]);
+      await dead.add([]);
+      assert.equal(await dead.count(), 2);
+      assert.deepEqual(await dead.list(), [
+        letter('b', 'bad date', '2024-01-01T00:00:01Z'),
+        letter('a', 'still broken', '2024-01-01T00:00:03Z'),
+      ]);
+    });
+
+    it('retry queues every dead film again and clears the list', async () => {
+      const dead = new DeadLetters(store);
+      assert.equal(await dead.retry(queue), 0);
+      await queue.enqueue(['b']);
+      await dead.add([
+        letter('a', 'x', '2024-01-01T00:00:00Z'),
+        letter('b', 'y', '2024-01-01T00:00:00Z'),
+      ]);
+      assert.equal(await dead.retry(queue), 2);
+      assert.equal(await dead.count(), 0);
+      assert.deepEqual(await dead.list(), []);
+      assert.deepEqual((await claimIds('w1', 10)).sort(), ['a', 'b']);
+    });
+  });
+});

@@ -1,0 +1,153 @@
+/**
+ * The Postgres read lock on a real Redis: one reader at a time across processes (two stores on one
+ * prefix) and coroutines, what others see of the holder, crashed holders, and safe release.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { createLogger, type Logger } from '../../src/logger.js';
+import { ReadLock, type LockHolder } from '../../src/queue/readLock.js';
+import { RedisStore } from '../../src/queue/redisStore.js';
+import { sleep } from '../../src/util/sleep.js';
+
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379/0';
+const silent = createLogger('silent', false);
+
+interface LogLine {
+  msg: string;
+  holder?: string;
+}
+
+/** A pino logger whose JSON lines land in `lines`. */
+function capturingLogger(): { log: Logger; lines: LogLine[] } {
+  const lines: LogLine[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString('utf8').split('\n')) {
+        if (line.trim() !== '') lines.push(JSON.parse(line) as LogLine);
+      }
+      done();
+    },
+  });
+  return { log: pino({ level: 'info' }, stream), lines };
+}
+
+describe('postgres read lock', () => {
+  let prefix: string;
+  const stores: RedisStore[] = [];
+
+  /** A new connection on the test's prefix: another "process" sharing the lock. */
+  const connect = () => {
+    const store = new RedisStore(REDIS_URL, prefix, silent);
+    stores.push(store);
+    return store;
+  };
+
+  beforeEach(() => {
+    prefix = `test:lock:${randomBytes(6).toString('hex')}:`;
+  });
+
+  afterEach(async () => {
+    const [first] = stores;
+    if (first) {
+      const keys = await first.redis.keys(`${prefix}*`);
+      if (keys.length > 0) await first.redis.del(...keys);
+    }
+    await Promise.all(stores.splice(0).map((store) => store.close()));
+  });
+
+  it('lets one reader in at a time across processes and concurrent calls', async () => {
+    const a = new ReadLock(connect(), 'proc-a', silent);
+    const b = new ReadLock(connect(), 'proc-b', silent);
+    let inside = 0;
+    let most = 0;
+    let done = 0;
+    await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        (i % 2 === 0 ? a : b).withLock(`read ${i}`, async () => {
+          inside++;
+          most = Math.max(most, inside);
+          await sleep(2);
+          await new Promise((resolve) => setImmediate(resolve));
+          assert.equal(inside, 1, 'another reader came in');
+          inside--;
+          done++;
+        }),
+      ),
+    );
+    assert.equal(done, 20);
+    assert.equal(most, 1);
+    assert.equal(await a.holder(), null);
+  });
+
+  it('shows who holds the lock and since when, and nothing once released', async () => {
+    const lock = new ReadLock(connect(), 'proc-a', silent, { leaseMs: 10_000 });
+    const observer = new ReadLock(connect(), 'proc-b', silent);
+    const before = Date.now();
+    const seen = await lock.withLock('films batch', () => observer.holder());
+    assert.ok(seen);
+    assert.equal(seen.holder, 'proc-a films batch');
+    const since = Date.parse(seen.since);
+    assert.ok(since >= before - 5 && since <= Date.now(), `since ${seen.since}`);
+    assert.ok(seen.ageMs >= 0 && seen.ageMs < 5_000);
+    assert.ok(seen.leaseLeftMs > 0 && seen.leaseLeftMs <= 10_000);
+    assert.equal(await observer.holder(), null);
+  });
+
+  it('waits at most about one lease for a holder that crashed, logging who holds it', async () => {
+    const store = connect();
+    const { log, lines } = capturingLogger();
+    const lock = new ReadLock(store, 'proc-b', log, { logEveryMs: 50 });
+    const crashed: LockHolder = {
+      holder: 'proc-crashed films batch',
+      since: new Date().toISOString(),
+      token: 'crashed-token',
+    };
+    const started = Date.now();
+    await store.redis.set(lock.key, JSON.stringify(crashed), 'PX', 300);
+    const enteredAfter = await lock.withLock('catch-up', () =>
+      Promise.resolve(Date.now() - started),
+    );
+    assert.ok(enteredAfter >= 250, `got in after ${enteredAfter} ms, before the lease ran out`);
+    assert.ok(enteredAfter < 3_000, `got in only after ${enteredAfter} ms`);
+    assert.ok(lock.waitedMs >= 250);
+    const waiting = lines.filter((line) => line.msg === 'waiting for the postgres read lock');
+    assert.ok(waiting.length > 0, 'the waiter logged nothing');
+    assert.ok(waiting.some((line) => line.holder === 'proc-crashed films batch'));
+  });
+
+  it('releases the lock when the read throws', async () => {
+    const lock = new ReadLock(connect(), 'proc-a', silent);
+    const other = new ReadLock(connect(), 'proc-b', silent);
+    await assert.rejects(
+      lock.withLock('broken read', () => Promise.reject(new Error('query failed'))),
+      /query failed/,
+    );
+    assert.equal(await lock.holder(), null);
+    const started = Date.now();
+    assert.equal(await other.withLock('next', () => Promise.resolve('read')), 'read');
+    assert.ok(Date.now() - started < 1_000);
+    assert.equal(await lock.withLock('again', () => Promise.resolve(1)), 1);
+  });
+
+  it('neither frees nor extends a lock that another holder took after our lease lapsed', async () => {
+    const store = connect();
+    const { log, lines } = capturingLogger();
+    const lock = new ReadLock(store, 'proc-a', log, { leaseMs: 300 });
+    const theirs = JSON.stringify({
+      holder: 'proc-b films batch',
+      since: new Date().toISOString(),
+      token: 'their-token',
+    } satisfies LockHolder);
+    await lock.withLock('slow read', async () => {
+      // As if our lease had run out and proc-b had taken the lock.
+      await store.redis.set(lock.key, theirs, 'PX', 10_000);
+      await sleep(250); // the refresh (every lease / 3) runs meanwhile
+    });
+    assert.equal(await store.redis.get(lock.key), theirs);
+    assert.ok((await store.redis.pttl(lock.key)) > 5_000, 'our refresh reset their lease');
+    assert.ok(lines.some((line) => line.msg === 'postgres read lock lease expired while reading'));
+  });
+});
