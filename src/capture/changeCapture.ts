@@ -34,6 +34,7 @@ export class ChangeCapture {
     private readonly poller: Poller,
     private readonly log: Logger,
     private readonly pollIntervalMs: number,
+    private readonly reportError?: (message: string) => Promise<void>,
   ) {}
 
   /** From the listener. Never throws and never waits: the work happens in run(). */
@@ -91,6 +92,7 @@ export class ChangeCapture {
         // Postgres or Redis went away mid-step: nothing was acknowledged, so retrying is safe.
         failures++;
         this.stats.lastError = (err as Error).message;
+        await this.reportError?.((err as Error).message).catch(() => undefined);
         this.pollRequested = true;
         this.log.warn(
           { err: (err as Error).message, failures },

@@ -28,6 +28,8 @@ export interface IndexerDeps {
   sleepMs: number;
   /** How long a batch in flight may take to finish after stop() before it is given back. */
   gracefulMs?: number;
+  /** Where failures are reported for `npm run status`. */
+  reportError?: (message: string) => Promise<void>;
 }
 
 export interface IndexerStats {
@@ -85,6 +87,7 @@ export class Indexer {
         } catch (err) {
           failures++;
           this.stats.lastError = (err as Error).message;
+          await this.deps.reportError?.((err as Error).message).catch(() => undefined);
           const back = claim ? await this.giveBack() : 0;
           if (this.hardStop.signal.aborted) break;
           log.warn(

@@ -22,6 +22,7 @@ import { DeadLetters } from '../queue/deadLetters.js';
 import { FilmQueue } from '../queue/filmQueue.js';
 import { ReadLock } from '../queue/readLock.js';
 import { RedisStore } from '../queue/redisStore.js';
+import { recordLastError } from '../queue/statusReport.js';
 import { Watermarks } from '../queue/watermarks.js';
 import { WorkerRegistry } from '../queue/workerRegistry.js';
 import { Indexer } from './indexer.js';
@@ -91,6 +92,7 @@ export class Syncer {
       poller,
       log.child({ component: 'capture' }),
       config.pollIntervalMs,
+      (message) => recordLastError(this.store, 'capture', message),
     );
     this.capture = capture;
     this.listener = new ChangeListener(
@@ -114,6 +116,7 @@ export class Syncer {
       log: log.child({ component: 'indexer' }),
       sizeLimit: config.sizeLimit,
       sleepMs: config.sleepMs,
+      reportError: (message) => recordLastError(this.store, 'indexer', message),
     });
 
     await this.listener.start();

@@ -32,7 +32,7 @@ export async function waitForConvergence(
 
 /** Polls `check` until it returns true. */
 export async function eventually(
-  check: () => Promise<boolean>,
+  check: () => boolean | Promise<boolean>,
   timeoutMs = 15_000,
   what = 'condition',
 ): Promise<void> {

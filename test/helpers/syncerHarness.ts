@@ -1,8 +1,10 @@
 /** Runs the real syncer in this test process against a sandbox, and migrates the sandbox first. */
+import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import { pino } from 'pino';
 import type { Config } from '../../src/config.js';
 import { migrate } from '../../src/db/migrator.js';
-import { createLogger } from '../../src/logger.js';
+import { createLogger, type Logger } from '../../src/logger.js';
 import { Syncer } from '../../src/sync/syncer.js';
 import type { Sandbox } from './isolation.js';
 
@@ -18,11 +20,33 @@ export async function migrateSandbox(sandbox: Sandbox): Promise<void> {
 export async function startSyncer(
   sandbox: Sandbox,
   overrides: Partial<Config> = {},
+  log: Logger = testLog(),
 ): Promise<Syncer> {
-  const syncer = new Syncer({ ...sandbox.config, ...overrides }, testLog(), {
+  const syncer = new Syncer({ ...sandbox.config, ...overrides }, log, {
     listenerHeartbeatMs: 1_000,
     reapEveryMs: 1_000,
   });
   await syncer.start();
   return syncer;
+}
+
+/** A logger whose JSON lines are kept in memory, for tests that check what was logged. */
+export function capturingLog(): { log: Logger; lines: () => Record<string, unknown>[] } {
+  const chunks: string[] = [];
+  const log = pino(
+    { level: 'debug' },
+    new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        chunks.push(chunk.toString());
+        done();
+      },
+    }),
+  );
+  const lines = () =>
+    chunks
+      .join('')
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+  return { log, lines };
 }

@@ -1,0 +1,80 @@
+/** `npm run status` (`-- --json` for machines): what the syncers are doing, read from Redis. */
+import { parseArgs } from 'node:util';
+import { loadConfigOrExit } from '../config.js';
+import { createLogger } from '../logger.js';
+import { DeadLetters } from '../queue/deadLetters.js';
+import { FilmQueue } from '../queue/filmQueue.js';
+import { ReadLock } from '../queue/readLock.js';
+import { RedisStore } from '../queue/redisStore.js';
+import { readStatus, type StatusReport } from '../queue/statusReport.js';
+import { Watermarks } from '../queue/watermarks.js';
+import { WorkerRegistry } from '../queue/workerRegistry.js';
+
+const { values } = parseArgs({ options: { json: { type: 'boolean', default: false } } });
+const config = loadConfigOrExit();
+const log = createLogger('warn', false);
+const store = new RedisStore(config.redisUrl, config.redisPrefix, log);
+try {
+  const report = await readStatus({
+    store,
+    queue: new FilmQueue(store),
+    lock: new ReadLock(store, 'status', log),
+    registry: new WorkerRegistry(store),
+    watermarks: new Watermarks(store),
+    deadLetters: new DeadLetters(store),
+  });
+  process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : render(report));
+} catch (err) {
+  process.stderr.write(`status: cannot read state from Redis: ${(err as Error).message}\n`);
+  process.exitCode = 1;
+} finally {
+  await store.close();
+}
+
+function age(ms: number | null): string {
+  if (ms === null) return '-';
+  if (ms < 1_000) return `${Math.round(ms)}ms`;
+  if (ms < 120_000) return `${(ms / 1_000).toFixed(1)}s`;
+  if (ms < 7_200_000) return `${Math.round(ms / 60_000)}m`;
+  return `${(ms / 3_600_000).toFixed(1)}h`;
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
+  return rows
+    .map(
+      (r) =>
+        '  ' +
+        r
+          .map((c, i) => c.padEnd(widths[i] ?? 0))
+          .join('  ')
+          .trimEnd(),
+    )
+    .join('\n');
+}
+
+function render(r: StatusReport): string {
+  const lines = [
+    `queue        ${r.queue.depth} films waiting`,
+    `in flight    ${r.inFlight.length === 0 ? 'none' : r.inFlight.map((c) => `${c.films} films by ${c.worker} for ${age(c.ageMs)}`).join('; ')}`,
+    `read lock    ${r.readLock ? `held by ${r.readLock.holder} for ${age(r.readLock.heldMs)}` : 'free'}`,
+    `dead letters ${r.deadLetters}`,
+    `last batch   ${r.lastBatch ? `${r.lastBatch.at} (${r.lastBatch.id})` : 'none yet'}`,
+    `last error   ${r.lastError ? `${r.lastError.at} ${r.lastError.component}: ${r.lastError.message}` : 'none'}`,
+    '',
+    'workers',
+    r.workers.length === 0
+      ? '  none running'
+      : table([
+          ['worker', 'state', 'for', 'alive'],
+          ...r.workers.map((w) => [w.id, w.state, age(w.forMs), w.alive ? 'yes' : 'NO']),
+        ]),
+    '',
+    'watermarks',
+    table([
+      ['table', 'as of', 'behind'],
+      ...r.watermarks.map((w) => [w.table, w.at ?? 'none (full load pending)', age(w.lagMs)]),
+    ]),
+  ];
+  return `${lines.join('\n')}\n`;
+}

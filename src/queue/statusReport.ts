@@ -1,0 +1,86 @@
+/**
+ * Everything `npm run status` shows, read from Redis: what is waiting, what is in flight and for
+ * how long, who holds the Postgres read lock, what each worker does, how far each table's
+ * watermark is behind, dead letters, the last batch and the last error.
+ */
+import type { DeadLetters } from './deadLetters.js';
+import type { FilmQueue } from './filmQueue.js';
+import type { ReadLock } from './readLock.js';
+import type { RedisStore } from './redisStore.js';
+import type { Watermarks } from './watermarks.js';
+import type { WorkerRegistry } from './workerRegistry.js';
+
+export interface StatusReport {
+  at: string;
+  queue: { depth: number };
+  inFlight: { worker: string; films: number; ageMs: number }[];
+  readLock: { holder: string; since: string; heldMs: number; leaseLeftMs: number } | null;
+  workers: { id: string; state: string; since: string; forMs: number; alive: boolean }[];
+  watermarks: { table: string; at: string | null; lagMs: number | null }[];
+  deadLetters: number;
+  lastBatch: { id: string; at: string } | null;
+  lastError: { message: string; at: string; component: string } | null;
+}
+
+export async function readStatus(parts: {
+  store: RedisStore;
+  queue: FilmQueue;
+  lock: ReadLock;
+  registry: WorkerRegistry;
+  watermarks: Watermarks;
+  deadLetters: DeadLetters;
+}): Promise<StatusReport> {
+  const now = Date.now();
+  const [depth, inFlight, holder, workers, marks, dead, history, lastError] = await Promise.all([
+    parts.queue.depth(),
+    parts.queue.inFlight(),
+    parts.lock.holder(),
+    parts.registry.list(),
+    parts.watermarks.getAll(),
+    parts.deadLetters.count(),
+    parts.queue.history(1),
+    readLastError(parts.store),
+  ]);
+  return {
+    at: new Date(now).toISOString(),
+    queue: { depth },
+    inFlight: inFlight.map((c) => ({ worker: c.workerId, films: c.size, ageMs: now - c.since })),
+    readLock: holder && {
+      holder: holder.holder,
+      since: holder.since,
+      heldMs: holder.ageMs,
+      leaseLeftMs: holder.leaseLeftMs,
+    },
+    workers: workers.map((w) => ({
+      id: w.id,
+      state: w.state,
+      since: w.since,
+      forMs: now - Date.parse(w.since),
+      alive: w.alive,
+    })),
+    watermarks: [...marks].map(([table, mark]) => ({
+      table,
+      at: mark?.at ?? null,
+      lagMs: mark ? now - Date.parse(mark.at) : null,
+    })),
+    deadLetters: dead,
+    lastBatch: history[0] ?? null,
+    lastError,
+  };
+}
+
+export async function recordLastError(
+  store: RedisStore,
+  component: string,
+  message: string,
+): Promise<void> {
+  await store.redis.set(
+    store.key('last-error'),
+    JSON.stringify({ message, component, at: new Date().toISOString() }),
+  );
+}
+
+async function readLastError(store: RedisStore): Promise<StatusReport['lastError']> {
+  const raw = await store.redis.get(store.key('last-error'));
+  return raw === null ? null : (JSON.parse(raw) as StatusReport['lastError']);
+}
