@@ -28,6 +28,11 @@ export class DeadLetters {
     );
   }
 
+  /** Films that have since loaded fine are no longer dead. */
+  async clear(ids: string[]): Promise<void> {
+    if (ids.length > 0) await this.store.redis.hdel(this.key, ...ids);
+  }
+
   async list(): Promise<DeadLetter[]> {
     const all = await this.store.redis.hgetall(this.key);
     return Object.values(all)

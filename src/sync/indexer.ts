@@ -131,6 +131,7 @@ export class Indexer {
       await this.setState('writing');
       const result = await writer.write(batch, this.hardStop.signal);
       await deadLetters.add(result.dead);
+      await deadLetters.clear([...result.indexed, ...result.deleted]);
       this.stats.indexed += result.indexed.length;
       this.stats.deleted += result.deleted.length;
       this.stats.stale += result.stale.length;

@@ -1,0 +1,60 @@
+import assert from 'node:assert/strict';
+import { writeFileSync, mkdtempSync, cpSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { migrate } from '../../src/db/migrator.js';
+import { createSandbox, type Sandbox } from '../helpers/isolation.js';
+import { MIGRATIONS, testLog } from '../helpers/syncerHarness.js';
+
+describe('npm run migrate', () => {
+  let sandbox: Sandbox;
+
+  before(async () => {
+    sandbox = await createSandbox('migrate');
+  });
+
+  after(async () => {
+    await sandbox.cleanup();
+  });
+
+  it('is safe from two processes at once, and twice', async () => {
+    const [a, b] = await Promise.all([
+      migrate(sandbox.config.databaseUrl, MIGRATIONS, testLog()),
+      migrate(sandbox.config.databaseUrl, MIGRATIONS, testLog()),
+    ]);
+    assert.equal(a.applied.length + b.applied.length, 2, 'each migration applied once');
+    const again = await migrate(sandbox.config.databaseUrl, MIGRATIONS, testLog());
+    assert.deepEqual(again.applied, []);
+    const { rows } = await sandbox.pg.query(
+      'SELECT version FROM etl.schema_migrations ORDER BY version',
+    );
+    assert.deepEqual(
+      rows.map((r: { version: string }) => r.version),
+      ['0001', '0002'],
+    );
+  });
+
+  it('leaves an existing catalog and its data alone', async () => {
+    await sandbox.pg.query(
+      `INSERT INTO content.film_work (id, title, type) VALUES ('11111111-1111-1111-1111-111111111111', 'Kept', 'movie')`,
+    );
+    const dir = mkdtempSync(join(tmpdir(), 'migrations-'));
+    cpSync(MIGRATIONS, dir, { recursive: true });
+    writeFileSync(join(dir, '0003_noop.sql'), 'SELECT 1;');
+    const result = await migrate(sandbox.config.databaseUrl, dir, testLog());
+    assert.deepEqual(result.applied, ['0003_noop']);
+    const { rows } = await sandbox.pg.query(`SELECT title FROM content.film_work`);
+    assert.deepEqual(rows, [{ title: 'Kept' }]);
+  });
+
+  it('refuses a migration that was edited after it was applied', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'migrations-'));
+    cpSync(MIGRATIONS, dir, { recursive: true });
+    writeFileSync(join(dir, '0001_content_schema.sql'), '-- edited\nSELECT 1;');
+    await assert.rejects(
+      migrate(sandbox.config.databaseUrl, dir, testLog()),
+      /0001_content_schema changed after it was applied/,
+    );
+  });
+});
