@@ -48,6 +48,7 @@ const schema = z.object({
   DATABASE_URL: url(['postgres', 'postgresql']).default(
     'postgres://postgres@127.0.0.1:5432/movies',
   ),
+  DATABASE_LISTEN_URL: url(['postgres', 'postgresql']).optional(),
   REDIS_URL: url(['redis', 'rediss']).default('redis://127.0.0.1:6379/0'),
   ELASTICSEARCH_URL: url(['http', 'https']).default('http://127.0.0.1:9200'),
   ELASTICSEARCH_API_KEY: z.string().min(1).optional(),
@@ -77,6 +78,8 @@ type RawConfig = z.infer<typeof schema>;
 
 export interface Config {
   databaseUrl: string;
+  /** The listener's own connection: direct to Postgres even when DATABASE_URL goes through a pooler. */
+  listenUrl: string;
   redisUrl: string;
   elasticsearch: {
     url: string;
@@ -130,6 +133,7 @@ export function parseConfig(env: Record<string, string | undefined>): ConfigResu
     ok: true,
     config: {
       databaseUrl: raw.DATABASE_URL,
+      listenUrl: raw.DATABASE_LISTEN_URL ?? raw.DATABASE_URL,
       redisUrl: raw.REDIS_URL,
       elasticsearch: {
         url: raw.ELASTICSEARCH_URL,

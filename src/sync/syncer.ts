@@ -30,6 +30,7 @@ import { Indexer } from './indexer.js';
 export interface SyncerOptions {
   /** Heartbeat of the listener (ms); tests shorten it. */
   listenerHeartbeatMs?: number;
+  listenerHeartbeatTimeoutMs?: number;
   reapEveryMs?: number;
 }
 
@@ -96,10 +97,13 @@ export class Syncer {
     );
     this.capture = capture;
     this.listener = new ChangeListener(
-      config.databaseUrl,
+      config.listenUrl,
       log.child({ component: 'listener' }),
       { onChange: (change) => capture.onChange(change), onConnected: () => capture.requestPoll() },
-      { heartbeatMs: this.options.listenerHeartbeatMs ?? 5_000 },
+      {
+        heartbeatMs: this.options.listenerHeartbeatMs ?? 5_000,
+        heartbeatTimeoutMs: this.options.listenerHeartbeatTimeoutMs ?? 5_000,
+      },
     );
     const writer = new BulkWriter(this.es, target, log.child({ component: 'loader' }), {
       onIndexMissing: async () => {

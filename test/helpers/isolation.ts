@@ -40,6 +40,7 @@ export async function createSandbox(label: string): Promise<Sandbox> {
   const config: Config = {
     ...base,
     databaseUrl: withDatabase(base.databaseUrl, name),
+    listenUrl: withDatabase(base.databaseUrl, name),
     redisPrefix: `test:${name}:`,
     index: name.replace(/_/g, '-'),
   };
