@@ -26,6 +26,8 @@ export class ChangeCapture {
   private genres = new Set<string>();
   private pollRequested = true; // the first pass is the start-up catch-up
   private wakeUp: (() => void) | null = null;
+  /** Cuts a failure backoff short: Postgres is evidently back once the listener reconnected. */
+  private backoff = new AbortController();
   readonly stats: CaptureStats = { notifications: 0, passes: 0, lastPassAt: null, lastError: null };
 
   constructor(
@@ -70,6 +72,13 @@ export class ChangeCapture {
     this.wake();
   }
 
+  /** From the listener after every (re)connect: catch up now, even in the middle of a backoff. */
+  onListenerConnected(): void {
+    this.backoff.abort();
+    this.backoff = new AbortController();
+    this.requestPoll();
+  }
+
   /** The loop: drain notifications, run requested and periodic polls, until `signal` aborts. */
   async run(signal: AbortSignal): Promise<void> {
     let nextPoll = Date.now();
@@ -98,7 +107,11 @@ export class ChangeCapture {
           { err: (err as Error).message, failures },
           'change capture step failed; retrying',
         );
-        await sleep(Math.min(30_000, 250 * 2 ** Math.min(failures, 7)), signal);
+        // Not cut short by notifications: with a broken pool that would retry once per edit.
+        await sleep(
+          Math.min(10_000, 250 * 2 ** Math.min(failures, 6)),
+          AbortSignal.any([signal, this.backoff.signal]),
+        );
         continue;
       }
       if (this.idle()) await this.waitForWork(nextPoll - Date.now(), signal);

@@ -22,6 +22,12 @@ export interface ListenerHandlers {
   onChange(change: ChangeNotification): void;
   /** Called after every successful (re)connect, once LISTEN is proven to work. */
   onConnected(): void;
+  /**
+   * Called with the server-side session of a connection we gave up on (half-open). That session
+   * may live on at the server; if its socket buffer fills, it stops draining the notification
+   * queue, and a full queue makes every NOTIFY (every catalog write) fail. End it.
+   */
+  onAbandonedSession?(pid: number): void;
 }
 
 export interface ListenerOptions {
@@ -34,8 +40,9 @@ export class ListenSelfCheckError extends Error {
   constructor(timeoutMs: number) {
     super(
       `LISTEN self-check failed: a NOTIFY sent on the listener connection did not come back within ` +
-        `${timeoutMs} ms. Is DATABASE_URL going through a pooler in transaction mode (PgBouncer)? ` +
-        'LISTEN needs a direct connection or session pooling.',
+        `${timeoutMs} ms. Does the listener's connection (DATABASE_LISTEN_URL, or DATABASE_URL when ` +
+        'that is unset) go through a pooler in transaction mode (PgBouncer)? LISTEN needs a ' +
+        'direct connection or session pooling: point DATABASE_LISTEN_URL straight at PostgreSQL.',
     );
     this.name = 'ListenSelfCheckError';
   }
@@ -53,6 +60,8 @@ export class ChangeListener {
   /** Resolvers waiting for a heartbeat echo, by sequence number. */
   private readonly echoes = new Map<string, () => void>();
   private sequence = 0;
+  /** The server process of the current connection, learned from our own heartbeat echo. */
+  private backendPid: number | null = null;
 
   constructor(
     private readonly databaseUrl: string,
@@ -100,10 +109,15 @@ export class ChangeListener {
       this.connected = false;
     });
     subscriber.notifications.on(CHANNEL, (payload: string | undefined) => this.receive(payload));
-    subscriber.notifications.on(this.heartbeatChannel, (payload: string | undefined) => {
-      const resolve = payload === undefined ? undefined : this.echoes.get(payload);
-      resolve?.();
-    });
+    subscriber.events.on(
+      'notification',
+      (n: { channel: string; processId: number; payload?: unknown }) => {
+        if (n.channel !== this.heartbeatChannel) return;
+        this.backendPid = n.processId;
+        const resolve = typeof n.payload === 'string' ? this.echoes.get(n.payload) : undefined;
+        resolve?.();
+      },
+    );
     try {
       await withTimeout(subscriber.connect(), this.heartbeatTimeoutMs * 2, 'connect');
       await withTimeout(
@@ -172,6 +186,9 @@ export class ChangeListener {
         this.connected = false;
         void closeQuietly(subscriber);
         subscriber = null;
+        const abandoned = this.backendPid;
+        this.backendPid = null;
+        if (abandoned !== null && !this.stopped()) this.handlers.onAbandonedSession?.(abandoned);
         if (this.stopped()) break;
         this.log.warn('listener connection lost; reconnecting');
       }

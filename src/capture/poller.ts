@@ -156,7 +156,7 @@ export class Poller {
       const { epoch } = await watermarks.ensureEpoch(randomUUID());
       const snapshot = await this.snapshot();
       const [{ count: total } = { count: 0 }] = await this.read('count films', () =>
-        db.query(sql.countFilms),
+        db.query(sql.estimateFilms),
       );
       log.info({ films: total }, 'full load: queueing every film');
       let cursor = FIRST_UUID;

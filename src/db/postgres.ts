@@ -24,7 +24,7 @@ export class Postgres {
       application_name: 'movies-etl',
       // A dead server or a half-open socket must fail a query, not hang the loop that awaits it.
       connectionTimeoutMillis: 10_000,
-      query_timeout: 30_000,
+      query_timeout: 15_000,
       keepAlive: true,
     });
     // An idle client that loses its connection emits here; without a listener it would crash the

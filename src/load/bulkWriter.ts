@@ -64,7 +64,7 @@ export class BulkWriter {
         maxAttempts: Number.MAX_SAFE_INTEGER,
         backoff: new ExponentialBackoff({
           initialDelay: options.initialDelayMs ?? 200,
-          maxDelay: options.maxDelayMs ?? 30_000,
+          maxDelay: options.maxDelayMs ?? 5_000,
         }),
       },
     );

@@ -22,6 +22,8 @@ export const WATERMARK_TABLES = [
   'truncation',
 ] as const;
 
+const FULL_LOAD_LEASE_MS = 10_000;
+
 export type WatermarkTable = (typeof WATERMARK_TABLES)[number];
 
 export interface Snapshot {
@@ -83,14 +85,18 @@ export class Watermarks {
   }
 
   /**
-   * One full load at a time across syncers: a lease that the loader refreshes. Returns a release
-   * function, or null when another syncer holds it.
+   * One full load at a time across syncers: a short lease that the loader refreshes, so a loader
+   * that dies holds the others back for at most FULL_LOAD_LEASE_MS. Returns a release function,
+   * or null when another syncer holds it.
    */
   async guardFullLoad(owner: string): Promise<(() => Promise<void>) | null> {
     const key = this.store.key('full-load');
     const redis = this.store.redis;
-    if ((await redis.set(key, owner, 'PX', 60_000, 'NX')) !== 'OK') return null;
-    const keep = setInterval(() => void redis.pexpire(key, 60_000).catch(() => undefined), 20_000);
+    if ((await redis.set(key, owner, 'PX', FULL_LOAD_LEASE_MS, 'NX')) !== 'OK') return null;
+    const keep = setInterval(
+      () => void redis.pexpire(key, FULL_LOAD_LEASE_MS).catch(() => undefined),
+      FULL_LOAD_LEASE_MS / 3,
+    );
     return async () => {
       clearInterval(keep);
       if ((await redis.get(key)) === owner) await redis.del(key);

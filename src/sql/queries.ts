@@ -45,6 +45,16 @@ export const recordMigration = query<Record<string, never>>(
   `INSERT INTO etl.schema_migrations (version, name, checksum) VALUES ($1, $2, $3)`,
 );
 
+// --- listener ---------------------------------------------------------------------------------
+
+/** End a listener session we abandoned (half-open); only ever one of ours. */
+export const endAbandonedListener = query<{ ended: boolean }>(
+  'end_abandoned_listener',
+  `SELECT pg_terminate_backend(pid) AS ended
+     FROM pg_stat_activity
+    WHERE pid = $1 AND application_name = 'movies-etl listener'`,
+);
+
 // --- health -----------------------------------------------------------------------------------
 
 export const ping = query<{ ok: number }>('ping', `SELECT 1 AS ok`);
@@ -117,6 +127,12 @@ export const allFilmIds = query<{ id: string }>(
 export const countFilms = query<{ count: number }>(
   'count_films',
   `SELECT count(*) AS count FROM content.film_work`,
+);
+
+/** The planner's estimate: instant on any size, good enough for progress. */
+export const estimateFilms = query<{ count: number }>(
+  'estimate_films',
+  `SELECT greatest(reltuples, 0)::bigint AS count FROM pg_class WHERE oid = 'content.film_work'::regclass`,
 );
 
 /** Which of these ids are films (the orphan sweep deletes documents of the others). */

@@ -99,7 +99,7 @@ export class Indexer {
             },
             'batch failed; claim returned to the queue',
           );
-          await sleep(Math.min(30_000, 200 * 2 ** Math.min(failures, 8)), signal);
+          await sleep(Math.min(10_000, 200 * 2 ** Math.min(failures, 6)), signal);
         }
       }
     } finally {

@@ -25,6 +25,7 @@ import { RedisStore } from '../queue/redisStore.js';
 import { recordLastError } from '../queue/statusReport.js';
 import { Watermarks } from '../queue/watermarks.js';
 import { WorkerRegistry } from '../queue/workerRegistry.js';
+import * as sql from '../sql/queries.js';
 import { Indexer } from './indexer.js';
 
 export interface SyncerOptions {
@@ -99,7 +100,11 @@ export class Syncer {
     this.listener = new ChangeListener(
       config.listenUrl,
       log.child({ component: 'listener' }),
-      { onChange: (change) => capture.onChange(change), onConnected: () => capture.requestPoll() },
+      {
+        onChange: (change) => capture.onChange(change),
+        onConnected: () => capture.onListenerConnected(),
+        onAbandonedSession: (pid) => void this.endAbandonedListener(pid),
+      },
       {
         heartbeatMs: this.options.listenerHeartbeatMs ?? 5_000,
         heartbeatTimeoutMs: this.options.listenerHeartbeatTimeoutMs ?? 5_000,
@@ -152,6 +157,18 @@ export class Syncer {
 
   async close(): Promise<void> {
     await Promise.allSettled([this.db.end(), this.store.close(), this.es.close()]);
+  }
+
+  private async endAbandonedListener(pid: number): Promise<void> {
+    try {
+      const [row] = await this.db.query(sql.endAbandonedListener, [pid]);
+      if (row?.ended) this.log.info({ pid }, 'ended the abandoned listener session');
+    } catch (err) {
+      this.log.warn(
+        { pid, err: (err as Error).message },
+        'could not end the abandoned listener session',
+      );
+    }
   }
 
   private async reap(): Promise<void> {

@@ -5,7 +5,7 @@ import { pino } from 'pino';
 import type { Config } from '../../src/config.js';
 import { migrate } from '../../src/db/migrator.js';
 import { createLogger, type Logger } from '../../src/logger.js';
-import { Syncer } from '../../src/sync/syncer.js';
+import { Syncer, type SyncerOptions } from '../../src/sync/syncer.js';
 import type { Sandbox } from './isolation.js';
 
 export const MIGRATIONS = fileURLToPath(new URL('../../migrations', import.meta.url));
@@ -21,10 +21,12 @@ export async function startSyncer(
   sandbox: Sandbox,
   overrides: Partial<Config> = {},
   log: Logger = testLog(),
+  options: SyncerOptions = {},
 ): Promise<Syncer> {
   const syncer = new Syncer({ ...sandbox.config, ...overrides }, log, {
     listenerHeartbeatMs: 1_000,
     reapEveryMs: 1_000,
+    ...options,
   });
   await syncer.start();
   return syncer;

@@ -13,8 +13,8 @@ export interface SyncerProcess {
   output: () => string;
   /** Peak resident memory so far, in MB (VmHWM). */
   peakRssMb: () => number;
-  /** SIGTERM, and the exit code. */
-  stop: () => Promise<number | null>;
+  /** SIGTERM, and the exit code (or the signal that ended the process). */
+  stop: () => Promise<number | string | null>;
 }
 
 export function spawnSyncer(sandbox: Sandbox, env: Record<string, string> = {}): SyncerProcess {
@@ -42,9 +42,12 @@ export function spawnSyncer(sandbox: Sandbox, env: Record<string, string> = {}):
     },
     stop: async () => {
       if (child.exitCode !== null) return child.exitCode;
+      if (child.signalCode !== null) return child.signalCode;
       child.kill('SIGTERM');
-      const [code] = (await once(child, 'exit')) as [number | null];
-      return code;
+      const [code, signal] = (await once(child, 'exit')) as [number | null, string | null];
+      if (code !== 0)
+        process.stderr.write(`syncer exited with ${code ?? signal}:\n${output.slice(-3_000)}\n`);
+      return code ?? signal;
     },
   };
 }

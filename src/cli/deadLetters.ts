@@ -1,0 +1,41 @@
+/**
+ * `npm run dead-letters`: films Elasticsearch refused for good, with the reason.
+ * `-- --retry` puts them all back in the queue (after the cause is fixed); `-- --json` for machines.
+ */
+import { parseArgs } from 'node:util';
+import { loadConfigOrExit } from '../config.js';
+import { createLogger } from '../logger.js';
+import { DeadLetters } from '../queue/deadLetters.js';
+import { FilmQueue } from '../queue/filmQueue.js';
+import { RedisStore } from '../queue/redisStore.js';
+
+const { values } = parseArgs({
+  options: {
+    retry: { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false },
+  },
+});
+const config = loadConfigOrExit();
+const store = new RedisStore(config.redisUrl, config.redisPrefix, createLogger('warn', false));
+const deadLetters = new DeadLetters(store);
+try {
+  if (values.retry) {
+    const count = await deadLetters.retry(new FilmQueue(store));
+    process.stdout.write(`${count} dead letter${count === 1 ? '' : 's'} queued again\n`);
+  } else {
+    const letters = await deadLetters.list();
+    if (values.json) process.stdout.write(`${JSON.stringify(letters, null, 2)}\n`);
+    else if (letters.length === 0) process.stdout.write('no dead letters\n');
+    else {
+      for (const l of letters) process.stdout.write(`${l.at}  ${l.id}  ${l.status}  ${l.reason}\n`);
+      process.stdout.write(
+        `${letters.length} dead letters; fix the cause, then: npm run dead-letters -- --retry\n`,
+      );
+    }
+  }
+} catch (err) {
+  process.stderr.write(`dead-letters: cannot reach Redis: ${(err as Error).message}\n`);
+  process.exitCode = 1;
+} finally {
+  await store.close();
+}

@@ -1,0 +1,129 @@
+/**
+ * Least privilege and secrets: the syncer runs under a role that can only read the catalog plus
+ * its own bookkeeping, and no password, token or key it was given appears in anything it prints.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import type { Syncer } from '../src/sync/syncer.js';
+import { insertFilm, seedCatalog } from './helpers/catalog.js';
+import { waitForConvergence } from './helpers/convergence.js';
+import { createSandbox, type Sandbox } from './helpers/isolation.js';
+import { runCli } from './helpers/runCli.js';
+import { migrateSandbox, startSyncer } from './helpers/syncerHarness.js';
+import { spawnSyncer } from './helpers/syncerProcess.js';
+
+const withCredentials = (url: string, user: string, password: string) => {
+  const parsed = new URL(url);
+  parsed.username = user;
+  parsed.password = password;
+  return parsed.toString();
+};
+
+describe('security', () => {
+  let sandbox: Sandbox;
+  const role = `etl_reader_${randomBytes(3).toString('hex')}`;
+
+  before(async () => {
+    sandbox = await createSandbox('security');
+    await migrateSandbox(sandbox);
+    await seedCatalog(sandbox.pg, 100, 3, 10);
+  });
+
+  after(async () => {
+    await sandbox.cleanup(); // drops the database, and with it the role's grants
+    const admin = new URL(sandbox.config.databaseUrl);
+    admin.pathname = '/postgres';
+    const { default: pg } = await import('pg');
+    const client = new pg.Client({ connectionString: admin.toString() });
+    await client.connect();
+    await client.query(`DROP ROLE IF EXISTS ${role}`);
+    await client.end();
+  });
+
+  it('syncs under a role that can only read the catalog and its bookkeeping', async () => {
+    // The grants README.md shows.
+    await sandbox.pg.query(`CREATE ROLE ${role} LOGIN`);
+    await sandbox.pg.query(`GRANT CONNECT ON DATABASE ${sandbox.name} TO ${role}`);
+    await sandbox.pg.query(`GRANT USAGE ON SCHEMA content, etl TO ${role}`);
+    await sandbox.pg.query(`GRANT SELECT ON ALL TABLES IN SCHEMA content TO ${role}`);
+    await sandbox.pg.query(`GRANT SELECT ON etl.film_tombstone, etl.truncation TO ${role}`);
+    await sandbox.pg.query(`GRANT DELETE ON etl.film_tombstone TO ${role}`);
+
+    const databaseUrl = withCredentials(sandbox.config.databaseUrl, role, '');
+    let syncer: Syncer | null = null;
+    try {
+      syncer = await startSyncer(sandbox, { databaseUrl, listenUrl: databaseUrl });
+      await waitForConvergence(sandbox);
+      await insertFilm(sandbox.pg, 'Seen by the reader role');
+      await sandbox.pg.query(`DELETE FROM content.person WHERE full_name = 'Person 1'`);
+      await waitForConvergence(sandbox);
+    } finally {
+      await syncer?.stop();
+    }
+
+    const { default: pg } = await import('pg');
+    const client = new pg.Client({ connectionString: databaseUrl });
+    await client.connect();
+    try {
+      await assert.rejects(
+        client.query(`UPDATE content.film_work SET title = 'x'`),
+        /permission denied/,
+      );
+      await assert.rejects(client.query(`DELETE FROM etl.schema_migrations`), /permission denied/);
+    } finally {
+      await client.end();
+    }
+  });
+
+  it('never prints a password, token or key it was given', async () => {
+    const secrets = {
+      pg: `PgSecret${randomBytes(4).toString('hex')}`,
+      redis: `RedisSecret${randomBytes(4).toString('hex')}`,
+      es: `EsSecret${randomBytes(4).toString('hex')}`,
+      unreachable: `UrlSecret${randomBytes(4).toString('hex')}`,
+    };
+    // Trust authentication and a Redis and Elasticsearch without auth accept and ignore these.
+    const env = {
+      ...sandbox.env,
+      DATABASE_URL: withCredentials(sandbox.config.databaseUrl, 'postgres', secrets.pg),
+      REDIS_URL: withCredentials(sandbox.config.redisUrl, '', secrets.redis),
+      ELASTICSEARCH_USERNAME: 'elastic',
+      ELASTICSEARCH_PASSWORD: secrets.es,
+      LOG_LEVEL: 'debug',
+    };
+    const outputs: string[] = [];
+    const migrateRun = await runCli('migrate', env);
+    outputs.push(migrateRun.stdout, migrateRun.stderr);
+
+    const syncer = spawnSyncer(sandbox, env);
+    try {
+      await insertFilm(sandbox.pg, 'Secret-free');
+      await waitForConvergence(sandbox);
+    } finally {
+      await syncer.stop();
+    }
+    outputs.push(syncer.output());
+    const status = await runCli('status', env, ['--json']);
+    outputs.push(status.stdout, status.stderr);
+    // Failures print URLs: the credentials in them must not come along.
+    const failing = await runCli('start', {
+      ...env,
+      ELASTICSEARCH_URL: `http://user:${secrets.unreachable}@127.0.0.1:1`,
+    });
+    assert.equal(failing.code, 1);
+    outputs.push(failing.stdout, failing.stderr);
+    const badConfig = await runCli('start', {
+      ...env,
+      DATABASE_URL: `mysql://u:${secrets.unreachable}@h/db`,
+    });
+    assert.equal(badConfig.code, 2);
+    outputs.push(badConfig.stdout, badConfig.stderr);
+
+    const all = outputs.join('\n');
+    assert.ok(all.length > 1_000, 'the commands said something');
+    for (const [name, secret] of Object.entries(secrets)) {
+      assert.ok(!all.includes(secret), `${name} secret leaked`);
+    }
+  });
+});
