@@ -1,0 +1,125 @@
+/**
+ * Bulk ceiling: the full-load documents (read beforehand, untimed) sent straight to a fresh index
+ * with the syncer's settings and mapping by a plain `_bulk` loader: bodies prebuilt, N requests in
+ * flight, the response filtered down to `errors`; refresh off and no replicas during the load, one
+ * refresh at the end (inside the timing, so the documents are searchable, as for the syncer).
+ * A grid of bulk sizes and concurrencies runs on a sample; the best then loads everything.
+ */
+import { indexMappings, indexSettings } from '../load/indexDefinition.js';
+import type { BulkTrial, CeilingResult } from './results.js';
+import type { BenchSandbox } from './sandbox.js';
+
+const SIZES = [500, 1_000, 2_000];
+const CONCURRENCY = [2, 4];
+const TRIAL_DOCS = 25_000;
+
+interface BulkResponse {
+  errors?: boolean;
+  items?: Record<string, { status?: number; error?: { type?: string; reason?: string } }>[];
+}
+
+async function load(
+  sb: BenchSandbox,
+  index: string,
+  lines: string[],
+  bulkSize: number,
+  concurrency: number,
+): Promise<BulkTrial> {
+  const bodies: string[] = [];
+  for (let i = 0; i < lines.length; i += bulkSize)
+    bodies.push(lines.slice(i, i + bulkSize).join(''));
+  const bytes = bodies.reduce((sum, body) => sum + Buffer.byteLength(body), 0);
+  await sb.es.indices.create({
+    index,
+    settings: { ...indexSettings, refresh_interval: '-1', number_of_replicas: 0 },
+    mappings: indexMappings,
+    wait_for_active_shards: '1',
+  });
+  try {
+    let next = 0;
+    const started = performance.now();
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        for (let body = bodies[next++]; body !== undefined; body = bodies[next++]) {
+          const response = await sb.es.transport.request<BulkResponse>({
+            method: 'POST',
+            path: `/${index}/_bulk`,
+            querystring: { filter_path: 'errors,items.*.error,items.*.status' },
+            bulkBody: body,
+          });
+          if (response.errors) {
+            const first = response.items?.flatMap((item) => Object.values(item))[0];
+            throw new Error(
+              `bulk item failed: ${first?.status ?? '?'} ${first?.error?.type ?? ''} ${first?.error?.reason ?? ''}`,
+            );
+          }
+        }
+      }),
+    );
+    await sb.es.indices.putSettings({ index, settings: { refresh_interval: '1s' } });
+    await sb.es.indices.refresh({ index });
+    const seconds = (performance.now() - started) / 1_000;
+    const { count } = await sb.es.count({ index });
+    if (count !== lines.length) throw new Error(`${count} of ${lines.length} documents searchable`);
+    return {
+      bulkSize,
+      concurrency,
+      docs: lines.length,
+      seconds,
+      docsPerSecond: lines.length / seconds,
+      mbPerSecond: bytes / 2 ** 20 / seconds,
+    };
+  } finally {
+    await sb.es.indices.delete({ index }).catch(() => undefined);
+  }
+}
+
+export async function measureBulkCeiling(
+  sb: BenchSandbox,
+  lines: string[],
+  progress: (line: string) => void,
+): Promise<CeilingResult['bulk']> {
+  const sample = lines.slice(0, TRIAL_DOCS);
+  const trials: BulkTrial[] = [];
+  let n = 0;
+  for (const bulkSize of SIZES) {
+    for (const concurrency of CONCURRENCY) {
+      const index = `${sb.config.index}-ceiling-${n++}`;
+      try {
+        trials.push(await load(sb, index, sample, bulkSize, concurrency));
+      } catch (err) {
+        const error = (err as Error).message;
+        trials.push({
+          bulkSize,
+          concurrency,
+          docs: 0,
+          seconds: 0,
+          docsPerSecond: 0,
+          mbPerSecond: 0,
+          error,
+        });
+      }
+      const last = trials.at(-1);
+      if (last)
+        progress(
+          `bulk ceiling trial ${bulkSize} docs x ${concurrency}: ` +
+            (last.error ?? `${Math.round(last.docsPerSecond)} docs/s`),
+        );
+    }
+  }
+  const ranked = trials.filter((t) => !t.error).sort((a, b) => b.docsPerSecond - a.docsPerSecond);
+  const winner = ranked[0];
+  if (!winner) throw new Error(`every bulk ceiling trial failed: ${trials[0]?.error ?? ''}`);
+  // The sample was everything: the trial is the full run.
+  const best =
+    sample.length === lines.length
+      ? winner
+      : await load(
+          sb,
+          `${sb.config.index}-ceiling-full`,
+          lines,
+          winner.bulkSize,
+          winner.concurrency,
+        );
+  return { trials, best, docsPerSecond: best.docsPerSecond };
+}

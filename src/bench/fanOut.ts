@@ -1,0 +1,58 @@
+/**
+ * Fan-out: rename the bench genre (linked to ~10% of the films) in one statement, and time until
+ * search shows the new name on every one of those documents (`_count` of a term query on the
+ * genres_names keyword, polled every 100 ms), and until it shows it on the first.
+ */
+import { randomBytes } from 'node:crypto';
+import { countDocuments, isIdle, syncerState, waitFor } from './convergence.js';
+import { watchNoise } from './environment.js';
+import type { FanOutResult } from './results.js';
+import type { BenchSandbox } from './sandbox.js';
+import { spawnSyncer } from './syncerProcess.js';
+
+export async function measureFanOut(
+  sb: BenchSandbox,
+  genreId: string,
+  films: number,
+  progress: (line: string) => void,
+): Promise<FanOutResult> {
+  const name = `Бенчмарк ${randomBytes(3).toString('hex')}`;
+  const query = { term: { genres_names: name } };
+  const { result, tests } = await watchNoise(async () => {
+    const syncer = spawnSyncer(sb, 'fan-out');
+    const startedAt = await syncer.started;
+    await waitFor(async () => isIdle(await syncerState(sb)), {
+      what: 'syncer idle before the fan-out',
+      timeoutMs: 120_000,
+    });
+    await sb.pool.query('UPDATE content.genre SET name = $2 WHERE id = $1', [genreId, name]);
+    const committed = performance.now();
+    let first: number | null = null;
+    const done = await waitFor(
+      async () => {
+        const count = await countDocuments(sb, query);
+        if (count > 0) first ??= performance.now();
+        return count === films;
+      },
+      {
+        what: 'fan-out',
+        timeoutMs: Math.max(60_000, films * 20),
+        intervalMs: 100,
+        progress,
+        describe: async () => `${await countDocuments(sb, query)}/${films} show the new name`,
+      },
+    );
+    const run = await syncer.stop();
+    const seconds = (done - committed) / 1_000;
+    return {
+      films,
+      seconds,
+      firstVisibleSeconds: ((first ?? done) - committed) / 1_000,
+      filmsPerSecond: films / seconds,
+      startupSeconds: (startedAt - syncer.spawnedAt) / 1_000,
+      peakRssMb: run.peakRssMb,
+      profile: run.profile,
+    };
+  });
+  return { ...result, concurrentTests: tests };
+}

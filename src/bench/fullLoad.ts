@@ -1,0 +1,50 @@
+/**
+ * Full load: the real syncer (spawned `src/cli/start.ts`, no state in Redis, an index that does not
+ * exist yet) from spawn until every film is searchable, the queue and claims are empty, and a
+ * sample of documents matches the oracle.
+ */
+import { countDocuments, waitForIndex } from './convergence.js';
+import { watchNoise } from './environment.js';
+import type { FullLoadResult } from './results.js';
+import type { BenchSandbox } from './sandbox.js';
+import { spotCheck } from './spotCheck.js';
+import { spawnSyncer } from './syncerProcess.js';
+
+export async function measureFullLoad(
+  sb: BenchSandbox,
+  progress: (line: string) => void,
+): Promise<FullLoadResult> {
+  const [row] = (
+    await sb.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM content.film_work')
+  ).rows;
+  const films = row?.n ?? 0;
+  const { result, tests } = await watchNoise(async () => {
+    const syncer = spawnSyncer(sb, 'full-load');
+    const startedAt = await syncer.started;
+    const doneAt = await waitForIndex(sb, films, {
+      what: 'full load',
+      timeoutMs: Math.max(120_000, films * 10),
+      intervalMs: 250,
+      progress,
+    });
+    const seconds = (doneAt - syncer.spawnedAt) / 1_000;
+    const check = await spotCheck(sb, 100);
+    if (check.mismatched.length > 0) {
+      throw new Error(
+        `full load: ${check.mismatched.length}/${check.checked} sampled documents differ from the ` +
+          `catalog (e.g. ${check.mismatched.slice(0, 3).join(', ')}); ${await countDocuments(sb)} indexed`,
+      );
+    }
+    const run = await syncer.stop();
+    return {
+      films,
+      seconds,
+      filmsPerSecond: films / seconds,
+      spotChecked: check.checked,
+      startupSeconds: (startedAt - syncer.spawnedAt) / 1_000,
+      peakRssMb: run.peakRssMb,
+      profile: run.profile,
+    };
+  });
+  return { ...result, concurrentTests: tests };
+}

@@ -1,0 +1,147 @@
+/** The bench report as a table for people, and as JSON in bench-results/. */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { ProfileSummary } from './profile.js';
+import type { BenchReport, Percentiles, SyncerPhase } from './results.js';
+
+const n0 = (v: number) => (Number.isFinite(v) ? Math.round(v).toLocaleString('en-US') : '-');
+const n1 = (v: number) => (Number.isFinite(v) ? v.toFixed(1) : '-');
+const n2 = (v: number) => (Number.isFinite(v) ? v.toFixed(2) : '-');
+const pct = (v: number) => (Number.isFinite(v) ? `${(100 * v).toFixed(1)} %` : '-');
+const ms = (p: Percentiles) =>
+  `${n0(p.p50)} / ${n0(p.p95)} / ${n0(p.p99)} ms (max ${n0(p.max)}` +
+  `${p.missing > 0 ? `, ${p.missing} never seen` : ''})`;
+
+function profileLine(p: ProfileSummary | null): string {
+  if (!p || p.batches === 0) return '';
+  const b = p.perBatch;
+  const waits = Object.entries(p.lockWaitMs)
+    .filter(([, v]) => v >= 1)
+    .map(([k, v]) => `${k} ${n0(v)} ms`)
+    .join(', ');
+  return (
+    `${p.batches} batches of ~${n0(p.films / p.batches)}: extract ${n1(b.extractTotal)} ms ` +
+    `(query ${n1(b.extractQuery)}, lock wait ${n1(b.lockWait)}), bulk ${n1(b.writeTotal)} ms ` +
+    `(ES took ${n1(b.bulkServerTook)}), redis ${n1(b.redis)} ms per batch; loop: extract ` +
+    `${n0(p.shares.extract)}%, bulk ${n0(p.shares.write)}%, redis ${n0(p.shares.redis)}%, idle ` +
+    `${n0(p.shares.idle)}%, other ${n0(p.shares.other)}%` +
+    (waits ? `; lock waits: ${waits}` : '')
+  );
+}
+
+function phaseNote(phase: SyncerPhase): string {
+  return `start ${n1(phase.startupSeconds)} s, peak RSS ${n0(phase.peakRssMb)} MB`;
+}
+
+export function formatReport(r: BenchReport): string {
+  const rows: [string, string, string][] = [];
+  const row = (section: string, metric: string, value: string) =>
+    rows.push([section, metric, value]);
+  const profiles: [string, string][] = [];
+  const profile = (label: string, p: ProfileSummary | null) => {
+    const line = profileLine(p);
+    if (line) profiles.push([label, line]);
+  };
+  const { fullLoad, ceiling } = r;
+  if (fullLoad) {
+    row(
+      'full load',
+      `syncer, ${n0(fullLoad.films)} films`,
+      `${n0(fullLoad.filmsPerSecond)} films/s (${n1(fullLoad.seconds)} s; ${phaseNote(fullLoad)})`,
+    );
+    profile('full load', fullLoad.profile);
+  }
+  if (ceiling) {
+    const best = ceiling.bulk.best;
+    row(
+      'full load',
+      'bulk ceiling',
+      `${n0(best.docsPerSecond)} docs/s (${best.bulkSize} docs x ${best.concurrency} in flight, ${n1(best.seconds)} s, ${n1(best.mbPerSecond)} MB/s)`,
+    );
+    for (const t of ceiling.bulk.trials)
+      row(
+        '',
+        `  trial ${t.bulkSize} x ${t.concurrency} (${n0(t.docs)} docs)`,
+        t.error ?? `${n0(t.docsPerSecond)} docs/s`,
+      );
+  }
+  if (r.fullLoadRatio !== undefined) row('full load', 'syncer / ceiling', pct(r.fullLoadRatio));
+  if (ceiling) {
+    const e = ceiling.extraction;
+    row(
+      'extraction',
+      `filmDocuments @ ${e.bulkSize}, 1 conn`,
+      `${n0(e.filmsPerSecond)} films/s (${n1(e.seconds)} s)`,
+    );
+    for (const v of e.variants)
+      row('', `  @ ${v.bulkSize}, ${v.connections} conn`, `${n0(v.filmsPerSecond)} films/s`);
+  }
+  for (const live of r.live ?? []) {
+    const label = `live ${live.rate}/s`;
+    row(
+      label,
+      `edits (achieved rate)`,
+      `${n0(live.edits)} in ${n1(live.seconds)} s (${n0(live.achievedRate)}/s); ${phaseNote(live)}`,
+    );
+    row(label, 'commit -> searchable p50/p95/p99', ms(live.searchable));
+    row(label, 'commit -> acknowledged p50/p95/p99', ms(live.acknowledged));
+    row(label, 'UPDATE round trip p50/p95/p99', ms(live.commit));
+    profile(label, live.profile);
+  }
+  if (r.fanOut) {
+    const f = r.fanOut;
+    row(
+      'fan-out',
+      `genre rename, ${n0(f.films)} films`,
+      `all searchable after ${n2(f.seconds)} s (first ${n2(f.firstVisibleSeconds)} s; ${n0(f.filmsPerSecond)} films/s; ${phaseNote(f)})`,
+    );
+    profile('fan-out', f.profile);
+  }
+  if (r.catchUp) {
+    const c = r.catchUp;
+    row(
+      'catch-up',
+      `${n0(c.changes)} films changed while down`,
+      `${n1(c.seconds)} s from spawn (${n0(c.filmsPerSecond)} films/s; writes took ${n1(c.writeSeconds)} s; ${phaseNote(c)})`,
+    );
+    profile('catch-up', c.profile);
+  }
+  if (r.writerOverhead) {
+    const w = r.writerOverhead;
+    row(
+      'writer overhead',
+      `${w.tool}, ${w.clients} clients, ${w.secondsPerRun} s x ${w.tpsWithTriggers.length}`,
+      `with triggers ${n0(w.medianWithTriggers)} tps [${w.tpsWithTriggers.map(n0).join(', ')}], without ${n0(w.medianWithoutTriggers)} tps [${w.tpsWithoutTriggers.map(n0).join(', ')}]`,
+    );
+    row('writer overhead', 'with / without (median)', pct(w.ratio));
+  }
+  for (const [phase, mb] of Object.entries(r.memory))
+    row('memory', `syncer peak RSS, ${phase}`, `${n1(mb)} MB`);
+
+  const width = [0, 1].map((i) => Math.max(...rows.map((x) => x[i as 0 | 1].length)));
+  const lines = rows.map(
+    ([a, b, c]) => `${a.padEnd(width[0] ?? 0)}  ${b.padEnd(width[1] ?? 0)}  ${c}`,
+  );
+  const machine = Object.entries(r.machine)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ');
+  const config = r.syncerConfig;
+  return [
+    `npm run bench: ${r.startedAt} .. ${r.finishedAt}`,
+    machine,
+    `syncer: ETL_SIZE_LIMIT=${config.sizeLimit} ETL_BULK_SIZE=${config.bulkSize} ETL_SLEEP_MS=${config.sleepMs} ETL_POLL_INTERVAL_MS=${config.pollIntervalMs}; catalog ${n0(r.setup.films)} films seeded in ${n1(r.setup.seedSeconds)} s`,
+    '',
+    ...lines,
+    ...(profiles.length > 0
+      ? ['', 'where the syncer spent its time (per batch, and share of its lifetime):']
+      : []),
+    ...profiles.map(([label, line]) => `  ${label}: ${line}`),
+    ...(r.warnings.length > 0 ? ['', ...r.warnings.map((w) => `WARNING: ${w}`)] : []),
+    '',
+  ].join('\n');
+}
+
+export function writeReport(report: BenchReport, path: string): void {
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, `${JSON.stringify(report, null, 2)}\n`);
+}

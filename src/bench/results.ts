@@ -1,0 +1,137 @@
+/** The bench report: what each phase measured, as written to bench-results/<timestamp>.json. */
+import type { ProfileSummary } from './profile.js';
+
+export interface Percentiles {
+  count: number;
+  /** Edits never seen within the phase's grace period. */
+  missing: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  max: number;
+}
+
+export interface SyncerPhase {
+  /** Peak resident memory of the syncer process of this phase, MB (VmHWM). */
+  peakRssMb: number;
+  /** Spawn to the 'syncer started' log line, s. */
+  startupSeconds: number;
+  profile: ProfileSummary | null;
+  /** `node --import tsx --test` processes seen during the phase (0 = a quiet machine). */
+  concurrentTests: number;
+}
+
+export interface FullLoadResult extends SyncerPhase {
+  films: number;
+  seconds: number;
+  filmsPerSecond: number;
+  spotChecked: number;
+}
+
+export interface BulkTrial {
+  bulkSize: number;
+  concurrency: number;
+  docs: number;
+  seconds: number;
+  docsPerSecond: number;
+  mbPerSecond: number;
+  error?: string;
+}
+
+export interface CeilingResult {
+  extraction: {
+    bulkSize: number;
+    films: number;
+    seconds: number;
+    filmsPerSecond: number;
+    /** Other batch sizes and connection counts, for comparison. */
+    variants: { bulkSize: number; connections: number; filmsPerSecond: number }[];
+  };
+  bulk: {
+    trials: BulkTrial[];
+    best: BulkTrial;
+    docsPerSecond: number;
+  };
+  concurrentTests: number;
+}
+
+export interface LiveResult extends SyncerPhase {
+  rate: number;
+  seconds: number;
+  edits: number;
+  achievedRate: number;
+  /** Commit to the document being found by search (_count/terms poll), ms. */
+  searchable: Percentiles;
+  /** Commit to the syncer's acknowledgement (after Elasticsearch acknowledged the bulk), ms. */
+  acknowledged: Percentiles;
+  /** The UPDATE's own round trip, ms: the writer's view. */
+  commit: Percentiles;
+}
+
+export interface FanOutResult extends SyncerPhase {
+  films: number;
+  firstVisibleSeconds: number;
+  seconds: number;
+  filmsPerSecond: number;
+}
+
+export interface CatchUpResult extends SyncerPhase {
+  changes: number;
+  /** How long writing the changes took (syncer down), s. */
+  writeSeconds: number;
+  /** Spawn to convergence, s. */
+  seconds: number;
+  filmsPerSecond: number;
+}
+
+export interface WriterResult {
+  tool: string;
+  clients: number;
+  secondsPerRun: number;
+  films: number;
+  tpsWithTriggers: number[];
+  tpsWithoutTriggers: number[];
+  medianWithTriggers: number;
+  medianWithoutTriggers: number;
+  /** With / without, 1 = no overhead. */
+  ratio: number;
+  concurrentTests: number;
+}
+
+export interface BenchReport {
+  startedAt: string;
+  finishedAt: string;
+  machine: Record<string, string | number>;
+  options: Record<string, unknown>;
+  syncerConfig: { sizeLimit: number; bulkSize: number; sleepMs: number; pollIntervalMs: number };
+  setup: { films: number; seedSeconds: number; fanOutFilms: number };
+  fullLoad?: FullLoadResult;
+  ceiling?: CeilingResult;
+  /** Syncer films/s over bulk ceiling docs/s. */
+  fullLoadRatio?: number;
+  live?: LiveResult[];
+  fanOut?: FanOutResult;
+  catchUp?: CatchUpResult;
+  writerOverhead?: WriterResult;
+  /** Peak RSS of each phase's syncer, MB. */
+  memory: Record<string, number>;
+  warnings: string[];
+}
+
+export function percentiles(values: number[], missing = 0): Percentiles {
+  const sorted = [...values].sort((a, b) => a - b);
+  const at = (p: number) => {
+    if (sorted.length === 0) return NaN;
+    return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
+  };
+  return {
+    count: sorted.length,
+    missing,
+    p50: at(50),
+    p95: at(95),
+    p99: at(99),
+    max: sorted.at(-1) ?? NaN,
+  };
+}
+
+export const median = (values: number[]) => percentiles(values).p50;
