@@ -7,6 +7,7 @@
  * burst of edits becomes a few resolutions rather than one per statement.
  */
 import type { Logger } from '../logger.js';
+import type { ChangeClock } from '../metrics/changeClock.js';
 import type { FilmQueue } from '../queue/filmQueue.js';
 import { sleep } from '../util/sleep.js';
 import type { ChangeNotification } from './notification.js';
@@ -37,6 +38,7 @@ export class ChangeCapture {
     private readonly log: Logger,
     private readonly pollIntervalMs: number,
     private readonly reportError?: (message: string) => Promise<void>,
+    private readonly clock?: ChangeClock,
   ) {}
 
   /** From the listener. Never throws and never waits: the work happens in run(). */
@@ -49,10 +51,12 @@ export class ChangeCapture {
     switch (change.t) {
       case 'film_work':
         for (const id of change.ids ?? []) this.films.add(id);
+        this.clock?.heard(change.ids ?? []);
         break;
       case 'genre_film_work':
       case 'person_film_work':
         for (const id of change.films ?? []) this.films.add(id);
+        this.clock?.heard(change.films ?? []);
         break;
       case 'person':
       case 'genre':

@@ -26,6 +26,8 @@ export interface LoadResult {
   stale: string[];
   dead: DeadLetter[];
   retries: number;
+  /** Items Elasticsearch answered with 429/5xx (each retried). */
+  transientItems: number;
 }
 
 type Operation =
@@ -71,7 +73,14 @@ export class BulkWriter {
   }
 
   async write(batch: FilmBatch, signal?: AbortSignal): Promise<LoadResult> {
-    const result: LoadResult = { indexed: [], deleted: [], stale: [], dead: [], retries: 0 };
+    const result: LoadResult = {
+      indexed: [],
+      deleted: [],
+      stale: [],
+      dead: [],
+      retries: 0,
+      transientItems: 0,
+    };
     let pending: Operation[] = [
       ...batch.documents.map((d) => ({
         kind: 'index' as const,
@@ -150,6 +159,7 @@ export class BulkWriter {
       }
     }
     if (indexMissing) await this.options.onIndexMissing?.();
+    result.transientItems += retryLater.length;
     return retryLater;
   }
 }

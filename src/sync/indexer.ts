@@ -30,6 +30,8 @@ export interface IndexerDeps {
   gracefulMs?: number;
   /** Where failures are reported for `npm run status`. */
   reportError?: (message: string) => Promise<void>;
+  /** After every acknowledged claim: for metrics. */
+  observe?: (event: { claim: Claim; done: string[]; transientItems: number; dead: number }) => void;
 }
 
 export interface IndexerStats {
@@ -125,6 +127,8 @@ export class Indexer {
       );
     }
     const done: string[] = [];
+    let transientItems = 0;
+    let dead = 0;
     for (let i = 0; i < valid.length; i += extractor.bulkSize) {
       await this.setState('reading');
       const batch = await extractor.read(claim, valid.slice(i, i + extractor.bulkSize));
@@ -137,6 +141,8 @@ export class Indexer {
       this.stats.stale += result.stale.length;
       this.stats.dead += result.dead.length;
       this.stats.retries += result.retries;
+      transientItems += result.transientItems;
+      dead += result.dead.length;
       done.push(...result.indexed, ...result.deleted, ...result.stale);
       if (result.dead.length > 0) {
         batchLog.warn(
@@ -146,6 +152,7 @@ export class Indexer {
       }
     }
     await queue.ack(claim, done);
+    this.deps.observe?.({ claim, done, transientItems, dead });
     this.stats.batches++;
     this.stats.lastBatchAt = new Date().toISOString();
     batchLog.debug({ indexed: done.length }, 'batch done');

@@ -4,6 +4,7 @@
  * as cooperating async loops in one process; several processes may run against the same services.
  */
 import { randomBytes } from 'node:crypto';
+import type { Server } from 'node:http';
 import { hostname } from 'node:os';
 import type { Client } from '@elastic/elasticsearch';
 import { ChangeCapture } from '../capture/changeCapture.js';
@@ -26,6 +27,9 @@ import { recordLastError } from '../queue/statusReport.js';
 import { Watermarks } from '../queue/watermarks.js';
 import { WorkerRegistry } from '../queue/workerRegistry.js';
 import * as sql from '../sql/queries.js';
+import { ChangeClock } from '../metrics/changeClock.js';
+import { startHttpServer } from '../metrics/httpServer.js';
+import { SyncerMetrics } from '../metrics/syncerMetrics.js';
 import { Indexer } from './indexer.js';
 
 export interface SyncerOptions {
@@ -48,6 +52,10 @@ export class Syncer {
   capture: ChangeCapture | null = null;
   listener: ChangeListener | null = null;
   indexer: Indexer | null = null;
+  readonly startedAt = Date.now();
+  readonly clock = new ChangeClock();
+  metrics: SyncerMetrics | null = null;
+  private server: Server | null = null;
   private readonly stopping = new AbortController();
   private loops: Promise<void>[] = [];
   private reaper: NodeJS.Timeout | null = null;
@@ -95,6 +103,7 @@ export class Syncer {
       log.child({ component: 'capture' }),
       config.pollIntervalMs,
       (message) => recordLastError(this.store, 'capture', message),
+      this.clock,
     );
     this.capture = capture;
     this.listener = new ChangeListener(
@@ -126,7 +135,24 @@ export class Syncer {
       sizeLimit: config.sizeLimit,
       sleepMs: config.sleepMs,
       reportError: (message) => recordLastError(this.store, 'indexer', message),
+      observe: ({ claim, done, transientItems, dead }) => {
+        const metrics = this.metrics;
+        if (!metrics) return;
+        metrics.batchDuration.observe((Date.now() - claim.claimedAt) / 1000);
+        for (const age of this.clock.settle(done)) metrics.changeToIndex.observe(age);
+        if (transientItems > 0) metrics.bulkItemErrors.inc({ kind: 'transient' }, transientItems);
+        if (dead > 0) metrics.bulkItemErrors.inc({ kind: 'permanent' }, dead);
+      },
     });
+    this.metrics = new SyncerMetrics(this);
+    if (config.metricsPort > 0) {
+      this.server = await startHttpServer(
+        config.metricsPort,
+        this,
+        this.metrics,
+        log.child({ component: 'http' }),
+      );
+    }
 
     await this.listener.start();
     await this.reap();
@@ -149,6 +175,11 @@ export class Syncer {
     this.log.info('stopping');
     this.stopping.abort();
     if (this.reaper) clearInterval(this.reaper);
+    const server = this.server;
+    if (server) {
+      server.closeAllConnections(); // scrapers keep connections alive; close() alone would wait
+      await new Promise((resolve) => server.close(resolve));
+    }
     await this.listener?.stop();
     await Promise.allSettled(this.loops);
     await this.close();

@@ -1,0 +1,112 @@
+/** The metrics endpoint is scraped and shows the documented series; health and readiness answer. */
+import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import type { Syncer } from '../src/sync/syncer.js';
+import { insertFilm, seedCatalog } from './helpers/catalog.js';
+import { eventually, waitForConvergence } from './helpers/convergence.js';
+import { EsFaultProxy } from './helpers/esFaultProxy.js';
+import { createSandbox, type Sandbox } from './helpers/isolation.js';
+import { migrateSandbox, startSyncer } from './helpers/syncerHarness.js';
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  return address.port;
+}
+
+describe('metrics and health', () => {
+  let sandbox: Sandbox;
+  let syncer: Syncer;
+  let es: EsFaultProxy;
+  let base: string;
+
+  before(async () => {
+    sandbox = await createSandbox('metrics');
+    await migrateSandbox(sandbox);
+    await seedCatalog(sandbox.pg, 50, 3, 10);
+    es = await EsFaultProxy.start(sandbox.config.elasticsearch.url);
+    const port = await freePort();
+    base = `http://127.0.0.1:${port}`;
+    syncer = await startSyncer(sandbox, {
+      metricsPort: port,
+      elasticsearch: { ...sandbox.config.elasticsearch, url: es.url },
+    });
+    await waitForConvergence(sandbox);
+  });
+
+  after(async () => {
+    await syncer.stop();
+    await es.close();
+    await sandbox.cleanup();
+  });
+
+  const value = (text: string, series: string) => {
+    const line = text
+      .split('\n')
+      .find((l) => l.startsWith(series + ' ') || l.startsWith(series + '{'));
+    return line === undefined ? NaN : Number(line.slice(line.lastIndexOf(' ') + 1));
+  };
+
+  it('shows the documented series on /metrics', async () => {
+    await insertFilm(sandbox.pg, 'Measured');
+    await sandbox.pg.query(
+      `DELETE FROM content.film_work WHERE id = (SELECT id FROM content.film_work ORDER BY id LIMIT 1)`,
+    );
+    await waitForConvergence(sandbox);
+    let text = '';
+    await eventually(
+      async () => {
+        text = await (await fetch(`${base}/metrics`)).text();
+        return value(text, 'movies_etl_change_to_index_seconds_count') >= 2;
+      },
+      10_000,
+      'latency observed',
+    );
+    assert.ok(value(text, 'movies_etl_documents_indexed_total') >= 51);
+    assert.ok(value(text, 'movies_etl_documents_deleted_total') >= 1);
+    assert.ok(value(text, 'movies_etl_batches_total') >= 1);
+    assert.equal(value(text, 'movies_etl_listener_connected'), 1);
+    assert.equal(value(text, 'movies_etl_queue_depth'), 0);
+    assert.equal(value(text, 'movies_etl_dead_letters'), 0);
+    assert.ok(value(text, 'movies_etl_notifications_total') >= 2);
+    assert.ok(value(text, 'movies_etl_poll_passes_total') >= 1);
+    assert.ok(value(text, 'movies_etl_read_lock_wait_seconds_total') >= 0);
+    assert.ok(value(text, 'movies_etl_watermark_lag_seconds{table="film_work"}') >= 0);
+    assert.match(text, /movies_etl_batch_duration_seconds_bucket/);
+    assert.match(text, /movies_etl_process_resident_memory_bytes/);
+    for (const name of [
+      'movies_etl_bulk_retries_total',
+      'movies_etl_documents_stale_total',
+      'movies_etl_dead_lettered_total',
+    ]) {
+      assert.ok(Number.isFinite(value(text, name)), name);
+    }
+  });
+
+  it('answers /healthz and /readyz, and /readyz turns 503 when Elasticsearch is away', async () => {
+    assert.equal((await fetch(`${base}/healthz`)).status, 200);
+    const ready = await fetch(`${base}/readyz`);
+    assert.equal(ready.status, 200);
+    assert.deepEqual(await ready.json(), { ready: true, problems: [] });
+    es.down();
+    try {
+      const notReady = await fetch(`${base}/readyz`);
+      assert.equal(notReady.status, 503);
+      const body = (await notReady.json()) as { problems: string[] };
+      assert.ok(body.problems.some((p) => p.startsWith('elasticsearch:')));
+      assert.equal((await fetch(`${base}/healthz`)).status, 200, 'alive all the same');
+    } finally {
+      es.forward();
+    }
+    await eventually(
+      async () => (await fetch(`${base}/readyz`)).status === 200,
+      10_000,
+      'ready again',
+    );
+    assert.equal((await fetch(`${base}/nope`)).status, 404);
+  });
+});
