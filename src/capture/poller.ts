@@ -58,7 +58,8 @@ export interface PollerDeps {
   sizeLimit: number;
   sleepMs: number;
   owner: string;
-  onProgress?: (progress: { phase: string; done: number; total: number }) => void;
+  /** A full load began, with about this many films to load. */
+  onFullLoad?: (films: number) => void;
 }
 
 export class Poller {
@@ -145,7 +146,7 @@ export class Poller {
 
   /** Queue every film and sweep documents of films that are gone; then set every watermark. */
   async fullLoad(signal?: AbortSignal): Promise<PassResult> {
-    const { db, queue, watermarks, log, sizeLimit, sleepMs, onProgress } = this.deps;
+    const { db, queue, watermarks, log, sizeLimit, sleepMs, onFullLoad } = this.deps;
     // One full load at a time across syncers; the others keep serving the live path.
     const release = await watermarks.guardFullLoad(`${this.deps.owner} ${randomUUID()}`);
     if (!release) {
@@ -159,6 +160,7 @@ export class Poller {
         db.query(sql.estimateFilms),
       );
       log.info({ films: total }, 'full load: queueing every film');
+      onFullLoad?.(total);
       let cursor = FIRST_UUID;
       let queued = 0;
       let rows = 0;
@@ -168,7 +170,6 @@ export class Poller {
         );
         rows += page.length;
         queued += await queue.enqueue(page.map((r) => r.id));
-        onProgress?.({ phase: 'full-load', done: rows, total });
         const last = page.at(-1);
         if (page.length < sizeLimit || !last) break;
         cursor = last.id;

@@ -28,6 +28,7 @@ import { Watermarks } from '../queue/watermarks.js';
 import { WorkerRegistry } from '../queue/workerRegistry.js';
 import * as sql from '../sql/queries.js';
 import { ChangeClock } from '../metrics/changeClock.js';
+import { LoadProgress } from '../metrics/loadProgress.js';
 import { startHttpServer } from '../metrics/httpServer.js';
 import { SyncerMetrics } from '../metrics/syncerMetrics.js';
 import { Indexer } from './indexer.js';
@@ -95,6 +96,7 @@ export class Syncer {
       sizeLimit: config.sizeLimit,
       sleepMs: config.sleepMs,
       owner: this.processId,
+      onFullLoad: (films) => this.showProgress(films),
     });
     const capture = new ChangeCapture(
       this.queue,
@@ -175,6 +177,7 @@ export class Syncer {
     this.log.info('stopping');
     this.stopping.abort();
     if (this.reaper) clearInterval(this.reaper);
+    this.progress?.stop();
     const server = this.server;
     if (server) {
       server.closeAllConnections(); // scrapers keep connections alive; close() alone would wait
@@ -188,6 +191,27 @@ export class Syncer {
 
   async close(): Promise<void> {
     await Promise.allSettled([this.db.end(), this.store.close(), this.es.close()]);
+  }
+
+  private progress: LoadProgress | null = null;
+
+  private showProgress(films: number): void {
+    this.progress?.stop();
+    const indexer = this.indexer;
+    if (!indexer) return;
+    const processed = () => indexer.stats.indexed + indexer.stats.deleted + indexer.stats.stale;
+    const base = processed();
+    this.progress = new LoadProgress(
+      'full load',
+      films,
+      {
+        done: () => processed() - base,
+        finished: async () =>
+          (await this.queue.depth()) === 0 && (await this.queue.inFlight()).length === 0,
+      },
+      this.log.child({ component: 'progress' }),
+    );
+    this.progress.start();
   }
 
   private async endAbandonedListener(pid: number): Promise<void> {
