@@ -1,0 +1,89 @@
+/** `npm run verify` finds missing, extra and stale documents, and `--repair` gets them fixed. */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { seedCatalog } from './helpers/catalog.js';
+import { waitForConvergence } from './helpers/convergence.js';
+import { createSandbox, type Sandbox } from './helpers/isolation.js';
+import { runCli } from './helpers/runCli.js';
+import { migrateSandbox, startSyncer } from './helpers/syncerHarness.js';
+
+describe('npm run verify', () => {
+  let sandbox: Sandbox;
+
+  before(async () => {
+    sandbox = await createSandbox('verify');
+    await migrateSandbox(sandbox);
+    await seedCatalog(sandbox.pg, 200, 4, 20);
+    const syncer = await startSyncer(sandbox);
+    await waitForConvergence(sandbox);
+    await syncer.stop();
+  });
+
+  after(async () => {
+    await sandbox.cleanup();
+  });
+
+  it('reports an index in step', async () => {
+    const result = await runCli('verify', sandbox.env);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /films in postgres\s+200/);
+    assert.match(result.stdout, /in step/);
+  });
+
+  it('finds missing, extra and stale documents, and --repair has the syncer fix them', async () => {
+    const index = sandbox.config.index;
+    const { rows } = await sandbox.pg.query<{ id: string }>(
+      `SELECT id FROM content.film_work ORDER BY id LIMIT 3`,
+    );
+    const [gone, edited, sneaky] = rows.map((r) => r.id);
+    assert.ok(gone && edited && sneaky);
+    await sandbox.es.delete({ index, id: gone, refresh: true });
+    const doc = await sandbox.es.get<Record<string, unknown>>({ index, id: edited });
+    await sandbox.es.index({
+      index,
+      id: edited,
+      document: { ...doc._source, title: 'tampered' },
+      refresh: true,
+    });
+    const extra = '99999999-9999-4999-8999-999999999999';
+    await sandbox.es.index({
+      index,
+      id: extra,
+      document: { ...doc._source, id: extra },
+      refresh: true,
+    });
+    // A change the syncer never heard of (triggers bypassed).
+    const client = await sandbox.pg.connect();
+    try {
+      await client.query('SET session_replication_role = replica');
+      await client.query(`UPDATE content.film_work SET title = 'silent edit' WHERE id = $1`, [
+        sneaky,
+      ]);
+    } finally {
+      await client.query('RESET session_replication_role');
+      client.release();
+    }
+
+    const found = await runCli('verify', sandbox.env, ['--json']);
+    assert.equal(found.code, 3);
+    const report = JSON.parse(found.stdout) as {
+      missing: string[];
+      extra: string[];
+      stale: string[];
+    };
+    assert.deepEqual(report.missing, [gone]);
+    assert.deepEqual(report.extra, [extra]);
+    assert.deepEqual(new Set(report.stale), new Set([edited, sneaky]));
+
+    const repaired = await runCli('verify', sandbox.env, ['--repair']);
+    assert.equal(repaired.code, 3);
+    assert.match(repaired.stdout, /4 films queued/);
+    const syncer = await startSyncer(sandbox);
+    try {
+      await waitForConvergence(sandbox);
+    } finally {
+      await syncer.stop();
+    }
+    assert.equal((await runCli('verify', sandbox.env)).code, 0);
+  });
+});
