@@ -72,6 +72,10 @@ export class BulkWriter {
     );
   }
 
+  get targetName(): string {
+    return this.target.name;
+  }
+
   async write(batch: FilmBatch, signal?: AbortSignal): Promise<LoadResult> {
     const result: LoadResult = {
       indexed: [],

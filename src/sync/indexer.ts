@@ -30,6 +30,8 @@ export interface IndexerDeps {
   gracefulMs?: number;
   /** Where failures are reported for `npm run status`. */
   reportError?: (message: string) => Promise<void>;
+  /** The index a running reindex is building: it gets every batch too. */
+  mirror?: () => Promise<BulkWriter | null>;
   /** After every acknowledged claim: for metrics. */
   observe?: (event: { claim: Claim; done: string[]; transientItems: number; dead: number }) => void;
 }
@@ -134,6 +136,16 @@ export class Indexer {
       const batch = await extractor.read(claim, valid.slice(i, i + extractor.bulkSize));
       await this.setState('writing');
       const result = await writer.write(batch, this.hardStop.signal);
+      const mirror = await this.deps.mirror?.();
+      if (mirror) {
+        // Refusals there are the reindex's to report; the alias's result decides the claim.
+        const mirrored = await mirror.write(batch, this.hardStop.signal);
+        if (mirrored.dead.length > 0)
+          batchLog.warn(
+            { index: mirror.targetName, dead: mirrored.dead.length },
+            'reindex target refused documents',
+          );
+      }
       await deadLetters.add(result.dead);
       await deadLetters.clear([...result.indexed, ...result.deleted]);
       this.stats.indexed += result.indexed.length;

@@ -19,6 +19,7 @@ import { BulkWriter } from '../load/bulkWriter.js';
 import { createElasticsearchClient } from '../load/elasticsearchClient.js';
 import { IndexedFilmIds } from '../load/indexedIds.js';
 import { ensureIndex } from '../load/indexManager.js';
+import { ReindexTarget } from '../load/reindexTarget.js';
 import { DeadLetters } from '../queue/deadLetters.js';
 import { FilmQueue } from '../queue/filmQueue.js';
 import { ReadLock } from '../queue/readLock.js';
@@ -126,6 +127,11 @@ export class Syncer {
         await ensureIndex(this.es, config.index, log.child({ component: 'index' }));
       },
     });
+    const reindexTarget = new ReindexTarget(
+      this.store,
+      this.es,
+      log.child({ component: 'reindex-mirror' }),
+    );
     this.indexer = new Indexer({
       workerId: `${this.processId}/indexer`,
       queue: this.queue,
@@ -137,6 +143,7 @@ export class Syncer {
       sizeLimit: config.sizeLimit,
       sleepMs: config.sleepMs,
       reportError: (message) => recordLastError(this.store, 'indexer', message),
+      mirror: () => reindexTarget.mirror(),
       observe: ({ claim, done, transientItems, dead }) => {
         const metrics = this.metrics;
         if (!metrics) return;
