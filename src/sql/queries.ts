@@ -186,6 +186,8 @@ export const filmDocuments = query<{
   doc: Record<string, unknown> | null;
 }>(
   'film_documents',
+  // People and genres are aggregated per film once (GROUP BY), then joined: a correlated subquery
+  // per field would rescan every film's rows for every film (quadratic in the batch size).
   `WITH snap AS (
      SELECT (pg_snapshot_xmax(s)::text::numeric * 65536
              + 65535 - least(65535, (SELECT count(*) FROM pg_snapshot_xip(s))))::text AS version
@@ -195,16 +197,29 @@ export const filmDocuments = query<{
      SELECT DISTINCT unnest($1::uuid[]) AS id
    ),
    people AS (
-     SELECT pfw.film_work_id, pfw.role, p.id, p.full_name
+     SELECT pfw.film_work_id AS film_id,
+            json_agg(json_build_object('id', p.id, 'name', p.full_name) ORDER BY p.full_name, p.id)
+              FILTER (WHERE pfw.role = 'director') AS directors,
+            json_agg(p.full_name ORDER BY p.full_name, p.id) FILTER (WHERE pfw.role = 'director') AS directors_names,
+            json_agg(json_build_object('id', p.id, 'name', p.full_name) ORDER BY p.full_name, p.id)
+              FILTER (WHERE pfw.role = 'actor') AS actors,
+            json_agg(p.full_name ORDER BY p.full_name, p.id) FILTER (WHERE pfw.role = 'actor') AS actors_names,
+            json_agg(json_build_object('id', p.id, 'name', p.full_name) ORDER BY p.full_name, p.id)
+              FILTER (WHERE pfw.role = 'writer') AS writers,
+            json_agg(p.full_name ORDER BY p.full_name, p.id) FILTER (WHERE pfw.role = 'writer') AS writers_names
        FROM content.person_film_work pfw
        JOIN content.person p ON p.id = pfw.person_id
       WHERE pfw.film_work_id = ANY ($1::uuid[]) AND pfw.role IN ('director', 'actor', 'writer')
+      GROUP BY pfw.film_work_id
    ),
    genres AS (
-     SELECT gfw.film_work_id, g.id, g.name
+     SELECT gfw.film_work_id AS film_id,
+            json_agg(json_build_object('id', g.id, 'name', g.name) ORDER BY g.name, g.id) AS genres,
+            json_agg(g.name ORDER BY g.name, g.id) AS genres_names
        FROM content.genre_film_work gfw
        JOIN content.genre g ON g.id = gfw.genre_id
       WHERE gfw.film_work_id = ANY ($1::uuid[])
+      GROUP BY gfw.film_work_id
    )
    SELECT r.id::text AS id,
           (SELECT version FROM snap) AS version,
@@ -215,23 +230,17 @@ export const filmDocuments = query<{
             'imdb_rating', f.rating,
             'type', f.type,
             'creation_date', f.creation_date,
-            'genres', coalesce((SELECT json_agg(json_build_object('id', g.id, 'name', g.name) ORDER BY g.name, g.id)
-                                  FROM genres g WHERE g.film_work_id = f.id), '[]'::json),
-            'genres_names', coalesce((SELECT json_agg(g.name ORDER BY g.name, g.id)
-                                        FROM genres g WHERE g.film_work_id = f.id), '[]'::json),
-            'directors', coalesce((SELECT json_agg(json_build_object('id', p.id, 'name', p.full_name) ORDER BY p.full_name, p.id)
-                                     FROM people p WHERE p.film_work_id = f.id AND p.role = 'director'), '[]'::json),
-            'directors_names', coalesce((SELECT json_agg(p.full_name ORDER BY p.full_name, p.id)
-                                           FROM people p WHERE p.film_work_id = f.id AND p.role = 'director'), '[]'::json),
-            'actors', coalesce((SELECT json_agg(json_build_object('id', p.id, 'name', p.full_name) ORDER BY p.full_name, p.id)
-                                  FROM people p WHERE p.film_work_id = f.id AND p.role = 'actor'), '[]'::json),
-            'actors_names', coalesce((SELECT json_agg(p.full_name ORDER BY p.full_name, p.id)
-                                        FROM people p WHERE p.film_work_id = f.id AND p.role = 'actor'), '[]'::json),
-            'writers', coalesce((SELECT json_agg(json_build_object('id', p.id, 'name', p.full_name) ORDER BY p.full_name, p.id)
-                                   FROM people p WHERE p.film_work_id = f.id AND p.role = 'writer'), '[]'::json),
-            'writers_names', coalesce((SELECT json_agg(p.full_name ORDER BY p.full_name, p.id)
-                                         FROM people p WHERE p.film_work_id = f.id AND p.role = 'writer'), '[]'::json)
+            'genres', coalesce(g.genres, '[]'::json),
+            'genres_names', coalesce(g.genres_names, '[]'::json),
+            'directors', coalesce(pe.directors, '[]'::json),
+            'directors_names', coalesce(pe.directors_names, '[]'::json),
+            'actors', coalesce(pe.actors, '[]'::json),
+            'actors_names', coalesce(pe.actors_names, '[]'::json),
+            'writers', coalesce(pe.writers, '[]'::json),
+            'writers_names', coalesce(pe.writers_names, '[]'::json)
           ) END AS doc
      FROM requested r
-     LEFT JOIN content.film_work f ON f.id = r.id`,
+     LEFT JOIN content.film_work f ON f.id = r.id
+     LEFT JOIN people pe ON pe.film_id = r.id
+     LEFT JOIN genres g ON g.film_id = r.id`,
 );
