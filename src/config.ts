@@ -67,6 +67,7 @@ const schema = z.object({
   ETL_SIZE_LIMIT: int(1, 10_000).default(200),
   ETL_BULK_SIZE: int(1, 10_000).default(200),
   ETL_SLEEP_MS: int(0, 60_000).default(10),
+  ETL_WORKERS: int(1, 16).default(2),
   ETL_POLL_INTERVAL_MS: int(100, 3_600_000).default(5_000),
   LOG_LEVEL: z
     .enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` })
@@ -93,6 +94,8 @@ export interface Config {
   sizeLimit: number;
   bulkSize: number;
   sleepMs: number;
+  /** Indexing workers per process. */
+  workers: number;
   pollIntervalMs: number;
   logLevel: RawConfig['LOG_LEVEL'];
   metricsPort: number;
@@ -147,6 +150,7 @@ export function parseConfig(env: Record<string, string | undefined>): ConfigResu
       sizeLimit: raw.ETL_SIZE_LIMIT,
       bulkSize: raw.ETL_BULK_SIZE,
       sleepMs: raw.ETL_SLEEP_MS,
+      workers: raw.ETL_WORKERS,
       pollIntervalMs: raw.ETL_POLL_INTERVAL_MS,
       logLevel: raw.LOG_LEVEL,
       metricsPort: raw.METRICS_PORT,

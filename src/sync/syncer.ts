@@ -32,7 +32,8 @@ import { ChangeClock } from '../metrics/changeClock.js';
 import { LoadProgress } from '../metrics/loadProgress.js';
 import { startHttpServer } from '../metrics/httpServer.js';
 import { SyncerMetrics } from '../metrics/syncerMetrics.js';
-import { Indexer } from './indexer.js';
+import type { Claim } from '../queue/filmQueue.js';
+import { Indexer, type IndexerStats } from './indexer.js';
 
 export interface SyncerOptions {
   /** Heartbeat of the listener (ms); tests shorten it. */
@@ -53,7 +54,7 @@ export class Syncer {
   readonly deadLetters: DeadLetters;
   capture: ChangeCapture | null = null;
   listener: ChangeListener | null = null;
-  indexer: Indexer | null = null;
+  indexers: Indexer[] = [];
   readonly startedAt = Date.now();
   readonly clock = new ChangeClock();
   metrics: SyncerMetrics | null = null;
@@ -132,46 +133,54 @@ export class Syncer {
       this.es,
       log.child({ component: 'reindex-mirror' }),
     );
-    this.indexer = new Indexer({
-      workerId: `${this.processId}/indexer`,
-      queue: this.queue,
-      extractor: new FilmExtractor(this.db, this.lock, config.bulkSize),
-      writer,
-      deadLetters: this.deadLetters,
-      registry: this.registry,
-      log: log.child({ component: 'indexer' }),
-      sizeLimit: config.sizeLimit,
-      sleepMs: config.sleepMs,
-      reportError: (message) => recordLastError(this.store, 'indexer', message),
-      mirror: () => reindexTarget.mirror(),
-      observe: ({ claim, done, transientItems, dead }) => {
-        const metrics = this.metrics;
-        if (!metrics) return;
-        metrics.batchDuration.observe((Date.now() - claim.claimedAt) / 1000);
-        for (const age of this.clock.settle(done)) metrics.changeToIndex.observe(age);
-        if (transientItems > 0) metrics.bulkItemErrors.inc({ kind: 'transient' }, transientItems);
-        if (dead > 0) metrics.bulkItemErrors.inc({ kind: 'permanent' }, dead);
-      },
-    });
+    // Several indexers per process: the read lock still admits one reader at a time, but one
+    // indexer's bulk request overlaps another's read.
+    this.indexers = Array.from(
+      { length: config.workers },
+      (_, i) =>
+        new Indexer({
+          workerId: `${this.processId}/indexer-${i + 1}`,
+          queue: this.queue,
+          extractor: new FilmExtractor(this.db, this.lock, config.bulkSize),
+          writer,
+          deadLetters: this.deadLetters,
+          registry: this.registry,
+          log: log.child({ component: 'indexer', worker: i + 1 }),
+          sizeLimit: config.sizeLimit,
+          sleepMs: config.sleepMs,
+          reportError: (message) => recordLastError(this.store, 'indexer', message),
+          mirror: () => reindexTarget.mirror(),
+          observe: (event) => this.observeBatch(event),
+        }),
+    );
     this.metrics = new SyncerMetrics(this);
     if (config.metricsPort > 0) {
-      this.server = await startHttpServer(
-        config.metricsPort,
-        this,
-        this.metrics,
-        log.child({ component: 'http' }),
-      );
+      try {
+        this.server = await startHttpServer(
+          config.metricsPort,
+          this,
+          this.metrics,
+          log.child({ component: 'http' }),
+        );
+      } catch (err) {
+        // Syncing matters more than metrics: a second syncer on the same host lands here.
+        log.error(
+          { port: config.metricsPort, err: (err as Error).message },
+          'metrics port unavailable; running without /metrics (set METRICS_PORT to a free port, or 0)',
+        );
+      }
     }
 
     await this.listener.start();
     await this.reap();
     const signal = this.stopping.signal;
-    this.loops = [capture.run(signal), this.indexer.run(signal)];
+    this.loops = [capture.run(signal), ...this.indexers.map((indexer) => indexer.run(signal))];
     this.reaper = setInterval(() => void this.reap(), this.options.reapEveryMs ?? 5_000);
     log.info(
       {
         index: target.name,
         worker: this.processId,
+        indexers: config.workers,
         size_limit: config.sizeLimit,
         bulk_size: config.bulkSize,
       },
@@ -204,9 +213,10 @@ export class Syncer {
 
   private showProgress(films: number): void {
     this.progress?.stop();
-    const indexer = this.indexer;
-    if (!indexer) return;
-    const processed = () => indexer.stats.indexed + indexer.stats.deleted + indexer.stats.stale;
+    const processed = () => {
+      const stats = this.indexer?.stats;
+      return stats ? stats.indexed + stats.deleted + stats.stale : 0;
+    };
     const base = processed();
     this.progress = new LoadProgress(
       'full load',
@@ -219,6 +229,45 @@ export class Syncer {
       this.log.child({ component: 'progress' }),
     );
     this.progress.start();
+  }
+
+  /** Every indexer's counters, summed. */
+  get indexer(): { stats: IndexerStats } | null {
+    if (this.indexers.length === 0) return null;
+    const stats = this.indexers.map((i) => i.stats);
+    const sum = (key: 'batches' | 'indexed' | 'deleted' | 'stale' | 'dead' | 'retries') =>
+      stats.reduce((total, s) => total + s[key], 0);
+    const latest = (key: 'lastBatchAt' | 'lastError') =>
+      stats
+        .map((s) => s[key])
+        .reduce<string | null>((a, b) => (b !== null && (a === null || b > a) ? b : a), null);
+    return {
+      stats: {
+        batches: sum('batches'),
+        indexed: sum('indexed'),
+        deleted: sum('deleted'),
+        stale: sum('stale'),
+        dead: sum('dead'),
+        retries: sum('retries'),
+        lastBatchAt: latest('lastBatchAt'),
+        lastError: stats.map((s) => s.lastError).find((e) => e !== null) ?? null,
+      },
+    };
+  }
+
+  private observeBatch(event: {
+    claim: Claim;
+    done: string[];
+    transientItems: number;
+    dead: number;
+  }): void {
+    const metrics = this.metrics;
+    if (!metrics) return;
+    metrics.batchDuration.observe((Date.now() - event.claim.claimedAt) / 1000);
+    for (const age of this.clock.settle(event.done)) metrics.changeToIndex.observe(age);
+    if (event.transientItems > 0)
+      metrics.bulkItemErrors.inc({ kind: 'transient' }, event.transientItems);
+    if (event.dead > 0) metrics.bulkItemErrors.inc({ kind: 'permanent' }, event.dead);
   }
 
   private async endAbandonedListener(pid: number): Promise<void> {
