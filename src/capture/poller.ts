@@ -156,9 +156,14 @@ export class Poller {
     try {
       const { epoch } = await watermarks.ensureEpoch(randomUUID());
       const snapshot = await this.snapshot();
-      const [{ count: total } = { count: 0 }] = await this.read('count films', () =>
+      // The planner's estimate is instant; below 100,000 films (or never analysed) count exactly.
+      const [{ count: estimate } = { count: 0 }] = await this.read('count films', () =>
         db.query(sql.estimateFilms),
       );
+      const total =
+        estimate >= 100_000
+          ? estimate
+          : ((await this.read('count films', () => db.query(sql.countFilms)))[0]?.count ?? 0);
       log.info({ films: total }, 'full load: queueing every film');
       onFullLoad?.(total);
       let cursor = FIRST_UUID;
