@@ -65,6 +65,7 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
         bulkSize: sb.config.bulkSize,
         sleepMs: sb.config.sleepMs,
         pollIntervalMs: sb.config.pollIntervalMs,
+        workers: sb.config.workers,
       },
       setup: {
         films: catalog.films,
@@ -142,6 +143,21 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
       warnings.push(
         `a test suite ran during ${noisy.map(([phase]) => phase).join(', ')}: those timings are noisy; ` +
           're-run when `ps aux | grep -c "node --import tsx --test"` shows none',
+      );
+    }
+    const shares: [string, { other: number } | null | undefined][] = [
+      ['full load', report.fullLoad?.cpu],
+      ['bulk ceiling', report.ceiling?.bulk.cpu],
+      ...(report.live ?? []).map((l) => [`live ${l.rate}/s`, l.cpu] as [string, typeof l.cpu]),
+      ['fan-out', report.fanOut?.cpu],
+      ['catch-up', report.catchUp?.cpu],
+    ];
+    const busy = shares.filter(([, cpu]) => cpu && cpu.other > 10);
+    if (busy.length > 0) {
+      warnings.push(
+        `other processes used the CPU during ${busy
+          .map(([phase, cpu]) => `${phase} (${cpu?.other ?? 0}% of all cores)`)
+          .join(', ')}: those timings are noisy`,
       );
     }
     for (const live of report.live ?? []) {

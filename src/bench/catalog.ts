@@ -4,7 +4,7 @@
  * settled catalog, as it would in production.
  */
 import { generateCatalog } from '../seed/catalogGenerator.js';
-import type { BenchSandbox } from './sandbox.js';
+import { unhurriedPostgres, type BenchSandbox } from './sandbox.js';
 
 export const FAN_OUT_GENRE = 'Бенчмарк';
 
@@ -16,7 +16,12 @@ export interface BenchCatalog {
 
 export async function seedBenchCatalog(sb: BenchSandbox, films: number): Promise<BenchCatalog> {
   const started = performance.now();
-  await generateCatalog(sb.db, films);
+  const db = unhurriedPostgres(sb.config.databaseUrl);
+  try {
+    await generateCatalog(db, films);
+  } finally {
+    await db.end();
+  }
   const genre = await sb.pool.query<{ id: string }>(
     `INSERT INTO content.genre (id, name, description)
      VALUES (md5('bench-fan-out-genre')::uuid, $1, 'fan-out phase of npm run bench')

@@ -6,6 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { waitForIndex } from './convergence.js';
+import { cpuMeter } from './cpu.js';
 import { watchNoise } from './environment.js';
 import type { CatchUpResult } from './results.js';
 import type { BenchSandbox } from './sandbox.js';
@@ -46,6 +47,7 @@ export async function measureCatchUp(
   );
 
   const { result, tests } = await watchNoise(async () => {
+    const meter = cpuMeter();
     const syncer = spawnSyncer(sb, 'catch-up');
     const startedAt = await syncer.started;
     const doneAt = await waitForIndex(sb, changed, {
@@ -55,6 +57,7 @@ export async function measureCatchUp(
       intervalMs: 250,
       progress,
     });
+    const cpu = meter.stop(syncer.pid);
     const seconds = (doneAt - syncer.spawnedAt) / 1_000;
     const check = await spotCheck(sb, 0, sample.slice(0, 100));
     if (check.mismatched.length > 0)
@@ -70,6 +73,7 @@ export async function measureCatchUp(
       startupSeconds: (startedAt - syncer.spawnedAt) / 1_000,
       peakRssMb: run.peakRssMb,
       profile: run.profile,
+      cpu,
     };
   });
   return { ...result, concurrentTests: tests };

@@ -6,6 +6,7 @@
  */
 import { Postgres } from '../db/postgres.js';
 import * as sql from '../sql/queries.js';
+import { cpuMeter } from './cpu.js';
 import type { CeilingResult } from './results.js';
 import { quietLog, type BenchSandbox } from './sandbox.js';
 
@@ -63,9 +64,11 @@ export async function measureExtraction(
 ): Promise<{ extraction: CeilingResult['extraction']; lines: string[] }> {
   const ids = await filmIds(sb);
   const lines: string[] = [];
+  const meter = cpuMeter();
   const main = await timeReads(sb, ids, bulkSize, 1, (id, doc) => {
     if (doc) lines.push(`{"index":{"_id":${JSON.stringify(id)}}}\n${JSON.stringify(doc)}\n`);
   });
+  const cpu = meter.stop(0);
   const sample = ids.slice(0, VARIANT_FILMS);
   const variants: CeilingResult['extraction']['variants'] = [];
   for (const [size, connections] of [
@@ -84,6 +87,7 @@ export async function measureExtraction(
       seconds: main.seconds,
       filmsPerSecond: main.filmsPerSecond,
       variants,
+      cpu,
     },
     lines,
   };

@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { countDocuments, isIdle, syncerState, waitFor } from './convergence.js';
+import { cpuMeter } from './cpu.js';
 import { watchNoise } from './environment.js';
 import type { FanOutResult } from './results.js';
 import type { BenchSandbox } from './sandbox.js';
@@ -25,13 +26,14 @@ export async function measureFanOut(
       what: 'syncer idle before the fan-out',
       timeoutMs: 120_000,
     });
+    const meter = cpuMeter(syncer.pid);
     await sb.pool.query('UPDATE content.genre SET name = $2 WHERE id = $1', [genreId, name]);
     const committed = performance.now();
-    let first: number | null = null;
+    const seen: { first: number | null } = { first: null };
     const done = await waitFor(
       async () => {
         const count = await countDocuments(sb, query);
-        if (count > 0) first ??= performance.now();
+        if (count > 0) seen.first ??= performance.now();
         return count === films;
       },
       {
@@ -42,16 +44,18 @@ export async function measureFanOut(
         describe: async () => `${await countDocuments(sb, query)}/${films} show the new name`,
       },
     );
+    const cpu = meter.stop(syncer.pid);
     const run = await syncer.stop();
     const seconds = (done - committed) / 1_000;
     return {
       films,
       seconds,
-      firstVisibleSeconds: ((first ?? done) - committed) / 1_000,
+      firstVisibleSeconds: ((seen.first ?? done) - committed) / 1_000,
       filmsPerSecond: films / seconds,
       startupSeconds: (startedAt - syncer.spawnedAt) / 1_000,
       peakRssMb: run.peakRssMb,
       profile: run.profile,
+      cpu,
     };
   });
   return { ...result, concurrentTests: tests };

@@ -4,6 +4,7 @@
  * sample of documents matches the oracle.
  */
 import { countDocuments, waitForIndex } from './convergence.js';
+import { cpuMeter } from './cpu.js';
 import { watchNoise } from './environment.js';
 import type { FullLoadResult } from './results.js';
 import type { BenchSandbox } from './sandbox.js';
@@ -19,6 +20,7 @@ export async function measureFullLoad(
   ).rows;
   const films = row?.n ?? 0;
   const { result, tests } = await watchNoise(async () => {
+    const meter = cpuMeter();
     const syncer = spawnSyncer(sb, 'full-load');
     const startedAt = await syncer.started;
     const doneAt = await waitForIndex(sb, films, {
@@ -27,6 +29,7 @@ export async function measureFullLoad(
       intervalMs: 250,
       progress,
     });
+    const cpu = meter.stop(syncer.pid);
     const seconds = (doneAt - syncer.spawnedAt) / 1_000;
     const check = await spotCheck(sb, 100);
     if (check.mismatched.length > 0) {
@@ -44,6 +47,7 @@ export async function measureFullLoad(
       startupSeconds: (startedAt - syncer.spawnedAt) / 1_000,
       peakRssMb: run.peakRssMb,
       profile: run.profile,
+      cpu,
     };
   });
   return { ...result, concurrentTests: tests };

@@ -14,6 +14,7 @@
 import { randomBytes } from 'node:crypto';
 import { sleep } from '../util/sleep.js';
 import { isIdle, syncerState, waitFor } from './convergence.js';
+import { cpuMeter } from './cpu.js';
 import { watchNoise } from './environment.js';
 import { percentiles, type LiveResult } from './results.js';
 import type { BenchSandbox } from './sandbox.js';
@@ -50,10 +51,11 @@ export async function measureLiveLatency(
       what: 'syncer idle before the live phase',
       timeoutMs: 120_000,
     });
-    let writing = true;
+    const meter = cpuMeter(syncer.pid);
+    const state = { writing: true };
     const startedWriting = Date.now();
     let stoppedWriting = startedWriting;
-    const deadline = () => !writing && Date.now() - stoppedWriting > GRACE_MS;
+    const deadline = () => !state.writing && Date.now() - stoppedWriting > GRACE_MS;
     const done = () => edits.every((e) => e.searchableAt !== undefined && e.ackedAt !== undefined);
     const writer = (async () => {
       const inFlight: Promise<unknown>[] = [];
@@ -69,13 +71,14 @@ export async function measureLiveLatency(
       }
       await Promise.all(inFlight);
       stoppedWriting = Date.now();
-      writing = false;
+      state.writing = false;
     })();
     const searcher = (async () => {
-      while ((writing || !done()) && !deadline()) {
-        // Oldest first; a search returns at most 10,000 hits.
+      while ((state.writing || !done()) && !deadline()) {
+        // Committed and not yet seen, oldest first (a search returns at most 10,000 hits). Edits
+        // still queued in the pool stay out of the query, so a backlog does not inflate it.
         const pending = edits
-          .filter((e) => e.issuedAt > 0 && e.searchableAt === undefined)
+          .filter((e) => e.committedAt !== undefined && e.searchableAt === undefined)
           .slice(0, 5_000);
         if (pending.length > 0) {
           const response = await sb.es.search({
@@ -93,9 +96,19 @@ export async function measureLiveLatency(
     })();
     const acker = (async () => {
       const byId = new Map(edits.map((e) => [e.id, e]));
-      while ((writing || !done()) && !deadline()) {
-        const history = await sb.redis.lrange(sb.key('history'), 0, 4_999);
-        for (const raw of history) {
+      // The history is newest first: read only what was pushed since the last look (the entry
+      // that was on top then marks where the new ones end).
+      let seenTop: string | undefined;
+      while ((state.writing || !done()) && !deadline()) {
+        let fresh: string[] = [];
+        for (let depth = 500; depth <= 10_000; depth *= 4) {
+          const history = await sb.redis.lrange(sb.key('history'), 0, depth - 1);
+          const end = seenTop === undefined ? -1 : history.indexOf(seenTop);
+          fresh = end >= 0 ? history.slice(0, end) : history;
+          if (end >= 0 || history.length < depth) break;
+        }
+        seenTop = fresh[0] ?? seenTop;
+        for (const raw of fresh) {
           const entry = JSON.parse(raw) as { id: string; at: string };
           const edit = byId.get(entry.id);
           const at = Date.parse(entry.at);
@@ -106,6 +119,7 @@ export async function measureLiveLatency(
       }
     })();
     await Promise.all([writer, searcher, acker]);
+    const cpu = meter.stop(syncer.pid);
     const writeSeconds = Math.max(0.001, (stoppedWriting - startedWriting) / 1_000);
     const run = await syncer.stop();
     const committed = edits.filter((e) => e.committedAt !== undefined);
@@ -116,6 +130,7 @@ export async function measureLiveLatency(
       seconds: planned / rate,
       edits: committed.length,
       achievedRate: committed.length / writeSeconds,
+      indexedPerEdit: (run.profile?.films ?? NaN) / committed.length,
       searchable: percentiles(
         committed.flatMap((e) => since(e, e.searchableAt)),
         committed.filter((e) => e.searchableAt === undefined).length,
@@ -128,6 +143,7 @@ export async function measureLiveLatency(
       startupSeconds: (startedAt - syncer.spawnedAt) / 1_000,
       peakRssMb: run.peakRssMb,
       profile: run.profile,
+      cpu,
     };
   });
   return { ...result, concurrentTests: tests };

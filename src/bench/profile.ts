@@ -33,7 +33,9 @@ export interface ProfileSummary {
     writeTotal: number;
     redis: number;
   };
-  /** Share of the syncer's lifetime the indexer loop spent in each step, percent. */
+  /** Indexing workers in the process (ETL_WORKERS). */
+  workers: number;
+  /** Share of the indexers' time (lifetime x workers) spent in each step, percent. */
   shares: { extract: number; write: number; redis: number; idle: number; other: number };
   /** Time spent waiting for the read lock, by kind of read, ms in total. */
   lockWaitMs: Record<string, number>;
@@ -52,7 +54,7 @@ export function readProfile(path: string): ProfileFile | null {
 
 const round = (n: number, digits = 1) => Math.round(n * 10 ** digits) / 10 ** digits;
 
-export function summariseProfile(profile: ProfileFile): ProfileSummary {
+export function summariseProfile(profile: ProfileFile, workers = 1): ProfileSummary {
   const s = profile.stats;
   const get = (name: string): ProfileStat => s[name] ?? { calls: 0, ms: 0, maxMs: 0, items: 0 };
   const mean = (name: string, per: number) => (per > 0 ? round(get(name).ms / per) : 0);
@@ -62,7 +64,7 @@ export function summariseProfile(profile: ProfileFile): ProfileSummary {
   const claimRedis = redisNames
     .filter((name) => name !== 'redis: enqueue' && name !== 'redis: heartbeat')
     .reduce((sum, name) => sum + get(name).ms, 0);
-  const wall = Math.max(1, profile.at - profile.startedAt);
+  const wall = Math.max(1, profile.at - profile.startedAt) * Math.max(1, workers);
   const write = get('load: write (bulk + retries)').ms;
   const idle = get('indexer: idle (queue empty)').ms;
   const pct = (ms: number) => round((100 * ms) / wall);
@@ -72,6 +74,7 @@ export function summariseProfile(profile: ProfileFile): ProfileSummary {
       lockWaitMs[name.slice('lock wait: '.length)] = round(get(name).ms);
   }
   return {
+    workers,
     claims: get('indexer: claim processed').calls,
     batches,
     films: extract.items,

@@ -1,6 +1,7 @@
 /** The bench report as a table for people, and as JSON in bench-results/. */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import type { CpuShares } from './cpu.js';
 import type { ProfileSummary } from './profile.js';
 import type { BenchReport, Percentiles, SyncerPhase } from './results.js';
 
@@ -20,13 +21,20 @@ function profileLine(p: ProfileSummary | null): string {
     .map(([k, v]) => `${k} ${n0(v)} ms`)
     .join(', ');
   return (
-    `${p.batches} batches of ~${n0(p.films / p.batches)}: extract ${n1(b.extractTotal)} ms ` +
-    `(query ${n1(b.extractQuery)}, lock wait ${n1(b.lockWait)}), bulk ${n1(b.writeTotal)} ms ` +
-    `(ES took ${n1(b.bulkServerTook)}), redis ${n1(b.redis)} ms per batch; loop: extract ` +
+    `${p.batches} batches of ~${n0(p.films / p.batches)} (${p.workers} indexers): extract ${n1(b.extractTotal)} ms ` +
+    `(query ${n1(b.extractQuery)}, lock wait ${n1(b.lockWait)}), bulk ${n1(b.writeTotal)} ms, ` +
+    `redis ${n1(b.redis)} ms per batch; indexers' time: extract ` +
     `${n0(p.shares.extract)}%, bulk ${n0(p.shares.write)}%, redis ${n0(p.shares.redis)}%, idle ` +
     `${n0(p.shares.idle)}%, other ${n0(p.shares.other)}%` +
     (waits ? `; lock waits: ${waits}` : '')
   );
+}
+
+function cpuLine(cpu: CpuShares | null): string {
+  if (!cpu) return '';
+  return Object.entries(cpu)
+    .map(([k, v]) => `${k} ${n0(v)}%`)
+    .join(', ');
 }
 
 function phaseNote(phase: SyncerPhase): string {
@@ -38,9 +46,15 @@ export function formatReport(r: BenchReport): string {
   const row = (section: string, metric: string, value: string) =>
     rows.push([section, metric, value]);
   const profiles: [string, string][] = [];
-  const profile = (label: string, p: ProfileSummary | null) => {
-    const line = profileLine(p);
+  const cpus: [string, string][] = [];
+  const cpu = (label: string, shares: CpuShares | null) => {
+    const line = cpuLine(shares);
+    if (line) cpus.push([label, line]);
+  };
+  const profile = (label: string, phase: SyncerPhase) => {
+    const line = profileLine(phase.profile);
     if (line) profiles.push([label, line]);
+    cpu(label, phase.cpu);
   };
   const { fullLoad, ceiling } = r;
   if (fullLoad) {
@@ -49,10 +63,11 @@ export function formatReport(r: BenchReport): string {
       `syncer, ${n0(fullLoad.films)} films`,
       `${n0(fullLoad.filmsPerSecond)} films/s (${n1(fullLoad.seconds)} s; ${phaseNote(fullLoad)})`,
     );
-    profile('full load', fullLoad.profile);
+    profile('full load', fullLoad);
   }
   if (ceiling) {
     const best = ceiling.bulk.best;
+    cpu('bulk ceiling', ceiling.bulk.cpu);
     row(
       'full load',
       'bulk ceiling',
@@ -68,6 +83,7 @@ export function formatReport(r: BenchReport): string {
   if (r.fullLoadRatio !== undefined) row('full load', 'syncer / ceiling', pct(r.fullLoadRatio));
   if (ceiling) {
     const e = ceiling.extraction;
+    cpu('extraction', e.cpu);
     row(
       'extraction',
       `filmDocuments @ ${e.bulkSize}, 1 conn`,
@@ -81,12 +97,12 @@ export function formatReport(r: BenchReport): string {
     row(
       label,
       `edits (achieved rate)`,
-      `${n0(live.edits)} in ${n1(live.seconds)} s (${n0(live.achievedRate)}/s); ${phaseNote(live)}`,
+      `${n0(live.edits)} in ${n1(live.seconds)} s (${n0(live.achievedRate)}/s), ${n1(live.indexedPerEdit)} films indexed per edit; ${phaseNote(live)}`,
     );
     row(label, 'commit -> searchable p50/p95/p99', ms(live.searchable));
     row(label, 'commit -> acknowledged p50/p95/p99', ms(live.acknowledged));
     row(label, 'UPDATE round trip p50/p95/p99', ms(live.commit));
-    profile(label, live.profile);
+    profile(label, live);
   }
   if (r.fanOut) {
     const f = r.fanOut;
@@ -95,7 +111,7 @@ export function formatReport(r: BenchReport): string {
       `genre rename, ${n0(f.films)} films`,
       `all searchable after ${n2(f.seconds)} s (first ${n2(f.firstVisibleSeconds)} s; ${n0(f.filmsPerSecond)} films/s; ${phaseNote(f)})`,
     );
-    profile('fan-out', f.profile);
+    profile('fan-out', f);
   }
   if (r.catchUp) {
     const c = r.catchUp;
@@ -104,7 +120,7 @@ export function formatReport(r: BenchReport): string {
       `${n0(c.changes)} films changed while down`,
       `${n1(c.seconds)} s from spawn (${n0(c.filmsPerSecond)} films/s; writes took ${n1(c.writeSeconds)} s; ${phaseNote(c)})`,
     );
-    profile('catch-up', c.profile);
+    profile('catch-up', c);
   }
   if (r.writerOverhead) {
     const w = r.writerOverhead;
@@ -129,13 +145,15 @@ export function formatReport(r: BenchReport): string {
   return [
     `npm run bench: ${r.startedAt} .. ${r.finishedAt}`,
     machine,
-    `syncer: ETL_SIZE_LIMIT=${config.sizeLimit} ETL_BULK_SIZE=${config.bulkSize} ETL_SLEEP_MS=${config.sleepMs} ETL_POLL_INTERVAL_MS=${config.pollIntervalMs}; catalog ${n0(r.setup.films)} films seeded in ${n1(r.setup.seedSeconds)} s`,
+    `syncer: ETL_SIZE_LIMIT=${config.sizeLimit} ETL_BULK_SIZE=${config.bulkSize} ETL_SLEEP_MS=${config.sleepMs} ETL_POLL_INTERVAL_MS=${config.pollIntervalMs} ETL_WORKERS=${config.workers}; catalog ${n0(r.setup.films)} films seeded in ${n1(r.setup.seedSeconds)} s`,
     '',
     ...lines,
     ...(profiles.length > 0
-      ? ['', 'where the syncer spent its time (per batch, and share of its lifetime):']
+      ? ['', "where the syncer spent its time (per batch, and share of the indexers' time):"]
       : []),
     ...profiles.map(([label, line]) => `  ${label}: ${line}`),
+    ...(cpus.length > 0 ? ['', "where the machine's CPU went (% of all cores):"] : []),
+    ...cpus.map(([label, line]) => `  ${label}: ${line}`),
     ...(r.warnings.length > 0 ? ['', ...r.warnings.map((w) => `WARNING: ${w}`)] : []),
     '',
   ].join('\n');

@@ -1,4 +1,5 @@
 /** The bench report: what each phase measured, as written to bench-results/<timestamp>.json. */
+import type { CpuShares } from './cpu.js';
 import type { ProfileSummary } from './profile.js';
 
 export interface Percentiles {
@@ -17,6 +18,8 @@ export interface SyncerPhase {
   /** Spawn to the 'syncer started' log line, s. */
   startupSeconds: number;
   profile: ProfileSummary | null;
+  /** Where the machine's CPU went while the phase was measured, % of all cores. */
+  cpu: CpuShares | null;
   /** `node --import tsx --test` processes seen during the phase (0 = a quiet machine). */
   concurrentTests: number;
 }
@@ -46,11 +49,13 @@ export interface CeilingResult {
     filmsPerSecond: number;
     /** Other batch sizes and connection counts, for comparison. */
     variants: { bulkSize: number; connections: number; filmsPerSecond: number }[];
+    cpu: CpuShares | null;
   };
   bulk: {
     trials: BulkTrial[];
     best: BulkTrial;
     docsPerSecond: number;
+    cpu: CpuShares | null;
   };
   concurrentTests: number;
 }
@@ -60,6 +65,8 @@ export interface LiveResult extends SyncerPhase {
   seconds: number;
   edits: number;
   achievedRate: number;
+  /** Films the syncer read and indexed per edit (1 = each edit indexed once). */
+  indexedPerEdit: number;
   /** Commit to the document being found by search (_count/terms poll), ms. */
   searchable: Percentiles;
   /** Commit to the syncer's acknowledgement (after Elasticsearch acknowledged the bulk), ms. */
@@ -103,7 +110,13 @@ export interface BenchReport {
   finishedAt: string;
   machine: Record<string, string | number>;
   options: Record<string, unknown>;
-  syncerConfig: { sizeLimit: number; bulkSize: number; sleepMs: number; pollIntervalMs: number };
+  syncerConfig: {
+    sizeLimit: number;
+    bulkSize: number;
+    sleepMs: number;
+    pollIntervalMs: number;
+    workers: number;
+  };
   setup: { films: number; seedSeconds: number; fanOutFilms: number };
   fullLoad?: FullLoadResult;
   ceiling?: CeilingResult;

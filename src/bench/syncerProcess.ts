@@ -96,7 +96,7 @@ export function spawnSyncer(sandbox: BenchSandbox, label: string): SpawnedSyncer
     if (code !== 0) process.stderr.write(`syncer ${label} exited with ${code ?? signal}\n`);
     return {
       peakRssMb: peakRssMb(),
-      profile: raw ? summariseProfile(raw) : null,
+      profile: raw ? summariseProfile(raw, sandbox.config.workers) : null,
       exitCode: code ?? signal,
     };
   };

@@ -15,12 +15,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { migrate } from '../db/migrator.js';
-import { Postgres } from '../db/postgres.js';
 import { generateCatalog } from '../seed/catalogGenerator.js';
 import { GENRES } from '../seed/vocabulary.js';
 import { watchNoise, which } from './environment.js';
 import { median, type WriterResult } from './results.js';
-import { MIGRATIONS, quietLog, type BenchSandbox } from './sandbox.js';
+import { MIGRATIONS, quietLog, unhurriedPostgres, type BenchSandbox } from './sandbox.js';
 
 const TABLES = ['film_work', 'genre', 'person', 'genre_film_work', 'person_film_work'];
 const CLIENTS = 4;
@@ -79,7 +78,7 @@ DELETE FROM content.film_work WHERE id = md5('film-' || :i)::uuid;`,
 async function prepare(sb: BenchSandbox, suffix: string, films: number, triggers: boolean) {
   const url = await sb.createDatabase(suffix);
   await migrate(url, MIGRATIONS, quietLog());
-  const db = new Postgres(url, quietLog(), 1);
+  const db = unhurriedPostgres(url);
   try {
     await generateCatalog(db, films);
   } finally {

@@ -1,0 +1,99 @@
+/**
+ * `npm run bench`, tiny: every phase runs end to end against the real services on 300 films with
+ * short phases, and the report has every section, with finite positive numbers, and no edit lost.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { PHASES, runBenchmark } from '../src/bench/benchmark.js';
+import { formatReport, writeReport } from '../src/bench/report.js';
+import type { BenchReport } from '../src/bench/results.js';
+
+function positive(value: number | undefined, what: string): void {
+  assert.ok(
+    typeof value === 'number' && Number.isFinite(value) && value > 0,
+    `${what} should be a finite positive number, got ${value}`,
+  );
+}
+
+describe('npm run bench', () => {
+  it('measures every phase on a tiny catalog', { timeout: 90_000 }, async () => {
+    const report: BenchReport = await runBenchmark({
+      films: 300,
+      phases: [...PHASES],
+      rates: [20, 100],
+      liveSeconds: 1,
+      writerSeconds: 1,
+      writerRepeats: 1,
+    });
+
+    const { fullLoad, ceiling, fanOut, catchUp, writerOverhead } = report;
+    assert.ok(fullLoad && ceiling && fanOut && catchUp && writerOverhead && report.live);
+    assert.equal(fullLoad.films, 300);
+    positive(fullLoad.filmsPerSecond, 'full load films/s');
+    positive(fullLoad.seconds, 'full load seconds');
+    positive(fullLoad.spotChecked, 'full load spot checks');
+    positive(ceiling.extraction.filmsPerSecond, 'extraction films/s');
+    for (const v of ceiling.extraction.variants) positive(v.filmsPerSecond, 'extraction variant');
+    positive(ceiling.bulk.docsPerSecond, 'bulk ceiling docs/s');
+    assert.equal(ceiling.bulk.best.docs, 300);
+    positive(report.fullLoadRatio, 'full load / ceiling');
+
+    assert.deepEqual(
+      report.live.map((l) => l.rate),
+      [20, 100],
+    );
+    for (const live of report.live) {
+      positive(live.edits, `live ${live.rate}/s edits`);
+      positive(live.achievedRate, `live ${live.rate}/s achieved rate`);
+      for (const [name, p] of [
+        ['searchable', live.searchable],
+        ['acknowledged', live.acknowledged],
+      ] as const) {
+        assert.equal(p.missing, 0, `live ${live.rate}/s: edits never ${name}`);
+        assert.equal(p.count, live.edits);
+        for (const key of ['p50', 'p95', 'p99', 'max'] as const)
+          positive(p[key], `live ${live.rate}/s ${name} ${key}`);
+      }
+    }
+
+    positive(fanOut.films, 'fan-out films');
+    positive(fanOut.seconds, 'fan-out seconds');
+    positive(fanOut.filmsPerSecond, 'fan-out films/s');
+    assert.equal(catchUp.changes, 300);
+    positive(catchUp.seconds, 'catch-up seconds');
+    positive(catchUp.filmsPerSecond, 'catch-up films/s');
+    positive(writerOverhead.medianWithTriggers, 'tps with triggers');
+    positive(writerOverhead.medianWithoutTriggers, 'tps without triggers');
+    positive(writerOverhead.ratio, 'writer ratio');
+
+    assert.deepEqual(Object.keys(report.memory).sort(), [
+      'catch-up',
+      'fan-out',
+      'full load',
+      'live 100/s',
+      'live 20/s',
+    ]);
+    for (const [phase, mb] of Object.entries(report.memory)) positive(mb, `peak RSS ${phase}`);
+    for (const phase of [fullLoad, fanOut, catchUp, ...report.live]) {
+      positive(phase.startupSeconds, 'syncer start-up');
+      assert.ok(phase.profile && phase.profile.batches > 0, 'the syncer was profiled');
+    }
+
+    const table = formatReport(report);
+    for (const section of ['full load', 'bulk ceiling', 'extraction', 'live 100/s', 'fan-out'])
+      assert.ok(table.includes(section), `the table shows ${section}`);
+    for (const section of ['catch-up', 'writer overhead', 'memory'])
+      assert.ok(table.includes(section), `the table shows ${section}`);
+    const dir = mkdtempSync(join(tmpdir(), 'bench-test-'));
+    try {
+      const path = join(dir, 'out', 'report.json');
+      writeReport(report, path);
+      assert.deepEqual(JSON.parse(readFileSync(path, 'utf8')), JSON.parse(JSON.stringify(report)));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
