@@ -48,11 +48,11 @@ describe('kill -9 between the Elasticsearch acknowledgement and the claim remova
     const indexed = async () =>
       (await sandbox.es.count({ index: sandbox.config.index }).catch(() => ({ count: 0 }))).count;
     await eventually(async () => (await indexed()) > 0, 60_000, 'first documents acknowledged');
-    proxy.blackhole();
+    await proxy.blackhole();
     const acknowledged = await indexed();
     const [claim] = await queue.inFlight();
     first.child.kill('SIGKILL');
-    proxy.forward();
+    await proxy.forward();
 
     assert.ok(claim && claim.size > 0, 'the claim is still in processing');
     assert.ok(acknowledged < 2_000, 'the syncer was stopped mid-claim');
