@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
 import { Postgres } from '../src/db/postgres.js';
 import { generateCatalog } from '../src/seed/catalogGenerator.js';
 import { runCli } from './helpers/runCli.js';
@@ -35,7 +37,8 @@ describe('the catalog generator', () => {
     ).rows[0] ?? {};
 
   it('makes a realistic catalog of the size asked for', async () => {
-    await generateCatalog(db, 2_000);
+    const report = await generateCatalog(db, 2_000);
+    assert.equal(report.triggersSkipped, true, 'a superuser seeds without per-row triggers');
     const c = await counts();
     assert.equal(c.films, 2_000);
     assert.equal(c.persons, 6_000);
@@ -71,5 +74,48 @@ describe('the catalog generator', () => {
     assert.equal(result.code, 0);
     assert.match(result.stdout, /catalog is not empty/);
     assert.equal((await counts()).films, 2_000);
+  });
+
+  it('gives the same catalog, captured the same way, under a role that may not take shortcuts', async () => {
+    const other = await createSandbox('seed-role');
+    const role = `seed_writer_${randomBytes(3).toString('hex')}`;
+    try {
+      await migrateSandbox(other);
+      await other.pg.query(`CREATE ROLE ${role} LOGIN`);
+      await other.pg.query(`GRANT USAGE ON SCHEMA content, etl TO ${role}`);
+      await other.pg.query(`GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA content TO ${role}`);
+      const url = new URL(other.config.databaseUrl);
+      url.username = role;
+      const writer = new Postgres(url.toString(), testLog(), 1, 0);
+      try {
+        const report = await generateCatalog(writer, 2_000);
+        assert.equal(report.triggersSkipped, false);
+        assert.equal(report.indexesDeferred, false);
+      } finally {
+        await writer.end();
+      }
+      const fingerprint = async (pool: pg.Pool) =>
+        (
+          await pool.query<Record<string, string | number>>(
+            `SELECT (SELECT md5(string_agg(id || title || coalesce(rating::text, ''), ',' ORDER BY id))
+                       FROM content.film_work) AS films,
+                    (SELECT md5(string_agg(concat_ws(' ', film_work_id, person_id, role), ',' ORDER BY id))
+                       FROM content.person_film_work) AS people,
+                    (SELECT md5(string_agg(concat_ws(' ', film_work_id, genre_id), ',' ORDER BY id))
+                       FROM content.genre_film_work) AS genres,
+                    (SELECT count(*)::int FROM content.person_film_work WHERE etl_txid IS NULL)
+                    + (SELECT count(*)::int FROM content.film_work WHERE etl_txid IS NULL) AS unstamped`,
+          )
+        ).rows[0];
+      const theirs = await fingerprint(other.pg);
+      assert.equal(theirs?.unstamped, 0, 'every row carries the transaction that wrote it');
+      assert.deepEqual(theirs, await fingerprint(sandbox.pg));
+    } finally {
+      await other.cleanup();
+      const admin = new pg.Client({ connectionString: sandbox.config.databaseUrl });
+      await admin.connect();
+      await admin.query(`DROP ROLE IF EXISTS ${role}`);
+      await admin.end();
+    }
   });
 });

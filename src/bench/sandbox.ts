@@ -24,9 +24,7 @@ export const quietLog = () => createLogger('silent', false);
  * runs statements (seed_person_links) that take longer than that.
  */
 export function unhurriedPostgres(url: string): Postgres {
-  const db = new Postgres(url, quietLog(), 1);
-  db.pool.options.query_timeout = 0;
-  return db;
+  return new Postgres(url, quietLog(), 1, 0);
 }
 
 export interface BenchSandbox {

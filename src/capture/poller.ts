@@ -20,8 +20,7 @@ import type { Snapshot, WatermarkTable, Watermarks } from '../queue/watermarks.j
 import * as sql from '../sql/queries.js';
 import { sleep } from '../util/sleep.js';
 import type { FilmResolver } from './resolver.js';
-
-const FIRST_UUID = '00000000-0000-0000-0000-000000000000';
+import { FIRST_UUID, LAST_UUID } from '../util/uuid.js';
 
 /** Tables polled row by row, in this order; what each row yields. */
 const POLLED: {
@@ -122,7 +121,9 @@ export class Poller {
   ): Promise<{ queued: number; rows: number }> {
     const { db, queue, resolver, sizeLimit, sleepMs } = this.deps;
     const query = sql.changedRowsByTable[table];
-    let cursor: [string, string] = ['0', FIRST_UUID];
+    // Start just below the watermark's xmin, so the first page seeks straight to the rows that can
+    // match instead of walking the (etl_txid, key) index from the beginning of time.
+    let cursor: [string, string] = [(BigInt(mark.xmin) - 1n).toString(), LAST_UUID];
     let queued = 0;
     let rows = 0;
     while (!signal?.aborted) {

@@ -7,10 +7,9 @@ import type { Postgres } from '../db/postgres.js';
 import type { ReadLock } from '../queue/readLock.js';
 import * as sql from '../sql/queries.js';
 import { sleep } from '../util/sleep.js';
+import { FIRST_UUID } from '../util/uuid.js';
 
 export type ResolvableTable = 'person' | 'genre';
-
-const FIRST_UUID = '00000000-0000-0000-0000-000000000000';
 
 export class FilmResolver {
   constructor(

@@ -17,6 +17,8 @@ export class Postgres {
     connectionString: string,
     private readonly log: Logger,
     max = 4,
+    /** 0 for none: bulk work (the catalog generator) runs longer than any syncer query should. */
+    queryTimeoutMs = 15_000,
   ) {
     this.pool = new pg.Pool({
       connectionString,
@@ -24,7 +26,7 @@ export class Postgres {
       application_name: 'movies-etl',
       // A dead server or a half-open socket must fail a query, not hang the loop that awaits it.
       connectionTimeoutMillis: 10_000,
-      query_timeout: 15_000,
+      query_timeout: queryTimeoutMs,
       keepAlive: true,
     });
     // An idle client that loses its connection emits here; without a listener it would crash the
@@ -35,26 +37,77 @@ export class Postgres {
   }
 
   /** Run one named query with bound parameters; nothing from outside is ever spliced into SQL. */
-  async query<Row extends pg.QueryResultRow>(
-    query: Query<Row>,
-    params: unknown[] = [],
-  ): Promise<Row[]> {
-    const started = performance.now();
+  query<Row extends pg.QueryResultRow>(query: Query<Row>, params: unknown[] = []): Promise<Row[]> {
+    return run(this.pool, this.log, query, params);
+  }
+
+  /**
+   * Run `fn` in one transaction on one connection: committed if it resolves, rolled back if it
+   * throws (and the error rethrown).
+   */
+  async transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    const tx = new Transaction(client, this.log);
     try {
-      const result = await this.pool.query<Row>({
-        name: query.name,
-        text: query.text,
-        values: params,
-      });
-      this.log.trace({ query: query.name, rows: result.rowCount, ms: performance.now() - started });
-      return result.rows;
+      await client.query('BEGIN');
+      const result = await fn(tx);
+      await client.query('COMMIT');
+      return result;
     } catch (err) {
-      throw new QueryError(query.name, err);
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
     }
   }
 
   async end(): Promise<void> {
     await this.pool.end();
+  }
+}
+
+/** Queries inside `Postgres.transaction`. */
+export class Transaction {
+  constructor(
+    private readonly client: pg.PoolClient,
+    private readonly log: Logger,
+  ) {}
+
+  query<Row extends pg.QueryResultRow>(query: Query<Row>, params: unknown[] = []): Promise<Row[]> {
+    return run(this.client, this.log, query, params);
+  }
+
+  /**
+   * Try `fn` behind a savepoint: if it fails, its effects are undone and the transaction goes on.
+   * For optional steps (a setting or a privilege not every role has). Resolves to whether it ran.
+   */
+  async attempt(fn: () => Promise<unknown>): Promise<boolean> {
+    await this.client.query('SAVEPOINT attempt');
+    try {
+      await fn();
+      await this.client.query('RELEASE SAVEPOINT attempt');
+      return true;
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message }, 'optional step skipped');
+      await this.client.query('ROLLBACK TO SAVEPOINT attempt');
+      return false;
+    }
+  }
+}
+
+async function run<Row extends pg.QueryResultRow>(
+  runner: pg.Pool | pg.PoolClient,
+  log: Logger,
+  query: Query<Row>,
+  params: unknown[],
+): Promise<Row[]> {
+  const started = performance.now();
+  try {
+    const result = await runner.query<Row>({ name: query.name, text: query.text, values: params });
+    log.trace({ query: query.name, rows: result.rowCount, ms: performance.now() - started });
+    return result.rows;
+  } catch (err) {
+    throw new QueryError(query.name, err);
   }
 }
 

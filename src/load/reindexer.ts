@@ -17,6 +17,7 @@ import { sleep } from '../util/sleep.js';
 import { BulkWriter } from './bulkWriter.js';
 import { indexMappings, indexSettings } from './indexDefinition.js';
 import type { ReindexTarget } from './reindexTarget.js';
+import { FIRST_UUID } from '../util/uuid.js';
 
 export interface ReindexDeps {
   es: Client;
@@ -38,8 +39,6 @@ export interface ReindexResult {
   films: number;
   ms: number;
 }
-
-const FIRST_UUID = '00000000-0000-0000-0000-000000000000';
 
 export async function reindex(deps: ReindexDeps): Promise<ReindexResult> {
   const { es, db, lock, target, alias, log } = deps;

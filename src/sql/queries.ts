@@ -121,7 +121,8 @@ export const truncationsSince = query<{ table_name: string }>(
 /** Every film, keyset-paged by id: the full load. */
 export const allFilmIds = query<{ id: string }>(
   'all_film_ids',
-  `SELECT id::text AS id FROM content.film_work WHERE id > $1::uuid ORDER BY id LIMIT $2`,
+  // Ordered by the uuid column, not the text alias: sorting text would sort the rest of the table.
+  `SELECT f.id::text AS id FROM content.film_work f WHERE f.id > $1::uuid ORDER BY f.id LIMIT $2`,
 );
 
 export const countFilms = query<{ count: number }>(
@@ -152,21 +153,23 @@ export const pruneTombstones = query<Record<string, never>>(
 /** Films of some persons, keyset-paged by film id. $1 person ids, $2 cursor, $3 page size. */
 export const filmsOfPersons = query<{ id: string }>(
   'films_of_persons',
-  `SELECT DISTINCT film_work_id::text AS id
-     FROM content.person_film_work
-    WHERE person_id = ANY ($1::uuid[]) AND film_work_id > $2::uuid
-    ORDER BY 1
-    LIMIT $3`,
+  `SELECT film_work_id::text AS id
+     FROM (SELECT DISTINCT film_work_id
+             FROM content.person_film_work
+            WHERE person_id = ANY ($1::uuid[]) AND film_work_id > $2::uuid
+            ORDER BY film_work_id
+            LIMIT $3) films`,
 );
 
 /** Films of some genres, keyset-paged by film id. $1 genre ids, $2 cursor, $3 page size. */
 export const filmsOfGenres = query<{ id: string }>(
   'films_of_genres',
-  `SELECT DISTINCT film_work_id::text AS id
-     FROM content.genre_film_work
-    WHERE genre_id = ANY ($1::uuid[]) AND film_work_id > $2::uuid
-    ORDER BY 1
-    LIMIT $3`,
+  `SELECT film_work_id::text AS id
+     FROM (SELECT DISTINCT film_work_id
+             FROM content.genre_film_work
+            WHERE genre_id = ANY ($1::uuid[]) AND film_work_id > $2::uuid
+            ORDER BY film_work_id
+            LIMIT $3) films`,
 );
 
 // --- extract ----------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import type { Postgres } from '../db/postgres.js';
 import type { IndexedIds } from '../capture/poller.js';
 import type { ReadLock } from '../queue/readLock.js';
 import * as sql from '../sql/queries.js';
+import { FIRST_UUID } from '../util/uuid.js';
 
 export interface DriftReport {
   films: number;
@@ -18,8 +19,6 @@ export interface DriftReport {
   extra: string[];
   stale: string[];
 }
-
-const FIRST_UUID = '00000000-0000-0000-0000-000000000000';
 
 /** JSON with object keys sorted at every level: equal content, equal text. */
 export function canonical(value: unknown): string {
