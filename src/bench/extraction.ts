@@ -26,7 +26,7 @@ async function timeReads(
   ids: string[],
   bulkSize: number,
   connections: number,
-  keep?: (id: string, doc: Record<string, unknown> | null) => void,
+  keep?: (id: string, doc: string | null) => void,
 ): Promise<{ seconds: number; filmsPerSecond: number }> {
   const db = new Postgres(sb.config.databaseUrl, quietLog(), connections);
   try {
@@ -66,7 +66,7 @@ export async function measureExtraction(
   const lines: string[] = [];
   const meter = cpuMeter();
   const main = await timeReads(sb, ids, bulkSize, 1, (id, doc) => {
-    if (doc) lines.push(`{"index":{"_id":${JSON.stringify(id)}}}\n${JSON.stringify(doc)}\n`);
+    if (doc) lines.push(`{"index":{"_id":${JSON.stringify(id)}}}\n${doc.replaceAll('\n', '')}\n`);
   });
   const cpu = meter.stop(0);
   const sample = ids.slice(0, VARIANT_FILMS);

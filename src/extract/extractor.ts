@@ -6,7 +6,7 @@ import type { Postgres } from '../db/postgres.js';
 import type { Claim } from '../queue/filmQueue.js';
 import type { ReadLock } from '../queue/readLock.js';
 import * as sql from '../sql/queries.js';
-import type { FilmBatch, FilmDocument } from './filmDocument.js';
+import type { FilmBatch } from './filmDocument.js';
 
 export class FilmExtractor {
   constructor(
@@ -28,7 +28,9 @@ export class FilmExtractor {
     for (const row of rows) {
       const version = Number(row.version);
       if (row.doc === null) batch.deletions.push({ id: row.id, version });
-      else batch.documents.push({ id: row.id, version, doc: row.doc as unknown as FilmDocument });
+      // json_agg separates elements with a line break, which NDJSON (the bulk body) forbids; in
+      // JSON text a raw line break can only be whitespace between tokens, so dropping it is safe.
+      else batch.documents.push({ id: row.id, version, json: row.doc.replaceAll('\n', '') });
     }
     return batch;
   }

@@ -186,7 +186,8 @@ export const filmsOfGenres = query<{ id: string }>(
 export const filmDocuments = query<{
   id: string;
   version: string;
-  doc: Record<string, unknown> | null;
+  /** The document as JSON text on one line (json_agg's line breaks are only whitespace). */
+  doc: string | null;
 }>(
   'film_documents',
   // People and genres are aggregated per film once (GROUP BY), then joined: a correlated subquery
@@ -226,6 +227,7 @@ export const filmDocuments = query<{
    )
    SELECT r.id::text AS id,
           (SELECT version FROM snap) AS version,
+          -- Text, not json: the loader splices it into the bulk body as it is, never parsing it.
           CASE WHEN f.id IS NOT NULL THEN json_build_object(
             'id', f.id,
             'title', f.title,
@@ -241,7 +243,7 @@ export const filmDocuments = query<{
             'actors_names', coalesce(pe.actors_names, '[]'::json),
             'writers', coalesce(pe.writers, '[]'::json),
             'writers_names', coalesce(pe.writers_names, '[]'::json)
-          ) END AS doc
+          )::text END AS doc
      FROM requested r
      LEFT JOIN content.film_work f ON f.id = r.id
      LEFT JOIN people pe ON pe.film_id = r.id

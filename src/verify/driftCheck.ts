@@ -64,7 +64,7 @@ export async function checkDrift(deps: {
       report.films++;
       const got = actual.get(row.id);
       if (got === undefined) report.missing.push(row.id);
-      else if (contentHash(got) !== contentHash(row.doc)) report.stale.push(row.id);
+      else if (contentHash(got) !== contentHash(JSON.parse(row.doc))) report.stale.push(row.id);
     }
     const last = ids.at(-1);
     if (ids.length < pageSize || last === undefined) break;
