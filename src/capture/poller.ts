@@ -58,7 +58,9 @@ export interface PollerDeps {
   sleepMs: number;
   owner: string;
   /** A full load began, with about this many films to load. */
-  onFullLoad?: (films: number) => void;
+  onFullLoad?: (films: number) => void | Promise<void>;
+  /** Every film of that full load is queued (not yet indexed). */
+  onFullLoadQueued?: () => void;
 }
 
 export class Poller {
@@ -166,7 +168,7 @@ export class Poller {
           ? estimate
           : ((await this.read('count films', () => db.query(sql.countFilms)))[0]?.count ?? 0);
       log.info({ films: total }, 'full load: queueing every film');
-      onFullLoad?.(total);
+      await onFullLoad?.(total);
       let cursor = FIRST_UUID;
       let queued = 0;
       let rows = 0;
@@ -186,6 +188,7 @@ export class Poller {
       if (signal?.aborted) return { kind: 'full', queued, rows };
       const complete = await watermarks.advance(epoch, 'all', snapshot);
       log.info({ films: rows, queued, complete }, 'full load queued');
+      this.deps.onFullLoadQueued?.();
       return { kind: 'full', queued, rows };
     } finally {
       await release();

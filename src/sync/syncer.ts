@@ -17,6 +17,7 @@ import { FilmExtractor } from '../extract/extractor.js';
 import type { Logger } from '../logger.js';
 import { BulkWriter } from '../load/bulkWriter.js';
 import { createElasticsearchClient } from '../load/elasticsearchClient.js';
+import { BulkLoadMode } from '../load/bulkLoadMode.js';
 import { IndexedFilmIds } from '../load/indexedIds.js';
 import { ensureIndex } from '../load/indexManager.js';
 import { ReindexTarget } from '../load/reindexTarget.js';
@@ -86,6 +87,9 @@ export class Syncer {
   async start(): Promise<void> {
     const { config, log } = this;
     const target = await ensureIndex(this.es, config.index, log.child({ component: 'index' }));
+    this.bulkLoad = new BulkLoadMode(this.es, target.name, log.child({ component: 'index' }));
+    // A syncer that died mid full load left the index relaxed: put its settings back first.
+    await this.bulkLoad.leave();
     const resolver = new FilmResolver(this.db, this.lock, config.sizeLimit, config.sleepMs);
     const poller = new Poller({
       db: this.db,
@@ -98,7 +102,13 @@ export class Syncer {
       sizeLimit: config.sizeLimit,
       sleepMs: config.sleepMs,
       owner: this.processId,
-      onFullLoad: (films) => this.showProgress(films),
+      onFullLoad: async (films) => {
+        this.showProgress(films);
+        await this.bulkLoad?.enter().catch((err: unknown) => {
+          log.warn({ err: (err as Error).message }, 'could not relax the index for the full load');
+        });
+      },
+      onFullLoadQueued: () => this.leaveBulkLoadWhenDrained(),
     });
     const capture = new ChangeCapture(
       this.queue,
@@ -193,6 +203,7 @@ export class Syncer {
     this.log.info('stopping');
     this.stopping.abort();
     if (this.reaper) clearInterval(this.reaper);
+    if (this.drainWatch) clearInterval(this.drainWatch);
     this.progress?.stop();
     const server = this.server;
     if (server) {
@@ -201,6 +212,8 @@ export class Syncer {
     }
     await this.listener?.stop();
     await Promise.allSettled(this.loops);
+    // Whatever is indexed becomes searchable even if nobody starts a syncer again soon.
+    await this.bulkLoad?.leave().catch(() => undefined);
     await this.close();
     this.log.info('stopped');
   }
@@ -210,6 +223,29 @@ export class Syncer {
   }
 
   private progress: LoadProgress | null = null;
+  private bulkLoad: BulkLoadMode | null = null;
+  private drainWatch: NodeJS.Timeout | null = null;
+
+  /** Once the full load's films are all indexed (queue and claims empty), end bulk-load mode. */
+  private leaveBulkLoadWhenDrained(): void {
+    if (this.drainWatch) clearInterval(this.drainWatch);
+    let busy = false;
+    const check = async () => {
+      if ((await this.queue.depth()) > 0 || (await this.queue.inFlight()).length > 0) return;
+      await this.bulkLoad?.leave();
+      if (this.drainWatch) clearInterval(this.drainWatch);
+      this.drainWatch = null;
+    };
+    this.drainWatch = setInterval(() => {
+      if (busy) return;
+      busy = true;
+      check()
+        .catch((err: unknown) =>
+          this.log.warn({ err: (err as Error).message }, 'bulk-load mode: check failed; retrying'),
+        )
+        .finally(() => (busy = false));
+    }, 250);
+  }
 
   private showProgress(films: number): void {
     this.progress?.stop();
