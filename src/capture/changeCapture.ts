@@ -10,6 +10,7 @@ import type { Logger } from '../logger.js';
 import type { ChangeClock } from '../metrics/changeClock.js';
 import type { FilmQueue } from '../queue/filmQueue.js';
 import { sleep } from '../util/sleep.js';
+import type { HandledTransactions } from './handledTransactions.js';
 import type { ChangeNotification } from './notification.js';
 import type { Poller } from './poller.js';
 import type { FilmResolver } from './resolver.js';
@@ -39,11 +40,15 @@ export class ChangeCapture {
     private readonly pollIntervalMs: number,
     private readonly reportError?: (message: string) => Promise<void>,
     private readonly clock?: ChangeClock,
+    /** What lets a poll pass skip transactions the live path has queued (handledTransactions.ts). */
+    private readonly live?: { handled: HandledTransactions; barrier: () => Promise<unknown> },
   ) {}
 
   /** From the listener. Never throws and never waits: the work happens in run(). */
   onChange(change: ChangeNotification): void {
     this.stats.notifications++;
+    if (change.x !== undefined)
+      this.live?.handled.heardFrom(change.x, !change.many && change.op !== 'T');
     if (change.op === 'T' || change.many) {
       this.requestPoll();
       return;
@@ -78,6 +83,7 @@ export class ChangeCapture {
 
   /** From the listener after every (re)connect: catch up now, even in the middle of a backoff. */
   onListenerConnected(): void {
+    this.live?.handled.reset();
     this.backoff.abort();
     this.backoff = new AbortController();
     this.requestPoll();
@@ -93,6 +99,9 @@ export class ChangeCapture {
         if (this.pollRequested || Date.now() >= nextPoll) {
           this.pollRequested = false;
           nextPoll = Date.now() + this.pollIntervalMs;
+          // Seal what the live path has heard and queue it, so the pass can skip it.
+          await this.live?.barrier();
+          await this.drain();
           const result = await this.poller.pass(signal);
           this.stats.passes++;
           this.stats.lastPassAt = new Date().toISOString();
@@ -132,6 +141,12 @@ export class ChangeCapture {
   }
 
   private async drain(): Promise<void> {
+    const drain = this.live?.handled.beginDrain() ?? 0;
+    await this.drainPending();
+    this.live?.handled.drained(drain);
+  }
+
+  private async drainPending(): Promise<void> {
     if (this.films.size > 0) {
       const films = this.films;
       this.films = new Set();

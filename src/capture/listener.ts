@@ -28,6 +28,12 @@ export interface ListenerHandlers {
    * queue, and a full queue makes every NOTIFY (every catalog write) fail. End it.
    */
   onAbandonedSession?(pid: number): void;
+  /**
+   * Our own heartbeat came back. Notifications arrive in commit order, so every transaction that
+   * committed before it has been heard in full by now. Called in stream order, before any later
+   * notification.
+   */
+  onBarrier?(): void;
 }
 
 export interface ListenerOptions {
@@ -62,6 +68,8 @@ export class ChangeListener {
   private sequence = 0;
   /** The server process of the current connection, learned from our own heartbeat echo. */
   private backendPid: number | null = null;
+  /** The connection notifications currently come from. */
+  private current: Subscriber | null = null;
 
   constructor(
     private readonly databaseUrl: string,
@@ -114,6 +122,7 @@ export class ChangeListener {
       (n: { channel: string; processId: number; payload?: unknown }) => {
         if (n.channel !== this.heartbeatChannel) return;
         this.backendPid = n.processId;
+        if (this.current === subscriber) this.handlers.onBarrier?.();
         const resolve = typeof n.payload === 'string' ? this.echoes.get(n.payload) : undefined;
         resolve?.();
       },
@@ -132,6 +141,7 @@ export class ChangeListener {
       throw err;
     }
     this.connected = true;
+    this.current = subscriber;
     this.log.info({ channel: CHANNEL }, 'listening for changes');
     this.handlers.onConnected();
     return subscriber;
@@ -151,6 +161,16 @@ export class ChangeListener {
     } catch (err) {
       this.log.error({ err: (err as Error).message }, 'change handler failed');
     }
+  }
+
+  /**
+   * A heartbeat now: resolves true once it came back (onBarrier has run), false when there is no
+   * working connection to send it on or it timed out.
+   */
+  async barrier(): Promise<boolean> {
+    const subscriber = this.current;
+    if (!subscriber || !this.connected) return false;
+    return this.heartbeat(subscriber);
   }
 
   /** NOTIFY ourselves and wait for the echo: proves the socket and the LISTEN both work. */
@@ -184,6 +204,7 @@ export class ChangeListener {
       if (subscriber) {
         await this.watch(subscriber);
         this.connected = false;
+        this.current = null;
         void closeQuietly(subscriber);
         subscriber = null;
         const abandoned = this.backendPid;

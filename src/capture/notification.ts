@@ -29,6 +29,11 @@ export const changeNotificationSchema = z.strictObject({
   films: uuids.optional(),
   /** Too many rows to list: poll the table instead. */
   many: z.literal(true).optional(),
+  /** The sending transaction (xid8 as text); absent from older triggers and third parties. */
+  x: z
+    .string()
+    .regex(/^\d{1,20}$/, 'is not a transaction id')
+    .optional(),
 });
 
 export type ChangeNotification = z.infer<typeof changeNotificationSchema>;

@@ -57,6 +57,8 @@ export interface PollerDeps {
   sizeLimit: number;
   sleepMs: number;
   owner: string;
+  /** Transactions the live path has queued already: their rows are not queued again. */
+  handled?: { has(txid: string): boolean; forgetBelow(xmin: string): void };
   /** A full load began, with about this many films to load. */
   onFullLoad?: (films: number) => void | Promise<void>;
   /** Every film of that full load is queued (not yet indexed). */
@@ -65,6 +67,8 @@ export interface PollerDeps {
 
 export class Poller {
   private passes = 0;
+  /** Rows passed over because the live path had queued their transaction (for tests, metrics). */
+  skipped = 0;
 
   constructor(private readonly deps: PollerDeps) {}
 
@@ -110,6 +114,7 @@ export class Poller {
       }
     }
     await watermarks.advance(epoch, ['truncation'], snapshot);
+    this.deps.handled?.forgetBelow(snapshot.xmin);
     if (++this.passes % 100 === 1) await this.pruneTombstones();
     if (rows > 0) log.debug({ rows, queued }, 'poll pass found changes');
     return { kind: 'incremental', queued, rows };
@@ -133,9 +138,12 @@ export class Poller {
         db.query(query, [mark.xmin, mark.xmax, mark.xip, cursor[0], cursor[1], sizeLimit]),
       );
       rows += page.length;
-      const ids = [...new Set(page.map((r) => r.out))];
-      if (yields === 'films') queued += await queue.enqueue(ids);
-      else {
+      const handled = this.deps.handled;
+      const fresh = handled ? page.filter((r) => !handled.has(r.txid)) : page;
+      this.skipped += page.length - fresh.length;
+      const ids = [...new Set(fresh.map((r) => r.out))];
+      if (yields === 'films') queued += ids.length > 0 ? await queue.enqueue(ids) : 0;
+      else if (ids.length > 0) {
         for await (const films of resolver.filmsOf(yields, ids))
           queued += await queue.enqueue(films);
       }

@@ -8,6 +8,7 @@ import type { Server } from 'node:http';
 import { hostname } from 'node:os';
 import type { Client } from '@elastic/elasticsearch';
 import { ChangeCapture } from '../capture/changeCapture.js';
+import { HandledTransactions } from '../capture/handledTransactions.js';
 import { ChangeListener } from '../capture/listener.js';
 import { Poller } from '../capture/poller.js';
 import { FilmResolver } from '../capture/resolver.js';
@@ -91,6 +92,7 @@ export class Syncer {
     // A syncer that died mid full load left the index relaxed: put its settings back first.
     await this.bulkLoad.leave();
     const resolver = new FilmResolver(this.db, this.lock, config.sizeLimit, config.sleepMs);
+    const handled = new HandledTransactions();
     const poller = new Poller({
       db: this.db,
       lock: this.lock,
@@ -102,6 +104,7 @@ export class Syncer {
       sizeLimit: config.sizeLimit,
       sleepMs: config.sleepMs,
       owner: this.processId,
+      handled,
       onFullLoad: async (films) => {
         this.showProgress(films);
         await this.bulkLoad?.enter().catch((err: unknown) => {
@@ -118,6 +121,7 @@ export class Syncer {
       config.pollIntervalMs,
       (message) => recordLastError(this.store, 'capture', message),
       this.clock,
+      { handled, barrier: () => this.listener?.barrier() ?? Promise.resolve(false) },
     );
     this.capture = capture;
     this.listener = new ChangeListener(
@@ -126,6 +130,7 @@ export class Syncer {
       {
         onChange: (change) => capture.onChange(change),
         onConnected: () => capture.onListenerConnected(),
+        onBarrier: () => handled.barrier(),
         onAbandonedSession: (pid) => void this.endAbandonedListener(pid),
       },
       {

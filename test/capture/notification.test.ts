@@ -64,6 +64,11 @@ describe('change notifications', () => {
       });
     });
 
+    it('the sending transaction, as migrations/0003 adds it', () => {
+      const payload = `{"t" : "film_work", "op" : "U", "ids" : ["${FILM}"], "x" : "7651"}`;
+      assert.equal(accepted(payload).x, '7651');
+    });
+
     it('the largest key list a trigger sends (100 ids)', () => {
       const ids = Array.from({ length: 100 }, () => FILM);
       assert.equal(accepted(JSON.stringify({ t: 'film_work', op: 'U', ids })).ids?.length, 100);
@@ -71,6 +76,13 @@ describe('change notifications', () => {
   });
 
   describe('rejects anything else, with a reason', () => {
+    it('a transaction id that is not a number', () => {
+      assert.match(
+        rejected(`{"t":"film_work","op":"U","ids":["${FILM}"],"x":"12a"}`),
+        /^unexpected payload: x /,
+      );
+    });
+
     it('an empty or missing payload', () => {
       assert.equal(rejected(''), 'empty payload');
       assert.equal(rejected(undefined), 'empty payload');

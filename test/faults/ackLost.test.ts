@@ -45,8 +45,12 @@ describe('kill -9 between the Elasticsearch acknowledgement and the claim remova
       ETL_SIZE_LIMIT: '1000',
       ETL_BULK_SIZE: '25',
     });
-    const indexed = async () =>
-      (await sandbox.es.count({ index: sandbox.config.index }).catch(() => ({ count: 0 }))).count;
+    // Refreshed first: an initial load runs with refresh off (bulk-load mode).
+    const indexed = async () => {
+      const index = sandbox.config.index;
+      await sandbox.es.indices.refresh({ index }).catch(() => undefined);
+      return (await sandbox.es.count({ index }).catch(() => ({ count: 0 }))).count;
+    };
     await eventually(async () => (await indexed()) > 0, 60_000, 'first documents acknowledged');
     await proxy.blackhole();
     const acknowledged = await indexed();

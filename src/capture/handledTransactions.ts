@@ -1,0 +1,81 @@
+/**
+ * Which writing transactions the live path has already put in the queue, so the poller does not
+ * read them a second time (which would index every live edit twice).
+ *
+ * A transaction may be skipped by the poller only when both hold:
+ *  1. Every notification it sent has been received. NOTIFY delivers in commit order, so once our
+ *     own heartbeat (a NOTIFY on the same connection) comes back, every transaction that committed
+ *     before it has been heard in full: `barrier()` seals what was heard so far. A transaction that
+ *     said "many rows" (keys not listed) is never skipped.
+ *  2. Its films are durably in the Redis queue: a drain of the capture's pending ids that began
+ *     after the seal has completed. Skipped before that, a crash would lose the change, since the
+ *     watermark moves past it.
+ * A (re)connect forgets whatever was heard but not sealed: the old connection may have delivered
+ * part of a transaction's messages. Anything not proven handled is simply read again.
+ */
+
+/** Bounded memory whatever the write rate: past this the oldest entries are re-read instead. */
+const MAX_HANDLED = 200_000;
+
+export class HandledTransactions {
+  /** Heard since the last barrier: txid -> whether every message listed its keys. */
+  private heard = new Map<string, boolean>();
+  /** Sealed by a barrier, waiting for a drain that began after it. */
+  private sealed: { txids: Map<string, boolean>; afterDrain: number }[] = [];
+  private readonly handled = new Set<string>();
+  private drainsBegun = 0;
+
+  /** A notification of transaction `txid`; `listed` is false for a "many rows" message. */
+  heardFrom(txid: string, listed: boolean): void {
+    this.heard.set(txid, (this.heard.get(txid) ?? true) && listed);
+  }
+
+  /** Our heartbeat came back: everything that committed before it has been heard. */
+  barrier(): void {
+    if (this.heard.size === 0) return;
+    this.sealed.push({ txids: this.heard, afterDrain: this.drainsBegun });
+    this.heard = new Map();
+  }
+
+  /** The listener (re)connected or lost its connection: unsealed messages may be partial. */
+  reset(): void {
+    this.heard = new Map();
+  }
+
+  /** A drain of pending ids into the queue begins; pass the result to drained() on success. */
+  beginDrain(): number {
+    return ++this.drainsBegun;
+  }
+
+  drained(drain: number): void {
+    const ready = this.sealed.filter((s) => s.afterDrain < drain);
+    if (ready.length === 0) return;
+    this.sealed = this.sealed.filter((s) => s.afterDrain >= drain);
+    for (const { txids } of ready) {
+      for (const [txid, listed] of txids) if (listed) this.handled.add(txid);
+    }
+    if (this.handled.size > MAX_HANDLED) {
+      const excess = this.handled.size - MAX_HANDLED;
+      let i = 0;
+      for (const txid of this.handled) {
+        if (i++ >= excess) break;
+        this.handled.delete(txid);
+      }
+    }
+  }
+
+  /** For the poller: this transaction's rows are in the queue already. */
+  has(txid: string): boolean {
+    return this.handled.has(txid);
+  }
+
+  /** Transactions below every watermark's xmin can never be read again. */
+  forgetBelow(xmin: string): void {
+    const floor = BigInt(xmin);
+    for (const txid of this.handled) if (BigInt(txid) < floor) this.handled.delete(txid);
+  }
+
+  get size(): number {
+    return this.handled.size;
+  }
+}
