@@ -150,27 +150,24 @@ export const pruneTombstones = query<Record<string, never>>(
 
 // --- change capture: resolution ---------------------------------------------------------------
 
-/** Films of some persons, keyset-paged by film id. $1 person ids, $2 cursor, $3 page size. */
-export const filmsOfPersons = query<{ id: string }>(
-  'films_of_persons',
-  `SELECT film_work_id::text AS id
-     FROM (SELECT DISTINCT film_work_id
-             FROM content.person_film_work
-            WHERE person_id = ANY ($1::uuid[]) AND film_work_id > $2::uuid
-            ORDER BY film_work_id
-            LIMIT $3) films`,
-);
+/**
+ * Films linked to some persons or genres, keyset-paged by film id. $1 the person or genre ids,
+ * $2 the cursor, $3 the page size. Sorted by the uuid itself: sorting the text would be slow.
+ */
+function filmsOf(name: string, links: string, key: string) {
+  return query<{ id: string }>(
+    name,
+    `SELECT film_work_id::text AS id
+       FROM (SELECT DISTINCT film_work_id
+               FROM ${links}
+              WHERE ${key} = ANY ($1::uuid[]) AND film_work_id > $2::uuid
+              ORDER BY film_work_id
+              LIMIT $3) films`,
+  );
+}
 
-/** Films of some genres, keyset-paged by film id. $1 genre ids, $2 cursor, $3 page size. */
-export const filmsOfGenres = query<{ id: string }>(
-  'films_of_genres',
-  `SELECT film_work_id::text AS id
-     FROM (SELECT DISTINCT film_work_id
-             FROM content.genre_film_work
-            WHERE genre_id = ANY ($1::uuid[]) AND film_work_id > $2::uuid
-            ORDER BY film_work_id
-            LIMIT $3) films`,
-);
+export const filmsOfPersons = filmsOf('films_of_persons', 'content.person_film_work', 'person_id');
+export const filmsOfGenres = filmsOf('films_of_genres', 'content.genre_film_work', 'genre_id');
 
 // --- extract ----------------------------------------------------------------------------------
 
