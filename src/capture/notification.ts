@@ -1,7 +1,7 @@
 /**
- * The messages the triggers send on channel `etl_changes` (migrations/0002): keys only, one per
- * statement. Anything else on the channel is logged and skipped by the listener; a malformed
- * message never stops it.
+ * The messages the triggers send on channel `etl_changes` (migrations/0002; 0003 adds the sending
+ * transaction): keys only, one per statement. Anything else on the channel is logged and skipped
+ * by the listener; a malformed message never stops it.
  */
 import { z } from 'zod';
 import { UUID_PATTERN } from '../util/uuid.js';
