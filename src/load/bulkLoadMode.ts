@@ -20,6 +20,9 @@ interface SavedSettings {
 }
 
 export class BulkLoadMode {
+  /** Whether this process relaxed the index and has not put its settings back yet. */
+  active = false;
+
   constructor(
     private readonly es: Client,
     /** The alias (or plain index) the syncer writes to. */
@@ -51,6 +54,7 @@ export class BulkLoadMode {
       });
     }
     if (saved.size > 0) this.log.info({ indices: [...saved.keys()] }, 'bulk-load mode on');
+    this.active ||= saved.size > 0;
     return saved.size > 0;
   }
 
@@ -72,5 +76,6 @@ export class BulkLoadMode {
       await this.es.indices.refresh({ index });
       this.log.info({ index, ...saved }, 'bulk-load mode off: settings restored');
     }
+    this.active = false;
   }
 }

@@ -30,6 +30,7 @@ import { recordLastError } from '../queue/statusReport.js';
 import { Watermarks } from '../queue/watermarks.js';
 import { WorkerRegistry } from '../queue/workerRegistry.js';
 import * as sql from '../sql/queries.js';
+import { sleep } from '../util/sleep.js';
 import { ChangeClock } from '../metrics/changeClock.js';
 import { LoadProgress } from '../metrics/loadProgress.js';
 import { startHttpServer } from '../metrics/httpServer.js';
@@ -217,8 +218,16 @@ export class Syncer {
     }
     await this.listener?.stop();
     await Promise.allSettled(this.loops);
-    // Whatever is indexed becomes searchable even if nobody starts a syncer again soon.
-    await this.bulkLoad?.leave().catch(() => undefined);
+    // Whatever is indexed becomes searchable even if nobody starts a syncer again soon. Bounded:
+    // with Elasticsearch away, stopping must not wait for it (the next start restores instead).
+    if (this.bulkLoad?.active) {
+      const timeout = new AbortController();
+      await Promise.race([
+        this.bulkLoad.leave().catch(() => undefined),
+        sleep(3_000, timeout.signal),
+      ]);
+      timeout.abort(); // clears the timer, which would keep the process up
+    }
     await this.close();
     this.log.info('stopped');
   }
