@@ -1,6 +1,6 @@
 /**
  * Cheap convergence checks for big catalogs: the syncer's Redis state (queue and claims empty,
- * watermarks set) plus an Elasticsearch `_count`, polled; the full document oracle runs only on a
+ * watermarks set) plus an Elasticsearch `_count`, polled; the document comparison runs only on a
  * sample (spotCheck.ts), never on every poll.
  */
 import type { estypes } from '@elastic/elasticsearch';

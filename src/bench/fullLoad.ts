@@ -1,7 +1,7 @@
 /**
  * Full load: the real syncer (spawned `src/cli/start.ts`, no state in Redis, an index that does not
  * exist yet) from spawn until every film is searchable, the queue and claims are empty, and a
- * sample of documents matches the oracle.
+ * sample of documents matches what the catalog says now.
  */
 import { countDocuments, waitForIndex } from './convergence.js';
 import { cpuMeter } from './cpu.js';
