@@ -12,6 +12,7 @@
  * an older watermark over a newer one only makes the next pass re-read a little more.
  */
 import { randomUUID } from 'node:crypto';
+import { keysetPages, readPage } from '../db/keysetPages.js';
 import type { Postgres } from '../db/postgres.js';
 import type { Logger } from '../logger.js';
 import type { FilmQueue } from '../queue/filmQueue.js';
@@ -20,7 +21,6 @@ import type { Snapshot, WatermarkTable, Watermarks } from '../queue/watermarks.j
 import * as sql from '../sql/queries.js';
 import { sleep } from '../util/sleep.js';
 import type { FilmResolver } from './resolver.js';
-import { FIRST_UUID, LAST_UUID } from '../util/uuid.js';
 
 /** Tables polled row by row, in this order; what each row yields. */
 const POLLED: {
@@ -128,29 +128,30 @@ export class Poller {
   ): Promise<{ queued: number; rows: number }> {
     const { db, queue, resolver, sizeLimit, sleepMs } = this.deps;
     const query = sql.changedRowsByTable[table];
-    // Start just below the watermark's xmin, so the first page seeks straight to the rows that can
-    // match instead of walking the (etl_txid, key) index from the beginning of time.
-    let cursor: [string, string] = [(BigInt(mark.xmin) - 1n).toString(), LAST_UUID];
     let queued = 0;
     let rows = 0;
-    while (!signal?.aborted) {
-      const page = await this.read(`poll ${table}`, () =>
-        db.query(query, [mark.xmin, mark.xmax, mark.xip, cursor[0], cursor[1], sizeLimit]),
-      );
+    const pages = keysetPages({
+      pageSize: sizeLimit,
+      read: (after: unknown[] | undefined) =>
+        this.read(`poll ${table}`, () =>
+          readPage(db, query, [mark.xmin, mark.xmax, mark.xip, sizeLimit], after),
+        ),
+      keyOf: (row) => [row.txid, row.key],
+      pause: () => sleep(sleepMs, signal),
+      signal,
+    });
+    for await (const page of pages) {
       rows += page.length;
       const handled = this.deps.handled;
       const fresh = handled ? page.filter((r) => !handled.has(r.txid)) : page;
       this.skipped += page.length - fresh.length;
       const ids = [...new Set(fresh.map((r) => r.out))];
-      if (yields === 'films') queued += ids.length > 0 ? await queue.enqueue(ids) : 0;
-      else if (ids.length > 0) {
+      if (ids.length === 0) continue;
+      if (yields === 'films') queued += await queue.enqueue(ids);
+      else {
         for await (const films of resolver.filmsOf(yields, ids))
           queued += await queue.enqueue(films);
       }
-      const last = page.at(-1);
-      if (page.length < sizeLimit || !last) break;
-      cursor = [last.txid, last.key];
-      await sleep(sleepMs, signal);
     }
     return { queued, rows };
   }
@@ -177,19 +178,19 @@ export class Poller {
           : ((await this.read('count films', () => db.query(sql.countFilms)))[0]?.count ?? 0);
       log.info({ films: total }, 'full load: queueing every film');
       await onFullLoad?.(total);
-      let cursor = FIRST_UUID;
       let queued = 0;
       let rows = 0;
-      while (!signal?.aborted) {
-        const page = await this.read('full load', () =>
-          db.query(sql.allFilmIds, [cursor, sizeLimit]),
-        );
+      const pages = keysetPages({
+        pageSize: sizeLimit,
+        read: (after: unknown[] | undefined) =>
+          this.read('full load', () => readPage(db, sql.filmIdPages, [sizeLimit], after)),
+        keyOf: (row) => [row.id],
+        pause: () => sleep(sleepMs, signal),
+        signal,
+      });
+      for await (const page of pages) {
         rows += page.length;
         queued += await queue.enqueue(page.map((r) => r.id));
-        const last = page.at(-1);
-        if (page.length < sizeLimit || !last) break;
-        cursor = last.id;
-        await sleep(sleepMs, signal);
       }
       if (signal?.aborted) return { kind: 'full', queued, rows };
       queued += await this.sweepOrphans(signal);

@@ -3,10 +3,9 @@
  * ETL_BULK_SIZE films per query, each query under the Postgres read lock.
  */
 import type { Postgres } from '../db/postgres.js';
-import type { Claim } from '../queue/filmQueue.js';
 import type { ReadLock } from '../queue/readLock.js';
 import * as sql from '../sql/queries.js';
-import type { FilmBatch } from './filmDocument.js';
+import type { BatchSource, FilmBatch } from './filmDocument.js';
 
 export class FilmExtractor {
   constructor(
@@ -16,13 +15,13 @@ export class FilmExtractor {
   ) {}
 
   /** The claim's films in batches of at most ETL_BULK_SIZE, read one batch at a time. */
-  async *batches(claim: Claim): AsyncGenerator<FilmBatch> {
+  async *batches(claim: BatchSource): AsyncGenerator<FilmBatch> {
     for (let i = 0; i < claim.ids.length; i += this.bulkSize) {
       yield await this.read(claim, claim.ids.slice(i, i + this.bulkSize));
     }
   }
 
-  async read(claim: Claim, ids: string[]): Promise<FilmBatch> {
+  async read(claim: BatchSource, ids: string[]): Promise<FilmBatch> {
     const rows = await this.lock.withLock('extract', () => this.db.query(sql.filmDocuments, [ids]));
     const batch: FilmBatch = { claim, documents: [], deletions: [] };
     for (const row of rows) {

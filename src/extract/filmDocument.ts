@@ -43,8 +43,11 @@ export interface Deletion {
   version: number;
 }
 
+/** Whose films a batch holds: a queue claim, or a reindex page (which has no claim id). */
+export type BatchSource = Pick<Claim, 'workerId' | 'ids' | 'claimedAt'>;
+
 export interface FilmBatch {
-  claim: Claim;
+  claim: BatchSource;
   documents: VersionedDocument[];
   deletions: Deletion[];
 }

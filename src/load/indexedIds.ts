@@ -1,5 +1,6 @@
 /** The ids of every document in the index, page by page (for the orphan sweep of a full load). */
-import type { Client } from '@elastic/elasticsearch';
+import type { Client, estypes } from '@elastic/elasticsearch';
+import { keysetPages } from '../db/keysetPages.js';
 import type { IndexedIds } from '../capture/poller.js';
 import type { IndexTarget } from './indexManager.js';
 
@@ -9,22 +10,27 @@ export class IndexedFilmIds implements IndexedIds {
     private readonly target: IndexTarget,
   ) {}
 
-  async *pages(pageSize: number): AsyncGenerator<string[]> {
-    let after: (string | number)[] | undefined;
-    for (;;) {
-      const response = await this.es.search({
-        index: this.target.name,
-        size: pageSize,
-        _source: false,
-        sort: [{ id: 'asc' }],
-        track_total_hits: false,
-        ...(after ? { search_after: after } : {}),
-      });
-      const hits = response.hits.hits;
-      if (hits.length > 0) yield hits.flatMap((hit) => (hit._id === undefined ? [] : [hit._id]));
-      const last = hits.at(-1);
-      if (hits.length < pageSize || !last?.sort) return;
-      after = last.sort as (string | number)[];
-    }
+  pages(pageSize: number): AsyncGenerator<string[]> {
+    const hits = keysetPages({
+      pageSize,
+      read: async (after: estypes.SortResults | undefined) =>
+        (
+          await this.es.search({
+            index: this.target.name,
+            size: pageSize,
+            _source: false,
+            sort: [{ id: 'asc' }],
+            track_total_hits: false,
+            ...(after ? { search_after: after } : {}),
+          })
+        ).hits.hits,
+      keyOf: (hit) => hit.sort ?? [],
+    });
+    return ids(hits);
   }
+}
+
+async function* ids(pages: AsyncGenerator<estypes.SearchHit[]>): AsyncGenerator<string[]> {
+  for await (const hits of pages)
+    yield hits.flatMap((hit) => (hit._id === undefined ? [] : [hit._id]));
 }

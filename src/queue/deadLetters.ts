@@ -6,6 +6,8 @@
 import type { FilmQueue } from './filmQueue.js';
 import type { RedisStore } from './redisStore.js';
 
+const REDRIVE_CHUNK = 500;
+
 export interface DeadLetter {
   id: string;
   reason: string;
@@ -44,12 +46,22 @@ export class DeadLetters {
     return this.store.redis.hlen(this.key);
   }
 
-  /** Re-drive: queue every dead film again and clear its entry. */
+  /**
+   * Re-drive: queue every dead film again and clear its letter, unless the letter changed since it
+   * was read (the film was refused again meanwhile: its new reason stays). Chunked, so a hash of
+   * any size is walked without one huge read. Returns how many films were queued.
+   */
   async retry(queue: FilmQueue): Promise<number> {
-    const ids = await this.store.redis.hkeys(this.key);
-    if (ids.length === 0) return 0;
-    await queue.enqueue(ids);
-    await this.store.redis.hdel(this.key, ...ids);
-    return ids.length;
+    let queued = 0;
+    let cursor = '0';
+    do {
+      const [next, flat] = await this.store.redis.hscan(this.key, cursor, 'COUNT', REDRIVE_CHUNK);
+      cursor = next;
+      if (flat.length === 0) continue;
+      await this.store.run('redrive', [this.key, ...queue.waitingKeys], flat);
+      queued += flat.length / 2;
+      queue.notifyEnqueued(flat.length / 2);
+    } while (cursor !== '0');
+    return queued;
   }
 }

@@ -1,24 +1,44 @@
 /**
  * The queue of film ids waiting to be indexed: the seed's LPUSH/RPOP list, made crash-safe.
  *
- *   enqueue ──LPUSH──▶ [queue] ──RPOP (claim)──▶ [processing:<worker>] ──ack──▶ [history]
- *                         ▲                              │
- *                         └──── release / reaper ────────┘
+ *   enqueue ──LPUSH──▶ [queue] ──RPOP (claim)──▶ [claim:<id>] ──ack──▶ [history]
+ *                         ▲                            │
+ *                         └──── release / reaper ──────┘
  *
- * A film waits at most once (the `queued` set); claimed ids stay in the worker's processing list
- * until Elasticsearch acknowledged them, and go back to the head of the queue if the worker gives
- * them up or dies (its heartbeat key expires).
+ * A film waits at most once (the `queued` set). Every claim is its own unit: its own id, its own
+ * list, its own entry in the `claims` hash (which names the worker). Ack and release touch exactly
+ * one claim, so no failure can make one claim's acknowledgement drop another's films. A claim
+ * stays until Elasticsearch acknowledged its films, and goes back to the head of the queue if the
+ * worker gives it up or dies (its heartbeat key expires; the reaper checks that atomically).
  */
 import { EventEmitter } from 'node:events';
+import { randomBytes } from 'node:crypto';
 import type { RedisStore } from './redisStore.js';
 
 const HISTORY_CAP = 10_000;
 const ENQUEUE_CHUNK = 1_000;
 
 export interface Claim {
+  /** Unique per claim: never reused, whatever the worker. */
+  id: string;
   workerId: string;
   ids: string[];
   claimedAt: number;
+}
+
+/** A claim as Redis holds it, read back by status, metrics and the reaper. */
+export interface ClaimInFlight {
+  claimId: string;
+  /** Where its ids are: `claim:<id>`, or `processing:<worker>` for a claim of version 0.1. */
+  key: string;
+  workerId: string;
+  since: number;
+  size: number;
+}
+
+interface ClaimRecord {
+  worker: string;
+  at: number;
 }
 
 export class FilmQueue {
@@ -36,8 +56,18 @@ export class FilmQueue {
     };
   }
 
-  processingKey(workerId: string): string {
-    return this.store.key('processing', workerId);
+  /** The list and the set an enqueue writes, for scripts that enqueue as part of their step. */
+  get waitingKeys(): [queue: string, queued: string] {
+    return [this.keys.queue, this.keys.queued];
+  }
+
+  /** For scripts that enqueued: wake this process's workers. */
+  notifyEnqueued(added: number): void {
+    if (added > 0) this.events.emit('enqueued', added);
+  }
+
+  claimKey(claimId: string): string {
+    return this.store.key('claim', claimId);
   }
 
   /** Returns how many ids were not already waiting. */
@@ -55,57 +85,83 @@ export class FilmQueue {
 
   async claim(workerId: string, count: number): Promise<Claim | null> {
     const { queue, queued, claims } = this.keys;
-    const now = Date.now();
+    const id = randomBytes(8).toString('hex');
+    const claimedAt = Date.now();
+    const record: ClaimRecord = { worker: workerId, at: claimedAt };
     const ids = (await this.store.run(
       'claim',
-      [queue, queued, this.processingKey(workerId), claims],
-      [count, workerId, now],
+      [queue, queued, this.claimKey(id), claims],
+      [count, id, JSON.stringify(record)],
     )) as string[];
-    return ids.length > 0 ? { workerId, ids, claimedAt: now } : null;
+    return ids.length > 0 ? { id, workerId, ids, claimedAt } : null;
   }
 
-  /** The claim is done: Elasticsearch acknowledged every id (or it went to the dead letters). */
-  async ack(claim: Claim, loaded: string[]): Promise<void> {
+  /**
+   * The claim is done: Elasticsearch acknowledged every id (or it went to the dead letters).
+   * Resolves to false when the reaper had given the claim back meanwhile (a worker paused past its
+   * heartbeat): harmless, its films are queued again.
+   */
+  async ack(claim: Claim, loaded: string[]): Promise<boolean> {
     const { claims, history } = this.keys;
     const at = new Date().toISOString();
     const entries = loaded.map((id) => JSON.stringify({ id, at }));
-    await this.store.run(
+    const existed = await this.store.run(
       'ack',
-      [this.processingKey(claim.workerId), claims, history],
-      [claim.workerId, HISTORY_CAP, ...entries],
+      [this.claimKey(claim.id), claims, history],
+      [claim.id, HISTORY_CAP, ...entries],
     );
+    return Number(existed) === 1;
   }
 
-  /** Give a worker's claim back to the head of the queue; returns how many ids went back. */
-  async release(workerId: string): Promise<number> {
+  /**
+   * Give one claim back to the head of the queue; returns how many ids went back. With
+   * `unlessAlive` (a heartbeat key), nothing happens while that key exists, and -1 is returned.
+   */
+  async release(claim: { id: string; key?: string }, unlessAlive?: string): Promise<number> {
     const { queue, queued, claims } = this.keys;
-    return Number(
-      await this.store.run(
-        'release',
-        [this.processingKey(workerId), queue, queued, claims],
-        [workerId],
-      ),
-    );
+    const keys = [claim.key ?? this.claimKey(claim.id), queue, queued, claims];
+    if (unlessAlive !== undefined) keys.push(unlessAlive);
+    return Number(await this.store.run('release', keys, [claim.id]));
   }
 
   async depth(): Promise<number> {
     return this.store.redis.llen(this.keys.queue);
   }
 
-  /** Claims in flight: worker id -> claimed-at (ms) and size. */
-  async inFlight(): Promise<{ workerId: string; since: number; size: number }[]> {
+  /** Claims in flight, whoever holds them. */
+  async inFlight(): Promise<ClaimInFlight[]> {
     const claims = await this.store.redis.hgetall(this.keys.claims);
     return Promise.all(
-      Object.entries(claims).map(async ([workerId, since]) => ({
-        workerId,
-        since: Number(since),
-        size: await this.store.redis.llen(this.processingKey(workerId)),
-      })),
+      Object.entries(claims).map(async ([claimId, raw]) => {
+        const record = parseRecord(raw);
+        // Version 0.1 kept one list per worker: field = worker id, value = claimed-at. A syncer
+        // upgraded after a crash still returns those films.
+        const legacy = record === null;
+        const key = legacy ? this.store.key('processing', claimId) : this.claimKey(claimId);
+        return {
+          claimId,
+          key,
+          workerId: record?.worker ?? claimId,
+          since: record?.at ?? Number(raw),
+          size: await this.store.redis.llen(key),
+        };
+      }),
     );
   }
 
   async history(limit = 20): Promise<{ id: string; at: string }[]> {
     const raw = await this.store.redis.lrange(this.keys.history, 0, limit - 1);
     return raw.map((entry) => JSON.parse(entry) as { id: string; at: string });
+  }
+}
+
+function parseRecord(raw: string): ClaimRecord | null {
+  try {
+    const record = JSON.parse(raw) as Partial<ClaimRecord>;
+    return typeof record.worker === 'string' && typeof record.at === 'number'
+      ? { worker: record.worker, at: record.at }
+      : null;
+  } catch {
+    return null;
   }
 }

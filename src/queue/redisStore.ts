@@ -17,10 +17,13 @@ const SCRIPTS = {
   claim: lua('claim'),
   ack: lua('ack'),
   release: lua('release'),
+  redrive: lua('redrive'),
   lockRelease: lua('lockRelease'),
   lockRefresh: lua('lockRefresh'),
   advanceWatermarks: lua('advanceWatermarks'),
 } as const;
+
+const COMMAND_TIMEOUT_MS = 5_000;
 
 export type ScriptName = keyof typeof SCRIPTS;
 
@@ -34,9 +37,12 @@ export class RedisStore {
     private readonly log: Logger,
   ) {
     this.redis = new Redis(url, {
-      // Commands wait (queued) while Redis reconnects instead of failing after 20 tries; the
-      // loops above decide how long to wait.
+      // Commands wait (queued) while Redis reconnects instead of failing after 20 tries, but
+      // never longer than commandTimeout: a command queued while Redis is away would otherwise
+      // wait forever, and so would whoever awaits it (a stopping syncer included). The loops
+      // above treat the timeout like any failure: back off and try again.
       maxRetriesPerRequest: null,
+      commandTimeout: COMMAND_TIMEOUT_MS,
       retryStrategy: (attempt) => Math.min(5_000, 100 * 2 ** Math.min(attempt, 6)),
     });
     this.redis.on('error', (err: Error) =>
@@ -64,7 +70,12 @@ export class RedisStore {
     }
   }
 
+  /** QUIT when Redis answers; with Redis away, drop the connection rather than wait. */
   async close(): Promise<void> {
+    if (this.redis.status !== 'ready') {
+      this.redis.disconnect();
+      return;
+    }
     await this.redis.quit().catch(() => this.redis.disconnect());
   }
 }

@@ -66,24 +66,28 @@ export class WorkerRegistry {
     return infos.map((info, i) => ({ ...info, alive: alive[i] !== null }));
   }
 
-  /** Give back the claims of workers whose heartbeat lapsed; returns how many ids went back. */
+  /**
+   * Give back every claim whose worker's heartbeat lapsed (or never existed: a worker that died
+   * between its claim and its first heartbeat), and forget dead workers. The liveness check and
+   * the give-back are one atomic step (release.lua), so a worker that comes back keeps its claim.
+   */
   async reapDead(queue: FilmQueue): Promise<{ workers: string[]; ids: number }> {
-    const workers = await this.list();
-    const candidates = new Set(workers.filter((w) => !w.alive).map((w) => w.id));
-    // Also claims whose worker never registered (it died between claim and its first state write).
-    const registered = new Set(workers.map((w) => w.id));
-    for (const claim of await queue.inFlight()) {
-      if (!registered.has(claim.workerId)) candidates.add(claim.workerId);
-    }
-    const reaped: string[] = [];
+    const reaped = new Set<string>();
     let ids = 0;
-    for (const workerId of candidates) {
-      // Checked again right before: the worker may have come back since the listing.
-      if ((await this.store.redis.exists(this.aliveKey(workerId))) === 1) continue;
-      ids += await queue.release(workerId);
-      await this.store.redis.hdel(this.hashKey, workerId);
-      reaped.push(workerId);
+    for (const claim of await queue.inFlight()) {
+      const back = await queue.release(
+        { id: claim.claimId, key: claim.key },
+        this.aliveKey(claim.workerId),
+      );
+      if (back < 0) continue; // alive
+      ids += back;
+      reaped.add(claim.workerId);
     }
-    return { workers: reaped, ids };
+    for (const worker of await this.list()) {
+      if (worker.alive) continue;
+      await this.store.redis.hdel(this.hashKey, worker.id);
+      reaped.add(worker.id);
+    }
+    return { workers: [...reaped], ids };
   }
 }

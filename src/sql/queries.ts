@@ -11,6 +11,16 @@ export interface Query<Row> {
 
 const query = <Row>(name: string, text: string): Query<Row> => ({ name, text });
 
+/**
+ * A keyset-paged query in its two forms (src/db/keysetPages.ts): `{after}` in `text` stands for
+ * the cursor condition, which the first page leaves out (TRUE) and later pages fill in. Its
+ * parameters must be numbered after the query's own.
+ */
+const keyset = <Row>(name: string, text: string, afterCondition: string) => ({
+  first: query<Row>(`${name}_first`, text.replace('{after}', 'TRUE')),
+  after: query<Row>(name, text.replace('{after}', afterCondition)),
+});
+
 // --- migrations -------------------------------------------------------------------------------
 
 /** Serialises migrators across processes; released when the session ends, even on a crash. */
@@ -77,18 +87,21 @@ export const currentSnapshot = query<{ xmin: string; xmax: string; xip: string[]
 /**
  * Rows of one table written by transactions the previous watermark could not see yet: those at or
  * above its xmax, and those that were in progress (xip). Keyset-paged on (etl_txid, key).
- * $1 xmin, $2 xmax, $3 xip (all of the previous watermark), $4/$5 the cursor, $6 the page size.
+ * $1 xmin, $2 xmax, $3 xip (all of the previous watermark), $4 the page size; after the first
+ * page, $5/$6 the cursor. `etl_txid >= xmin` seeks straight to the rows that can match instead of
+ * walking the (etl_txid, key) index from the beginning of time.
  */
 function changedRows(name: string, table: string, key: string, output: string) {
-  return query<{ txid: string; key: string; out: string }>(
+  return keyset<{ txid: string; key: string; out: string }>(
     name,
     `SELECT etl_txid::text AS txid, ${key}::text AS key, ${output}::text AS out
        FROM ${table}
       WHERE etl_txid >= $1::xid8
         AND (etl_txid >= $2::xid8 OR etl_txid = ANY ($3::xid8[]))
-        AND (etl_txid, ${key}) > ($4::xid8, $5::uuid)
+        AND {after}
       ORDER BY etl_txid, ${key}
-      LIMIT $6`,
+      LIMIT $4`,
+    `(etl_txid, ${key}) > ($5::xid8, $6::uuid)`,
   );
 }
 
@@ -118,7 +131,15 @@ export const truncationsSince = query<{ table_name: string }>(
     WHERE etl_txid >= $1::xid8 AND (etl_txid >= $2::xid8 OR etl_txid = ANY ($3::xid8[]))`,
 );
 
-/** Every film, keyset-paged by id: the full load. */
+/** Every film, keyset-paged by id: the full load, verify, reindex. $1 page size, $2 cursor. */
+export const filmIdPages = keyset<{ id: string }>(
+  'film_ids',
+  // Ordered by the uuid column, not the text alias: sorting text would sort the rest of the table.
+  `SELECT f.id::text AS id FROM content.film_work f WHERE {after} ORDER BY f.id LIMIT $1`,
+  'f.id > $2::uuid',
+);
+
+/** @deprecated the full load's old form; being replaced by filmIdPages. */
 export const allFilmIds = query<{ id: string }>(
   'all_film_ids',
   // Ordered by the uuid column, not the text alias: sorting text would sort the rest of the table.
@@ -152,17 +173,19 @@ export const pruneTombstones = query<Record<string, never>>(
 
 /**
  * Films linked to some persons or genres, keyset-paged by film id. $1 the person or genre ids,
- * $2 the cursor, $3 the page size. Sorted by the uuid itself: sorting the text would be slow.
+ * $2 the page size; after the first page, $3 the cursor. Sorted by the uuid itself: sorting the
+ * text would be slow.
  */
 function filmsOf(name: string, links: string, key: string) {
-  return query<{ id: string }>(
+  return keyset<{ id: string }>(
     name,
     `SELECT film_work_id::text AS id
        FROM (SELECT DISTINCT film_work_id
                FROM ${links}
-              WHERE ${key} = ANY ($1::uuid[]) AND film_work_id > $2::uuid
+              WHERE ${key} = ANY ($1::uuid[]) AND {after}
               ORDER BY film_work_id
-              LIMIT $3) films`,
+              LIMIT $2) films`,
+    'film_work_id > $3::uuid',
   );
 }
 

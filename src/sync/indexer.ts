@@ -59,6 +59,8 @@ export class Indexer {
     lastError: null,
   };
   private state: WorkerState = 'starting';
+  /** The claim this worker holds: claimed, and neither acknowledged nor given back yet. */
+  private held: Claim | null = null;
   private readonly hardStop = new AbortController();
 
   constructor(private readonly deps: IndexerDeps) {}
@@ -77,14 +79,17 @@ export class Indexer {
     try {
       await this.setState('idle');
       while (!signal.aborted) {
-        let claim: Claim | null = null;
         try {
-          claim = await this.deps.queue.claim(workerId, this.deps.sizeLimit);
+          // Never claim while an earlier claim is neither acknowledged nor given back: two claims
+          // in hand would be two chances to lose track of one.
+          if (this.held && !(await this.giveBack())) throw new Error('claim not returned yet');
+          const claim = await this.deps.queue.claim(workerId, this.deps.sizeLimit);
           if (!claim) {
             await this.setState('idle');
             await this.waitForWork(signal);
             continue;
           }
+          this.held = claim;
           await this.process(claim);
           failures = 0;
           await sleep(this.deps.sleepMs, signal);
@@ -92,7 +97,7 @@ export class Indexer {
           failures++;
           this.stats.lastError = (err as Error).message;
           await this.deps.reportError?.((err as Error).message).catch(() => undefined);
-          const back = claim ? await this.giveBack() : 0;
+          const back = this.held ? await this.giveBack() : false;
           if (this.hardStop.signal.aborted) break;
           log.warn(
             {
@@ -101,15 +106,24 @@ export class Indexer {
               failures,
               returned: back,
             },
-            'batch failed; claim returned to the queue',
+            back ? 'batch failed; claim returned to the queue' : 'batch failed',
           );
           await sleep(Math.min(10_000, 200 * 2 ** Math.min(failures, 6)), signal);
         }
       }
+      // Stopping: one more try to return a claim that a failure left in hand.
+      if (this.held && !this.hardStop.signal.aborted) await this.giveBack();
     } finally {
       clearInterval(heartbeat);
       signal.removeEventListener('abort', onStop);
-      await registry.remove(workerId).catch(() => undefined);
+      if (this.held) {
+        log.warn(
+          { claim: this.held.id, films: this.held.ids.length },
+          "claim left in Redis; the reaper returns it once this worker's heartbeat lapses",
+        );
+      } else {
+        await registry.remove(workerId).catch(() => undefined);
+      }
     }
   }
 
@@ -163,21 +177,34 @@ export class Indexer {
         );
       }
     }
-    await queue.ack(claim, done);
+    if (!(await queue.ack(claim, done))) {
+      batchLog.info(
+        'claim had been returned meanwhile (heartbeat lapsed); its films are queued again',
+      );
+    }
+    this.held = null;
     this.deps.observe?.({ claim, done, transientItems, dead });
     this.stats.batches++;
     this.stats.lastBatchAt = new Date().toISOString();
     batchLog.debug({ indexed: done.length }, 'batch done');
   }
 
-  private async giveBack(): Promise<number> {
+  /** Return the claim in hand; false when Redis refused (the claim stays in hand, retried). */
+  private async giveBack(): Promise<boolean> {
+    const claim = this.held;
+    if (!claim) return true;
     try {
-      return await this.deps.queue.release(this.deps.workerId);
+      await this.deps.queue.release(claim);
+      this.held = null;
+      return true;
     } catch (err) {
-      // Redis is away too: the claim stays in our processing list, and the reaper (ours after a
-      // restart, or another syncer's) returns it once our heartbeat lapses.
-      this.deps.log.warn({ err: (err as Error).message }, 'could not return the claim yet');
-      return 0;
+      // Redis is away or refuses writes: keep the claim in hand and try again before claiming
+      // anything else. If this process dies meanwhile, the reaper returns it.
+      this.deps.log.warn(
+        { err: (err as Error).message, claim: claim.id },
+        'could not return the claim yet',
+      );
+      return false;
     }
   }
 

@@ -43,10 +43,29 @@ export interface SyncerOptions {
   listenerHeartbeatMs?: number;
   listenerHeartbeatTimeoutMs?: number;
   reapEveryMs?: number;
+  /** How long stop() waits for the loops before it stops without them (ms). */
+  stopBoundMs?: number;
+}
+
+/** The indexers' grace for a batch in flight (10 s), plus room for giving a claim back. */
+const STOP_BOUND_MS = 15_000;
+
+/** Whether `promise` settled within `ms`; it is not cancelled either way. */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  const timeout = new AbortController();
+  const settled = await Promise.race([
+    promise.then(
+      () => true,
+      () => true,
+    ),
+    sleep(ms, timeout.signal).then(() => false),
+  ]);
+  timeout.abort(); // clears the timer, which would keep the process up
+  return settled;
 }
 
 export class Syncer {
-  readonly processId = `${hostname()}-${process.pid}-${randomBytes(2).toString('hex')}`;
+  readonly processId = `${hostname()}-${process.pid}-${randomBytes(6).toString('hex')}`;
   readonly db: Postgres;
   readonly store: RedisStore;
   readonly es: Client;
@@ -204,7 +223,12 @@ export class Syncer {
     );
   }
 
-  /** Stop claiming, let the batch in flight finish (or give it back), close connections. */
+  /**
+   * Stop claiming, let the batch in flight finish (or give it back), close connections. Bounded:
+   * with Redis, Postgres or Elasticsearch away, the loops may not finish; after `stopBoundMs` the
+   * syncer stops anyway. A claim still in hand then stays in Redis, and any syncer's reaper
+   * returns it once this process's heartbeats have lapsed: nothing is lost by not waiting.
+   */
   async stop(): Promise<void> {
     this.log.info('stopping');
     this.stopping.abort();
@@ -217,18 +241,22 @@ export class Syncer {
       await new Promise((resolve) => server.close(resolve));
     }
     await this.listener?.stop();
-    await Promise.allSettled(this.loops);
+    const bound = this.options.stopBoundMs ?? STOP_BOUND_MS;
+    if (!(await settlesWithin(Promise.allSettled(this.loops), bound))) {
+      this.log.warn(
+        { after_ms: bound, redis: this.store.redis.status },
+        'stopping without waiting any longer (is Redis or Elasticsearch unreachable?); claims in ' +
+          'hand come back through the reaper of the next syncer',
+      );
+    }
     // Whatever is indexed becomes searchable even if nobody starts a syncer again soon. Bounded:
     // with Elasticsearch away, stopping must not wait for it (the next start restores instead).
-    if (this.bulkLoad?.active) {
-      const timeout = new AbortController();
-      await Promise.race([
+    if (this.bulkLoad?.active)
+      await settlesWithin(
         this.bulkLoad.leave().catch(() => undefined),
-        sleep(3_000, timeout.signal),
-      ]);
-      timeout.abort(); // clears the timer, which would keep the process up
-    }
-    await this.close();
+        3_000,
+      );
+    await settlesWithin(this.close(), 3_000);
     this.log.info('stopped');
   }
 

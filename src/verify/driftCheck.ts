@@ -6,11 +6,11 @@
  */
 import { createHash } from 'node:crypto';
 import type { Client } from '@elastic/elasticsearch';
+import { keysetPages, readPage } from '../db/keysetPages.js';
 import type { Postgres } from '../db/postgres.js';
 import type { IndexedIds } from '../capture/poller.js';
 import type { ReadLock } from '../queue/readLock.js';
 import * as sql from '../sql/queries.js';
-import { FIRST_UUID } from '../util/uuid.js';
 
 export interface DriftReport {
   films: number;
@@ -47,12 +47,14 @@ export async function checkDrift(deps: {
   const report: DriftReport = { films: 0, documents: 0, missing: [], extra: [], stale: [] };
 
   // Every film: is its document there, and does it say what the catalog says?
-  let cursor = FIRST_UUID;
-  for (;;) {
-    const ids = (
-      await lock.withLock('verify', () => db.query(sql.allFilmIds, [cursor, pageSize]))
-    ).map((r) => r.id);
-    if (ids.length === 0) break;
+  const pages = keysetPages({
+    pageSize,
+    read: (after: unknown[] | undefined) =>
+      lock.withLock('verify', () => readPage(db, sql.filmIdPages, [pageSize], after)),
+    keyOf: (row) => [row.id],
+  });
+  for await (const page of pages) {
+    const ids = page.map((r) => r.id);
     const rows = await lock.withLock('verify', () => db.query(sql.filmDocuments, [ids]));
     const indexedDocs = await es.mget<Record<string, unknown>>({ index, ids, realtime: true });
     const actual = new Map<string, unknown>();
@@ -66,9 +68,6 @@ export async function checkDrift(deps: {
       if (got === undefined) report.missing.push(row.id);
       else if (contentHash(got) !== contentHash(JSON.parse(row.doc))) report.stale.push(row.id);
     }
-    const last = ids.at(-1);
-    if (ids.length < pageSize || last === undefined) break;
-    cursor = last;
   }
 
   // Every document: does its film still exist?

@@ -55,7 +55,7 @@ describe('film queue', () => {
     assert.deepEqual(await claimIds('w1', 10), ['a']);
   });
 
-  it('moves claimed films into the worker processing list and reports the claim', async () => {
+  it('moves claimed films into a list of its own and reports the claim', async () => {
     await queue.enqueue(films(5));
     const before = Date.now();
     const claim = await queue.claim('w1', 3);
@@ -63,13 +63,27 @@ describe('film queue', () => {
     assert.equal(claim.workerId, 'w1');
     assert.deepEqual(claim.ids, films(3));
     assert.ok(claim.claimedAt >= before && claim.claimedAt <= Date.now());
-    assert.deepEqual(await store.redis.lrange(queue.processingKey('w1'), 0, -1), films(3));
+    assert.deepEqual(await store.redis.lrange(queue.claimKey(claim.id), 0, -1), films(3));
     assert.equal(await queue.depth(), 2);
     const other = await queue.claim('w2', 10);
+    assert.ok(other);
+    assert.notEqual(other.id, claim.id);
     const inFlight = (await queue.inFlight()).sort((x, y) => x.workerId.localeCompare(y.workerId));
     assert.deepEqual(inFlight, [
-      { workerId: 'w1', since: claim.claimedAt, size: 3 },
-      { workerId: 'w2', since: other?.claimedAt, size: 2 },
+      {
+        claimId: claim.id,
+        key: queue.claimKey(claim.id),
+        workerId: 'w1',
+        since: claim.claimedAt,
+        size: 3,
+      },
+      {
+        claimId: other.id,
+        key: queue.claimKey(other.id),
+        workerId: 'w2',
+        since: other.claimedAt,
+        size: 2,
+      },
     ]);
   });
 
@@ -77,8 +91,8 @@ describe('film queue', () => {
     await queue.enqueue(['a', 'b', 'c', 'd']);
     const first = await queue.claim('w1', 3);
     assert.ok(first);
-    await queue.ack(first, first.ids);
-    assert.equal(await store.redis.exists(queue.processingKey('w1')), 0);
+    assert.equal(await queue.ack(first, first.ids), true);
+    assert.equal(await store.redis.exists(queue.claimKey(first.id)), 0);
     assert.deepEqual(await queue.inFlight(), []);
     const second = await queue.claim('w1', 3);
     assert.ok(second);
@@ -97,7 +111,7 @@ describe('film queue', () => {
 
   it('history keeps only the newest 10,000 entries', async () => {
     const loaded = films(10_005);
-    const claim: Claim = { workerId: 'w1', ids: loaded, claimedAt: Date.now() };
+    const claim: Claim = { id: 'c1', workerId: 'w1', ids: loaded, claimedAt: Date.now() };
     await queue.ack(claim, loaded);
     const key = store.key('history');
     assert.equal(await store.redis.llen(key), 10_000);
@@ -111,18 +125,20 @@ describe('film queue', () => {
 
   it('release puts a claim back at the head of the queue in its original order', async () => {
     await queue.enqueue(['a', 'b', 'c', 'd', 'e']);
-    await queue.claim('w1', 3);
-    assert.equal(await queue.release('w1'), 3);
-    assert.equal(await store.redis.exists(queue.processingKey('w1')), 0);
+    const claim = await queue.claim('w1', 3);
+    assert.ok(claim);
+    assert.equal(await queue.release(claim), 3);
+    assert.equal(await store.redis.exists(queue.claimKey(claim.id)), 0);
     assert.deepEqual(await queue.inFlight(), []);
     assert.deepEqual(await claimIds('w2', 10), ['a', 'b', 'c', 'd', 'e']);
   });
 
   it('release does not duplicate films that were enqueued again meanwhile', async () => {
     await queue.enqueue(['a', 'b', 'c']);
-    await queue.claim('w1', 3);
+    const claim = await queue.claim('w1', 3);
+    assert.ok(claim);
     assert.equal(await queue.enqueue(['b', 'x']), 2);
-    assert.equal(await queue.release('w1'), 2);
+    assert.equal(await queue.release(claim), 2);
     assert.equal(await queue.depth(), 4);
     assert.deepEqual(await claimIds('w2', 10), ['a', 'c', 'b', 'x']);
   });
@@ -133,10 +149,46 @@ describe('film queue', () => {
     const claim = await queue.claim('w1', 10_000);
     assert.ok(claim);
     assert.deepEqual(claim.ids, ids.slice(0, 10_000));
-    assert.equal(await store.redis.llen(queue.processingKey('w1')), 10_000);
+    assert.equal(await store.redis.llen(queue.claimKey(claim.id)), 10_000);
     assert.equal(await queue.depth(), 2_000);
-    assert.equal(await queue.release('w1'), 10_000);
+    assert.equal(await queue.release(claim), 10_000);
     assert.deepEqual(await claimIds('w2', 12_000), ids);
+  });
+
+  describe('claims never merge', () => {
+    it('a second claim by the same worker leaves the first one whole when acknowledged', async () => {
+      // A worker whose give-back failed (Redis refusing writes) claims again once Redis is back;
+      // a restarted process may reuse a worker id. Acking the new claim must not drop the old one.
+      const registry = new WorkerRegistry(store, 200);
+      await queue.enqueue(films(4));
+      const first = await queue.claim('w1', 2);
+      const second = await queue.claim('w1', 2);
+      assert.ok(first && second);
+      await queue.ack(second, second.ids);
+      assert.deepEqual(
+        (await queue.inFlight()).map((c) => c.size),
+        [2],
+        'the first claim is still in flight',
+      );
+      // w1 never registered a heartbeat: the reaper gives its remaining claim back.
+      await registry.reapDead(queue);
+      assert.deepEqual(await claimIds('w2', 10), films(2));
+    });
+
+    it('ack removes exactly the acknowledged claim', async () => {
+      await queue.enqueue(films(6));
+      const a = await queue.claim('w1', 2);
+      const b = await queue.claim('w2', 2);
+      const c = await queue.claim('w1', 2);
+      assert.ok(a && b && c);
+      await queue.ack(a, a.ids);
+      const left = (await queue.inFlight()).map((x) => `${x.workerId}:${x.size}`).sort();
+      assert.deepEqual(left, ['w1:2', 'w2:2']);
+      await queue.ack(b, b.ids);
+      await queue.ack(c, c.ids);
+      assert.deepEqual(await queue.inFlight(), []);
+      assert.deepEqual(await store.redis.keys(`${store.prefix}claim:*`), []);
+    });
   });
 
   describe('reaper', () => {
@@ -146,7 +198,8 @@ describe('film queue', () => {
       await registry.setState('dead', 'writing');
       await registry.setState('live', 'writing');
       await queue.claim('dead', 3);
-      await queue.claim('live', 3);
+      const live = await queue.claim('live', 3);
+      assert.ok(live);
       const beat = setInterval(() => void registry.heartbeat('live'), 50);
       try {
         await sleep(400);
@@ -154,7 +207,7 @@ describe('film queue', () => {
       } finally {
         clearInterval(beat);
       }
-      assert.deepEqual(await store.redis.lrange(queue.processingKey('live'), 0, -1), films(3, 3));
+      assert.deepEqual(await store.redis.lrange(queue.claimKey(live.id), 0, -1), films(3, 3));
       assert.deepEqual(
         (await queue.inFlight()).map((c) => c.workerId),
         ['live'],
@@ -172,6 +225,25 @@ describe('film queue', () => {
       await queue.claim('ghost', 2);
       assert.deepEqual(await registry.reapDead(queue), { workers: ['ghost'], ids: 2 });
       assert.deepEqual(await claimIds('other', 10), films(2));
+    });
+
+    it('returns a claim left by version 0.1 (one processing list per worker)', async () => {
+      const registry = new WorkerRegistry(store, 200);
+      await store.redis.rpush(store.key('processing', 'old-worker'), 'a', 'b');
+      await store.redis.hset(store.key('claims'), 'old-worker', String(Date.now()));
+      assert.deepEqual(await registry.reapDead(queue), { workers: ['old-worker'], ids: 2 });
+      assert.deepEqual(await queue.inFlight(), []);
+      assert.deepEqual(await claimIds('other', 10), ['a', 'b']);
+    });
+
+    it('an ack after the reaper returned the claim changes nothing and says so', async () => {
+      const registry = new WorkerRegistry(store, 200);
+      await queue.enqueue(films(2));
+      const claim = await queue.claim('paused', 2);
+      assert.ok(claim);
+      await registry.reapDead(queue);
+      assert.equal(await queue.ack(claim, claim.ids), false);
+      assert.equal(await queue.depth(), 2, 'the films wait to be indexed again');
     });
 
     it('leaves everything alone while every worker is alive', async () => {
@@ -198,6 +270,39 @@ describe('film queue', () => {
         letter('b', 'bad date', '2024-01-01T00:00:01Z'),
         letter('a', 'still broken', '2024-01-01T00:00:03Z'),
       ]);
+    });
+
+    it('a film refused again while a retry runs keeps its new letter', async () => {
+      // A syncer indexes the re-driven films as the retry goes, and one still broken comes back
+      // with a new reason before the retry is done. That letter must survive the retry.
+      const dead = new DeadLetters(store);
+      const ids = films(6_000);
+      for (let i = 0; i < ids.length; i += 1_000) {
+        await dead.add(
+          ids.slice(i, i + 1_000).map((id) => letter(id, 'first', '2024-01-01T00:00:00Z')),
+        );
+      }
+      const refusedAgain = new Set<string>();
+      const retrying = { done: false };
+      const indexer = (async () => {
+        while (!retrying.done || (await queue.depth()) > 0) {
+          const claim = await queue.claim('w1', 50);
+          if (!claim) {
+            await sleep(1);
+            continue;
+          }
+          await dead.add(claim.ids.map((id) => letter(id, 'again', '2024-01-02T00:00:00Z')));
+          for (const id of claim.ids) refusedAgain.add(id);
+          await queue.ack(claim, []);
+        }
+      })();
+      await dead.retry(queue);
+      retrying.done = true;
+      await indexer;
+      assert.ok(refusedAgain.size > 0);
+      const letters = new Map((await dead.list()).map((l) => [l.id, l.reason]));
+      const lost = [...refusedAgain].filter((id) => letters.get(id) !== 'again');
+      assert.deepEqual(lost.slice(0, 5), [], `${lost.length} new letters deleted by the retry`);
     });
 
     it('retry queues every dead film again and clears the list', async () => {

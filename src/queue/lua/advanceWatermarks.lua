@@ -1,3 +1,4 @@
+#!lua
 -- Advance watermarks only if the state is still the one the pass started in: if Redis was flushed
 -- (or restarted empty) meanwhile, the films this pass queued are gone, and writing a watermark
 -- would skip them forever. Refusing leaves the watermarks missing, so the next pass runs a full load.

@@ -1,9 +1,17 @@
--- Claim the oldest ids for one worker, atomically, into that worker's processing list. They stay
--- there until Elasticsearch acknowledged them (ack) or are given back (release, or the reaper when
--- the worker's heartbeat lapses), so a crash between claim and load loses nothing.
--- KEYS[1] queue, KEYS[2] queued set, KEYS[3] the worker's processing list, KEYS[4] claims hash
--- ARGV[1] how many, ARGV[2] worker id, ARGV[3] now (ms)
+#!lua
+-- Claim the oldest ids, atomically, into a claim of their own: a list under this claim's id that
+-- no other claim ever shares. They stay there until Elasticsearch acknowledged them (ack.lua) or
+-- are given back (release.lua: by the worker, or by the reaper once the worker's heartbeat
+-- lapsed), so a crash between claim and load loses nothing, and acknowledging one claim can never
+-- drop the films of another (a worker whose give-back failed, a restarted process reusing an id).
+-- The shebang makes Redis refuse the whole script up front when it refuses writes (OOM, READONLY,
+-- MISCONF), so no half-run claim can pop ids without recording them.
+-- KEYS[1] queue, KEYS[2] queued set, KEYS[3] this claim's list, KEYS[4] claims hash
+-- ARGV[1] how many, ARGV[2] claim id, ARGV[3] the claim's record (JSON: worker, at)
 -- Returns the claimed ids, oldest first.
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  return redis.error_reply('ERR claim id already in use')
+end
 local ids = redis.call('RPOP', KEYS[1], tonumber(ARGV[1]))
 if not ids then
   return {}

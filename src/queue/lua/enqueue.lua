@@ -1,3 +1,4 @@
+#!lua
 -- Enqueue film ids, each at most once while it waits (an edit storm indexes a film once).
 -- KEYS[1] queue (list; LPUSH in, RPOP out: first in, first out)
 -- KEYS[2] queued (set mirroring the list's members)

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- Release the Postgres read lock only if we still hold it: after a lease expired, another reader
 -- may hold it now, and a plain DEL would free its lock.
 -- KEYS[1] lock, ARGV[1] our value

@@ -1,8 +1,16 @@
--- Give a claim back: its ids go to the consuming end of the queue, in their original order, so
+#!lua
+-- Give one claim back: its ids go to the consuming end of the queue, in their original order, so
 -- they are the next to be claimed. Ids queued again meanwhile are not duplicated.
--- KEYS[1] the processing list, KEYS[2] queue, KEYS[3] queued set, KEYS[4] claims hash
--- ARGV[1] worker id
--- Returns how many ids went back.
+-- With KEYS[5] (the claiming worker's heartbeat key) this is the reaper's call, and it does
+-- nothing while that key exists: checked here, in the same atomic step, so a worker that came
+-- back between the reaper's listing and this call keeps its claim.
+-- KEYS[1] the claim's list, KEYS[2] queue, KEYS[3] queued set, KEYS[4] claims hash,
+-- KEYS[5] (optional) the worker's heartbeat key
+-- ARGV[1] claim id
+-- Returns how many ids went back, or -1 when the worker is alive.
+if KEYS[5] and redis.call('EXISTS', KEYS[5]) == 1 then
+  return -1
+end
 local ids = redis.call('LRANGE', KEYS[1], 0, -1)
 local back = 0
 for i = #ids, 1, -1 do

@@ -1,0 +1,130 @@
+/**
+ * A private redis-server on a free local port, for tests and the chaos campaign that must do to
+ * Redis what no shared server may suffer: restart it empty, make it refuse writes (maxmemory with
+ * noeviction), or take it away. Keeps nothing on disk, like the machine's own Redis.
+ *
+ * Hazard: the port is found by binding port 0 and closing it, so another process could take it
+ * before redis-server binds; start() then fails loudly rather than talking to a stranger.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import net from 'node:net';
+import { setTimeout as delay } from 'node:timers/promises';
+import { Redis } from 'ioredis';
+
+export interface RedisServer {
+  port: number;
+  url: string;
+  /** A plain admin connection (not the syncer's): for CONFIG SET and inspection. */
+  admin(): Redis;
+  /** kill -9, then start again empty on the same port. */
+  restartEmpty(): Promise<void>;
+  /** Writes answer OOM until allowWrites(): maxmemory 1 byte with noeviction. */
+  refuseWrites(): Promise<void>;
+  allowWrites(): Promise<void>;
+  /** kill -9 and do not come back (until start()). */
+  kill(): Promise<void>;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+export async function startRedisServer(): Promise<RedisServer> {
+  const port = await freePort();
+  const url = `redis://127.0.0.1:${port}/0`;
+  let child: ChildProcess | null = null;
+  let admin: Redis | null = null;
+
+  const getAdmin = () => {
+    if (!admin) {
+      admin = new Redis(url, { maxRetriesPerRequest: 3, lazyConnect: false });
+      admin.on('error', () => undefined);
+    }
+    return admin;
+  };
+
+  const start = async () => {
+    const proc = spawn(
+      'redis-server',
+      [
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--loglevel',
+        'warning',
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let stderr = '';
+    proc.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child = proc;
+    const probe = new Redis(url, {
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    });
+    probe.on('error', () => undefined);
+    try {
+      for (let i = 0; i < 100; i++) {
+        if (proc.exitCode !== null) throw new Error(`redis-server exited: ${stderr}`);
+        try {
+          if (probe.status !== 'ready') await probe.connect();
+          await probe.ping();
+          return;
+        } catch {
+          probe.disconnect();
+        }
+        await delay(50);
+      }
+      throw new Error(`redis-server on port ${port} did not answer: ${stderr}`);
+    } finally {
+      probe.disconnect();
+    }
+  };
+
+  const kill = async () => {
+    const proc = child;
+    child = null;
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+    const exited = once(proc, 'exit');
+    proc.kill('SIGKILL');
+    await exited;
+  };
+
+  await start();
+  return {
+    port,
+    url,
+    admin: getAdmin,
+    start,
+    kill,
+    async restartEmpty() {
+      await kill();
+      await start();
+    },
+    async refuseWrites() {
+      await getAdmin().config('SET', 'maxmemory-policy', 'noeviction');
+      await getAdmin().config('SET', 'maxmemory', '1');
+    },
+    async allowWrites() {
+      await getAdmin().config('SET', 'maxmemory', '0');
+    },
+    async stop() {
+      admin?.disconnect();
+      admin = null;
+      await kill();
+    },
+  };
+}
