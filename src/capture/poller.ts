@@ -160,8 +160,10 @@ export class Poller {
   async fullLoad(signal?: AbortSignal): Promise<PassResult> {
     const { db, queue, watermarks, log, sizeLimit, sleepMs, onFullLoad } = this.deps;
     // One full load at a time across syncers; the others keep serving the live path.
-    const release = await watermarks.guardFullLoad(`${this.deps.owner} ${randomUUID()}`);
-    if (!release) {
+    const guard = await watermarks.guardFullLoad(this.deps.owner, (reason) =>
+      log.warn({ reason }, 'full-load lease lost; another syncer may start a full load too'),
+    );
+    if (!guard) {
       log.debug('another syncer is running the full load');
       return { kind: 'skipped', queued: 0, rows: 0 };
     }
@@ -200,7 +202,7 @@ export class Poller {
       this.deps.onFullLoadQueued?.();
       return { kind: 'full', queued, rows };
     } finally {
-      await release();
+      await guard.release();
     }
   }
 

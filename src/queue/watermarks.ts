@@ -10,6 +10,7 @@
  * `epoch` marks the state as ours: if Redis restarts empty or is flushed, the epoch is gone and the
  * syncer runs a full catch-up instead of resuming from nothing.
  */
+import { Lease, type HeldLease } from './lease.js';
 import type { RedisStore } from './redisStore.js';
 
 export const WATERMARK_TABLES = [
@@ -34,7 +35,10 @@ export interface Snapshot {
 }
 
 export class Watermarks {
-  constructor(private readonly store: RedisStore) {}
+  constructor(
+    private readonly store: RedisStore,
+    private readonly fullLoadLeaseMs = FULL_LOAD_LEASE_MS,
+  ) {}
 
   private key(table: WatermarkTable): string {
     return this.store.key('watermark', table);
@@ -86,20 +90,14 @@ export class Watermarks {
 
   /**
    * One full load at a time across syncers: a short lease that the loader refreshes, so a loader
-   * that dies holds the others back for at most FULL_LOAD_LEASE_MS. Returns a release function,
-   * or null when another syncer holds it.
+   * that dies holds the others back for at most its TTL. Token-checked: a loader paused past its
+   * lease neither extends nor deletes the next loader's. Returns the held lease, or null when
+   * another syncer holds it.
    */
-  async guardFullLoad(owner: string): Promise<(() => Promise<void>) | null> {
-    const key = this.store.key('full-load');
-    const redis = this.store.redis;
-    if ((await redis.set(key, owner, 'PX', FULL_LOAD_LEASE_MS, 'NX')) !== 'OK') return null;
-    const keep = setInterval(
-      () => void redis.pexpire(key, FULL_LOAD_LEASE_MS).catch(() => undefined),
-      FULL_LOAD_LEASE_MS / 3,
+  guardFullLoad(owner: string, onLost?: (reason: string) => void): Promise<HeldLease | null> {
+    return new Lease(this.store, this.store.key('full-load'), this.fullLoadLeaseMs).tryAcquire(
+      owner,
+      onLost,
     );
-    return async () => {
-      clearInterval(keep);
-      if ((await redis.get(key)) === owner) await redis.del(key);
-    };
   }
 }
