@@ -1,9 +1,27 @@
-FROM node:20-slim
+# Build stage: the dev dependencies (TypeScript) compile src/ into dist/.
+FROM node:20-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund
-COPY tsconfig.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY scripts/copy-assets.js ./scripts/
 COPY src ./src
+RUN npm run build
+
+# Runtime stage: production dependencies, the compiled program and the migrations; no npm and no
+# tsx between the init and the syncer. tini is PID 1: it forwards SIGTERM/SIGINT to the syncer,
+# reaps zombies, and exits with the syncer's status.
+FROM node:20-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends tini \
+ && rm -rf /var/lib/apt/lists/*
+ENV NODE_ENV=production
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+COPY --from=build /app/dist ./dist
 COPY migrations ./migrations
 USER node
-CMD ["npm", "start"]
+# Migrations: `docker run <image> node dist/cli/migrate.js` (the compose file runs them first).
+ENTRYPOINT ["/usr/bin/tini", "--"]
+CMD ["node", "dist/cli/start.js"]
