@@ -8,43 +8,73 @@
  * replaced are remembered in the index's own `_meta`, so whoever finds them there puts them back:
  * this syncer when the load drains, on stop, or the next start after a crash (Redis may be empty
  * then, the index is not).
+ *
+ * Several syncers share the index: only the one holding the `bulk-load:<index>` lease relaxes it,
+ * its token is remembered beside the settings, and a starting syncer restores only settings whose
+ * owner's lease is gone. Otherwise the second syncer of a deployment would undo the first one's
+ * full load the moment it started.
  */
 import type { Client } from '@elastic/elasticsearch';
 import type { Logger } from '../logger.js';
+import { Lease, type HeldLease } from '../queue/lease.js';
+import type { RedisStore } from '../queue/redisStore.js';
 
 const META_KEY = 'movies_etl_bulk_load';
+/** Refreshed every third of it while the mode is on; a crashed owner's lapses within this. */
+const OWNER_LEASE_MS = 15_000;
 
 interface SavedSettings {
   refresh_interval: string | null;
   number_of_replicas: string | null;
+  /** The lease token of the syncer that relaxed the index (absent before version 0.2). */
+  owner?: string;
 }
 
 export class BulkLoadMode {
-  /** Whether this process relaxed the index and has not put its settings back yet. */
-  active = false;
+  private held: HeldLease | null = null;
+  private readonly lease: Lease;
 
   constructor(
     private readonly es: Client,
     /** The alias (or plain index) the syncer writes to. */
     private readonly target: string,
     private readonly log: Logger,
-  ) {}
+    store: RedisStore,
+    private readonly owner: string,
+  ) {
+    this.lease = new Lease(store, store.key('bulk-load', target), OWNER_LEASE_MS);
+  }
 
-  /** Relax the index if it is empty; resolves to whether it did. */
+  /** Whether this process relaxed the index and has not put its settings back yet. */
+  get active(): boolean {
+    return this.held !== null;
+  }
+
+  /** Relax the index if it is empty and nobody else has; resolves to whether it did. */
   async enter(): Promise<boolean> {
     const { count } = await this.es.count({ index: this.target });
-    if (count > 0) return false;
+    if (count > 0 || this.held) return false;
+    const held = await this.lease.tryAcquire(this.owner, (reason) =>
+      this.log.warn({ reason }, 'bulk-load mode: ownership lost; another syncer may restore'),
+    );
+    if (!held) return false; // another live syncer is loading it
     const saved = new Map<string, SavedSettings>();
     for (const [index, body] of Object.entries(
       await this.es.indices.getSettings({ index: this.target }),
     )) {
       const settings = body.settings?.index;
-      if (settings?.refresh_interval === '-1') continue; // relaxed already (another syncer)
+      if (settings?.refresh_interval === '-1') continue; // relaxed already (and remembered)
       saved.set(index, {
         refresh_interval: settings?.refresh_interval?.toString() ?? null,
         number_of_replicas: settings?.number_of_replicas?.toString() ?? null,
+        owner: held.token,
       });
     }
+    if (saved.size === 0) {
+      await held.release();
+      return false;
+    }
+    this.held = held;
     for (const [index, settings] of saved) {
       // Remember first: a crash between the two calls then leaves something to restore from.
       await this.es.indices.putMapping({ index, _meta: { [META_KEY]: settings } });
@@ -53,17 +83,33 @@ export class BulkLoadMode {
         settings: { refresh_interval: '-1', number_of_replicas: 0 },
       });
     }
-    if (saved.size > 0) this.log.info({ indices: [...saved.keys()] }, 'bulk-load mode on');
-    this.active ||= saved.size > 0;
-    return saved.size > 0;
+    this.log.info({ indices: [...saved.keys()] }, 'bulk-load mode on');
+    return true;
   }
 
-  /** Put back whatever settings an earlier enter() (ours or a crashed syncer's) replaced. */
+  /** The load this process ran has drained (or it stops): put back what it replaced. */
   async leave(): Promise<void> {
+    const held = this.held;
+    if (!held) return;
+    await this.restore((saved) => saved.owner === held.token);
+    this.held = null;
+    await held.release().catch(() => undefined);
+  }
+
+  /**
+   * At start: put back the settings that a syncer which is gone left relaxed (it crashed, or
+   * Redis lost its lease). A live syncer's full load is left alone: its lease still stands.
+   */
+  async restoreAbandoned(): Promise<void> {
+    const live = await this.lease.holder();
+    await this.restore((saved) => live === null || saved.owner !== live.token);
+  }
+
+  private async restore(whose: (saved: SavedSettings) => boolean): Promise<void> {
     const mappings = await this.es.indices.getMapping({ index: this.target });
     for (const [index, body] of Object.entries(mappings)) {
       const saved = body.mappings._meta?.[META_KEY] as SavedSettings | undefined;
-      if (!saved) continue;
+      if (!saved || !whose(saved)) continue;
       await this.es.indices.putSettings({
         index,
         // null puts Elasticsearch's default back for a setting the index did not set itself.
@@ -74,8 +120,10 @@ export class BulkLoadMode {
       });
       await this.es.indices.putMapping({ index, _meta: {} });
       await this.es.indices.refresh({ index });
-      this.log.info({ index, ...saved }, 'bulk-load mode off: settings restored');
+      this.log.info(
+        { index, refresh_interval: saved.refresh_interval, replicas: saved.number_of_replicas },
+        'bulk-load mode off: settings restored',
+      );
     }
-    this.active = false;
   }
 }

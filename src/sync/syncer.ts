@@ -20,7 +20,7 @@ import { BulkWriter } from '../load/bulkWriter.js';
 import { createElasticsearchClient } from '../load/elasticsearchClient.js';
 import { BulkLoadMode } from '../load/bulkLoadMode.js';
 import { IndexedFilmIds } from '../load/indexedIds.js';
-import { ensureIndex } from '../load/indexManager.js';
+import { ensureIndex, removeReindexLeftovers } from '../load/indexManager.js';
 import { ReindexTarget } from '../load/reindexTarget.js';
 import { DeadLetters } from '../queue/deadLetters.js';
 import { FilmQueue } from '../queue/filmQueue.js';
@@ -108,9 +108,15 @@ export class Syncer {
   async start(): Promise<void> {
     const { config, log } = this;
     const target = await ensureIndex(this.es, config.index, log.child({ component: 'index' }));
-    this.bulkLoad = new BulkLoadMode(this.es, target.name, log.child({ component: 'index' }));
+    this.bulkLoad = new BulkLoadMode(
+      this.es,
+      target.name,
+      log.child({ component: 'index' }),
+      this.store,
+      this.processId,
+    );
     // A syncer that died mid full load left the index relaxed: put its settings back first.
-    await this.bulkLoad.leave();
+    await this.bulkLoad.restoreAbandoned();
     const resolver = new FilmResolver(this.db, this.lock, config.sizeLimit, config.sleepMs);
     const handled = new HandledTransactions();
     const poller = new Poller({
@@ -167,6 +173,13 @@ export class Syncer {
       this.store,
       this.es,
       log.child({ component: 'reindex-mirror' }),
+    );
+    // In the background (it may wait a few seconds); it logs what it deletes and never throws.
+    void removeReindexLeftovers(
+      this.es,
+      reindexTarget,
+      config.index,
+      log.child({ component: 'index' }),
     );
     // Several indexers per process: the read lock still admits one reader at a time, but one
     // indexer's bulk request overlaps another's read.

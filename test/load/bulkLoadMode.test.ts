@@ -62,6 +62,41 @@ describe('bulk-load mode', () => {
     assert.equal(count, 3_000);
   });
 
+  it("a syncer that starts during another's full load leaves its bulk-load mode alone", async () => {
+    await syncer?.stop();
+    syncer = null;
+    // A fresh index and no Redis state: the next start runs a full load into an empty index.
+    const [index = ''] = Object.keys(
+      await sandbox.es.indices.getSettings({ index: sandbox.config.index }),
+    );
+    await sandbox.es.indices.delete({ index });
+    const keys = await sandbox.redis.keys(`${sandbox.config.redisPrefix}*`);
+    if (keys.length > 0) await sandbox.redis.del(...keys);
+    const loader = await startSyncer(sandbox, { workers: 1, sizeLimit: 20, bulkSize: 20 });
+    let second: Syncer | null = null;
+    try {
+      await eventually(
+        async () => (await settings()).refresh === '-1',
+        15_000,
+        'the full load relaxed the index',
+      );
+      second = await startSyncer(sandbox, { workers: 1, sizeLimit: 20, bulkSize: 20 });
+      assert.equal((await settings()).refresh, '-1', 'the starting syncer restored the settings');
+      await waitForConvergence(sandbox, 60_000);
+      await eventually(
+        async () => {
+          const now = await settings();
+          return now.refresh === '1s' && now.replicas === '1' && !now.remembered;
+        },
+        10_000,
+        'settings restored once the load drained',
+      );
+    } finally {
+      await second?.stop();
+      await loader.stop();
+    }
+  });
+
   it('leaves a non-empty index alone and restores what a crashed syncer left relaxed', async () => {
     await syncer?.stop();
     syncer = null;
