@@ -1,7 +1,7 @@
 /**
  * `npm run reindex` while syncers run and editors write: search never fails and never comes back
  * empty, the alias moves to a new index, the old one goes, and no change made during the load is
- * lost.
+ * lost. Afterwards nothing of the reindex's own remains (write alias, `_meta` marker, Redis keys).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -83,6 +83,14 @@ describe('zero-downtime reindex', () => {
     assert.equal(afterSwap.length, 1);
     assert.ok(!before.includes(afterSwap[0] ?? ''), 'the alias points at a new index');
     for (const old of before) assert.equal(await sandbox.es.indices.exists({ index: old }), false);
+    // Nothing of the reindex's own is left: no other index, no write alias, no marker, no keys.
+    const indices = await sandbox.es.indices.get({ index: `${alias}*`, allow_no_indices: true });
+    assert.deepEqual(Object.keys(indices), afterSwap);
+    const aliases = Object.keys(indices[afterSwap[0] ?? '']?.aliases ?? {});
+    assert.deepEqual(aliases, [alias], 'the reindex write alias is gone');
+    const mapping = await sandbox.es.indices.getMapping({ index: afterSwap });
+    assert.deepEqual(Object.values(mapping)[0]?.mappings._meta ?? {}, {}, 'no reindex marker');
+    assert.deepEqual(await sandbox.redis.keys(`${sandbox.config.redisPrefix}reindex-*`), []);
     assert.ok(searches.done > 50, `${searches.done} searches`);
     assert.deepEqual({ failed: searches.failed, empty: searches.empty }, { failed: 0, empty: 0 });
     assert.ok(writes > 5, `${writes} rounds of writes during the reindex`);

@@ -1,38 +1,75 @@
 /**
  * `npm run reindex`: rebuild the index behind the ES_INDEX alias with no downtime (see
  * src/load/reindexer.ts). Safe while syncers run; they keep the new index current during the load.
+ *
+ * SIGINT/SIGTERM stop it: before the alias swap, it withdraws its target from the syncers, waits
+ * until none can still be mirroring (a few seconds) and deletes its index; after the swap, it
+ * finishes. A second signal exits at once; what is left then (and after a SIGKILL) is removed by
+ * the next reindex or syncer start. Exit status 0 when the alias was swapped, 1 otherwise.
  */
 import { loadConfigOrExit } from '../config.js';
 import { Postgres } from '../db/postgres.js';
-import { createLogger } from '../logger.js';
+import { createLogger, type Logger } from '../logger.js';
 import { createElasticsearchClient } from '../load/elasticsearchClient.js';
 import { reindex } from '../load/reindexer.js';
 import { ReindexTarget } from '../load/reindexTarget.js';
+import { FilmQueue } from '../queue/filmQueue.js';
 import { ReadLock } from '../queue/readLock.js';
 import { RedisStore } from '../queue/redisStore.js';
 
+/** The first signal aborts the returned signal; the second exits. */
+function stopOnSignals(log: Logger): AbortSignal {
+  const stop = new AbortController();
+  const onSignal = (name: NodeJS.Signals) => {
+    if (stop.signal.aborted) {
+      log.warn(
+        { signal: name },
+        'exiting without cleaning up; the next reindex or syncer start removes what is left',
+      );
+      process.exit(1);
+    }
+    log.warn(
+      { signal: name },
+      'stopping: withdrawing the new index from the syncers, then deleting it',
+    );
+    stop.abort(new Error(`interrupted by ${name}`));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return stop.signal;
+}
+
 const config = loadConfigOrExit();
 const log = createLogger(config.logLevel);
-const db = new Postgres(config.databaseUrl, log, 2);
-const store = new RedisStore(config.redisUrl, config.redisPrefix, log);
+const db = new Postgres(config.databaseUrl, log.child({ component: 'postgres' }), 2);
+const store = new RedisStore(
+  config.redisUrl,
+  config.redisPrefix,
+  log.child({ component: 'redis' }),
+);
 const es = createElasticsearchClient(config.elasticsearch);
+const signal = stopOnSignals(log);
 try {
   const result = await reindex({
     es,
     db,
-    lock: new ReadLock(store, 'reindex', log),
-    target: new ReindexTarget(store, es, log),
+    lock: new ReadLock(store, 'reindex', log.child({ component: 'read-lock' })),
+    target: new ReindexTarget(store, es, log.child({ component: 'reindex-target' })),
+    queue: new FilmQueue(store),
     alias: config.index,
     sizeLimit: config.sizeLimit,
     bulkSize: config.bulkSize,
     sleepMs: config.sleepMs,
-    log,
+    log: log.child({ component: 'reindex' }),
+    signal,
   });
   log.info({ ...result }, 'reindex done');
 } catch (err) {
   log.fatal(
     { err: (err as Error).message },
-    'reindex failed; the alias still points at the old index',
+    signal.aborted
+      ? 'reindex interrupted; the alias still points at the old index'
+      : 'reindex failed; the alias still points at the old index',
   );
   process.exitCode = 1;
 } finally {

@@ -8,6 +8,22 @@
  *    jitter, for as long as it takes; the claim stays in Redis meanwhile, so nothing is lost.
  *  - anything else (mapping conflict, unparsable value): the film goes to the dead letters with
  *    Elasticsearch's reason, and the rest of the batch proceeds.
+ *  - the target gone (`index_not_found_exception`): `onIndexMissing` (which may re-create it),
+ *    then retried; without that hook the write fails at once (TargetMissing).
+ *  - an answer that does not account for every operation sent (fewer items, or an item without
+ *    the action sent): nothing in it is trusted and the write fails (BulkAnswerMismatch). The
+ *    indexer then gives its claim back and the batch is retried later: acknowledging such a batch
+ *    could lose a write for good, since no later event names the film again.
+ *
+ * Best effort (`bestEffort`, the reindex mirror): retries end after a short budget, a vanished
+ * target or any other failure ends them at once, and what is left is handed to `onAbandoned`
+ * instead of failing the write. A syncer's claim waits for the mirror, so the mirror must never
+ * hold it for long; what it missed is the reindex's to repair.
+ *
+ * Writes to an alias carry `require_alias=true`, so an index write never auto-creates an index of
+ * that name with dynamic mapping once the alias is gone. Deletes are not covered by that flag
+ * (Elasticsearch still auto-creates for them): whoever removes an alias that writers may still use
+ * must first make them stop (see ReindexTarget).
  *
  * Every write carries the read's version (`external_gte`), so an older read that lands after a
  * newer one is refused rather than overwriting it.
@@ -45,6 +61,30 @@ interface BulkResponse {
   items?: Partial<Record<'index' | 'delete', { status: number; error?: BulkItemError }>>[];
 }
 
+/** The target index or alias does not exist (and nobody said how to bring it back). */
+export class TargetMissing extends Error {
+  constructor(readonly target: string) {
+    super(`${target} does not exist (index_not_found_exception)`);
+    this.name = 'TargetMissing';
+  }
+}
+
+/** A bulk answer that does not say what became of every operation sent. */
+export class BulkAnswerMismatch extends Error {
+  constructor(readonly detail: string) {
+    super(`bulk answer does not match the operations sent: ${detail}`);
+    this.name = 'BulkAnswerMismatch';
+  }
+}
+
+/** A best-effort write spent its budget on retries. */
+class BudgetSpent extends Error {
+  constructor(readonly last: string) {
+    super(`gave up after its retry budget (${last})`);
+    this.name = 'BudgetSpent';
+  }
+}
+
 class ItemsPending extends Error {
   constructor(
     readonly count: number,
@@ -58,8 +98,20 @@ class ItemsPending extends Error {
 export interface BulkWriterOptions {
   initialDelayMs?: number;
   maxDelayMs?: number;
-  /** Called when the target index or alias vanished (someone deleted it). */
+  /**
+   * Called when the target index or alias vanished (someone deleted it); the items are then
+   * retried. Without it, a vanished target fails the write (TargetMissing).
+   */
   onIndexMissing?: () => Promise<void>;
+  /** Give up instead of failing or waiting long: see the header. */
+  bestEffort?: BestEffort;
+}
+
+export interface BestEffort {
+  /** Retries stop this long after the write began (each request is cut off by then too). */
+  budgetMs: number;
+  /** The films not written, and why. Must not throw; the write returns normally after it. */
+  onAbandoned: (ids: string[], reason: string) => Promise<void>;
 }
 
 export class BulkWriter {
@@ -96,16 +148,20 @@ export class BulkWriter {
       retries: 0,
       transientItems: 0,
     };
-    let pending: Operation[] = [
-      ...batch.documents.map((d) => ({
-        kind: 'index' as const,
-        id: d.id,
-        version: d.version,
-        json: d.json,
-      })),
-      ...batch.deletions.map((d) => ({ kind: 'delete' as const, id: d.id, version: d.version })),
-    ];
-    if (pending.length === 0) return result;
+    const state: WriteState = {
+      pending: [
+        ...batch.documents.map((d) => ({
+          kind: 'index' as const,
+          id: d.id,
+          version: d.version,
+          json: d.json,
+        })),
+        ...batch.deletions.map((d) => ({ kind: 'delete' as const, id: d.id, version: d.version })),
+      ],
+      last: 'no answer yet',
+      deadline: this.options.bestEffort ? Date.now() + this.options.bestEffort.budgetMs : null,
+    };
+    if (state.pending.length === 0) return result;
 
     const listener = this.policy.onRetry((event) => {
       result.retries++;
@@ -116,18 +172,62 @@ export class BulkWriter {
       );
     });
     try {
-      await this.policy.execute(async () => {
-        pending = await this.send(pending, result);
-        if (pending.length > 0) throw new ItemsPending(pending.length, 'transient item errors');
-      }, signal);
+      await this.policy.execute(() => this.attempt(state, result), signal);
+    } catch (err) {
+      const { bestEffort } = this.options;
+      // Stopping (signal) is not giving up: the caller gives its claim back as it always does.
+      if (!bestEffort || signal?.aborted) throw err;
+      await this.abandon(bestEffort, state.pending, result, err as Error);
     } finally {
       listener.dispose();
     }
     return result;
   }
 
+  /** One try of the retry policy: send what is pending, throw to have the rest retried. */
+  private async attempt(state: WriteState, result: LoadResult): Promise<void> {
+    if (state.deadline !== null && Date.now() >= state.deadline) {
+      throw new BudgetSpent(state.last);
+    }
+    try {
+      state.pending = await this.send(state.pending, result, state.deadline);
+    } catch (err) {
+      state.last = (err as Error).message;
+      throw err;
+    }
+    if (state.pending.length > 0) {
+      state.last = `${state.pending.length} items answered 429/5xx`;
+      throw new ItemsPending(state.pending.length, 'transient item errors');
+    }
+  }
+
+  /** Best effort: hand over what is not written (some of the last request's items may be). */
+  private async abandon(
+    bestEffort: BestEffort,
+    pending: Operation[],
+    result: LoadResult,
+    err: Error,
+  ): Promise<void> {
+    const done = new Set([
+      ...result.indexed,
+      ...result.deleted,
+      ...result.stale,
+      ...result.dead.map((d) => d.id),
+    ]);
+    const ids = pending.map((op) => op.id).filter((id) => !done.has(id));
+    this.log.warn(
+      { index: this.target.name, films: ids.length, reason: err.message },
+      'gave up writing these films here',
+    );
+    await bestEffort.onAbandoned(ids, err.message);
+  }
+
   /** One bulk request; returns the operations to try again. */
-  private async send(operations: Operation[], result: LoadResult): Promise<Operation[]> {
+  private async send(
+    operations: Operation[],
+    result: LoadResult,
+    deadline: number | null,
+  ): Promise<Operation[]> {
     // The body is written by hand: documents arrive as JSON text and go out as they are.
     let body = '';
     for (const op of operations) {
@@ -141,22 +241,22 @@ export class BulkWriter {
       });
       body += op.kind === 'index' ? `${meta}\n${op.json}\n` : `${meta}\n`;
     }
-    const response = await this.es.transport.request<BulkResponse>({
-      method: 'POST',
-      path: '/_bulk',
-      // Only what is read below: the full answer repeats every id, index, shard and sequence number.
-      querystring: {
-        filter_path: 'items.*.status,items.*.error',
-        ...(this.target.isAlias ? { require_alias: 'true' } : {}),
+    const response = await this.es.transport.request<BulkResponse>(
+      {
+        method: 'POST',
+        path: '/_bulk',
+        // Only what is read below: the full answer repeats every id, index, shard and seq_no.
+        querystring: {
+          filter_path: 'items.*.status,items.*.error',
+          ...(this.target.isAlias ? { require_alias: 'true' } : {}),
+        },
+        bulkBody: body,
       },
-      bulkBody: body,
-    });
+      deadline === null ? {} : { requestTimeout: Math.max(1, deadline - Date.now()) },
+    );
     const retryLater: Operation[] = [];
     let indexMissing = false;
-    for (const [i, item] of (response.items ?? []).entries()) {
-      const op = operations[i];
-      const outcome = item.index ?? item.delete;
-      if (!op || !outcome) continue;
+    for (const { op, outcome } of matchOutcomes(operations, response)) {
       const status = outcome.status;
       const errorType = outcome.error?.type;
       if (status >= 200 && status < 300) {
@@ -181,8 +281,44 @@ export class BulkWriter {
         });
       }
     }
-    if (indexMissing) await this.options.onIndexMissing?.();
+    if (indexMissing) {
+      const { onIndexMissing } = this.options;
+      if (!onIndexMissing) throw new TargetMissing(this.target.name);
+      await onIndexMissing();
+    }
     result.transientItems += retryLater.length;
     return retryLater;
   }
+}
+
+interface WriteState {
+  pending: Operation[];
+  /** Why the last attempt did not finish, for the give-up message. */
+  last: string;
+  /** Best effort: when to give up (epoch ms); null: never. */
+  deadline: number | null;
+}
+
+type Outcome = { status: number; error?: BulkItemError };
+
+/**
+ * Each operation's outcome, in order: exactly one item per operation, each under the action sent.
+ * Anything else throws BulkAnswerMismatch, before any of the answer is acted on.
+ */
+function matchOutcomes(
+  operations: Operation[],
+  response: BulkResponse,
+): { op: Operation; outcome: Outcome }[] {
+  const items = response.items;
+  if (!Array.isArray(items)) throw new BulkAnswerMismatch('no items');
+  if (items.length !== operations.length) {
+    throw new BulkAnswerMismatch(`${items.length} items for ${operations.length} operations`);
+  }
+  return operations.map((op, i) => {
+    const outcome = items[i]?.[op.kind];
+    if (typeof outcome?.status !== 'number') {
+      throw new BulkAnswerMismatch(`item ${i} has no ${op.kind} result (film ${op.id})`);
+    }
+    return { op, outcome };
+  });
 }

@@ -2,10 +2,14 @@
  * Makes sure ES_INDEX exists. A fresh install gets a versioned index (`movies_v1`) behind the
  * alias `movies`, so a later reindex can build `movies_v2` and swap the alias without downtime.
  * An existing concrete index or alias of that name is used as it is.
+ *
+ * Also finds and removes what an unfinished reindex left behind (below).
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Client } from '@elastic/elasticsearch';
 import type { Logger } from '../logger.js';
 import { INDEX_DEFINITION_VERSION, indexMappings, indexSettings } from './indexDefinition.js';
+import { MIRROR_SETTLE_MS } from './reindexTarget.js';
 
 export interface IndexTarget {
   /** What bulk requests write to: the alias (or the plain index). */
@@ -38,4 +42,149 @@ export async function ensureIndex(es: Client, name: string, log: Logger): Promis
 function isAlreadyExists(err: unknown): boolean {
   const type = (err as { meta?: { body?: { error?: { type?: string } } } }).meta?.body?.error?.type;
   return type === 'resource_already_exists_exception';
+}
+
+/**
+ * Reindex bookkeeping, kept in the indices themselves (Redis may be empty when someone looks):
+ * a reindex marks the index it builds, and the indices it is about to retire, in their mapping's
+ * `_meta`, with the write alias it publishes as its target (src/load/reindexTarget.ts). A marked
+ * index whose reindex no longer holds that target is a leftover: deleted when not behind the alias
+ * (the reindex died before its swap, or before deleting the old index), unmarked when it is.
+ */
+const REINDEX_META_KEY = 'movies_etl_reindex';
+
+export interface ReindexMarker {
+  alias: string;
+  /** The reindex's own write alias, the holder of its `reindex-target` lease. */
+  write_alias: string;
+  role: 'building' | 'retiring';
+  since: string;
+}
+
+export function reindexMeta(marker: ReindexMarker): Record<string, unknown> {
+  return { [REINDEX_META_KEY]: marker };
+}
+
+/** Add the marker to the index's `_meta` (a put replaces `_meta` whole, so merge). */
+export async function markIndex(es: Client, index: string, marker: ReindexMarker): Promise<void> {
+  const meta = await metaOf(es, index);
+  await es.indices.putMapping({ index, _meta: { ...meta, ...reindexMeta(marker) } });
+}
+
+export async function unmarkIndex(es: Client, index: string): Promise<void> {
+  const meta = await metaOf(es, index);
+  if (!(REINDEX_META_KEY in meta)) return;
+  const rest = Object.fromEntries(Object.entries(meta).filter(([key]) => key !== REINDEX_META_KEY));
+  await es.indices.putMapping({ index, _meta: rest });
+}
+
+async function metaOf(es: Client, index: string): Promise<Record<string, unknown>> {
+  const mappings = await es.indices.getMapping({ index });
+  return mappings[index]?.mappings._meta ?? {};
+}
+
+function markerOf(meta: Record<string, unknown> | undefined): ReindexMarker | null {
+  const marker = meta?.[REINDEX_META_KEY] as Partial<ReindexMarker> | undefined;
+  return typeof marker?.alias === 'string' && typeof marker.write_alias === 'string'
+    ? (marker as ReindexMarker)
+    : null;
+}
+
+export interface Leftover {
+  index: string;
+  writeAlias: string;
+  /** unfinished: delete; in-use: behind the alias, unmark; stray: auto-created, delete. */
+  kind: 'unfinished' | 'in-use' | 'stray';
+}
+
+/** Where `removeReindexLeftovers` learns which reindex is alive. */
+export interface LiveReindex {
+  /** The write alias the running reindex publishes, or null. */
+  current(): Promise<string | null>;
+}
+
+/**
+ * Delete what unfinished reindexes left behind (see above), and any concrete index carrying a
+ * write alias's name: a mirror delete that came after its alias was gone auto-created it. Run by a
+ * syncer at start and by every reindex. Waits `settleMs` first when it finds something, since a
+ * syncer may have read a lapsed lease just before and still be writing. Never throws: a failure
+ * is logged and the next start or reindex tries again. Resolves to the indices it deleted.
+ */
+export async function removeReindexLeftovers(
+  es: Client,
+  live: LiveReindex,
+  alias: string,
+  log: Logger,
+  settleMs = MIRROR_SETTLE_MS,
+): Promise<string[]> {
+  try {
+    if ((await findLeftovers(es, live, alias)).length === 0) return [];
+    await pause(settleMs);
+    const leftovers = await findLeftovers(es, live, alias); // the lease may be back meanwhile
+    for (const leftover of leftovers) await removeLeftover(es, alias, leftover, log);
+    return leftovers.filter((l) => l.kind !== 'in-use').map((l) => l.index);
+  } catch (err) {
+    log.warn(
+      { alias, err: (err as Error).message },
+      'could not clean up after an unfinished reindex; the next start or reindex tries again',
+    );
+    return [];
+  }
+}
+
+export async function findLeftovers(
+  es: Client,
+  live: LiveReindex,
+  alias: string,
+): Promise<Leftover[]> {
+  if (!(await es.indices.existsAlias({ name: alias }))) return [];
+  const running = await live.current();
+  const behind = new Set(Object.keys(await es.indices.getAlias({ name: alias })));
+  const mappings = await es.indices.getMapping({
+    index: [`${alias}_*`, `${alias}-reindex-*`],
+    allow_no_indices: true,
+    ignore_unavailable: true,
+  });
+  const strayName = new RegExp(`^${alias.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}-reindex-\\d{14}$`);
+  const found: Leftover[] = [];
+  for (const [index, body] of Object.entries(mappings)) {
+    const marker = markerOf(body.mappings._meta);
+    if (marker?.alias === alias && marker.write_alias !== running) {
+      const kind = behind.has(index) ? 'in-use' : 'unfinished';
+      found.push({ index, writeAlias: marker.write_alias, kind });
+    } else if (!marker && strayName.test(index) && index !== running && !behind.has(index)) {
+      found.push({ index, writeAlias: index, kind: 'stray' });
+    }
+  }
+  return found;
+}
+
+async function removeLeftover(
+  es: Client,
+  alias: string,
+  leftover: Leftover,
+  log: Logger,
+): Promise<void> {
+  const { index, writeAlias, kind } = leftover;
+  if (kind === 'in-use') {
+    await es.indices.deleteAlias({ index, name: writeAlias }, { ignore: [404] });
+    await unmarkIndex(es, index);
+    log.info(
+      { alias, index, write_alias: writeAlias },
+      'unmarked an index an unfinished reindex left',
+    );
+    return;
+  }
+  await es.indices.delete({ index }, { ignore: [404] });
+  log.warn(
+    { alias, index, write_alias: writeAlias, kind },
+    kind === 'stray'
+      ? 'deleted an index auto-created under a reindex write alias'
+      : 'deleted the index of a reindex that did not finish',
+  );
+}
+
+/** A timer that does not keep the process up: a syncer stopping meanwhile just exits. */
+function pause(ms: number): Promise<void> {
+  return delay(ms, undefined, { ref: false });
 }

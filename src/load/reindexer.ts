@@ -5,25 +5,44 @@
  *
  * Changes made during the load are not lost: running syncers mirror every batch into the new
  * index (see ReindexTarget) from before the load's first read, and versions keep an older read
- * from overwriting a newer mirrored write.
+ * from overwriting a newer mirrored write. Films a mirror gave up on are queued again after the
+ * swap, so the syncers write them through the alias into the new index.
+ *
+ * A reindex that fails, is interrupted (SIGINT/SIGTERM abort `signal`) or loses its lease leaves
+ * the syncers writing to the alias and nothing else: it withdraws its target first, waits until
+ * no syncer can still be mirroring (MIRROR_SETTLE_MS), and only then deletes its index, so no late
+ * write re-creates it. One killed outright (SIGKILL) stops being mirrored when its lease lapses;
+ * its index, marked in `_meta`, is deleted by the next reindex or syncer start
+ * (removeReindexLeftovers). A failure after the swap leaves the new index in service.
  */
 import type { Client } from '@elastic/elasticsearch';
+import { keysetPages, readPage } from '../db/keysetPages.js';
 import type { Postgres } from '../db/postgres.js';
 import { FilmExtractor } from '../extract/extractor.js';
 import type { Logger } from '../logger.js';
+import type { FilmQueue } from '../queue/filmQueue.js';
+import type { HeldLease } from '../queue/lease.js';
 import type { ReadLock } from '../queue/readLock.js';
 import * as sql from '../sql/queries.js';
 import { sleep } from '../util/sleep.js';
 import { BulkWriter } from './bulkWriter.js';
 import { indexMappings, indexSettings } from './indexDefinition.js';
-import type { ReindexTarget } from './reindexTarget.js';
-import { FIRST_UUID } from '../util/uuid.js';
+import {
+  markIndex,
+  reindexMeta,
+  removeReindexLeftovers,
+  unmarkIndex,
+  type ReindexMarker,
+} from './indexManager.js';
+import { MIRROR_SETTLE_MS, REINDEX_LEASE_MS, type ReindexTarget } from './reindexTarget.js';
 
 export interface ReindexDeps {
   es: Client;
   db: Postgres;
   lock: ReadLock;
   target: ReindexTarget;
+  /** Where films the mirrors missed go after the swap. */
+  queue: FilmQueue;
   alias: string;
   sizeLimit: number;
   bulkSize: number;
@@ -31,6 +50,10 @@ export interface ReindexDeps {
   log: Logger;
   /** How long to wait for every syncer to notice the new target (their cache is 1 s). */
   noticeMs?: number;
+  /** How long after withdrawing the target no syncer writes to it any more. */
+  settleMs?: number;
+  /** Aborting stops the reindex before its swap, and cleans up. */
+  signal?: AbortSignal;
 }
 
 export interface ReindexResult {
@@ -40,91 +63,214 @@ export interface ReindexResult {
   ms: number;
 }
 
+/** The names one reindex works with. */
+interface Build {
+  alias: string;
+  from: string[];
+  /** The new index. */
+  to: string;
+  /** The new index's own alias: what the reindex and the mirrors write to. */
+  writeAlias: string;
+  /** Films loaded so far. */
+  films: number;
+}
+
 export async function reindex(deps: ReindexDeps): Promise<ReindexResult> {
-  const { es, db, lock, target, alias, log } = deps;
+  const { es, alias, target, log } = deps;
   const started = Date.now();
-  if (!(await es.indices.existsAlias({ name: alias }))) {
-    throw new Error(
-      (await es.indices.exists({ index: alias }))
-        ? `${alias} is a concrete index, not an alias: a zero-downtime reindex needs an alias (fresh installs get one)`
-        : `there is no index ${alias} yet: start the syncer first`,
-    );
-  }
-  const from = Object.keys(await es.indices.getAlias({ name: alias }));
+  await assertAlias(es, alias);
   const stamp = new Date().toISOString().replace(/\D/g, '').slice(0, 14);
-  const to = `${alias}_${stamp}`;
+  const build: Build = {
+    alias,
+    from: Object.keys(await es.indices.getAlias({ name: alias })),
+    to: `${alias}_${stamp}`,
+    writeAlias: `${alias}-reindex-${stamp}`,
+    films: 0,
+  };
+  const lost = new AbortController();
+  // The lease first: from here on a starting syncer or reindex leaves what this one builds alone.
+  const held: HeldLease = await target.set(build.writeAlias, (reason) => {
+    if (held.lost) lost.abort(new Error(`lost the reindex lease (${reason}): mirrors stopped`));
+    else log.warn({ reason }, 'reindex lease: refresh failed; retrying');
+  });
+  const signal = AbortSignal.any([lost.signal, ...(deps.signal ? [deps.signal] : [])]);
+  try {
+    await removeReindexLeftovers(es, target, alias, log, deps.settleMs ?? MIRROR_SETTLE_MS);
+    await buildAndSwap(deps, build, held, signal);
+  } catch (err) {
+    const cause: unknown = signal.aborted ? signal.reason : err;
+    if (!(await abandon(deps, build, held))) throw cause;
+    log.warn({ err: (cause as Error).message }, 'reindex: the swap went through despite the error');
+  }
+  await finish(deps, build, held);
+  return { from: build.from, to: build.to, films: build.films, ms: Date.now() - started };
+}
+
+async function assertAlias(es: Client, alias: string): Promise<void> {
+  if (await es.indices.existsAlias({ name: alias })) return;
+  throw new Error(
+    (await es.indices.exists({ index: alias }))
+      ? `${alias} is a concrete index, not an alias: a zero-downtime reindex needs an alias (fresh installs get one)`
+      : `there is no index ${alias} yet: start the syncer first`,
+  );
+}
+
+function marker(build: Build, role: ReindexMarker['role']): ReindexMarker {
+  return {
+    alias: build.alias,
+    write_alias: build.writeAlias,
+    role,
+    since: new Date().toISOString(),
+  };
+}
+
+/** Create, load, restore settings, swap. */
+async function buildAndSwap(
+  deps: ReindexDeps,
+  build: Build,
+  held: HeldLease,
+  signal: AbortSignal,
+): Promise<void> {
+  const { es, log } = deps;
+  const { alias, from, to, writeAlias } = build;
   const replicas = (
     await es.indices.getSettings({ index: from[0] ?? alias, name: 'index.number_of_replicas' })
   )[from[0] ?? alias]?.settings?.index?.number_of_replicas;
-
   await es.indices.create({
     index: to,
     settings: { ...indexSettings, refresh_interval: '-1', number_of_replicas: 0 },
-    mappings: indexMappings,
+    mappings: { ...indexMappings, _meta: reindexMeta(marker(build, 'building')) },
+    aliases: { [writeAlias]: { is_write_index: true } },
   });
-  log.info({ alias, from, to }, 'reindex: new index created; syncers now mirror into it');
-  let loaded = 0;
-  try {
-    await target.set(to);
-    await sleep(deps.noticeMs ?? 2_500);
+  log.info({ alias, from, to, write_alias: writeAlias }, 'reindex: new index created');
+  await sleep(deps.noticeMs ?? 2_500, signal);
+  signal.throwIfAborted();
+  log.info({ to }, 'reindex: syncers now mirror into it; loading');
 
-    const extractor = new FilmExtractor(db, lock, deps.bulkSize);
-    const writer = new BulkWriter(es, { name: to, isAlias: false }, log);
-    let cursor = FIRST_UUID;
-    let films = 0;
-    let lastLog = Date.now();
-    for (;;) {
-      const ids = (
-        await lock.withLock('reindex', () => db.query(sql.allFilmIds, [cursor, deps.sizeLimit]))
-      ).map((r) => r.id);
-      if (ids.length === 0) break;
-      const claim = { workerId: 'reindex', ids, claimedAt: Date.now() };
-      for await (const batch of extractor.batches(claim)) {
-        const result = await writer.write(batch);
-        if (result.dead.length > 0) {
-          throw new Error(
-            `the new index refused ${result.dead.length} documents: ${result.dead[0]?.reason ?? ''}`,
-          );
-        }
-      }
-      films += ids.length;
-      if (Date.now() - lastLog > 10_000) {
-        lastLog = Date.now();
-        log.info(
-          { films, rate: Math.round(films / ((Date.now() - started) / 1000)) },
-          'reindex progress',
+  await load(deps, build, signal);
+
+  await es.indices.putSettings({
+    index: to,
+    settings: {
+      refresh_interval: indexSettings.refresh_interval ?? '1s',
+      number_of_replicas: replicas ?? 1,
+    },
+  });
+  await es.indices.refresh({ index: to });
+  // Marked before the swap: if this process dies after it, whoever cleans up deletes them.
+  for (const index of from) await markIndex(es, index, marker(build, 'retiring'));
+  // Mirrors must have written every batch up to the swap: only true while the lease is ours.
+  if (!(await held.refresh())) throw new Error('lost the reindex lease before the swap');
+  signal.throwIfAborted();
+  await es.indices.updateAliases({
+    actions: [
+      ...from.map((index) => ({ remove: { index, alias } })),
+      { add: { index: to, alias, is_write_index: true } },
+    ],
+  });
+  log.info({ alias, to, films: build.films }, 'reindex: alias swapped');
+}
+
+/** Every film, page by page, into the new index through its write alias. */
+async function load(deps: ReindexDeps, build: Build, signal: AbortSignal): Promise<void> {
+  const { db, lock, log } = deps;
+  const extractor = new FilmExtractor(db, lock, deps.bulkSize);
+  // No onIndexMissing: if the index is deleted under us, the write fails instead of re-creating.
+  const writer = new BulkWriter(deps.es, { name: build.writeAlias, isAlias: true }, log);
+  const started = Date.now();
+  let lastLog = Date.now();
+  const pages = keysetPages({
+    pageSize: deps.sizeLimit,
+    read: (after: unknown[] | undefined) =>
+      lock.withLock('reindex', () => readPage(db, sql.filmIdPages, [deps.sizeLimit], after)),
+    keyOf: (row) => [row.id],
+    pause: () => sleep(deps.sleepMs, signal),
+    signal,
+  });
+  for await (const page of pages) {
+    const ids = page.map((r) => r.id);
+    for await (const batch of extractor.batches({
+      workerId: 'reindex',
+      ids,
+      claimedAt: Date.now(),
+    })) {
+      const result = await writer.write(batch, signal);
+      if (result.dead.length > 0) {
+        throw new Error(
+          `the new index refused ${result.dead.length} documents: ${result.dead[0]?.reason ?? ''}`,
         );
       }
-      const last = ids.at(-1);
-      if (ids.length < deps.sizeLimit || last === undefined) break;
-      cursor = last;
-      await sleep(deps.sleepMs);
     }
-
-    await es.indices.putSettings({
-      index: to,
-      settings: {
-        refresh_interval: indexSettings.refresh_interval ?? '1s',
-        number_of_replicas: replicas ?? 1,
-      },
-    });
-    await es.indices.refresh({ index: to });
-    await es.indices.updateAliases({
-      actions: [
-        ...from.map((index) => ({ remove: { index, alias } })),
-        { add: { index: to, alias, is_write_index: true } },
-      ],
-    });
-    log.info({ alias, to, films }, 'reindex: alias swapped');
-    loaded = films;
-  } catch (err) {
-    await target.clear();
-    await es.indices.delete({ index: to }, { ignore: [404] });
-    throw err;
+    build.films += ids.length;
+    if (Date.now() - lastLog > 10_000) {
+      lastLog = Date.now();
+      const rate = Math.round(build.films / ((Date.now() - started) / 1000));
+      log.info({ films: build.films, rate }, 'reindex progress');
+    }
   }
-  await target.clear();
-  // Writes already on their way to an old index through the alias land before it goes.
-  await sleep(deps.noticeMs ?? 2_500);
-  if (from.length > 0) await es.indices.delete({ index: from }, { ignore: [404] });
-  return { from, to, films: loaded, ms: Date.now() - started };
+  // The pager stops quietly when aborted: a partial load must not be swapped in.
+  signal.throwIfAborted();
+}
+
+/** Withdraw the target, and wait until no syncer can still be writing to it. */
+async function withdraw(deps: ReindexDeps, held: HeldLease): Promise<void> {
+  const settleMs = deps.settleMs ?? MIRROR_SETTLE_MS;
+  try {
+    await held.release();
+    await sleep(settleMs);
+  } catch (err) {
+    // Redis away: the lease is no longer refreshed, so it lapses by itself.
+    deps.log.warn({ err: (err as Error).message }, 'reindex: could not withdraw the target');
+    await sleep(REINDEX_LEASE_MS + settleMs);
+  }
+}
+
+/**
+ * After a failure before the swap: withdraw, then delete the new index (and a stray that a late
+ * mirror delete may have auto-created under the write alias's name) and unmark the old ones.
+ * Resolves to true when the swap turns out to have happened after all: nothing is deleted then.
+ */
+async function abandon(deps: ReindexDeps, build: Build, held: HeldLease): Promise<boolean> {
+  const { es, log } = deps;
+  const { alias, from, to, writeAlias } = build;
+  await withdraw(deps, held);
+  try {
+    if (Object.keys(await es.indices.getAlias({ name: alias })).includes(to)) return true;
+    await es.indices.delete({ index: to }, { ignore: [404] });
+    // Now that `to` is gone, the name is a concrete index (or nothing): never the alias itself.
+    await es.indices.delete({ index: writeAlias }, { ignore: [404] });
+    for (const index of from) await unmarkIndex(es, index);
+    await deps.target.forgetMissed(writeAlias);
+    log.info({ alias, deleted: to }, 'reindex: the unfinished index is deleted');
+  } catch (err) {
+    log.error(
+      { alias, index: to, err: (err as Error).message },
+      'reindex: could not delete the unfinished index; the next reindex or syncer start will',
+    );
+  }
+  return false;
+}
+
+/** After the swap: withdraw, drop the write alias, re-queue what mirrors missed, drop the old. */
+async function finish(deps: ReindexDeps, build: Build, held: HeldLease): Promise<void> {
+  const { es, log, target } = deps;
+  const { from, to, writeAlias } = build;
+  // Also lets writes already on their way to an old index through the alias land before it goes.
+  await withdraw(deps, held);
+  try {
+    await es.indices.deleteAlias({ index: to, name: writeAlias }, { ignore: [404] });
+    await unmarkIndex(es, to);
+    const missed = await target.missed(writeAlias);
+    if (missed.length > 0) {
+      await deps.queue.enqueue(missed);
+      log.warn({ films: missed.length }, 'reindex: films the mirrors missed are queued again');
+    }
+    await target.forgetMissed(writeAlias);
+    if (from.length > 0) await es.indices.delete({ index: from }, { ignore: [404] });
+  } catch (err) {
+    log.error(
+      { to, from, err: (err as Error).message },
+      'reindex: the alias is swapped, but tidying up failed; the next reindex or syncer start finishes it',
+    );
+  }
 }

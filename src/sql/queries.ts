@@ -139,13 +139,6 @@ export const filmIdPages = keyset<{ id: string }>(
   'f.id > $2::uuid',
 );
 
-/** @deprecated the full load's old form; being replaced by filmIdPages. */
-export const allFilmIds = query<{ id: string }>(
-  'all_film_ids',
-  // Ordered by the uuid column, not the text alias: sorting text would sort the rest of the table.
-  `SELECT f.id::text AS id FROM content.film_work f WHERE f.id > $1::uuid ORDER BY f.id LIMIT $2`,
-);
-
 export const countFilms = query<{ count: number }>(
   'count_films',
   `SELECT count(*) AS count FROM content.film_work`,

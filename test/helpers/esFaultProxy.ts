@@ -7,7 +7,16 @@
  *    still answers 200, but some items come back 429 `es_rejected_execution_exception`, unwritten.
  *    The chosen items are left out of the body forwarded to ES, and their 429s spliced into ES's
  *    answer at their original positions.
- * Per document id it counts bulk offers, sends to ES and rejections. Bodies are buffered whole.
+ *  - damageBulkAnswers(): a broken answer. One item of a `_bulk` is left out of the body forwarded
+ *    to ES (so it is NOT written), and the answer either lacks its item ('drop': fewer items than
+ *    operations) or has `{}` in its place ('empty': neither `index` nor `delete`). A client that
+ *    acknowledges such an answer loses that write.
+ *  - rejectBulkItemsTo(): every item whose target index (or alias) matches is answered 429 like
+ *    rejectBulkItems() does, until forward(): one target that is overloaded for good.
+ *  - failBulk(): after `after` more bulk requests, every `_bulk` is answered 400 (a permanent
+ *    failure of the whole request, say a target that refuses writes) until forward().
+ * Per document id it counts bulk offers, sends to ES, rejections and damaged items; per target
+ * index, items offered and when the last one came. Bodies are buffered whole.
  */
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -19,7 +28,13 @@ export interface BulkStats {
   offered: Map<string, number>;
   sent: Map<string, number>;
   rejections: Map<string, number>;
+  /** id -> times its item was withheld from ES and damaged in the answer. */
+  damaged: Map<string, number>;
+  /** target index (or alias) of bulk items -> items offered, and when the last one arrived (ms). */
+  indices: Map<string, { items: number; lastAt: number }>;
 }
+
+export type BulkDamage = 'drop' | 'empty';
 
 type BulkItem = { action: string; meta: { _id?: string; _index?: string }; lines: string[] };
 type BulkResponse = { items: unknown[] } & Record<string, unknown>;
@@ -37,12 +52,17 @@ const newStats = (): BulkStats => ({
   offered: new Map(),
   sent: new Map(),
   rejections: new Map(),
+  damaged: new Map(),
+  indices: new Map(),
 });
 
 export class EsFaultProxy {
   readonly stats = newStats();
   private isDown = false;
   private reject = { fraction: 0, times: 0 };
+  private damage: { mode: BulkDamage; times: number } = { mode: 'drop', times: 0 };
+  private failing: { after: number } | null = null;
+  private rejectTo: ((index: string) => boolean) | null = null;
   private readonly sockets = new Set<Socket>();
   private readonly server = http.createServer((req, res) => {
     this.handle(req, res).catch(() => req.socket.destroy());
@@ -69,6 +89,9 @@ export class EsFaultProxy {
   forward(): void {
     this.isDown = false;
     this.reject = { fraction: 0, times: 0 };
+    this.damage = { mode: 'drop', times: 0 };
+    this.failing = null;
+    this.rejectTo = null;
   }
 
   down(): void {
@@ -79,6 +102,21 @@ export class EsFaultProxy {
   /** For the next `times` bulk requests, answer 429 for `fraction` of the items (at least one). */
   rejectBulkItems(fraction: number, times: number): void {
     this.reject = { fraction, times };
+  }
+
+  /** For the next `times` bulk requests, withhold one item from ES and damage its answer. */
+  damageBulkAnswers(mode: BulkDamage, times: number): void {
+    this.damage = { mode, times };
+  }
+
+  /** Answer 429 for every bulk item whose target matches, until forward(). */
+  rejectBulkItemsTo(match: (index: string) => boolean): void {
+    this.rejectTo = match;
+  }
+
+  /** Let `after` more bulk requests through, then answer every later one 400 until forward(). */
+  failBulk(after: number): void {
+    this.failing = { after };
   }
 
   resetStats(): void {
@@ -97,20 +135,43 @@ export class EsFaultProxy {
     const bulk = req.method === 'POST' ? BULK.exec(req.url ?? '') : null;
     let items: BulkItem[] = [];
     let rejected = new Set<number>();
+    let damaged = new Set<number>();
+    const how = { mode: this.damage.mode }; // as chosen now, whatever the test sets meanwhile
     if (bulk) {
       items = parseBulk(body.toString('utf8'));
       this.stats.requests++;
+      for (const item of items) this.countTarget(item.meta._index ?? bulk[1] ?? '');
+      if (this.refuseWholeBulk()) {
+        const error = { type: 'illegal_argument_exception', reason: 'simulated by esFaultProxy' };
+        return this.reply(res, 400, { 'content-type': 'application/json' }, { error, status: 400 });
+      }
       if (this.reject.times > 0 && items.length > 0) {
         this.reject.times--;
         rejected = pick(items.length, this.reject.fraction);
+      } else if (this.rejectTo) {
+        const match = this.rejectTo;
+        const targets = items.map((item) => item.meta._index ?? bulk[1] ?? '');
+        rejected = new Set([...targets.keys()].filter((i) => match(targets[i] ?? '')));
+      } else if (this.damage.times > 0 && items.length > 0) {
+        this.damage.times--;
+        damaged = pick(items.length, 0);
       }
       for (const [i, item] of items.entries()) {
         bump(this.stats.offered, item.meta._id ?? '');
-        bump(rejected.has(i) ? this.stats.rejections : this.stats.sent, item.meta._id ?? '');
+        const tally = rejected.has(i)
+          ? this.stats.rejections
+          : damaged.has(i)
+            ? this.stats.damaged
+            : this.stats.sent;
+        bump(tally, item.meta._id ?? '');
       }
       this.stats.rejected += rejected.size;
-      const kept = items.filter((_, i) => !rejected.has(i));
+      const kept = items.filter((_, i) => !rejected.has(i) && !damaged.has(i));
       body = Buffer.from(kept.flatMap((item) => item.lines.map((l) => `${l}\n`)).join(''));
+      if (kept.length === 0 && damaged.size > 0) {
+        const answer = damage({ errors: false, took: 0, items: [] }, items, damaged, how);
+        return this.reply(res, 200, { 'content-type': 'application/json' }, answer);
+      }
       if (kept.length === 0) {
         const answer = splice({ errors: true, took: 0, items: [] }, items, rejected, bulk[1]);
         return this.reply(res, 200, { 'content-type': 'application/json' }, answer);
@@ -125,9 +186,24 @@ export class EsFaultProxy {
     const answer =
       bulk && rejected.size > 0 && upstream.status === 200
         ? splice(JSON.parse(raw.toString()) as BulkResponse, items, rejected, bulk[1])
-        : raw;
+        : bulk && damaged.size > 0 && upstream.status === 200
+          ? damage(JSON.parse(raw.toString()) as BulkResponse, items, damaged, how)
+          : raw;
     const headers = strip([...upstream.headers.entries()]);
     this.reply(res, upstream.status, headers, answer);
+  }
+
+  private countTarget(index: string): void {
+    const seen = this.stats.indices.get(index) ?? { items: 0, lastAt: 0 };
+    this.stats.indices.set(index, { items: seen.items + 1, lastAt: Date.now() });
+  }
+
+  /** Whether failBulk() says to answer this bulk request 400. */
+  private refuseWholeBulk(): boolean {
+    if (!this.failing) return false;
+    if (this.failing.after <= 0) return true;
+    this.failing.after--;
+    return false;
   }
 
   private reply(res: http.ServerResponse, status: number, headers: object, body: object): void {
@@ -178,4 +254,19 @@ function splice(response: BulkResponse, items: BulkItem[], rejected: Set<number>
     return { [item.action]: { _index, _id, status: 429, error } };
   });
   return { ...response, errors: true, items: merged };
+}
+
+/** ES's answer for the items it saw, with each damaged item left out ('drop') or `{}` ('empty'). */
+function damage(
+  response: BulkResponse,
+  items: BulkItem[],
+  damaged: Set<number>,
+  how: { mode: BulkDamage },
+) {
+  const fromEs = [...response.items];
+  const merged = items.flatMap((_, i) => {
+    if (!damaged.has(i)) return [fromEs.shift()];
+    return how.mode === 'drop' ? [] : [{}];
+  });
+  return { ...response, items: merged };
 }
