@@ -1,0 +1,134 @@
+/**
+ * The end-of-round check: with every fault off and the writers stopped, wait until, all at once,
+ * the index equals the documents computed independently from Postgres (test/helpers/
+ * expectedDocuments.ts: missing, extra, stale), Redis holds nothing stranded (redisState.ts), no
+ * document is dead-lettered, and the index is out of bulk-load mode (refresh on). Then look again
+ * a few seconds later, so a late stale write or a lease that comes back is caught too.
+ *
+ * What can go wrong (false alarms the deadline must absorb): a kill -9'd worker's claim returns
+ * only after its 15 s heartbeat lapses and a reaper runs; a dead reader's lock blocks others for up
+ * to its 30 s lease; a Redis restarted empty triggers a full reload. 90 s covers all of them.
+ */
+import type { Client } from '@elastic/elasticsearch';
+import {
+  compare,
+  expectedDocuments,
+  inSync,
+  indexedDocuments,
+  type Drift,
+} from '../test/helpers/expectedDocuments.js';
+import type { Rig } from './rig.js';
+import { inspectRedis, strandedProblems, type RedisState } from './redisState.js';
+import { sleep } from '../src/util/sleep.js';
+
+const CONFIRM_MS = 3_000;
+const PROGRESS_MS = 10_000;
+
+export interface Observation {
+  drift: Drift | null;
+  documents: number;
+  redis: RedisState | null;
+  stranded: string[];
+  settings: string[];
+  errors: string[];
+}
+
+export interface QuiescenceResult {
+  ok: boolean;
+  ms: number;
+  last: Observation;
+}
+
+export async function awaitQuiescence(
+  rig: Rig,
+  livePids: () => Set<number>,
+  deadlineMs: number,
+  signal?: AbortSignal,
+  /** Called every PROGRESS_MS with what is still not quiet. */
+  progress?: (waitedMs: number, still: string) => void,
+): Promise<QuiescenceResult> {
+  const started = Date.now();
+  let reported = started;
+  let last = await observe(rig, livePids());
+  while (Date.now() - started < deadlineMs && !signal?.aborted) {
+    if (progress && Date.now() - reported >= PROGRESS_MS) {
+      reported = Date.now();
+      progress(reported - started, unquiet(last));
+    }
+    if (clean(last)) {
+      await sleep(CONFIRM_MS, signal);
+      last = await observe(rig, livePids());
+      if (clean(last)) return { ok: true, ms: Date.now() - started - CONFIRM_MS, last };
+    }
+    await sleep(1_000, signal);
+    last = await observe(rig, livePids());
+  }
+  return { ok: false, ms: Date.now() - started, last };
+}
+
+const clean = (o: Observation) =>
+  o.errors.length === 0 &&
+  o.drift !== null &&
+  inSync(o.drift) &&
+  o.stranded.length === 0 &&
+  o.settings.length === 0;
+
+/** One line: what keeps `o` from being quiet. */
+export function unquiet(o: Observation): string {
+  const d = o.drift;
+  return [
+    d
+      ? `missing ${d.missing.length} extra ${d.extra.length} stale ${d.stale.length}`
+      : 'no drift read',
+    ...o.stranded.slice(0, 3),
+    ...o.settings,
+    ...o.errors,
+  ].join('; ');
+}
+
+export async function observe(rig: Rig, live: Set<number>): Promise<Observation> {
+  const { sandbox } = rig;
+  const o: Observation = {
+    drift: null,
+    documents: 0,
+    redis: null,
+    stranded: [],
+    settings: [],
+    errors: [],
+  };
+  const note = (what: string) => (err: unknown) => {
+    o.errors.push(`${what}: ${(err as Error).message}`);
+    return null;
+  };
+  const [expected, actual, redis, settings] = await Promise.all([
+    expectedDocuments(sandbox.pg).catch(note('oracle')),
+    indexedDocuments(sandbox.es, sandbox.config.index).catch(note('index')),
+    inspectRedis(rig.redis, sandbox.config.redisPrefix).catch(note('redis')),
+    indexSettingsProblems(sandbox.es, sandbox.config.index).catch(note('settings')),
+  ]);
+  if (expected && actual) {
+    o.drift = compare(expected, actual);
+    o.documents = expected.size;
+  }
+  o.redis = redis;
+  if (redis) o.stranded = strandedProblems(redis, live);
+  o.settings = settings ?? [];
+  return o;
+}
+
+/** Bulk-load mode left on: refresh off (nothing new becomes searchable) or settings to restore. */
+async function indexSettingsProblems(es: Client, index: string): Promise<string[]> {
+  const problems: string[] = [];
+  for (const [name, body] of Object.entries(await es.indices.getSettings({ index }))) {
+    const refresh = body.settings?.index?.refresh_interval;
+    if (String(refresh) === '-1') problems.push(`${name}: refresh_interval -1 (bulk-load mode)`);
+  }
+  for (const [name, body] of Object.entries(await es.indices.getMapping({ index }))) {
+    const meta = body.mappings._meta ?? {};
+    for (const key of Object.keys(meta).filter((k) => k.includes('bulk_load')))
+      problems.push(
+        `${name}: _meta.${key} = ${JSON.stringify(meta[key])} (settings never restored)`,
+      );
+  }
+  return problems;
+}
