@@ -77,9 +77,10 @@ export class Indexer {
     );
     let failures = 0;
     try {
-      await this.setState('idle');
       while (!signal.aborted) {
         try {
+          // Inside the try: a syncer that starts while Redis refuses writes must wait, not die.
+          if (this.state === 'starting') await this.setState('idle');
           // Never claim while an earlier claim is neither acknowledged nor given back: two claims
           // in hand would be two chances to lose track of one.
           if (this.held && !(await this.giveBack())) throw new Error('claim not returned yet');
@@ -210,8 +211,14 @@ export class Indexer {
 
   private async setState(state: WorkerState): Promise<void> {
     if (state === this.state) return;
+    const previous = this.state;
     this.state = state;
-    await this.deps.registry.setState(this.deps.workerId, state);
+    try {
+      await this.deps.registry.setState(this.deps.workerId, state);
+    } catch (err) {
+      this.state = previous; // not recorded: the next call tries again
+      throw err;
+    }
   }
 
   /** Until something is queued here, or 250 ms for queues fed by other syncers. */
