@@ -5,7 +5,8 @@
  *
  * What can go wrong: leftovers after a crash or Ctrl-C. Everything is torn down in a finally;
  * an exit handler also kills -9 the syncers and the private Redis and sends SIGCONT to
- * Elasticsearch synchronously, for exits that skip the finally. Logs of the syncers stay in the
+ * Elasticsearch synchronously, for exits that skip the finally; and for a campaign killed -9,
+ * the next campaign removes what its marker names (janitor.ts). Logs of the syncers stay in the
  * log dir when a round failed (it is removed when every round passed, unless keepLogs).
  */
 import { mkdirSync, rmSync } from 'node:fs';
@@ -22,6 +23,7 @@ import { awaitQuiescence } from './quiescence.js';
 import { createRig } from './rig.js';
 import { runRound, type RoundResult } from './round.js';
 import { emptyStats, type WorkloadStats } from './workload.js';
+import { removeMarker, sweepDeadCampaigns, writeMarker, type Marker } from './janitor.js';
 import type { SabotageKind } from './sabotage.js';
 
 export interface CampaignOptions {
@@ -67,9 +69,20 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignSum
   const began = Date.now();
   const signal = options.signal ?? new AbortController().signal;
   const print = options.print ?? ((text: string) => process.stderr.write(`${text}\n`));
-  const logDir = join(tmpdir(), 'movies-etl-chaos', `seed-${seed}-${began}`);
+  const root = join(tmpdir(), 'movies-etl-chaos');
+  const logDir = join(root, `seed-${seed}-${began}`);
+  await sweepDeadCampaigns(root, log);
   mkdirSync(logDir, { recursive: true });
   const rig = await createRig({ esFreeze: options.esFreeze ?? 'auto' });
+  // What a later campaign must remove if this one dies without its finally (kill -9).
+  const marker: Marker = {
+    pid: process.pid,
+    sandbox: rig.sandbox.name,
+    index: rig.sandbox.config.index,
+    redisPort: rig.redisServer.port,
+    syncers: [],
+  };
+  writeMarker(logDir, marker);
   const findings = new Findings();
   const fleet = new Fleet(
     rig.syncerEnv,
@@ -79,6 +92,10 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignSum
     log,
     options.syncerRoot,
   );
+  fleet.onSpawn = (pid) => {
+    marker.syncers = [...marker.syncers.slice(-49), pid];
+    writeMarker(logDir, marker);
+  };
   const emergency = () => {
     fleet.killAll();
     rig.freezer.cont();
@@ -172,6 +189,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignSum
     }
     await writers.end().catch(() => undefined);
     await rig.close();
+    removeMarker(logDir);
     process.off('exit', emergency);
     const settles = results.map((r) => r.settleMs).sort((a, b) => a - b);
     summary.settleMs = {

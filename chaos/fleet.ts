@@ -40,6 +40,8 @@ export class Fleet {
   private closing = false;
   private readonly stops = new Set<Promise<void>>();
   private readonly thaws = new Set<NodeJS.Timeout>();
+  /** Told every new syncer's pid (the campaign's leftover marker lists them). */
+  onSpawn: ((pid: number) => void) | null = null;
 
   constructor(
     private readonly env: Record<string, string>,
@@ -254,6 +256,7 @@ export class Fleet {
     this.history.push(handle);
     if (this.history.length > 40) this.history.shift();
     this.counts.spawned++;
+    this.onSpawn?.(handle.pid);
     this.findings.note(`started ${handle.name} (pid ${handle.pid})`);
     void handle.exited.then((exit) => {
       if (slot.handle === handle) slot.handle = null;
