@@ -92,6 +92,32 @@ describe('redis refusing writes', () => {
     }
   });
 
+  it('a syncer started while Redis refuses writes waits for it, then catches up', async () => {
+    // Found by the chaos campaign: the first write of a starting indexer (its state) was outside
+    // its retry loop, and an OOM there ended the whole syncer.
+    await sandbox.pg.query('UPDATE content.film_work SET rating = coalesce(rating, 0) + 0.25');
+    await redis.refuseWrites();
+    const syncer = spawnSyncer(sandbox, { REDIS_URL: redis.url, ETL_WORKERS: '2' });
+    try {
+      await delay(8_000);
+      assert.equal(
+        syncer.child.exitCode,
+        null,
+        `the syncer exited:\n${syncer.output().slice(-3_000)}`,
+      );
+      await redis.allowWrites();
+      await waitForConvergence(sandbox, 90_000);
+      await eventually(
+        async () => (await queue.depth()) === 0 && (await queue.inFlight()).length === 0,
+        20_000,
+        'queue and claims drained',
+      );
+    } finally {
+      await redis.allowWrites();
+      await syncer.stop();
+    }
+  });
+
   it('stops within its bound while Redis is away, and the claims come back after', async () => {
     // The syncer reaches Redis through a proxy that can make Redis vanish for it alone.
     const proxy = new FaultProxy({ host: '127.0.0.1', port: redis.port });
