@@ -59,6 +59,8 @@ const schema = z.object({
     .refine((path) => existsSync(path), 'names a file that does not exist')
     .optional(),
   ES_INDEX: indexName.default('movies'),
+  ES_PERSONS_INDEX: indexName.default('persons'),
+  ES_GENRES_INDEX: indexName.default('genres'),
   REDIS_PREFIX: z
     .string()
     .min(1, 'must not be empty')
@@ -89,7 +91,11 @@ export interface Config {
     password: string | undefined;
     caCertPath: string | undefined;
   };
+  /** The films index (or alias); contract.md section 2. */
   index: string;
+  /** The persons and genres indices (or aliases); section 2b. */
+  personsIndex: string;
+  genresIndex: string;
   redisPrefix: string;
   sizeLimit: number;
   bulkSize: number;
@@ -131,6 +137,12 @@ export function parseConfig(env: Record<string, string | undefined>): ConfigResu
   if (raw.ELASTICSEARCH_API_KEY !== undefined && raw.ELASTICSEARCH_USERNAME !== undefined) {
     problems.push('ELASTICSEARCH_API_KEY and ELASTICSEARCH_USERNAME are exclusive: set one');
   }
+  const indices = [raw.ES_INDEX, raw.ES_PERSONS_INDEX, raw.ES_GENRES_INDEX];
+  if (new Set(indices).size < indices.length) {
+    problems.push(
+      `ES_INDEX, ES_PERSONS_INDEX and ES_GENRES_INDEX must be three different names (${indices.join(', ')})`,
+    );
+  }
   if (problems.length > 0) return { ok: false, problems };
   return {
     ok: true,
@@ -146,6 +158,8 @@ export function parseConfig(env: Record<string, string | undefined>): ConfigResu
         caCertPath: raw.ELASTICSEARCH_CA_CERT,
       },
       index: raw.ES_INDEX,
+      personsIndex: raw.ES_PERSONS_INDEX,
+      genresIndex: raw.ES_GENRES_INDEX,
       redisPrefix: raw.REDIS_PREFIX,
       sizeLimit: raw.ETL_SIZE_LIMIT,
       bulkSize: raw.ETL_BULK_SIZE,

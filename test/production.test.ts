@@ -11,7 +11,7 @@ import { once } from 'node:events';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { FilmQueue } from '../src/queue/filmQueue.js';
+import { DocumentQueue } from '../src/queue/documentQueue.js';
 import { RedisStore } from '../src/queue/redisStore.js';
 import { seedCatalog } from './helpers/catalog.js';
 import { eventually, waitForConvergence } from './helpers/convergence.js';
@@ -77,7 +77,7 @@ describe('production: node dist/cli/start.js under a supervisor', { timeout: 600
   const started: Production[] = [];
   let sandbox: Sandbox;
   let store: RedisStore;
-  let queue: FilmQueue;
+  let queue: DocumentQueue;
 
   /** Exactly the production command, `node dist/cli/start.js`, in the app directory. */
   function startProduction(env: Record<string, string> = {}): Production {
@@ -178,7 +178,7 @@ describe('production: node dist/cli/start.js under a supervisor', { timeout: 600
     assert.match(migrated.stdout, /migrations applied/);
     await seedCatalog(sandbox.pg, 5_000, 10, 500);
     store = new RedisStore(sandbox.config.redisUrl, sandbox.config.redisPrefix, testLog());
-    queue = new FilmQueue(store);
+    queue = new DocumentQueue(store);
   });
 
   after(async () => {

@@ -85,7 +85,9 @@ describe('zero-downtime reindex', () => {
     for (const old of before) assert.equal(await sandbox.es.indices.exists({ index: old }), false);
     // Nothing of the reindex's own is left: no other index, no write alias, no marker, no keys.
     const indices = await sandbox.es.indices.get({ index: `${alias}*`, allow_no_indices: true });
-    assert.deepEqual(Object.keys(indices), afterSwap);
+    const others = [sandbox.config.personsIndex, sandbox.config.genresIndex];
+    const films = Object.keys(indices).filter((i) => !others.some((o) => i.startsWith(o)));
+    assert.deepEqual(films, afterSwap);
     const aliases = Object.keys(indices[afterSwap[0] ?? '']?.aliases ?? {});
     assert.deepEqual(aliases, [alias], 'the reindex write alias is gone');
     const mapping = await sandbox.es.indices.getMapping({ index: afterSwap });

@@ -1,4 +1,7 @@
-/** `npm run verify` finds missing, extra and stale documents, and `--repair` gets them fixed. */
+/**
+ * `npm run verify` finds missing, extra and stale documents in each index, and `--repair` gets
+ * them fixed.
+ */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { seedCatalog } from './helpers/catalog.js';
@@ -27,6 +30,8 @@ describe('npm run verify', () => {
     const result = await runCli('verify', sandbox.env);
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, /films in postgres\s+200/);
+    assert.match(result.stdout, /persons in postgres\s+20\b/);
+    assert.match(result.stdout, /genres in postgres\s+4\b/);
     assert.match(result.stdout, /in step/);
   });
 
@@ -66,18 +71,33 @@ describe('npm run verify', () => {
 
     const found = await runCli('verify', sandbox.env, ['--json']);
     assert.equal(found.code, 3);
-    const report = JSON.parse(found.stdout) as {
-      missing: string[];
-      extra: string[];
-      stale: string[];
+    type Report = { missing: string[]; extra: string[]; stale: string[] };
+    const report = JSON.parse(found.stdout) as Report & {
+      indices: Record<'films' | 'persons' | 'genres', Report & { rows: number }>;
     };
-    assert.deepEqual(report.missing, [gone]);
-    assert.deepEqual(report.extra, [extra]);
-    assert.deepEqual(new Set(report.stale), new Set([edited, sneaky]));
+    const { films, persons, genres } = report.indices;
+    assert.deepEqual(films.missing, [gone]);
+    assert.deepEqual(films.extra, [extra]);
+    assert.deepEqual(new Set(films.stale), new Set([edited, sneaky]));
+    // The silent edit renamed a film: its people's documents show the old title too.
+    const people = await sandbox.pg.query<{ id: string }>(
+      `SELECT DISTINCT person_id AS id FROM content.person_film_work
+        WHERE film_work_id = $1 AND role IN ('actor', 'director', 'writer')`,
+      [sneaky],
+    );
+    assert.ok(people.rows.length > 0, 'the seeded film has people');
+    assert.deepEqual(new Set(persons.stale), new Set(people.rows.map((r) => r.id)));
+    assert.deepEqual([...persons.missing, ...persons.extra], []);
+    assert.deepEqual([...genres.missing, ...genres.extra, ...genres.stale], []);
+    // The top-level lists are queue members: films as they are, persons as persons/<id>.
+    assert.deepEqual(
+      new Set(report.stale),
+      new Set([edited, sneaky, ...people.rows.map((r) => `persons/${r.id}`)]),
+    );
 
     const repaired = await runCli('verify', sandbox.env, ['--repair']);
     assert.equal(repaired.code, 3);
-    assert.match(repaired.stdout, /4 films queued/);
+    assert.match(repaired.stdout, new RegExp(`${4 + people.rows.length} documents queued`));
     const syncer = await startSyncer(sandbox);
     try {
       await waitForConvergence(sandbox);

@@ -9,10 +9,10 @@
 import { writeFileSync } from 'node:fs';
 import { Client } from '@elastic/elasticsearch';
 import { Postgres } from '../db/postgres.js';
-import { FilmExtractor } from '../extract/extractor.js';
+import { DocumentExtractor } from '../extract/extractor.js';
 import { BulkWriter } from '../load/bulkWriter.js';
 import { DeadLetters } from '../queue/deadLetters.js';
-import { FilmQueue } from '../queue/filmQueue.js';
+import { DocumentQueue } from '../queue/documentQueue.js';
 import { ReadLock } from '../queue/readLock.js';
 import { WorkerRegistry } from '../queue/workerRegistry.js';
 import { Indexer } from '../sync/indexer.js';
@@ -65,18 +65,20 @@ wrap(Indexer.prototype, 'process', fixed('indexer: claim processed'), (args) =>
 );
 wrap(Indexer.prototype, 'waitForWork', fixed('indexer: idle (queue empty)'));
 wrap(Indexer.prototype, 'setState', fixed('redis: worker state'));
-wrap(FilmExtractor.prototype, 'read', fixed('extract: read (lock + query)'), (args) =>
+wrap(DocumentExtractor.prototype, 'read', fixed('extract: read (lock + query)'), (args) =>
   length(args[1]),
 );
 wrap(BulkWriter.prototype, 'write', fixed('load: write (bulk + retries)'), (_args, result) => {
   const r = result as { indexed?: unknown; deleted?: unknown } | undefined;
   return length(r?.indexed) + length(r?.deleted);
 });
-wrap(FilmQueue.prototype, 'claim', fixed('redis: claim'), (_args, result) =>
+wrap(DocumentQueue.prototype, 'claim', fixed('redis: claim'), (_args, result) =>
   length((result as { ids?: unknown } | null | undefined)?.ids),
 );
-wrap(FilmQueue.prototype, 'ack', fixed('redis: ack'), (args) => length(args[1]));
-wrap(FilmQueue.prototype, 'enqueue', fixed('redis: enqueue'), (_args, result) => Number(result));
+wrap(DocumentQueue.prototype, 'ack', fixed('redis: ack'), (args) => length(args[1]));
+wrap(DocumentQueue.prototype, 'enqueue', fixed('redis: enqueue'), (_args, result) =>
+  Number(result),
+);
 wrap(DeadLetters.prototype, 'add', fixed('redis: dead letters add'));
 wrap(DeadLetters.prototype, 'clear', fixed('redis: dead letters clear'));
 wrap(WorkerRegistry.prototype, 'heartbeat', fixed('redis: heartbeat'));

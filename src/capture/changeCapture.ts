@@ -1,5 +1,6 @@
 /**
- * Builds the queue of changed film ids (the seed's "separate class that builds the ID queue").
+ * Builds the queue of changed documents (the seed's "separate class that builds the ID queue"),
+ * of every kind: what each change touches is decided by src/capture/fanOut.ts.
  *
  * Two inputs feed it: notifications from the listener (live, within milliseconds) and poll passes
  * (the durable fallback: at start, after reconnects, on a timer, and when a statement was too big
@@ -8,12 +9,12 @@
  */
 import type { Logger } from '../logger.js';
 import type { ChangeClock } from '../metrics/changeClock.js';
-import type { FilmQueue } from '../queue/filmQueue.js';
+import type { DocumentQueue } from '../queue/documentQueue.js';
 import { sleep } from '../util/sleep.js';
+import type { FanOut, Resolution } from './fanOut.js';
 import type { HandledTransactions } from './handledTransactions.js';
-import type { ChangeNotification } from './notification.js';
+import { keysOf, type ChangeNotification } from './notification.js';
 import type { Poller } from './poller.js';
-import type { FilmResolver } from './resolver.js';
 
 export interface CaptureStats {
   notifications: number;
@@ -23,9 +24,10 @@ export interface CaptureStats {
 }
 
 export class ChangeCapture {
-  private films = new Set<string>();
-  private persons = new Set<string>();
-  private genres = new Set<string>();
+  /** Queue members heard of and not yet queued. */
+  private members = new Set<string>();
+  /** Ids heard of that still need resolving, merged per kind and touch. */
+  private resolutions = new Map<string, Resolution>();
   private pollRequested = true; // the first pass is the start-up catch-up
   private wakeUp: (() => void) | null = null;
   /** Cuts a failure backoff short: Postgres is evidently back once the listener reconnected. */
@@ -33,8 +35,8 @@ export class ChangeCapture {
   readonly stats: CaptureStats = { notifications: 0, passes: 0, lastPassAt: null, lastError: null };
 
   constructor(
-    private readonly queue: FilmQueue,
-    private readonly resolver: FilmResolver,
+    private readonly queue: DocumentQueue,
+    private readonly fanOut: FanOut,
     private readonly poller: Poller,
     private readonly log: Logger,
     private readonly pollIntervalMs: number,
@@ -53,25 +55,14 @@ export class ChangeCapture {
       this.requestPoll();
       return;
     }
-    switch (change.t) {
-      case 'film_work':
-        for (const id of change.ids ?? []) this.films.add(id);
-        this.clock?.heard(change.ids ?? []);
-        break;
-      case 'genre_film_work':
-      case 'person_film_work':
-        for (const id of change.films ?? []) this.films.add(id);
-        this.clock?.heard(change.films ?? []);
-        break;
-      case 'person':
-      case 'genre':
-        // A new person or genre has no films yet, and a deleted one's links cascade away (the
-        // link tables report those films). Only an update changes documents through this table.
-        if (change.op === 'U') {
-          const target = change.t === 'person' ? this.persons : this.genres;
-          for (const id of change.ids ?? []) target.add(id);
-        }
-        break;
+    const plan = this.fanOut.plan({ table: change.t, keys: keysOf(change), op: change.op });
+    for (const member of plan.members) this.members.add(member);
+    this.clock?.heard(plan.members);
+    for (const resolution of plan.resolutions) {
+      const key = `${resolution.kind.name}:${resolution.touch.via.after.name}`;
+      const pending = this.resolutions.get(key);
+      if (pending) pending.ids.push(...resolution.ids);
+      else this.resolutions.set(key, { ...resolution, ids: [...resolution.ids] });
     }
     this.wake();
   }
@@ -132,12 +123,7 @@ export class ChangeCapture {
   }
 
   private idle(): boolean {
-    return (
-      !this.pollRequested &&
-      this.films.size === 0 &&
-      this.persons.size === 0 &&
-      this.genres.size === 0
-    );
+    return !this.pollRequested && this.members.size === 0 && this.resolutions.size === 0;
   }
 
   private async drain(): Promise<void> {
@@ -147,29 +133,26 @@ export class ChangeCapture {
   }
 
   private async drainPending(): Promise<void> {
-    if (this.films.size > 0) {
-      const films = this.films;
-      this.films = new Set();
+    if (this.members.size > 0) {
+      const members = this.members;
+      this.members = new Set();
       try {
-        await this.queue.enqueue(films);
+        await this.queue.enqueue(members);
       } catch (err) {
-        for (const id of films) this.films.add(id);
+        for (const member of members) this.members.add(member);
         throw err;
       }
     }
-    for (const table of ['person', 'genre'] as const) {
-      const pending = table === 'person' ? this.persons : this.genres;
-      if (pending.size === 0) continue;
-      const ids = [...pending];
-      if (table === 'person') this.persons = new Set();
-      else this.genres = new Set();
+    for (const [key, resolution] of [...this.resolutions]) {
+      this.resolutions.delete(key);
+      resolution.ids = [...new Set(resolution.ids)];
       try {
-        for await (const films of this.resolver.filmsOf(table, ids))
-          await this.queue.enqueue(films);
+        await this.fanOut.resolve(resolution);
       } catch (err) {
-        // Resolve the whole set again: re-queueing a film twice is harmless, dropping one is not.
-        const target = table === 'person' ? this.persons : this.genres;
-        for (const id of ids) target.add(id);
+        // Resolve the whole set again: re-queueing a document twice is harmless, dropping one is not.
+        const since = this.resolutions.get(key);
+        if (since) resolution.ids.push(...since.ids);
+        this.resolutions.set(key, resolution);
         throw err;
       }
     }

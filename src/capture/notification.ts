@@ -1,9 +1,10 @@
 /**
  * The messages the triggers send on channel `etl_changes` (migrations/0002; 0003 adds the sending
- * transaction): keys only, one per statement. Anything else on the channel is logged and skipped
+ * transaction, 0004 the persons and genres of link changes): keys only, one per statement. Anything else on the channel is logged and skipped
  * by the listener; a malformed message never stops it.
  */
 import { z } from 'zod';
+import type { Entity } from '../kinds/documentKind.js';
 import { UUID_PATTERN } from '../util/uuid.js';
 
 export const CHANNEL = 'etl_changes';
@@ -18,7 +19,8 @@ export const CATALOG_TABLES = [
 
 export type CatalogTable = (typeof CATALOG_TABLES)[number];
 
-const uuids = z.array(z.string().regex(UUID_PATTERN, 'is not a uuid')).min(1).max(1000);
+const uuid = z.string().regex(UUID_PATTERN, 'is not a uuid');
+const uuids = z.array(uuid).min(1).max(1000);
 
 export const changeNotificationSchema = z.strictObject({
   t: z.enum(CATALOG_TABLES),
@@ -27,6 +29,9 @@ export const changeNotificationSchema = z.strictObject({
   ids: uuids.optional(),
   /** Films of changed link rows. */
   films: uuids.optional(),
+  /** Persons of changed person_film_work rows, genres of changed genre_film_work rows. */
+  persons: z.array(uuid).max(1000).optional(),
+  genres: z.array(uuid).max(1000).optional(),
   /** Too many rows to list: poll the table instead. */
   many: z.literal(true).optional(),
   /** The sending transaction (xid8 as text); absent from older triggers and third parties. */
@@ -62,3 +67,20 @@ export function parseNotification(payload: string | undefined): ParseResult {
   }
   return { ok: true, change };
 }
+
+/** The ids a notification names, per entity (src/capture/fanOut.ts). */
+export function keysOf(change: ChangeNotification): Partial<Record<Entity, string[]>> {
+  const own = TABLE_ENTITY[change.t];
+  return {
+    ...(own && change.ids ? { [own]: change.ids } : {}),
+    ...(change.films ? { film: change.films } : {}),
+    ...(change.persons ? { person: change.persons } : {}),
+    ...(change.genres ? { genre: change.genres } : {}),
+  };
+}
+
+const TABLE_ENTITY: Partial<Record<CatalogTable, Entity>> = {
+  film_work: 'film',
+  person: 'person',
+  genre: 'genre',
+};

@@ -1,12 +1,16 @@
 /**
  * The polling fallback and catch-up: per table, the rows written since that table's watermark,
- * ETL_SIZE_LIMIT at a time, resolved to films and queued; only then does the watermark advance.
+ * ETL_SIZE_LIMIT at a time, fanned out to the documents they touch in every index and queued
+ * (src/capture/fanOut.ts); only then does the watermark advance.
  * It runs at start, after every listener reconnect, every ETL_POLL_INTERVAL_MS, and whenever a
  * statement was too big to list its keys in a notification.
  *
  * Without watermarks (first start, or Redis came back empty) it runs a full load instead: every
- * film is queued and documents of films that no longer exist are swept, and the watermarks are set
- * to the snapshot taken before the load began. A TRUNCATE (no row-level trace) does the same.
+ * document of every kind is queued, documents whose row no longer exists are swept, and the
+ * watermarks are set to the snapshot taken before the load began. A TRUNCATE (no row-level trace)
+ * does the same. When only some watermarks are missing (an upgrade added a kind and its tables),
+ * only the kinds that read those tables are loaded, and only those watermarks are set: the others
+ * go on from where they were, so nothing between them and the load's snapshot is skipped.
  *
  * Several pollers (several syncers) may run at once: passes are idempotent, and a pass that writes
  * an older watermark over a newer one only makes the next pass re-read a little more.
@@ -15,29 +19,27 @@ import { randomUUID } from 'node:crypto';
 import { keysetPages, readPage } from '../db/keysetPages.js';
 import type { Postgres } from '../db/postgres.js';
 import type { Logger } from '../logger.js';
-import type { FilmQueue } from '../queue/filmQueue.js';
+import type { DocumentKind } from '../kinds/documentKind.js';
+import { memberOf } from '../kinds/kinds.js';
+import type { DocumentQueue } from '../queue/documentQueue.js';
 import type { ReadLock } from '../queue/readLock.js';
 import type { Snapshot, WatermarkTable, Watermarks } from '../queue/watermarks.js';
 import * as sql from '../sql/queries.js';
 import { sleep } from '../util/sleep.js';
-import type { FilmResolver } from './resolver.js';
+import type { FanOut } from './fanOut.js';
 
-/** Tables polled row by row, in this order; what each row yields. */
-const POLLED: {
-  table: Exclude<WatermarkTable, 'truncation'>;
-  yields: 'films' | 'person' | 'genre';
-}[] = [
-  { table: 'film_work', yields: 'films' },
-  { table: 'genre', yields: 'genre' },
-  { table: 'person', yields: 'person' },
-  { table: 'genre_film_work', yields: 'films' },
-  { table: 'person_film_work', yields: 'films' },
-  { table: 'film_tombstone', yields: 'films' },
-];
+/** Tables polled row by row, in this order. */
+const POLLED = Object.keys(sql.changedRowsByTable) as sql.PolledTable[];
 
-/** Where the orphan sweep finds the ids of the documents in the index. */
+/** Where the orphan sweep finds the ids of the documents in an index. */
 export interface IndexedIds {
   pages(pageSize: number): AsyncGenerator<string[]>;
+}
+
+/** A kind as the poller loads it: its definition and the documents its index holds. */
+export interface LoadedKind {
+  kind: DocumentKind;
+  indexed: IndexedIds;
 }
 
 export interface PassResult {
@@ -49,19 +51,19 @@ export interface PassResult {
 export interface PollerDeps {
   db: Postgres;
   lock: ReadLock;
-  queue: FilmQueue;
+  queue: DocumentQueue;
   watermarks: Watermarks;
-  resolver: FilmResolver;
-  indexed: IndexedIds;
+  fanOut: FanOut;
+  kinds: readonly LoadedKind[];
   log: Logger;
   sizeLimit: number;
   sleepMs: number;
   owner: string;
   /** Transactions the live path has queued already: their rows are not queued again. */
   handled?: { has(txid: string): boolean; forgetBelow(xmin: string): void };
-  /** A full load began, with about this many films to load. */
-  onFullLoad?: (films: number) => void | Promise<void>;
-  /** Every film of that full load is queued (not yet indexed). */
+  /** A full load of these kinds began, with about this many documents to load. */
+  onFullLoad?: (documents: number, kinds: readonly DocumentKind[]) => void | Promise<void>;
+  /** Every document of that full load is queued (not yet indexed). */
   onFullLoadQueued?: () => void;
 }
 
@@ -79,9 +81,19 @@ export class Poller {
     const missing = [...marks.entries()]
       .filter(([, mark]) => mark === null)
       .map(([table]) => table);
-    if (epoch === null || missing.length > 0) {
+    if (epoch === null || missing.includes('truncation')) {
       log.info({ missing_watermarks: missing, epoch }, 'no complete watermark: full load');
       return this.fullLoad(signal);
+    }
+    if (missing.length > 0) {
+      const kinds = this.deps.kinds.filter((loaded) =>
+        missing.some((table) => table in loaded.kind.touchedBy),
+      );
+      log.info(
+        { missing_watermarks: missing, indices: kinds.map((k) => k.kind.name) },
+        'watermarks missing: full load of the indices that read those tables',
+      );
+      return this.fullLoad(signal, { kinds, tables: missing });
     }
     const snapshot = await this.snapshot();
     const truncation = marks.get('truncation');
@@ -101,10 +113,10 @@ export class Poller {
 
     let queued = 0;
     let rows = 0;
-    for (const { table, yields } of POLLED) {
+    for (const table of POLLED) {
       const mark = marks.get(table);
       if (!mark) continue;
-      const counted = await this.pollTable(table, yields, mark, signal);
+      const counted = await this.pollTable(table, mark, signal);
       if (signal?.aborted) return { kind: 'incremental', queued: queued + counted.queued, rows };
       queued += counted.queued;
       rows += counted.rows;
@@ -121,12 +133,11 @@ export class Poller {
   }
 
   private async pollTable(
-    table: Exclude<WatermarkTable, 'truncation'>,
-    yields: 'films' | 'person' | 'genre',
+    table: sql.PolledTable,
     mark: Snapshot,
     signal?: AbortSignal,
   ): Promise<{ queued: number; rows: number }> {
-    const { db, queue, resolver, sizeLimit, sleepMs } = this.deps;
+    const { db, fanOut, sizeLimit, sleepMs } = this.deps;
     const query = sql.changedRowsByTable[table];
     let queued = 0;
     let rows = 0;
@@ -145,19 +156,29 @@ export class Poller {
       const handled = this.deps.handled;
       const fresh = handled ? page.filter((r) => !handled.has(r.txid)) : page;
       this.skipped += page.length - fresh.length;
-      const ids = [...new Set(fresh.map((r) => r.out))];
-      if (ids.length === 0) continue;
-      if (yields === 'films') queued += await queue.enqueue(ids);
-      else {
-        for await (const films of resolver.filmsOf(yields, ids))
-          queued += await queue.enqueue(films);
+      if (fresh.length === 0) continue;
+      const keys = { film: new Set<string>(), person: new Set<string>(), genre: new Set<string>() };
+      for (const row of fresh) {
+        if (row.film !== null) keys.film.add(row.film);
+        if (row.person !== null) keys.person.add(row.person);
+        if (row.genre !== null) keys.genre.add(row.genre);
       }
+      queued += await fanOut.run(fanOut.plan({ table, keys }));
     }
     return { queued, rows };
   }
 
-  /** Queue every film and sweep documents of films that are gone; then set every watermark. */
-  async fullLoad(signal?: AbortSignal): Promise<PassResult> {
+  /**
+   * Queue every document of `scope.kinds` (all kinds by default) and sweep those whose row is
+   * gone; then set the watermarks of `scope.tables` (all by default) to the snapshot taken first.
+   */
+  async fullLoad(
+    signal?: AbortSignal,
+    scope: { kinds: readonly LoadedKind[]; tables: readonly WatermarkTable[] | 'all' } = {
+      kinds: this.deps.kinds,
+      tables: 'all',
+    },
+  ): Promise<PassResult> {
     const { db, queue, watermarks, log, sizeLimit, sleepMs, onFullLoad } = this.deps;
     // One full load at a time across syncers; the others keep serving the live path.
     const guard = await watermarks.guardFullLoad(this.deps.owner, (reason) =>
@@ -170,35 +191,37 @@ export class Poller {
     try {
       const { epoch } = await watermarks.ensureEpoch(randomUUID());
       const snapshot = await this.snapshot();
-      // The planner's estimate is instant; below 100,000 films (or never analysed) count exactly.
-      const [{ count: estimate } = { count: 0 }] = await this.read('count films', () =>
-        db.query(sql.estimateFilms),
+      const counts = new Map<string, number>();
+      for (const { kind } of scope.kinds) counts.set(kind.name, await this.count(kind));
+      const total = [...counts.values()].reduce((a, b) => a + b, 0);
+      log.info(Object.fromEntries(counts), 'full load: queueing every document');
+      await onFullLoad?.(
+        total,
+        scope.kinds.map((k) => k.kind),
       );
-      const total =
-        estimate >= 100_000
-          ? estimate
-          : ((await this.read('count films', () => db.query(sql.countFilms)))[0]?.count ?? 0);
-      log.info({ films: total }, 'full load: queueing every film');
-      await onFullLoad?.(total);
       let queued = 0;
       let rows = 0;
-      const pages = keysetPages({
-        pageSize: sizeLimit,
-        read: (after: unknown[] | undefined) =>
-          this.read('full load', () => readPage(db, sql.filmIdPages, [sizeLimit], after)),
-        keyOf: (row) => [row.id],
-        pause: () => sleep(sleepMs, signal),
-        signal,
-      });
-      for await (const page of pages) {
-        rows += page.length;
-        queued += await queue.enqueue(page.map((r) => r.id));
+      for (const { kind } of scope.kinds) {
+        const pages = keysetPages({
+          pageSize: sizeLimit,
+          read: (after: unknown[] | undefined) =>
+            this.read(`full load ${kind.name}`, () => readPage(db, kind.ids, [sizeLimit], after)),
+          keyOf: (row) => [row.id],
+          pause: () => sleep(sleepMs, signal),
+          signal,
+        });
+        for await (const page of pages) {
+          rows += page.length;
+          queued += await queue.enqueue(page.map((r) => memberOf(kind.name, r.id)));
+        }
+        if (signal?.aborted) return { kind: 'full', queued, rows };
       }
-      if (signal?.aborted) return { kind: 'full', queued, rows };
-      queued += await this.sweepOrphans(signal);
-      if (signal?.aborted) return { kind: 'full', queued, rows };
-      const complete = await watermarks.advance(epoch, 'all', snapshot);
-      log.info({ films: rows, queued, complete }, 'full load queued');
+      for (const loaded of scope.kinds) {
+        queued += await this.sweepOrphans(loaded, signal);
+        if (signal?.aborted) return { kind: 'full', queued, rows };
+      }
+      const complete = await watermarks.advance(epoch, scope.tables, snapshot);
+      log.info({ documents: rows, queued, complete }, 'full load queued');
       this.deps.onFullLoadQueued?.();
       return { kind: 'full', queued, rows };
     } finally {
@@ -206,25 +229,44 @@ export class Poller {
     }
   }
 
-  /** Documents whose film no longer exists (deleted while nobody kept track) are queued for deletion. */
-  private async sweepOrphans(signal?: AbortSignal): Promise<number> {
-    const { db, queue, indexed, sizeLimit } = this.deps;
+  /** The planner's estimate when it is big (instant on any size); below 100,000 an exact count. */
+  private async count(kind: DocumentKind): Promise<number> {
+    const { db } = this.deps;
+    const [{ count: estimate } = { count: 0 }] = await this.read(`count ${kind.name}`, () =>
+      db.query(kind.estimate),
+    );
+    if (estimate >= 100_000) return estimate;
+    const [row] = await this.read(`count ${kind.name}`, () => db.query(kind.count));
+    return row?.count ?? 0;
+  }
+
+  /** Documents whose row no longer exists (deleted while nobody kept track) are queued for deletion. */
+  private async sweepOrphans({ kind, indexed }: LoadedKind, signal?: AbortSignal): Promise<number> {
+    const { db, queue, sizeLimit } = this.deps;
     let queued = 0;
     for await (const ids of indexed.pages(sizeLimit)) {
       if (signal?.aborted) break;
-      const existing = await this.read('orphan sweep', () => db.query(sql.existingFilmIds, [ids]));
+      const existing = await this.read(`orphan sweep ${kind.name}`, () =>
+        db.query(kind.existing, [ids]),
+      );
       const present = new Set(existing.map((r) => r.id));
-      const orphans = ids.filter((id) => !present.has(id));
+      const orphans = ids.filter((id) => !present.has(id)).map((id) => memberOf(kind.name, id));
       if (orphans.length > 0) queued += await queue.enqueue(orphans);
     }
-    if (queued > 0) this.deps.log.info({ orphans: queued }, 'documents of deleted films queued');
+    if (queued > 0)
+      this.deps.log.info({ index: kind.name, orphans: queued }, 'documents of deleted rows queued');
     return queued;
   }
 
   private async pruneTombstones(): Promise<void> {
-    const mark = await this.deps.watermarks.get('film_tombstone');
-    if (!mark) return;
-    await this.read('prune tombstones', () => this.deps.db.query(sql.pruneTombstones, [mark.xmin]));
+    const tables = ['film_tombstone', 'person_tombstone', 'genre_tombstone'] as const;
+    const marks = await Promise.all(tables.map((t) => this.deps.watermarks.get(t)));
+    if (marks.some((mark) => mark === null)) return;
+    const oldest = marks
+      .map((mark) => BigInt(mark?.xmin ?? 0))
+      .reduce((a, b) => (b < a ? b : a))
+      .toString();
+    await this.read('prune tombstones', () => this.deps.db.query(sql.pruneTombstones, [oldest]));
   }
 
   private async snapshot(): Promise<Snapshot> {

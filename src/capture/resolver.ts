@@ -1,17 +1,15 @@
 /**
- * Persons and genres -> the films whose documents show them. Streams keyset-paged pages of at most
- * ETL_SIZE_LIMIT films, each read under the Postgres read lock with a pause between reads, so a
- * genre on 100,000 films never becomes one huge list in memory or one long hold of the lock.
+ * The fan-out: ids of one entity -> the ids of another kind's documents that show them (a person
+ * -> their films, a film -> its people). Streams keyset-paged pages of at most ETL_SIZE_LIMIT ids,
+ * each read under the Postgres read lock with a pause between reads, so a genre on 100,000 films
+ * never becomes one huge list in memory or one long hold of the lock.
  */
-import { keysetPages, readPage } from '../db/keysetPages.js';
+import { keysetPages, readPage, type KeysetQuery } from '../db/keysetPages.js';
 import type { Postgres } from '../db/postgres.js';
 import type { ReadLock } from '../queue/readLock.js';
-import * as sql from '../sql/queries.js';
 import { sleep } from '../util/sleep.js';
 
-export type ResolvableTable = 'person' | 'genre';
-
-export class FilmResolver {
+export class Resolver {
   constructor(
     private readonly db: Postgres,
     private readonly lock: ReadLock,
@@ -19,16 +17,16 @@ export class FilmResolver {
     private readonly sleepMs: number,
   ) {}
 
-  async *filmsOf(table: ResolvableTable, ids: string[]): AsyncGenerator<string[]> {
-    const query = table === 'person' ? sql.filmsOfPersons : sql.filmsOfGenres;
+  /** `via` takes the ids ($1) and a page size ($2), and yields the other side's ids. */
+  async *resolve(via: KeysetQuery<{ id: string }>, ids: string[]): AsyncGenerator<string[]> {
     // The id list itself is bounded too: a statement that renamed 5,000 persons is resolved in slices.
     for (let i = 0; i < ids.length; i += this.sizeLimit) {
       const slice = ids.slice(i, i + this.sizeLimit);
       const pages = keysetPages({
         pageSize: this.sizeLimit,
         read: (after: unknown[] | undefined) =>
-          this.lock.withLock(`resolve ${table}`, () =>
-            readPage(this.db, query, [slice, this.sizeLimit], after),
+          this.lock.withLock(`resolve ${via.after.name}`, () =>
+            readPage(this.db, via, [slice, this.sizeLimit], after),
           ),
         keyOf: (row) => [row.id],
         pause: () => sleep(this.sleepMs),

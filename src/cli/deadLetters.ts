@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { loadConfigOrExit } from '../config.js';
 import { createLogger } from '../logger.js';
 import { DeadLetters } from '../queue/deadLetters.js';
-import { FilmQueue } from '../queue/filmQueue.js';
+import { DocumentQueue } from '../queue/documentQueue.js';
 import { RedisStore } from '../queue/redisStore.js';
 
 const { values } = parseArgs({
@@ -20,7 +20,7 @@ const store = new RedisStore(config.redisUrl, config.redisPrefix, createLogger('
 const deadLetters = new DeadLetters(store);
 try {
   if (values.retry) {
-    const count = await deadLetters.retry(new FilmQueue(store));
+    const count = await deadLetters.retry(new DocumentQueue(store));
     process.stdout.write(`${count} dead letter${count === 1 ? '' : 's'} queued again\n`);
   } else {
     const letters = await deadLetters.list();

@@ -13,7 +13,7 @@ import { createLogger, type Logger } from '../logger.js';
 import { createElasticsearchClient } from '../load/elasticsearchClient.js';
 import { reindex } from '../load/reindexer.js';
 import { ReindexTarget } from '../load/reindexTarget.js';
-import { FilmQueue } from '../queue/filmQueue.js';
+import { DocumentQueue } from '../queue/documentQueue.js';
 import { ReadLock } from '../queue/readLock.js';
 import { RedisStore } from '../queue/redisStore.js';
 
@@ -55,7 +55,7 @@ try {
     db,
     lock: new ReadLock(store, 'reindex', log.child({ component: 'read-lock' })),
     target: new ReindexTarget(store, es, log.child({ component: 'reindex-target' })),
-    queue: new FilmQueue(store),
+    queue: new DocumentQueue(store),
     alias: config.index,
     sizeLimit: config.sizeLimit,
     bulkSize: config.bulkSize,

@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { loadConfigOrExit } from '../config.js';
 import { createLogger } from '../logger.js';
 import { DeadLetters } from '../queue/deadLetters.js';
-import { FilmQueue } from '../queue/filmQueue.js';
+import { DocumentQueue } from '../queue/documentQueue.js';
 import { ReadLock } from '../queue/readLock.js';
 import { RedisStore } from '../queue/redisStore.js';
 import { readStatus, type StatusReport } from '../queue/statusReport.js';
@@ -17,7 +17,7 @@ const store = new RedisStore(config.redisUrl, config.redisPrefix, log);
 try {
   const report = await readStatus({
     store,
-    queue: new FilmQueue(store),
+    queue: new DocumentQueue(store),
     lock: new ReadLock(store, 'status', log),
     registry: new WorkerRegistry(store),
     watermarks: new Watermarks(store),

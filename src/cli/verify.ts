@@ -1,59 +1,100 @@
 /**
- * `npm run verify`: compare Postgres and the index (ids and content hashes) and report missing,
- * extra and stale documents. `-- --repair` queues those films, so a running syncer fixes them;
- * `-- --json` for machines. Exit status 0 when in step, 3 when drift was found.
+ * `npm run verify`: compare Postgres and each index (ids and content hashes) and report missing,
+ * extra and stale documents. `-- --index films|persons|genres` checks one index (default: all
+ * three); `-- --repair` queues what drifted, so a running syncer fixes it; `-- --json` for
+ * machines. Exit status 0 when in step, 3 when drift was found, 2 for a bad option.
  */
 import { parseArgs } from 'node:util';
 import { loadConfigOrExit } from '../config.js';
 import { Postgres } from '../db/postgres.js';
+import type { DocumentKind } from '../kinds/documentKind.js';
+import { KINDS, KIND_NAMES, kindNamed, memberOf } from '../kinds/kinds.js';
 import { createLogger } from '../logger.js';
 import { createElasticsearchClient } from '../load/elasticsearchClient.js';
-import { IndexedFilmIds } from '../load/indexedIds.js';
-import { FilmQueue } from '../queue/filmQueue.js';
+import { IndexedDocumentIds } from '../load/indexedIds.js';
+import { DocumentQueue } from '../queue/documentQueue.js';
 import { ReadLock } from '../queue/readLock.js';
 import { RedisStore } from '../queue/redisStore.js';
-import { checkDrift } from '../verify/driftCheck.js';
+import { checkDrift, type DriftReport } from '../verify/driftCheck.js';
 
 const { values } = parseArgs({
   options: {
     repair: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
+    index: { type: 'string' },
   },
 });
+let kinds: readonly DocumentKind[] = KINDS;
+if (values.index !== undefined) {
+  const kind = kindNamed(values.index);
+  if (!kind) {
+    process.stderr.write(`verify: --index must be one of ${KIND_NAMES.join(', ')}\n`);
+    process.exit(2);
+  }
+  kinds = [kind];
+}
 const config = loadConfigOrExit();
 const log = createLogger('warn', false);
 const db = new Postgres(config.databaseUrl, log, 2);
 const store = new RedisStore(config.redisUrl, config.redisPrefix, log);
 const es = createElasticsearchClient(config.elasticsearch);
 try {
-  const target = { name: config.index, isAlias: false };
-  const report = await checkDrift({
-    db,
-    lock: new ReadLock(store, 'verify', log),
-    es,
-    index: config.index,
-    indexed: new IndexedFilmIds(es, target),
-    pageSize: config.sizeLimit,
-  });
-  const drift = [...report.missing, ...report.extra, ...report.stale];
+  const lock = new ReadLock(store, 'verify', log);
+  const reports = new Map<DocumentKind, DriftReport>();
+  for (const kind of kinds) {
+    const index = kind.indexName(config);
+    reports.set(
+      kind,
+      await checkDrift({
+        kind,
+        db,
+        lock,
+        es,
+        index,
+        indexed: new IndexedDocumentIds(es, { name: index, isAlias: false }),
+        pageSize: config.sizeLimit,
+      }),
+    );
+  }
+  // Queue members (a film id as it is, persons/<id>, genres/<id>): what --repair queues.
+  const members = (pick: (r: DriftReport) => string[]) =>
+    [...reports].flatMap(([kind, report]) => pick(report).map((id) => memberOf(kind.name, id)));
+  const missing = members((r) => r.missing);
+  const extra = members((r) => r.extra);
+  const stale = members((r) => r.stale);
+  const drift = [...missing, ...extra, ...stale];
   let queued = 0;
-  if (values.repair && drift.length > 0) queued = await new FilmQueue(store).enqueue(drift);
+  if (values.repair && drift.length > 0) queued = await new DocumentQueue(store).enqueue(drift);
   if (values.json) {
-    process.stdout.write(`${JSON.stringify({ ...report, queued }, null, 2)}\n`);
+    const indices = Object.fromEntries(
+      [...reports].map(([kind, report]) => [
+        kind.name,
+        { index: kind.indexName(config), ...report },
+      ]),
+    );
+    process.stdout.write(
+      `${JSON.stringify({ indices, missing, extra, stale, queued }, null, 2)}\n`,
+    );
   } else {
     const sample = (ids: string[]) =>
       ids.length ? ` (${ids.slice(0, 5).join(', ')}${ids.length > 5 ? ', ...' : ''})` : '';
+    const pad = (label: string) => label.padEnd(21);
+    for (const [kind, report] of reports) {
+      process.stdout.write(
+        `[${kind.indexName(config)}]\n` +
+          `${pad(`${kind.name} in postgres`)}${report.rows}\n` +
+          `${pad('documents in index')}${report.documents}\n` +
+          `${pad('missing')}${report.missing.length}${sample(report.missing)}\n` +
+          `${pad('extra')}${report.extra.length}${sample(report.extra)}\n` +
+          `${pad('stale')}${report.stale.length}${sample(report.stale)}\n`,
+      );
+    }
     process.stdout.write(
-      `films in postgres    ${report.films}\n` +
-        `documents in index   ${report.documents}\n` +
-        `missing              ${report.missing.length}${sample(report.missing)}\n` +
-        `extra                ${report.extra.length}${sample(report.extra)}\n` +
-        `stale                ${report.stale.length}${sample(report.stale)}\n` +
-        (drift.length === 0
-          ? 'in step\n'
-          : values.repair
-            ? `${queued} films queued for the syncer to fix\n`
-            : 'run with -- --repair to queue them for the syncer\n'),
+      drift.length === 0
+        ? 'in step\n'
+        : values.repair
+          ? `${queued} documents queued for the syncer to fix\n`
+          : 'run with -- --repair to queue them for the syncer\n',
     );
   }
   process.exitCode = drift.length === 0 ? 0 : 3;

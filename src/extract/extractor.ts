@@ -1,29 +1,29 @@
 /**
- * Film ids -> documents, with the one big query (src/sql/queries.ts `filmDocuments`), at most
- * ETL_BULK_SIZE films per query, each query under the Postgres read lock.
+ * Document ids -> documents, with the kind's one big query (src/kinds: `documents`), at most
+ * ETL_BULK_SIZE documents per query, each query under the Postgres read lock.
  */
 import type { Postgres } from '../db/postgres.js';
+import type { DocumentKind } from '../kinds/documentKind.js';
 import type { ReadLock } from '../queue/readLock.js';
-import * as sql from '../sql/queries.js';
-import type { BatchSource, FilmBatch } from './filmDocument.js';
+import type { BatchSource, DocumentBatch } from './documentBatch.js';
 
-export class FilmExtractor {
+export class DocumentExtractor {
   constructor(
     private readonly db: Postgres,
     private readonly lock: ReadLock,
     readonly bulkSize: number,
   ) {}
 
-  /** The claim's films in batches of at most ETL_BULK_SIZE, read one batch at a time. */
-  async *batches(claim: BatchSource): AsyncGenerator<FilmBatch> {
+  /** The claim's documents in batches of at most ETL_BULK_SIZE, read one batch at a time. */
+  async *batches(kind: DocumentKind, claim: BatchSource): AsyncGenerator<DocumentBatch> {
     for (let i = 0; i < claim.ids.length; i += this.bulkSize) {
-      yield await this.read(claim, claim.ids.slice(i, i + this.bulkSize));
+      yield await this.read(kind, claim, claim.ids.slice(i, i + this.bulkSize));
     }
   }
 
-  async read(claim: BatchSource, ids: string[]): Promise<FilmBatch> {
-    const rows = await this.lock.withLock('extract', () => this.db.query(sql.filmDocuments, [ids]));
-    const batch: FilmBatch = { claim, documents: [], deletions: [] };
+  async read(kind: DocumentKind, claim: BatchSource, ids: string[]): Promise<DocumentBatch> {
+    const rows = await this.lock.withLock('extract', () => this.db.query(kind.documents, [ids]));
+    const batch: DocumentBatch = { claim, documents: [], deletions: [] };
     for (const row of rows) {
       const version = Number(row.version);
       if (row.doc === null) batch.deletions.push({ id: row.id, version });

@@ -33,7 +33,7 @@ import { ExponentialBackoff, handleType, retry } from 'cockatiel';
 import type { Logger } from '../logger.js';
 import type { DeadLetter } from '../queue/deadLetters.js';
 import { isTransientError, isTransientStatus } from '../errors.js';
-import type { FilmBatch } from '../extract/filmDocument.js';
+import type { DocumentBatch } from '../extract/documentBatch.js';
 import type { IndexTarget } from './indexManager.js';
 
 export interface LoadResult {
@@ -139,7 +139,7 @@ export class BulkWriter {
     return this.target.name;
   }
 
-  async write(batch: FilmBatch, signal?: AbortSignal): Promise<LoadResult> {
+  async write(batch: DocumentBatch, signal?: AbortSignal): Promise<LoadResult> {
     const result: LoadResult = {
       indexed: [],
       deleted: [],

@@ -1,6 +1,7 @@
 /**
- * The index of contract.md section 2: strict mapping, Russian + English analysis. Changing the
- * mapping means a new index version (the alias then moves to it); bump INDEX_DEFINITION_VERSION.
+ * The indices of contract.md sections 2 and 2b: strict mappings, Russian + English analysis, the
+ * same settings for all three. Changing a mapping means a new index version (the alias then moves
+ * to it); bump that definition's version.
  */
 import type { estypes } from '@elastic/elasticsearch';
 
@@ -62,4 +63,58 @@ export const indexMappings: estypes.MappingTypeMapping = {
     actors_names: ruEnText,
     writers_names: ruEnText,
   },
+};
+
+export const personsMappings: estypes.MappingTypeMapping = {
+  dynamic: 'strict',
+  properties: {
+    id: { type: 'keyword' },
+    full_name: { type: 'text', analyzer: 'ru_en', fields: { raw: { type: 'keyword' } } },
+    films: {
+      type: 'nested',
+      dynamic: 'strict',
+      properties: {
+        id: { type: 'keyword' },
+        title: ruEnText,
+        imdb_rating: { type: 'float' },
+        roles: { type: 'keyword' },
+      },
+    },
+  },
+};
+
+export const genresMappings: estypes.MappingTypeMapping = {
+  dynamic: 'strict',
+  properties: {
+    id: { type: 'keyword' },
+    name: { type: 'text', analyzer: 'ru_en', fields: { raw: { type: 'keyword' } } },
+    description: ruEnText,
+    films_count: { type: 'integer' },
+  },
+};
+
+/** What creating one of the indices takes. */
+export interface IndexDefinition {
+  /** The concrete index is `<alias>_v<version>`. */
+  version: number;
+  settings: estypes.IndicesIndexSettings;
+  mappings: estypes.MappingTypeMapping;
+}
+
+export const filmsDefinition: IndexDefinition = {
+  version: INDEX_DEFINITION_VERSION,
+  settings: indexSettings,
+  mappings: indexMappings,
+};
+
+export const personsDefinition: IndexDefinition = {
+  version: 1,
+  settings: indexSettings,
+  mappings: personsMappings,
+};
+
+export const genresDefinition: IndexDefinition = {
+  version: 1,
+  settings: indexSettings,
+  mappings: genresMappings,
 };

@@ -1,6 +1,7 @@
 /**
- * Makes sure ES_INDEX exists. A fresh install gets a versioned index (`movies_v1`) behind the
- * alias `movies`, so a later reindex can build `movies_v2` and swap the alias without downtime.
+ * Makes sure an index exists (ES_INDEX, ES_PERSONS_INDEX, ES_GENRES_INDEX). A fresh install gets a
+ * versioned index (`movies_v1`) behind the alias `movies`, so a later reindex can build
+ * `movies_v2` and swap the alias without downtime.
  * An existing concrete index or alias of that name is used as it is.
  *
  * Also finds and removes what an unfinished reindex left behind (below).
@@ -8,7 +9,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Client } from '@elastic/elasticsearch';
 import type { Logger } from '../logger.js';
-import { INDEX_DEFINITION_VERSION, indexMappings, indexSettings } from './indexDefinition.js';
+import { filmsDefinition, type IndexDefinition } from './indexDefinition.js';
 import { MIRROR_SETTLE_MS } from './reindexTarget.js';
 
 export interface IndexTarget {
@@ -17,15 +18,20 @@ export interface IndexTarget {
   isAlias: boolean;
 }
 
-export async function ensureIndex(es: Client, name: string, log: Logger): Promise<IndexTarget> {
+export async function ensureIndex(
+  es: Client,
+  name: string,
+  log: Logger,
+  definition: IndexDefinition = filmsDefinition,
+): Promise<IndexTarget> {
   if (await es.indices.existsAlias({ name })) return { name, isAlias: true };
   if (await es.indices.exists({ index: name })) return { name, isAlias: false };
-  const concrete = `${name}_v${INDEX_DEFINITION_VERSION}`;
+  const concrete = `${name}_v${definition.version}`;
   try {
     await es.indices.create({
       index: concrete,
-      settings: indexSettings,
-      mappings: indexMappings,
+      settings: definition.settings,
+      mappings: definition.mappings,
       aliases: { [name]: { is_write_index: true } },
     });
     log.info({ index: concrete, alias: name }, 'created index');

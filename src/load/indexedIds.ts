@@ -4,7 +4,7 @@ import { keysetPages } from '../db/keysetPages.js';
 import type { IndexedIds } from '../capture/poller.js';
 import type { IndexTarget } from './indexManager.js';
 
-export class IndexedFilmIds implements IndexedIds {
+export class IndexedDocumentIds implements IndexedIds {
   constructor(
     private readonly es: Client,
     private readonly target: IndexTarget,

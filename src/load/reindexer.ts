@@ -18,9 +18,10 @@
 import type { Client } from '@elastic/elasticsearch';
 import { keysetPages, readPage } from '../db/keysetPages.js';
 import type { Postgres } from '../db/postgres.js';
-import { FilmExtractor } from '../extract/extractor.js';
+import { DocumentExtractor } from '../extract/extractor.js';
+import { films } from '../kinds/films.js';
 import type { Logger } from '../logger.js';
-import type { FilmQueue } from '../queue/filmQueue.js';
+import type { DocumentQueue } from '../queue/documentQueue.js';
 import type { HeldLease } from '../queue/lease.js';
 import type { ReadLock } from '../queue/readLock.js';
 import * as sql from '../sql/queries.js';
@@ -42,7 +43,7 @@ export interface ReindexDeps {
   lock: ReadLock;
   target: ReindexTarget;
   /** Where films the mirrors missed go after the swap. */
-  queue: FilmQueue;
+  queue: DocumentQueue;
   alias: string;
   sizeLimit: number;
   bulkSize: number;
@@ -174,7 +175,7 @@ async function buildAndSwap(
 /** Every film, page by page, into the new index through its write alias. */
 async function load(deps: ReindexDeps, build: Build, signal: AbortSignal): Promise<void> {
   const { db, lock, log } = deps;
-  const extractor = new FilmExtractor(db, lock, deps.bulkSize);
+  const extractor = new DocumentExtractor(db, lock, deps.bulkSize);
   // No onIndexMissing: if the index is deleted under us, the write fails instead of re-creating.
   const writer = new BulkWriter(deps.es, { name: build.writeAlias, isAlias: true }, log);
   const started = Date.now();
@@ -189,7 +190,7 @@ async function load(deps: ReindexDeps, build: Build, signal: AbortSignal): Promi
   });
   for await (const page of pages) {
     const ids = page.map((r) => r.id);
-    for await (const batch of extractor.batches({
+    for await (const batch of extractor.batches(films, {
       workerId: 'reindex',
       ids,
       claimedAt: Date.now(),

@@ -3,7 +3,7 @@
  * reason. One entry per film: a film that fails again replaces its entry rather than piling up.
  * The rest of the batch goes on; `retry` puts them back in the queue once the cause is fixed.
  */
-import type { FilmQueue } from './filmQueue.js';
+import type { DocumentQueue } from './documentQueue.js';
 import type { RedisStore } from './redisStore.js';
 
 const REDRIVE_CHUNK = 500;
@@ -51,7 +51,7 @@ export class DeadLetters {
    * was read (the film was refused again meanwhile: its new reason stays). Chunked, so a hash of
    * any size is walked without one huge read. Returns how many films were queued.
    */
-  async retry(queue: FilmQueue): Promise<number> {
+  async retry(queue: DocumentQueue): Promise<number> {
     let queued = 0;
     let cursor = '0';
     do {

@@ -4,7 +4,7 @@
  * watermark is behind, dead letters, the last batch and the last error.
  */
 import type { DeadLetters } from './deadLetters.js';
-import type { FilmQueue } from './filmQueue.js';
+import type { DocumentQueue } from './documentQueue.js';
 import type { ReadLock } from './readLock.js';
 import type { RedisStore } from './redisStore.js';
 import type { Watermarks } from './watermarks.js';
@@ -24,7 +24,7 @@ export interface StatusReport {
 
 export async function readStatus(parts: {
   store: RedisStore;
-  queue: FilmQueue;
+  queue: DocumentQueue;
   lock: ReadLock;
   registry: WorkerRegistry;
   watermarks: Watermarks;

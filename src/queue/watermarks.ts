@@ -20,6 +20,8 @@ export const WATERMARK_TABLES = [
   'genre_film_work',
   'person_film_work',
   'film_tombstone',
+  'person_tombstone',
+  'genre_tombstone',
   'truncation',
 ] as const;
 

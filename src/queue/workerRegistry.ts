@@ -4,7 +4,7 @@
  * worker's claim back to the queue.
  */
 import { hostname } from 'node:os';
-import type { FilmQueue } from './filmQueue.js';
+import type { DocumentQueue } from './documentQueue.js';
 import type { RedisStore } from './redisStore.js';
 
 export type WorkerState =
@@ -71,7 +71,7 @@ export class WorkerRegistry {
    * between its claim and its first heartbeat), and forget dead workers. The liveness check and
    * the give-back are one atomic step (release.lua), so a worker that comes back keeps its claim.
    */
-  async reapDead(queue: FilmQueue): Promise<{ workers: string[]; ids: number }> {
+  async reapDead(queue: DocumentQueue): Promise<{ workers: string[]; ids: number }> {
     const reaped = new Set<string>();
     let ids = 0;
     for (const claim of await queue.inFlight()) {

@@ -9,14 +9,14 @@ export interface Query<Row> {
   readonly row?: Row;
 }
 
-const query = <Row>(name: string, text: string): Query<Row> => ({ name, text });
+export const query = <Row>(name: string, text: string): Query<Row> => ({ name, text });
 
 /**
  * A keyset-paged query in its two forms (src/db/keysetPages.ts): `{after}` in `text` stands for
  * the cursor condition, which the first page leaves out (TRUE) and later pages fill in. Its
  * parameters must be numbered after the query's own.
  */
-const keyset = <Row>(name: string, text: string, afterCondition: string) => ({
+export const keyset = <Row>(name: string, text: string, afterCondition: string) => ({
   first: query<Row>(`${name}_first`, text.replace('{after}', 'TRUE')),
   after: query<Row>(name, text.replace('{after}', afterCondition)),
 });
@@ -84,6 +84,15 @@ export const currentSnapshot = query<{ xmin: string; xmax: string; xip: string[]
      FROM pg_current_snapshot() s`,
 );
 
+/** A changed row's keys: the film, person and genre it names (null where it names none). */
+export interface ChangedRow {
+  txid: string;
+  key: string;
+  film: string | null;
+  person: string | null;
+  genre: string | null;
+}
+
 /**
  * Rows of one table written by transactions the previous watermark could not see yet: those at or
  * above its xmax, and those that were in progress (xip). Keyset-paged on (etl_txid, key).
@@ -91,10 +100,17 @@ export const currentSnapshot = query<{ xmin: string; xmax: string; xip: string[]
  * page, $5/$6 the cursor. `etl_txid >= xmin` seeks straight to the rows that can match instead of
  * walking the (etl_txid, key) index from the beginning of time.
  */
-function changedRows(name: string, table: string, key: string, output: string) {
-  return keyset<{ txid: string; key: string; out: string }>(
+function changedRows(
+  name: string,
+  table: string,
+  key: string,
+  names: { film?: string; person?: string; genre?: string },
+) {
+  const column = (expr: string | undefined) => (expr ? `${expr}::text` : 'NULL::text');
+  return keyset<ChangedRow>(
     name,
-    `SELECT etl_txid::text AS txid, ${key}::text AS key, ${output}::text AS out
+    `SELECT etl_txid::text AS txid, ${key}::text AS key, ${column(names.film)} AS film,
+            ${column(names.person)} AS person, ${column(names.genre)} AS genre
        FROM ${table}
       WHERE etl_txid >= $1::xid8
         AND (etl_txid >= $2::xid8 OR etl_txid = ANY ($3::xid8[]))
@@ -106,23 +122,29 @@ function changedRows(name: string, table: string, key: string, output: string) {
 }
 
 export const changedRowsByTable = {
-  film_work: changedRows('changed_film_work', 'content.film_work', 'id', 'id'),
-  genre: changedRows('changed_genre', 'content.genre', 'id', 'id'),
-  person: changedRows('changed_person', 'content.person', 'id', 'id'),
-  genre_film_work: changedRows(
-    'changed_genre_film_work',
-    'content.genre_film_work',
-    'id',
-    'film_work_id',
-  ),
-  person_film_work: changedRows(
-    'changed_person_film_work',
-    'content.person_film_work',
-    'id',
-    'film_work_id',
-  ),
-  film_tombstone: changedRows('changed_film_tombstone', 'etl.film_tombstone', 'film_id', 'film_id'),
+  film_work: changedRows('changed_film_work', 'content.film_work', 'id', { film: 'id' }),
+  genre: changedRows('changed_genre', 'content.genre', 'id', { genre: 'id' }),
+  person: changedRows('changed_person', 'content.person', 'id', { person: 'id' }),
+  genre_film_work: changedRows('changed_genre_film_work', 'content.genre_film_work', 'id', {
+    film: 'film_work_id',
+    genre: 'genre_id',
+  }),
+  person_film_work: changedRows('changed_person_film_work', 'content.person_film_work', 'id', {
+    film: 'film_work_id',
+    person: 'person_id',
+  }),
+  film_tombstone: changedRows('changed_film_tombstone', 'etl.film_tombstone', 'film_id', {
+    film: 'film_id',
+  }),
+  person_tombstone: changedRows('changed_person_tombstone', 'etl.person_tombstone', 'person_id', {
+    person: 'person_id',
+  }),
+  genre_tombstone: changedRows('changed_genre_tombstone', 'etl.genre_tombstone', 'genre_id', {
+    genre: 'genre_id',
+  }),
 } as const;
+
+export type PolledTable = keyof typeof changedRowsByTable;
 
 /** Truncations since the watermark (few rows ever; no paging). */
 export const truncationsSince = query<{ table_name: string }>(
@@ -156,10 +178,18 @@ export const existingFilmIds = query<{ id: string }>(
   `SELECT id::text AS id FROM content.film_work WHERE id = ANY ($1::uuid[])`,
 );
 
-/** Tombstones every watermark has passed are no longer needed; a day's margin for stragglers. */
+/**
+ * Tombstones every watermark has passed are no longer needed; a day's margin for stragglers.
+ * $1 the oldest xmin of the three tombstone watermarks.
+ */
 export const pruneTombstones = query<Record<string, never>>(
   'prune_tombstones',
-  `DELETE FROM etl.film_tombstone WHERE etl_txid < $1::xid8 AND created < now() - interval '1 day'`,
+  `WITH films AS (
+     DELETE FROM etl.film_tombstone WHERE etl_txid < $1::xid8 AND created < now() - interval '1 day'
+   ), persons AS (
+     DELETE FROM etl.person_tombstone WHERE etl_txid < $1::xid8 AND created < now() - interval '1 day'
+   )
+   DELETE FROM etl.genre_tombstone WHERE etl_txid < $1::xid8 AND created < now() - interval '1 day'`,
 );
 
 // --- change capture: resolution ---------------------------------------------------------------
@@ -188,28 +218,35 @@ export const filmsOfGenres = filmsOf('films_of_genres', 'content.genre_film_work
 // --- extract ----------------------------------------------------------------------------------
 
 /**
- * The one big query: the Elasticsearch documents of some films, built in SQL, ready to index.
- * Films that no longer exist are simply absent (the loader deletes their documents).
- *
- * `version` orders reads for Elasticsearch's external versioning, so a stale read that lands late
- * is refused instead of overwriting a newer one. It is computed from this statement's snapshot:
+ * The read's version for Elasticsearch's external versioning, from this statement's snapshot:
  * xmax only grows, and while it stands still the in-progress list only shrinks, so a later
- * snapshot never gets a smaller number, and an equal number means it sees the same data.
+ * snapshot never gets a smaller number, and an equal number means it sees the same data. Every
+ * document query selects it (`version` column of a `snap` CTE).
  */
-export const filmDocuments = query<{
+export const SNAPSHOT_VERSION = `SELECT (pg_snapshot_xmax(s)::text::numeric * 65536
+             + 65535 - least(65535, (SELECT count(*) FROM pg_snapshot_xip(s))))::text AS version
+       FROM pg_current_snapshot() s`;
+
+/** A document query's rows: the document as JSON text, or null when its row is gone. */
+export interface DocumentRow {
   id: string;
   version: string;
   /** The document as JSON text on one line (json_agg's line breaks are only whitespace). */
   doc: string | null;
-}>(
+}
+
+/**
+ * The one big query: the Elasticsearch documents of some films, built in SQL, ready to index.
+ * Films that no longer exist are simply absent (the loader deletes their documents).
+ *
+ * `version` (SNAPSHOT_VERSION) orders reads for Elasticsearch's external versioning, so a stale
+ * read that lands late is refused instead of overwriting a newer one.
+ */
+export const filmDocuments = query<DocumentRow>(
   'film_documents',
   // People and genres are aggregated per film once (GROUP BY), then joined: a correlated subquery
   // per field would rescan every film's rows for every film (quadratic in the batch size).
-  `WITH snap AS (
-     SELECT (pg_snapshot_xmax(s)::text::numeric * 65536
-             + 65535 - least(65535, (SELECT count(*) FROM pg_snapshot_xip(s))))::text AS version
-       FROM pg_current_snapshot() s
-   ),
+  `WITH snap AS (${SNAPSHOT_VERSION}),
    requested AS (
      SELECT DISTINCT unnest($1::uuid[]) AS id
    ),

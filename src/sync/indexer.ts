@@ -1,26 +1,37 @@
 /**
- * The indexing worker: claim up to ETL_SIZE_LIMIT film ids, read their documents (ETL_BULK_SIZE
- * per query), bulk them into Elasticsearch, then acknowledge the claim.
+ * The indexing worker: claim up to ETL_SIZE_LIMIT queue members (documents of any kind), read
+ * each kind's documents (ETL_BULK_SIZE per query), bulk them into that kind's index, then
+ * acknowledge the claim.
  *
  * Whatever throws, the claim is either acknowledged (every film indexed, deleted, refused as stale
  * or dead-lettered) or given back to the head of the queue: never dropped. If this process dies
  * instead, its heartbeat lapses and another syncer's reaper gives the claim back.
  */
-import type { FilmExtractor } from '../extract/extractor.js';
+import type { DocumentExtractor } from '../extract/extractor.js';
+import type { DocumentKind, KindName } from '../kinds/documentKind.js';
+import { memberOf, parseMember } from '../kinds/kinds.js';
 import type { Logger } from '../logger.js';
 import type { BulkWriter } from '../load/bulkWriter.js';
 import type { DeadLetters } from '../queue/deadLetters.js';
-import type { Claim, FilmQueue } from '../queue/filmQueue.js';
+import type { Claim, DocumentQueue } from '../queue/documentQueue.js';
 import type { WorkerRegistry, WorkerState } from '../queue/workerRegistry.js';
 import { isTransientError } from '../errors.js';
 import { sleep } from '../util/sleep.js';
 import { isUuid } from '../util/uuid.js';
 
+/** Where one kind's documents go. */
+export interface KindSink {
+  kind: DocumentKind;
+  writer: BulkWriter;
+  /** The index a running reindex of this kind is building: it gets every batch too. */
+  mirror?: () => Promise<BulkWriter | null>;
+}
+
 export interface IndexerDeps {
   workerId: string;
-  queue: FilmQueue;
-  extractor: FilmExtractor;
-  writer: BulkWriter;
+  queue: DocumentQueue;
+  extractor: DocumentExtractor;
+  sinks: ReadonlyMap<KindName, KindSink>;
   deadLetters: DeadLetters;
   registry: WorkerRegistry;
   log: Logger;
@@ -30,13 +41,23 @@ export interface IndexerDeps {
   gracefulMs?: number;
   /** Where failures are reported for `npm run status`. */
   reportError?: (message: string) => Promise<void>;
-  /** The index a running reindex is building: it gets every batch too. */
-  mirror?: () => Promise<BulkWriter | null>;
   /** After every acknowledged claim: for metrics. */
   observe?: (event: { claim: Claim; done: string[]; transientItems: number; dead: number }) => void;
 }
 
+/** What happened to the documents of one index. */
+export interface IndexCounts {
+  indexed: number;
+  deleted: number;
+  stale: number;
+  dead: number;
+}
+
+export const noCounts = (): IndexCounts => ({ indexed: 0, deleted: 0, stale: 0, dead: 0 });
+
 export interface IndexerStats {
+  /** Per index (films, persons, genres); the totals below are their sums. */
+  byIndex: Record<KindName, IndexCounts>;
   batches: number;
   indexed: number;
   deleted: number;
@@ -49,6 +70,7 @@ export interface IndexerStats {
 
 export class Indexer {
   readonly stats: IndexerStats = {
+    byIndex: { films: noCounts(), persons: noCounts(), genres: noCounts() },
     batches: 0,
     indexed: 0,
     deleted: 0,
@@ -129,16 +151,26 @@ export class Indexer {
   }
 
   private async process(claim: Claim): Promise<void> {
-    const { extractor, writer, deadLetters, queue, log } = this.deps;
-    const batchLog = log.child({ batch: this.stats.batches + 1, films: claim.ids.length });
-    const valid = claim.ids.filter(isUuid);
-    const invalid = claim.ids.filter((id) => !isUuid(id));
+    const { deadLetters, log } = this.deps;
+    const batchLog = log.child({ batch: this.stats.batches + 1, documents: claim.ids.length });
+    const groups = new Map<KindName, string[]>();
+    const invalid: string[] = [];
+    for (const member of claim.ids) {
+      const parsed = parseMember(member);
+      if (!parsed || !isUuid(parsed.id) || !this.deps.sinks.has(parsed.kind.name)) {
+        invalid.push(member);
+        continue;
+      }
+      const ids = groups.get(parsed.kind.name) ?? [];
+      ids.push(parsed.id);
+      groups.set(parsed.kind.name, ids);
+    }
     if (invalid.length > 0) {
       await deadLetters.add(
         invalid.map((id) => ({
           id,
           status: 0,
-          reason: 'not a film id (uuid)',
+          reason: 'not a document of a known index (a film uuid, persons/<uuid> or genres/<uuid>)',
           at: new Date().toISOString(),
         })),
       );
@@ -146,39 +178,15 @@ export class Indexer {
     const done: string[] = [];
     let transientItems = 0;
     let dead = 0;
-    for (let i = 0; i < valid.length; i += extractor.bulkSize) {
-      await this.setState('reading');
-      const batch = await extractor.read(claim, valid.slice(i, i + extractor.bulkSize));
-      await this.setState('writing');
-      const result = await writer.write(batch, this.hardStop.signal);
-      const mirror = await this.deps.mirror?.();
-      if (mirror) {
-        // Refusals there are the reindex's to report; the alias's result decides the claim.
-        const mirrored = await mirror.write(batch, this.hardStop.signal);
-        if (mirrored.dead.length > 0)
-          batchLog.warn(
-            { index: mirror.targetName, dead: mirrored.dead.length },
-            'reindex target refused documents',
-          );
-      }
-      await deadLetters.add(result.dead);
-      await deadLetters.clear([...result.indexed, ...result.deleted]);
-      this.stats.indexed += result.indexed.length;
-      this.stats.deleted += result.deleted.length;
-      this.stats.stale += result.stale.length;
-      this.stats.dead += result.dead.length;
-      this.stats.retries += result.retries;
-      transientItems += result.transientItems;
-      dead += result.dead.length;
-      done.push(...result.indexed, ...result.deleted, ...result.stale);
-      if (result.dead.length > 0) {
-        batchLog.warn(
-          { dead: result.dead.map((d) => ({ id: d.id, reason: d.reason })) },
-          'documents refused',
-        );
-      }
+    for (const [name, ids] of groups) {
+      const sink = this.deps.sinks.get(name);
+      if (!sink) continue;
+      const counted = await this.load(sink, claim, ids, batchLog);
+      done.push(...counted.done);
+      transientItems += counted.transientItems;
+      dead += counted.dead;
     }
-    if (!(await queue.ack(claim, done))) {
+    if (!(await this.deps.queue.ack(claim, done))) {
       batchLog.info(
         'claim had been returned meanwhile (heartbeat lapsed); its films are queued again',
       );
@@ -188,6 +196,55 @@ export class Indexer {
     this.stats.batches++;
     this.stats.lastBatchAt = new Date().toISOString();
     batchLog.debug({ indexed: done.length }, 'batch done');
+  }
+
+  /** One kind's part of a claim; returns the queue members done (indexed, deleted or stale). */
+  private async load(
+    { kind, writer, mirror }: KindSink,
+    claim: Claim,
+    ids: string[],
+    batchLog: Logger,
+  ): Promise<{ done: string[]; transientItems: number; dead: number }> {
+    const { extractor, deadLetters } = this.deps;
+    const member = (id: string) => memberOf(kind.name, id);
+    const done: string[] = [];
+    let transientItems = 0;
+    let dead = 0;
+    for (let i = 0; i < ids.length; i += extractor.bulkSize) {
+      await this.setState('reading');
+      const batch = await extractor.read(kind, claim, ids.slice(i, i + extractor.bulkSize));
+      await this.setState('writing');
+      const result = await writer.write(batch, this.hardStop.signal);
+      const target = await mirror?.();
+      if (target) {
+        // Refusals there are the reindex's to report; the alias's result decides the claim.
+        const mirrored = await target.write(batch, this.hardStop.signal);
+        if (mirrored.dead.length > 0)
+          batchLog.warn(
+            { index: target.targetName, dead: mirrored.dead.length },
+            'reindex target refused documents',
+          );
+      }
+      await deadLetters.add(result.dead.map((letter) => ({ ...letter, id: member(letter.id) })));
+      await deadLetters.clear([...result.indexed, ...result.deleted].map(member));
+      for (const counts of [this.stats, this.stats.byIndex[kind.name]]) {
+        counts.indexed += result.indexed.length;
+        counts.deleted += result.deleted.length;
+        counts.stale += result.stale.length;
+        counts.dead += result.dead.length;
+      }
+      this.stats.retries += result.retries;
+      transientItems += result.transientItems;
+      dead += result.dead.length;
+      done.push(...[...result.indexed, ...result.deleted, ...result.stale].map(member));
+      if (result.dead.length > 0) {
+        batchLog.warn(
+          { index: kind.name, dead: result.dead.map((d) => ({ id: d.id, reason: d.reason })) },
+          'documents refused',
+        );
+      }
+    }
+    return { done, transientItems, dead };
   }
 
   /** Return the claim in hand; false when Redis refused (the claim stays in hand, retried). */

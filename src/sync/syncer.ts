@@ -1,6 +1,7 @@
 /**
- * The syncer daemon, assembled: listener and poller feed the film-id queue (ChangeCapture), the
- * indexer drains it into Elasticsearch, and a reaper returns the claims of dead workers. All run
+ * The syncer daemon, assembled: listener and poller feed the document queue (ChangeCapture), the
+ * indexers drain it into the three indices (films, persons, genres: src/kinds), and a reaper
+ * returns the claims of dead workers. All run
  * as cooperating async loops in one process; several processes may run against the same services.
  */
 import { randomBytes } from 'node:crypto';
@@ -10,20 +11,23 @@ import type { Client } from '@elastic/elasticsearch';
 import { ChangeCapture } from '../capture/changeCapture.js';
 import { HandledTransactions } from '../capture/handledTransactions.js';
 import { ChangeListener } from '../capture/listener.js';
-import { Poller } from '../capture/poller.js';
-import { FilmResolver } from '../capture/resolver.js';
+import { FanOut } from '../capture/fanOut.js';
+import { Poller, type LoadedKind } from '../capture/poller.js';
+import { Resolver } from '../capture/resolver.js';
 import type { Config } from '../config.js';
 import { Postgres } from '../db/postgres.js';
-import { FilmExtractor } from '../extract/extractor.js';
+import { DocumentExtractor } from '../extract/extractor.js';
 import type { Logger } from '../logger.js';
 import { BulkWriter } from '../load/bulkWriter.js';
 import { createElasticsearchClient } from '../load/elasticsearchClient.js';
 import { BulkLoadMode } from '../load/bulkLoadMode.js';
-import { IndexedFilmIds } from '../load/indexedIds.js';
-import { ensureIndex, removeReindexLeftovers } from '../load/indexManager.js';
+import { IndexedDocumentIds } from '../load/indexedIds.js';
+import { ensureIndex, removeReindexLeftovers, type IndexTarget } from '../load/indexManager.js';
+import type { DocumentKind, KindName } from '../kinds/documentKind.js';
+import { KINDS } from '../kinds/kinds.js';
 import { ReindexTarget } from '../load/reindexTarget.js';
 import { DeadLetters } from '../queue/deadLetters.js';
-import { FilmQueue } from '../queue/filmQueue.js';
+import { DocumentQueue } from '../queue/documentQueue.js';
 import { ReadLock } from '../queue/readLock.js';
 import { RedisStore } from '../queue/redisStore.js';
 import { recordLastError } from '../queue/statusReport.js';
@@ -35,8 +39,8 @@ import { ChangeClock } from '../metrics/changeClock.js';
 import { LoadProgress } from '../metrics/loadProgress.js';
 import { startHttpServer } from '../metrics/httpServer.js';
 import { SyncerMetrics } from '../metrics/syncerMetrics.js';
-import type { Claim } from '../queue/filmQueue.js';
-import { Indexer, type IndexerStats } from './indexer.js';
+import type { Claim } from '../queue/documentQueue.js';
+import { Indexer, noCounts, type IndexerStats, type KindSink } from './indexer.js';
 
 export interface SyncerOptions {
   /** Heartbeat of the listener (ms); tests shorten it. */
@@ -69,7 +73,7 @@ export class Syncer {
   readonly db: Postgres;
   readonly store: RedisStore;
   readonly es: Client;
-  readonly queue: FilmQueue;
+  readonly queue: DocumentQueue;
   readonly lock: ReadLock;
   readonly watermarks: Watermarks;
   readonly registry: WorkerRegistry;
@@ -97,51 +101,71 @@ export class Syncer {
       log.child({ component: 'redis' }),
     );
     this.es = createElasticsearchClient(config.elasticsearch);
-    this.queue = new FilmQueue(this.store);
+    this.queue = new DocumentQueue(this.store);
     this.lock = new ReadLock(this.store, this.processId, log.child({ component: 'read-lock' }));
     this.watermarks = new Watermarks(this.store);
     this.registry = new WorkerRegistry(this.store);
     this.deadLetters = new DeadLetters(this.store);
   }
 
-  /** Ensure the index, prove LISTEN works, then run every loop in the background. */
+  /** Ensure the indices, prove LISTEN works, then run every loop in the background. */
   async start(): Promise<void> {
     const { config, log } = this;
-    const target = await ensureIndex(this.es, config.index, log.child({ component: 'index' }));
-    this.bulkLoad = new BulkLoadMode(
-      this.es,
-      target.name,
-      log.child({ component: 'index' }),
-      this.store,
-      this.processId,
+    const indexLog = log.child({ component: 'index' });
+    const targets = new Map<KindName, IndexTarget>();
+    for (const kind of KINDS) {
+      const name = kind.indexName(config);
+      targets.set(kind.name, await ensureIndex(this.es, name, indexLog, kind.definition));
+      const mode = new BulkLoadMode(this.es, name, indexLog, this.store, this.processId);
+      // A syncer that died mid full load left the index relaxed: put its settings back first.
+      await mode.restoreAbandoned();
+      this.bulkLoads.set(kind.name, mode);
+    }
+    const targetOf = (kind: DocumentKind): IndexTarget => {
+      const target = targets.get(kind.name);
+      if (!target) throw new Error(`no index for ${kind.name}`);
+      return target;
+    };
+    const fanOut = new FanOut(
+      this.queue,
+      new Resolver(this.db, this.lock, config.sizeLimit, config.sleepMs),
     );
-    // A syncer that died mid full load left the index relaxed: put its settings back first.
-    await this.bulkLoad.restoreAbandoned();
-    const resolver = new FilmResolver(this.db, this.lock, config.sizeLimit, config.sleepMs);
     const handled = new HandledTransactions();
+    const loaded: LoadedKind[] = KINDS.map((kind) => ({
+      kind,
+      indexed: new IndexedDocumentIds(this.es, targetOf(kind)),
+    }));
     const poller = new Poller({
       db: this.db,
       lock: this.lock,
       queue: this.queue,
       watermarks: this.watermarks,
-      resolver,
-      indexed: new IndexedFilmIds(this.es, target),
+      fanOut,
+      kinds: loaded,
       log: log.child({ component: 'poller' }),
       sizeLimit: config.sizeLimit,
       sleepMs: config.sleepMs,
       owner: this.processId,
       handled,
-      onFullLoad: async (films) => {
-        this.showProgress(films);
-        await this.bulkLoad?.enter().catch((err: unknown) => {
-          log.warn({ err: (err as Error).message }, 'could not relax the index for the full load');
-        });
+      onFullLoad: async (documents, kinds) => {
+        this.showProgress(documents);
+        for (const kind of kinds) {
+          await this.bulkLoads
+            .get(kind.name)
+            ?.enter()
+            .catch((err: unknown) => {
+              log.warn(
+                { index: kind.name, err: (err as Error).message },
+                'could not relax the index for the full load',
+              );
+            });
+        }
       },
       onFullLoadQueued: () => this.leaveBulkLoadWhenDrained(),
     });
     const capture = new ChangeCapture(
       this.queue,
-      resolver,
+      fanOut,
       poller,
       log.child({ component: 'capture' }),
       config.pollIntervalMs,
@@ -164,22 +188,24 @@ export class Syncer {
         heartbeatTimeoutMs: this.options.listenerHeartbeatTimeoutMs ?? 5_000,
       },
     );
-    const writer = new BulkWriter(this.es, target, log.child({ component: 'loader' }), {
-      onIndexMissing: async () => {
-        await ensureIndex(this.es, config.index, log.child({ component: 'index' }));
-      },
-    });
     const reindexTarget = new ReindexTarget(
       this.store,
       this.es,
       log.child({ component: 'reindex-mirror' }),
     );
     // In the background (it may wait a few seconds); it logs what it deletes and never throws.
-    void removeReindexLeftovers(
-      this.es,
-      reindexTarget,
-      config.index,
-      log.child({ component: 'index' }),
+    void removeReindexLeftovers(this.es, reindexTarget, config.index, indexLog);
+    const sinks = new Map<KindName, KindSink>(
+      KINDS.map((kind) => {
+        const writer = new BulkWriter(this.es, targetOf(kind), log.child({ component: 'loader' }), {
+          onIndexMissing: async () => {
+            await ensureIndex(this.es, kind.indexName(config), indexLog, kind.definition);
+          },
+        });
+        // Only the films index is rebuilt by `npm run reindex` so far: only it has a mirror.
+        const mirror = kind.name === 'films' ? () => reindexTarget.mirror() : undefined;
+        return [kind.name, { kind, writer, ...(mirror ? { mirror } : {}) }];
+      }),
     );
     // Several indexers per process: the read lock still admits one reader at a time, but one
     // indexer's bulk request overlaps another's read.
@@ -189,15 +215,14 @@ export class Syncer {
         new Indexer({
           workerId: `${this.processId}/indexer-${i + 1}`,
           queue: this.queue,
-          extractor: new FilmExtractor(this.db, this.lock, config.bulkSize),
-          writer,
+          extractor: new DocumentExtractor(this.db, this.lock, config.bulkSize),
+          sinks,
           deadLetters: this.deadLetters,
           registry: this.registry,
           log: log.child({ component: 'indexer', worker: i + 1 }),
           sizeLimit: config.sizeLimit,
           sleepMs: config.sleepMs,
           reportError: (message) => recordLastError(this.store, 'indexer', message),
-          mirror: () => reindexTarget.mirror(),
           observe: (event) => this.observeBatch(event),
         }),
     );
@@ -226,7 +251,7 @@ export class Syncer {
     this.reaper = setInterval(() => void this.reap(), this.options.reapEveryMs ?? 5_000);
     log.info(
       {
-        index: target.name,
+        indices: [...targets.values()].map((t) => t.name),
         worker: this.processId,
         indexers: config.workers,
         size_limit: config.sizeLimit,
@@ -264,11 +289,9 @@ export class Syncer {
     }
     // Whatever is indexed becomes searchable even if nobody starts a syncer again soon. Bounded:
     // with Elasticsearch away, stopping must not wait for it (the next start restores instead).
-    if (this.bulkLoad?.active)
-      await settlesWithin(
-        this.bulkLoad.leave().catch(() => undefined),
-        3_000,
-      );
+    const relaxed = [...this.bulkLoads.values()].filter((mode) => mode.active);
+    if (relaxed.length > 0)
+      await settlesWithin(Promise.allSettled(relaxed.map((mode) => mode.leave())), 3_000);
     await settlesWithin(this.close(), 3_000);
     this.log.info('stopped');
   }
@@ -278,7 +301,7 @@ export class Syncer {
   }
 
   private progress: LoadProgress | null = null;
-  private bulkLoad: BulkLoadMode | null = null;
+  private readonly bulkLoads = new Map<KindName, BulkLoadMode>();
   private drainWatch: NodeJS.Timeout | null = null;
 
   /** Once the full load's films are all indexed (queue and claims empty), end bulk-load mode. */
@@ -287,7 +310,7 @@ export class Syncer {
     let busy = false;
     const check = async () => {
       if ((await this.queue.depth()) > 0 || (await this.queue.inFlight()).length > 0) return;
-      await this.bulkLoad?.leave();
+      for (const mode of this.bulkLoads.values()) if (mode.active) await mode.leave();
       if (this.drainWatch) clearInterval(this.drainWatch);
       this.drainWatch = null;
     };
@@ -302,7 +325,7 @@ export class Syncer {
     }, 250);
   }
 
-  private showProgress(films: number): void {
+  private showProgress(documents: number): void {
     this.progress?.stop();
     const processed = () => {
       const stats = this.indexer?.stats;
@@ -311,7 +334,7 @@ export class Syncer {
     const base = processed();
     this.progress = new LoadProgress(
       'full load',
-      films,
+      documents,
       {
         done: () => processed() - base,
         finished: async () =>
@@ -332,8 +355,22 @@ export class Syncer {
       stats
         .map((s) => s[key])
         .reduce<string | null>((a, b) => (b !== null && (a === null || b > a) ? b : a), null);
+    const byIndex = Object.fromEntries(
+      KINDS.map((kind) => {
+        const total = noCounts();
+        for (const s of stats) {
+          const counts = s.byIndex[kind.name];
+          total.indexed += counts.indexed;
+          total.deleted += counts.deleted;
+          total.stale += counts.stale;
+          total.dead += counts.dead;
+        }
+        return [kind.name, total];
+      }),
+    ) as IndexerStats['byIndex'];
     return {
       stats: {
+        byIndex,
         batches: sum('batches'),
         indexed: sum('indexed'),
         deleted: sum('deleted'),

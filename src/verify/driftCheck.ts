@@ -1,19 +1,21 @@
 /**
- * Compares Postgres and the index film by film: documents missing from the index, documents of
- * films that no longer exist (extra), and documents whose content differs from what the catalog
- * says now (stale, by a hash of the canonical JSON). Reads ETL_SIZE_LIMIT films at a time, under
- * the Postgres read lock, so it can run beside the syncer on a catalog of any size.
+ * Compares Postgres and one index document by document: documents missing from the index,
+ * documents whose row no longer exists (extra), and documents whose content differs from what the
+ * catalog says now (stale, by a hash of the canonical JSON). Reads ETL_SIZE_LIMIT rows at a time,
+ * under the Postgres read lock, so it can run beside the syncer on a catalog of any size. The
+ * same for every kind (src/kinds): the kind brings its ids and its document query.
  */
 import { createHash } from 'node:crypto';
 import type { Client } from '@elastic/elasticsearch';
 import { keysetPages, readPage } from '../db/keysetPages.js';
 import type { Postgres } from '../db/postgres.js';
 import type { IndexedIds } from '../capture/poller.js';
+import type { DocumentKind } from '../kinds/documentKind.js';
 import type { ReadLock } from '../queue/readLock.js';
-import * as sql from '../sql/queries.js';
 
 export interface DriftReport {
-  films: number;
+  /** Rows in Postgres (films, persons or genres). */
+  rows: number;
   documents: number;
   missing: string[];
   extra: string[];
@@ -36,6 +38,7 @@ export const contentHash = (doc: unknown) =>
   createHash('sha1').update(canonical(doc)).digest('hex');
 
 export async function checkDrift(deps: {
+  kind: DocumentKind;
   db: Postgres;
   lock: ReadLock;
   es: Client;
@@ -43,19 +46,19 @@ export async function checkDrift(deps: {
   indexed: IndexedIds;
   pageSize: number;
 }): Promise<DriftReport> {
-  const { db, lock, es, index, indexed, pageSize } = deps;
-  const report: DriftReport = { films: 0, documents: 0, missing: [], extra: [], stale: [] };
+  const { kind, db, lock, es, index, indexed, pageSize } = deps;
+  const report: DriftReport = { rows: 0, documents: 0, missing: [], extra: [], stale: [] };
 
-  // Every film: is its document there, and does it say what the catalog says?
+  // Every row: is its document there, and does it say what the catalog says?
   const pages = keysetPages({
     pageSize,
     read: (after: unknown[] | undefined) =>
-      lock.withLock('verify', () => readPage(db, sql.filmIdPages, [pageSize], after)),
+      lock.withLock('verify', () => readPage(db, kind.ids, [pageSize], after)),
     keyOf: (row) => [row.id],
   });
   for await (const page of pages) {
     const ids = page.map((r) => r.id);
-    const rows = await lock.withLock('verify', () => db.query(sql.filmDocuments, [ids]));
+    const rows = await lock.withLock('verify', () => db.query(kind.documents, [ids]));
     const indexedDocs = await es.mget<Record<string, unknown>>({ index, ids, realtime: true });
     const actual = new Map<string, unknown>();
     for (const doc of indexedDocs.docs) {
@@ -63,17 +66,17 @@ export async function checkDrift(deps: {
     }
     for (const row of rows) {
       if (row.doc === null) continue; // deleted between the two reads
-      report.films++;
+      report.rows++;
       const got = actual.get(row.id);
       if (got === undefined) report.missing.push(row.id);
       else if (contentHash(got) !== contentHash(JSON.parse(row.doc))) report.stale.push(row.id);
     }
   }
 
-  // Every document: does its film still exist?
+  // Every document: does its row still exist?
   for await (const ids of indexed.pages(pageSize)) {
     report.documents += ids.length;
-    const existing = await lock.withLock('verify', () => db.query(sql.existingFilmIds, [ids]));
+    const existing = await lock.withLock('verify', () => db.query(kind.existing, [ids]));
     const present = new Set(existing.map((r) => r.id));
     for (const id of ids) if (!present.has(id)) report.extra.push(id);
   }

@@ -32,12 +32,12 @@ describe('transactions the live path handled', () => {
     await sandbox.cleanup();
   });
 
-  /** Documents written so far, once the count has stopped moving. */
+  /** Films documents written so far, once the count has stopped moving. */
   const settledCount = async () => {
     let last = -1;
     await eventually(
       async () => {
-        const now = syncer.indexer?.stats.indexed ?? 0;
+        const now = syncer.indexer?.stats.byIndex.films.indexed ?? 0;
         const settled = now === last;
         last = now;
         await delay(POLL_MS * 3);

@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { FilmQueue } from '../../src/queue/filmQueue.js';
+import { DocumentQueue } from '../../src/queue/documentQueue.js';
 import { RedisStore } from '../../src/queue/redisStore.js';
 import { seedCatalog } from '../helpers/catalog.js';
 import { eventually, waitForConvergence } from '../helpers/convergence.js';
@@ -38,7 +38,7 @@ describe('kill -9 between the Elasticsearch acknowledgement and the claim remova
   });
 
   it('re-indexes the acknowledged films and converges', async () => {
-    const queue = new FilmQueue(store);
+    const queue = new DocumentQueue(store);
     // 40 bulk requests per claim: the claim is open long after its first documents landed.
     const first = spawnSyncer(sandbox, {
       REDIS_URL: proxiedUrl(sandbox.config.redisUrl, proxy),

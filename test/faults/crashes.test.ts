@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { setTimeout as delay } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
-import { FilmQueue } from '../../src/queue/filmQueue.js';
+import { DocumentQueue } from '../../src/queue/documentQueue.js';
 import { RedisStore } from '../../src/queue/redisStore.js';
 import { insertFilm, seedCatalog } from '../helpers/catalog.js';
 import { eventually, waitForConvergence } from '../helpers/convergence.js';
@@ -64,14 +64,14 @@ async function writeLoad(sandbox: Sandbox, until: number): Promise<number> {
 describe('crashes and stops', () => {
   let sandbox: Sandbox;
   let store: RedisStore;
-  let queue: FilmQueue;
+  let queue: DocumentQueue;
 
   before(async () => {
     sandbox = await createSandbox('crash');
     await migrateSandbox(sandbox);
     await seedCatalog(sandbox.pg, 20_000, 20, 2_000);
     store = new RedisStore(sandbox.config.redisUrl, sandbox.config.redisPrefix, testLog());
-    queue = new FilmQueue(store);
+    queue = new DocumentQueue(store);
   });
 
   after(async () => {

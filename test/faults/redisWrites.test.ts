@@ -11,7 +11,7 @@
 import assert from 'node:assert/strict';
 import { setTimeout as delay } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
-import { FilmQueue } from '../../src/queue/filmQueue.js';
+import { DocumentQueue } from '../../src/queue/documentQueue.js';
 import { RedisStore } from '../../src/queue/redisStore.js';
 import { Watermarks } from '../../src/queue/watermarks.js';
 import { seedCatalog } from '../helpers/catalog.js';
@@ -26,7 +26,7 @@ describe('redis refusing writes', () => {
   let sandbox: Sandbox;
   let redis: RedisServer;
   let store: RedisStore;
-  let queue: FilmQueue;
+  let queue: DocumentQueue;
 
   before(async () => {
     sandbox = await createSandbox('redis_writes');
@@ -34,7 +34,7 @@ describe('redis refusing writes', () => {
     await seedCatalog(sandbox.pg, 6_000, 20, 600);
     redis = await startRedisServer();
     store = new RedisStore(redis.url, sandbox.config.redisPrefix, testLog());
-    queue = new FilmQueue(store);
+    queue = new DocumentQueue(store);
   });
 
   after(async () => {

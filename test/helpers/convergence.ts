@@ -1,5 +1,12 @@
-/** Waits until the index equals the documents computed from Postgres, or fails with the drift. */
+/**
+ * Waits until all three indices equal the documents computed from Postgres (films, persons,
+ * genres: contract.md sections 2 and 2b), or fails with the drift of each.
+ */
 import { setTimeout as delay } from 'node:timers/promises';
+import type { Client } from '@elastic/elasticsearch';
+import type pg from 'pg';
+import type { Config } from '../../src/config.js';
+import type { KindName } from '../../src/kinds/documentKind.js';
 import type { Sandbox } from './isolation.js';
 import {
   compare,
@@ -9,24 +16,63 @@ import {
   indexedDocuments,
   type Drift,
 } from './expectedDocuments.js';
+import {
+  expectedGenreDocuments,
+  expectedPersonDocuments,
+  normaliseGenre,
+  normalisePerson,
+} from './expectedPersonsGenres.js';
+
+export interface IndexDrift {
+  kind: KindName;
+  /** How many documents Postgres says the index should hold. */
+  expected: number;
+  drift: Drift<unknown>;
+}
+
+/** Each index compared with the oracle; an index that cannot be read counts as empty. */
+export async function indexDrifts(
+  db: pg.Pool,
+  es: Client,
+  config: Pick<Config, 'index' | 'personsIndex' | 'genresIndex'>,
+): Promise<IndexDrift[]> {
+  const empty = () => new Map();
+  const [films, filmsIndexed, persons, personsIndexed, genres, genresIndexed] = await Promise.all([
+    expectedDocuments(db),
+    indexedDocuments(es, config.index).catch(empty),
+    expectedPersonDocuments(db),
+    indexedDocuments(es, config.personsIndex, normalisePerson).catch(empty),
+    expectedGenreDocuments(db),
+    indexedDocuments(es, config.genresIndex, normaliseGenre).catch(empty),
+  ]);
+  return [
+    { kind: 'films', expected: films.size, drift: compare<unknown>(films, filmsIndexed) },
+    { kind: 'persons', expected: persons.size, drift: compare<unknown>(persons, personsIndexed) },
+    { kind: 'genres', expected: genres.size, drift: compare<unknown>(genres, genresIndexed) },
+  ];
+}
+
+export function describeDrifts(drifts: IndexDrift[]): string {
+  return drifts
+    .filter((d) => !inSync(d.drift))
+    .map((d) => `${d.kind}: ${describeDrift(d.drift)}`)
+    .join('\n');
+}
 
 export async function waitForConvergence(
   sandbox: Sandbox,
   timeoutMs = 30_000,
 ): Promise<{ ms: number; documents: number }> {
   const started = Date.now();
-  let drift: Drift | null = null;
+  let drifts: IndexDrift[] | null = null;
   while (Date.now() - started < timeoutMs) {
-    const [expected, actual] = await Promise.all([
-      expectedDocuments(sandbox.pg),
-      indexedDocuments(sandbox.es, sandbox.config.index).catch(() => new Map()),
-    ]);
-    drift = compare(expected, actual);
-    if (inSync(drift)) return { ms: Date.now() - started, documents: expected.size };
+    drifts = await indexDrifts(sandbox.pg, sandbox.es, sandbox.config);
+    if (drifts.every((d) => inSync(d.drift)))
+      return { ms: Date.now() - started, documents: drifts[0]?.expected ?? 0 };
     await delay(200);
   }
   throw new Error(
-    `index did not converge in ${timeoutMs} ms: ${drift ? describeDrift(drift) : 'no read'}`,
+    `indices did not converge in ${timeoutMs} ms: ${drifts ? describeDrifts(drifts) : 'no read'}`,
   );
 }
 

@@ -1,7 +1,8 @@
 /**
  * The test oracle: the documents contract.md section 2 prescribes, computed in plain TypeScript
  * from the raw tables (independently of the syncer's SQL), and the index's actual documents, both
- * normalised so that array order does not matter.
+ * normalised so that array order does not matter. Section 2b's persons and genres documents are
+ * in expectedPersonsGenres.ts; comparing works alike for all three.
  */
 import { isDeepStrictEqual } from 'node:util';
 import type { Client } from '@elastic/elasticsearch';
@@ -97,19 +98,23 @@ export async function expectedDocuments(db: pg.Pool): Promise<Map<string, Doc>> 
   return new Map([...docs].map(([id, doc]) => [id, normalise(doc)]));
 }
 
-export async function indexedDocuments(es: Client, index: string): Promise<Map<string, Doc>> {
+export async function indexedDocuments<D = Doc>(
+  es: Client,
+  index: string,
+  normaliseDoc: (doc: D) => D = normalise as unknown as (doc: D) => D,
+): Promise<Map<string, D>> {
   await es.indices.refresh({ index });
-  const docs = new Map<string, Doc>();
+  const docs = new Map<string, D>();
   let after: (string | number)[] | undefined;
   for (;;) {
-    const page = await es.search<Doc>({
+    const page = await es.search<D>({
       index,
       size: 5_000,
       sort: [{ id: 'asc' }],
       ...(after ? { search_after: after } : {}),
     });
     for (const hit of page.hits.hits) {
-      if (hit._source && hit._id !== undefined) docs.set(hit._id, normalise(hit._source));
+      if (hit._source && hit._id !== undefined) docs.set(hit._id, normaliseDoc(hit._source));
     }
     const last = page.hits.hits.at(-1);
     if (page.hits.hits.length < 5_000 || !last?.sort) break;
@@ -118,14 +123,14 @@ export async function indexedDocuments(es: Client, index: string): Promise<Map<s
   return docs;
 }
 
-export interface Drift {
+export interface Drift<D = Doc> {
   missing: string[];
   extra: string[];
-  stale: { id: string; expected: Doc; actual: Doc }[];
+  stale: { id: string; expected: D; actual: D }[];
 }
 
-export function compare(expected: Map<string, Doc>, actual: Map<string, Doc>): Drift {
-  const drift: Drift = { missing: [], extra: [], stale: [] };
+export function compare<D>(expected: Map<string, D>, actual: Map<string, D>): Drift<D> {
+  const drift: Drift<D> = { missing: [], extra: [], stale: [] };
   for (const [id, doc] of expected) {
     const got = actual.get(id);
     if (!got) drift.missing.push(id);
@@ -135,15 +140,22 @@ export function compare(expected: Map<string, Doc>, actual: Map<string, Doc>): D
   return drift;
 }
 
-export const inSync = (d: Drift) => d.missing.length + d.extra.length + d.stale.length === 0;
+export const inSync = (d: Drift<unknown>) =>
+  d.missing.length + d.extra.length + d.stale.length === 0;
 
-export function describeDrift(d: Drift): string {
+export function describeDrift(d: Drift<unknown>): string {
   const first = d.stale[0];
   return (
     `missing ${d.missing.length} (${d.missing.slice(0, 3).join(', ')}), ` +
     `extra ${d.extra.length} (${d.extra.slice(0, 3).join(', ')}), stale ${d.stale.length}` +
     (first
-      ? `\nfirst stale ${first.id}:\n expected ${JSON.stringify(first.expected)}\n actual   ${JSON.stringify(first.actual)}`
+      ? `\nfirst stale ${first.id}:\n expected ${clip(first.expected)}\n actual   ${clip(first.actual)}`
       : '')
   );
 }
+
+/** A document for a message: a person with hundreds of films would flood the output. */
+const clip = (doc: unknown) => {
+  const text = JSON.stringify(doc);
+  return text.length > 800 ? `${text.slice(0, 800)}…` : text;
+};

@@ -43,6 +43,8 @@ export async function createSandbox(label: string): Promise<Sandbox> {
     listenUrl: withDatabase(base.databaseUrl, name),
     redisPrefix: `test:${name}:`,
     index: name.replace(/_/g, '-'),
+    personsIndex: `${name.replace(/_/g, '-')}-persons`,
+    genresIndex: `${name.replace(/_/g, '-')}-genres`,
   };
   const pool = new pg.Pool({ connectionString: config.databaseUrl, max: 4 });
   const redis = new Redis(config.redisUrl, { lazyConnect: false });
@@ -52,6 +54,8 @@ export async function createSandbox(label: string): Promise<Sandbox> {
     REDIS_URL: config.redisUrl,
     ELASTICSEARCH_URL: config.elasticsearch.url,
     ES_INDEX: config.index,
+    ES_PERSONS_INDEX: config.personsIndex,
+    ES_GENRES_INDEX: config.genresIndex,
     REDIS_PREFIX: config.redisPrefix,
     METRICS_PORT: '0',
   };

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { Client } from '@elastic/elasticsearch';
-import type { FilmBatch } from '../../src/extract/filmDocument.js';
+import type { DocumentBatch } from '../../src/extract/documentBatch.js';
 import { createElasticsearchClient } from '../../src/load/elasticsearchClient.js';
 import { indexMappings, indexSettings } from '../../src/load/indexDefinition.js';
 import type { LoadResult } from '../../src/load/bulkWriter.js';
@@ -20,7 +20,7 @@ import { EsFaultProxy } from '../helpers/esFaultProxy.js';
 import { createSandbox, type Sandbox } from '../helpers/isolation.js';
 import { testLog } from '../helpers/syncerHarness.js';
 
-function batchOf(count: number): FilmBatch {
+function batchOf(count: number): DocumentBatch {
   const ids = Array.from({ length: count }, () => randomUUID());
   return {
     claim: { workerId: 'test', ids, claimedAt: Date.now() },

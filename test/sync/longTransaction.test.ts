@@ -5,12 +5,14 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { FilmResolver } from '../../src/capture/resolver.js';
+import { FanOut } from '../../src/capture/fanOut.js';
+import { Resolver } from '../../src/capture/resolver.js';
 import { Poller } from '../../src/capture/poller.js';
 import { Postgres } from '../../src/db/postgres.js';
-import { IndexedFilmIds } from '../../src/load/indexedIds.js';
+import { films } from '../../src/kinds/films.js';
+import { IndexedDocumentIds } from '../../src/load/indexedIds.js';
 import { ensureIndex } from '../../src/load/indexManager.js';
-import { FilmQueue } from '../../src/queue/filmQueue.js';
+import { DocumentQueue } from '../../src/queue/documentQueue.js';
 import { ReadLock } from '../../src/queue/readLock.js';
 import { RedisStore } from '../../src/queue/redisStore.js';
 import { Watermarks } from '../../src/queue/watermarks.js';
@@ -23,7 +25,7 @@ describe('a long transaction that commits last', () => {
   let sandbox: Sandbox;
   let db: Postgres;
   let store: RedisStore;
-  let queue: FilmQueue;
+  let queue: DocumentQueue;
   let poller: Poller;
 
   before(async () => {
@@ -35,7 +37,7 @@ describe('a long transaction that commits last', () => {
     // Its own prefix: these passes queue and acknowledge without indexing, which the
     // end-to-end tests below must not inherit.
     store = new RedisStore(sandbox.config.redisUrl, `${sandbox.config.redisPrefix}direct:`, log);
-    queue = new FilmQueue(store);
+    queue = new DocumentQueue(store);
     const lock = new ReadLock(store, 'test', log);
     const target = await ensureIndex(sandbox.es, sandbox.config.index, log);
     poller = new Poller({
@@ -43,8 +45,9 @@ describe('a long transaction that commits last', () => {
       lock,
       queue,
       watermarks: new Watermarks(store),
-      resolver: new FilmResolver(db, lock, 200, 0),
-      indexed: new IndexedFilmIds(sandbox.es, target),
+      // The films index alone: the watermark logic is the same for every kind.
+      fanOut: new FanOut(queue, new Resolver(db, lock, 200, 0), [films]),
+      kinds: [{ kind: films, indexed: new IndexedDocumentIds(sandbox.es, target) }],
       log,
       sizeLimit: 200,
       sleepMs: 0,

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { createLogger } from '../../src/logger.js';
 import { DeadLetters } from '../../src/queue/deadLetters.js';
-import { FilmQueue, type Claim } from '../../src/queue/filmQueue.js';
+import { DocumentQueue, type Claim } from '../../src/queue/documentQueue.js';
 import { RedisStore } from '../../src/queue/redisStore.js';
 import { WorkerRegistry } from '../../src/queue/workerRegistry.js';
 import { sleep } from '../../src/util/sleep.js';
@@ -19,12 +19,12 @@ const films = (n: number, from = 0) =>
 
 describe('film queue', () => {
   let store: RedisStore;
-  let queue: FilmQueue;
+  let queue: DocumentQueue;
 
   beforeEach(() => {
     const prefix = `test:queue:${randomBytes(6).toString('hex')}:`;
     store = new RedisStore(REDIS_URL, prefix, createLogger('silent', false));
-    queue = new FilmQueue(store);
+    queue = new DocumentQueue(store);
   });
 
   afterEach(async () => {

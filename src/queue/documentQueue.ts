@@ -1,11 +1,13 @@
 /**
- * The queue of film ids waiting to be indexed: the seed's LPUSH/RPOP list, made crash-safe.
+ * The queue of documents waiting to be indexed, of every kind: the seed's LPUSH/RPOP list, made
+ * crash-safe. Its members name a kind and an id (src/kinds/kinds.ts: a film id as it is,
+ * `persons/<id>`, `genres/<id>`), so one queue, one claim and one reaper serve all indices.
  *
  *   enqueue ──LPUSH──▶ [queue] ──RPOP (claim)──▶ [claim:<id>] ──ack──▶ [history]
  *                         ▲                            │
  *                         └──── release / reaper ──────┘
  *
- * A film waits at most once (the `queued` set). Every claim is its own unit: its own id, its own
+ * A document waits at most once (the `queued` set). Every claim is its own unit: its own id, its own
  * list, its own entry in the `claims` hash (which names the worker). Ack and release touch exactly
  * one claim, so no failure can make one claim's acknowledgement drop another's films. A claim
  * stays until Elasticsearch acknowledged its films, and goes back to the head of the queue if the
@@ -41,7 +43,7 @@ interface ClaimRecord {
   at: number;
 }
 
-export class FilmQueue {
+export class DocumentQueue {
   /** Emits 'enqueued' when this process queued something, so its own workers wake at once. */
   readonly events = new EventEmitter();
 

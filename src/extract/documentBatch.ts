@@ -2,7 +2,7 @@
  * The document of contract.md section 2, and the typed batch that extract hands to load (the
  * seed's dataclass between stages 2 and 3).
  */
-import type { Claim } from '../queue/filmQueue.js';
+import type { Claim } from '../queue/documentQueue.js';
 
 export interface PersonRef {
   id: string;
@@ -46,7 +46,7 @@ export interface Deletion {
 /** Whose films a batch holds: a queue claim, or a reindex page (which has no claim id). */
 export type BatchSource = Pick<Claim, 'workerId' | 'ids' | 'claimedAt'>;
 
-export interface FilmBatch {
+export interface DocumentBatch {
   claim: BatchSource;
   documents: VersionedDocument[];
   deletions: Deletion[];
