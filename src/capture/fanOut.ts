@@ -40,20 +40,7 @@ export class FanOut {
 
   /** What a change touches; no I/O. */
   plan(change: TableChange): FanOutPlan {
-    const plan: FanOutPlan = { members: [], resolutions: [] };
-    for (const kind of this.kinds) {
-      const touch = kind.touchedBy[change.table];
-      const keys = touch ? change.keys[touch.entity] : undefined;
-      if (!touch || !keys) continue;
-      const ids = [...keys];
-      if (ids.length === 0) continue;
-      if (!touch.via) {
-        for (const id of ids) plan.members.push(memberOf(kind.name, id));
-      } else if (!change.op || !touch.liveOps || touch.liveOps.includes(change.op)) {
-        plan.resolutions.push({ kind, touch: { ...touch, via: touch.via }, ids });
-      }
-    }
-    return plan;
+    return planFanOut(change, this.kinds);
   }
 
   /** Enqueue what a plan names; returns how many members were new to the queue. */
@@ -69,4 +56,22 @@ export class FanOut {
       added += await this.queue.enqueue(page.map((id) => memberOf(kind.name, id)));
     return added;
   }
+}
+
+/** What a change touches in these kinds: members to queue as they are, ids to resolve. */
+export function planFanOut(change: TableChange, kinds: readonly DocumentKind[]): FanOutPlan {
+  const plan: FanOutPlan = { members: [], resolutions: [] };
+  for (const kind of kinds) {
+    const touch = kind.touchedBy[change.table];
+    const keys = touch ? change.keys[touch.entity] : undefined;
+    if (!touch || !keys) continue;
+    const ids = [...keys];
+    if (ids.length === 0) continue;
+    if (!touch.via) {
+      for (const id of ids) plan.members.push(memberOf(kind.name, id));
+    } else if (!change.op || !touch.liveOps || touch.liveOps.includes(change.op)) {
+      plan.resolutions.push({ kind, touch: { ...touch, via: touch.via }, ids });
+    }
+  }
+  return plan;
 }
