@@ -66,7 +66,15 @@ describe('metrics and health', () => {
       10_000,
       'latency observed',
     );
-    assert.ok(value(text, 'movies_etl_documents_indexed_total') >= 51);
+    assert.ok(value(text, 'movies_etl_documents_indexed_total{index="films"}') >= 51);
+    // Broken down by index: the full load indexed every person and genre too.
+    assert.ok(value(text, 'movies_etl_documents_indexed_total{index="persons"}') >= 10);
+    assert.ok(value(text, 'movies_etl_documents_indexed_total{index="genres"}') >= 3);
+    for (const index of ['films', 'persons', 'genres']) {
+      assert.equal(value(text, `movies_etl_queue_depth_by_index{index="${index}"}`), 0, index);
+      assert.equal(value(text, `movies_etl_dead_letters{index="${index}"}`), 0, index);
+    }
+    assert.ok(value(text, 'movies_etl_change_to_index_seconds_count{index="films"}') >= 1);
     assert.ok(value(text, 'movies_etl_documents_deleted_total') >= 1);
     assert.ok(value(text, 'movies_etl_batches_total') >= 1);
     assert.equal(value(text, 'movies_etl_listener_connected'), 1);

@@ -14,6 +14,7 @@ import pgListen, { type Subscriber } from 'pg-listen';
 import type { Logger } from '../logger.js';
 import { jitter, sleep } from '../util/sleep.js';
 import { CHANNEL, parseNotification, type ChangeNotification } from './notification.js';
+import { withTimeout } from '../util/timeouts.js';
 
 // pg-listen is CommonJS with `exports.default`.
 const createSubscriber = pgListen.default;
@@ -233,14 +234,6 @@ export class ChangeListener {
       if (!this.connected || !(await this.heartbeat(subscriber))) return;
     }
   }
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** Close without waiting on a half-open socket: end() can hang until TCP gives up. */

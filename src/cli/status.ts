@@ -1,4 +1,7 @@
-/** `npm run status` (`-- --json` for machines): what the syncers are doing, read from Redis. */
+/**
+ * `npm run status` (`-- --json` for machines): what the syncers are doing, read from Redis, with
+ * the queue and the dead letters broken down by index.
+ */
 import { parseArgs } from 'node:util';
 import { loadConfigOrExit } from '../config.js';
 import { createLogger } from '../logger.js';
@@ -53,12 +56,17 @@ function table(rows: string[][]): string {
     .join('\n');
 }
 
+function perIndex(counts: Record<string, number>, exact: boolean): string {
+  const parts = Object.entries(counts).map(([index, n]) => `${index} ${exact ? '' : '~'}${n}`);
+  return parts.join(', ');
+}
+
 function render(r: StatusReport): string {
   const lines = [
-    `queue        ${r.queue.depth} films waiting`,
-    `in flight    ${r.inFlight.length === 0 ? 'none' : r.inFlight.map((c) => `${c.films} films by ${c.worker} for ${age(c.ageMs)}`).join('; ')}`,
+    `queue        ${r.queue.depth} documents waiting (${perIndex(r.queue.byIndex, r.queue.exact)})`,
+    `in flight    ${r.inFlight.length === 0 ? 'none' : r.inFlight.map((c) => `${c.documents} documents by ${c.worker} for ${age(c.ageMs)}`).join('; ')}`,
     `read lock    ${r.readLock ? `held by ${r.readLock.holder} for ${age(r.readLock.heldMs)}` : 'free'}`,
-    `dead letters ${r.deadLetters}`,
+    `dead letters ${r.deadLetters} (${perIndex(r.deadLettersByIndex, true)})`,
     `last batch   ${r.lastBatch ? `${r.lastBatch.at} (${r.lastBatch.id})` : 'none yet'}`,
     `last error   ${r.lastError ? `${r.lastError.at} ${r.lastError.component}: ${r.lastError.message}` : 'none'}`,
     '',

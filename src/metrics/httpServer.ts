@@ -4,41 +4,32 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { Logger } from '../logger.js';
-import type { Syncer } from '../sync/syncer.js';
 import type { SyncerMetrics } from './syncerMetrics.js';
+import type { SyncerView } from './syncerView.js';
+import { withTimeout } from '../util/timeouts.js';
 
 /** A queue that has waited this long with no batch acknowledged means the syncer is stuck. */
 const STALL_MS = 120_000;
 
-export async function readiness(syncer: Syncer): Promise<string[]> {
+export async function readiness(syncer: SyncerView): Promise<string[]> {
   const problems: string[] = [];
-  const timeout = <T>(p: Promise<T>) =>
-    Promise.race([
-      p,
-      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timed out')), 3_000)),
-    ]);
-  const checks: [string, () => Promise<unknown>][] = [
-    ['postgres', () => syncer.db.pool.query('SELECT 1')],
-    ['redis', () => syncer.store.redis.ping()],
-    ['elasticsearch', () => syncer.es.cluster.health({ timeout: '2s' })],
-  ];
   await Promise.all(
-    checks.map(async ([name, check]) => {
+    Object.entries(syncer.services).map(async ([name, check]) => {
       try {
-        await timeout(check());
+        await withTimeout(check(), 3_000, 'ping');
       } catch (err) {
         problems.push(`${name}: ${(err as Error).message}`);
       }
     }),
   );
-  if (!syncer.listener?.connected) problems.push('listener: not connected');
-  const stats = syncer.indexer?.stats;
+  if (!syncer.listenerConnected()) problems.push('listener: not connected');
+  const stats = syncer.indexerStats();
   if (stats && problems.length === 0) {
     const depth = await syncer.queue.depth();
     const last = stats.lastBatchAt ? Date.parse(stats.lastBatchAt) : syncer.startedAt;
     if (depth > 0 && Date.now() - last > STALL_MS) {
       problems.push(
-        `indexer: ${depth} films waiting and no batch done for ${Math.round((Date.now() - last) / 1000)} s`,
+        `indexer: ${depth} documents waiting and no batch done for ${Math.round((Date.now() - last) / 1000)} s`,
       );
     }
   }
@@ -47,7 +38,7 @@ export async function readiness(syncer: Syncer): Promise<string[]> {
 
 export function startHttpServer(
   port: number,
-  syncer: Syncer,
+  syncer: SyncerView,
   metrics: SyncerMetrics,
   log: Logger,
 ): Promise<Server> {

@@ -7,7 +7,7 @@ import cliProgress from 'cli-progress';
 import type { Logger } from '../logger.js';
 
 export interface ProgressSource {
-  /** Films processed so far (indexed, deleted or refused as stale) since the load began. */
+  /** Documents processed so far (indexed, deleted or refused as stale) since the load began. */
   done(): number;
   /** True once nothing is left to do (queue and claims empty). */
   finished(): Promise<boolean>;
@@ -32,7 +32,7 @@ export class LoadProgress {
     if (this.tty) {
       this.bar = new cliProgress.SingleBar(
         {
-          format: `${this.label} [{bar}] {percentage}% | {value}/{total} films | {rate}/s | ETA {eta_formatted}`,
+          format: `${this.label} [{bar}] {percentage}% | {value}/{total} documents | {rate}/s | ETA {eta_formatted}`,
           stream: process.stderr,
           hideCursor: true,
         },
@@ -63,7 +63,7 @@ export class LoadProgress {
     if (finished) {
       this.stop();
       this.log.info(
-        { films: done, seconds: Math.round(seconds), rate: Math.round(rate) },
+        { documents: done, seconds: Math.round(seconds), rate: Math.round(rate) },
         `${this.label} done`,
       );
       return;

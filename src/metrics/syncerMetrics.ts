@@ -1,29 +1,47 @@
 /**
- * Prometheus metrics of one syncer process (prom-client). Most values are read at scrape time from
- * the components' own counters and from Redis, so the hot path only pays for the latency
- * histograms.
+ * Prometheus metrics of one syncer process (prom-client), broken down by index (`index` label:
+ * films, persons, genres) where a number belongs to one. Most values are read at scrape time from
+ * the components' own counters and from Redis (through SyncerView), so the hot path only pays for
+ * the latency histograms.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Syncer } from '../sync/syncer.js';
+import type { KindName } from '../kinds/documentKind.js';
+import { KIND_NAMES, parseMember } from '../kinds/kinds.js';
+import type { ChangeClock } from './changeClock.js';
+import type { IndexCounts } from './indexerStats.js';
+import type { SyncerView } from './syncerView.js';
+
+/** What the indexer reports of each acknowledged claim. */
+export interface BatchEvent {
+  claimedAt: number;
+  /** Queue members done (indexed, deleted or stale). */
+  done: string[];
+  transientItems: number;
+  dead: number;
+}
 
 export class SyncerMetrics {
   readonly registry = new Registry();
-  readonly changeToIndex: Histogram;
-  readonly batchDuration: Histogram;
-  readonly bulkItemErrors: Counter<'kind'>;
+  private readonly changeToIndex: Histogram<'index'>;
+  private readonly batchDuration: Histogram;
+  private readonly bulkItemErrors: Counter<'kind'>;
 
-  constructor(syncer: Syncer) {
+  constructor(
+    view: SyncerView,
+    private readonly clock: ChangeClock,
+  ) {
     const registry = this.registry;
     collectDefaultMetrics({ register: registry, prefix: 'movies_etl_' });
     this.changeToIndex = new Histogram({
       name: 'movies_etl_change_to_index_seconds',
-      help: 'From hearing of a change (notification) to Elasticsearch acknowledging the film',
+      help: 'From hearing of a change (notification) to Elasticsearch acknowledging the document',
+      labelNames: ['index'],
       buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
       registers: [registry],
     });
     this.batchDuration = new Histogram({
       name: 'movies_etl_batch_duration_seconds',
-      help: 'From claiming a batch of film ids to acknowledging it',
+      help: 'From claiming a batch of documents to acknowledging it',
       buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers: [registry],
     });
@@ -34,32 +52,46 @@ export class SyncerMetrics {
       registers: [registry],
     });
 
-    // Totals kept by the components, turned into counters at scrape time.
+    // Per-index totals kept by the indexers, turned into counters at scrape time.
+    const perIndex: [string, string, keyof IndexCounts][] = [
+      ['documents_indexed_total', 'Documents indexed', 'indexed'],
+      ['documents_deleted_total', 'Documents deleted', 'deleted'],
+      ['documents_stale_total', 'Writes refused because a newer version was indexed', 'stale'],
+      ['dead_lettered_total', 'Documents sent to the dead letters', 'dead'],
+    ];
+    for (const [name, help, field] of perIndex) {
+      const last = new Map<KindName, number>();
+      new Counter({
+        name: `movies_etl_${name}`,
+        help,
+        labelNames: ['index'],
+        registers: [registry],
+        collect() {
+          const stats = view.indexerStats();
+          for (const index of KIND_NAMES) {
+            const now = stats?.byIndex[index][field] ?? 0;
+            const before = last.get(index) ?? 0;
+            // Every index appears from the first scrape on, at 0 until something happens.
+            this.inc({ index }, Math.max(0, now - before));
+            last.set(index, Math.max(now, before));
+          }
+        },
+      });
+    }
+    // Process-wide totals, likewise.
     const totals: [string, string, () => number][] = [
-      ['documents_indexed_total', 'Documents indexed', () => syncer.indexer?.stats.indexed ?? 0],
-      ['documents_deleted_total', 'Documents deleted', () => syncer.indexer?.stats.deleted ?? 0],
-      [
-        'documents_stale_total',
-        'Writes refused because a newer version was indexed',
-        () => syncer.indexer?.stats.stale ?? 0,
-      ],
-      [
-        'dead_lettered_total',
-        'Films sent to the dead letters',
-        () => syncer.indexer?.stats.dead ?? 0,
-      ],
-      ['batches_total', 'Batches acknowledged', () => syncer.indexer?.stats.batches ?? 0],
-      ['bulk_retries_total', 'Bulk request retries', () => syncer.indexer?.stats.retries ?? 0],
+      ['batches_total', 'Batches acknowledged', () => view.indexerStats()?.batches ?? 0],
+      ['bulk_retries_total', 'Bulk request retries', () => view.indexerStats()?.retries ?? 0],
       [
         'notifications_total',
         'Change notifications received',
-        () => syncer.capture?.stats.notifications ?? 0,
+        () => view.captureStats()?.notifications ?? 0,
       ],
-      ['poll_passes_total', 'Poll passes run', () => syncer.capture?.stats.passes ?? 0],
+      ['poll_passes_total', 'Poll passes run', () => view.captureStats()?.passes ?? 0],
       [
         'read_lock_wait_seconds_total',
         'Time spent waiting for the Postgres read lock',
-        () => syncer.lock.waitedMs / 1000,
+        () => view.lockWaitedMs() / 1000,
       ],
     ];
     for (const [name, help, read] of totals) {
@@ -81,23 +113,35 @@ export class SyncerMetrics {
       help: '1 while the LISTEN connection is up and answering heartbeats',
       registers: [registry],
       collect() {
-        this.set(syncer.listener?.connected ? 1 : 0);
+        this.set(view.listenerConnected() ? 1 : 0);
       },
     });
     new Gauge({
       name: 'movies_etl_queue_depth',
-      help: 'Film ids waiting in the Redis queue (all syncers)',
+      help: 'Documents waiting in the Redis queue, all indices (all syncers)',
       registers: [registry],
       async collect() {
-        this.set(await syncer.queue.depth());
+        this.set(await view.queue.depth());
+      },
+    });
+    new Gauge({
+      name: 'movies_etl_queue_depth_by_index',
+      help: 'Documents waiting in the Redis queue per index (estimated beyond 100,000 waiting)',
+      labelNames: ['index'],
+      registers: [registry],
+      async collect() {
+        const { counts } = await view.queue.depthByKind();
+        for (const index of KIND_NAMES) this.set({ index }, counts[index]);
       },
     });
     new Gauge({
       name: 'movies_etl_dead_letters',
-      help: 'Films in the dead letters (all syncers)',
+      help: 'Documents in the dead letters, per index (all syncers)',
+      labelNames: ['index'],
       registers: [registry],
       async collect() {
-        this.set(await syncer.deadLetters.count());
+        const counts = await view.deadLetters.countByKind();
+        for (const index of KIND_NAMES) this.set({ index }, counts[index]);
       },
     });
     new Gauge({
@@ -107,10 +151,23 @@ export class SyncerMetrics {
       registers: [registry],
       async collect() {
         const now = Date.now();
-        for (const [table, mark] of await syncer.watermarks.getAll()) {
+        for (const [table, mark] of await view.watermarks.getAll()) {
           if (mark) this.set({ table }, (now - Date.parse(mark.at)) / 1000);
         }
       },
     });
+  }
+
+  /** After every acknowledged claim. */
+  observeBatch(event: BatchEvent): void {
+    this.batchDuration.observe((Date.now() - event.claimedAt) / 1000);
+    for (const member of event.done) {
+      const [age] = this.clock.settle([member]);
+      const index = parseMember(member)?.kind.name;
+      if (age !== undefined && index) this.changeToIndex.observe({ index }, age);
+    }
+    if (event.transientItems > 0)
+      this.bulkItemErrors.inc({ kind: 'transient' }, event.transientItems);
+    if (event.dead > 0) this.bulkItemErrors.inc({ kind: 'permanent' }, event.dead);
   }
 }

@@ -1,8 +1,11 @@
 /**
- * Films Elasticsearch refused for good (a mapping conflict, a value it cannot parse), with the
- * reason. One entry per film: a film that fails again replaces its entry rather than piling up.
+ * Documents Elasticsearch refused for good (a mapping conflict, a value it cannot parse), with the
+ * reason, under their queue member (a film id, persons/<id>, genres/<id>). One entry per document:
+ * one that fails again replaces its entry rather than piling up.
  * The rest of the batch goes on; `retry` puts them back in the queue once the cause is fixed.
  */
+import type { KindName } from '../kinds/documentKind.js';
+import { parseMember } from '../kinds/kinds.js';
 import type { DocumentQueue } from './documentQueue.js';
 import type { RedisStore } from './redisStore.js';
 
@@ -44,6 +47,22 @@ export class DeadLetters {
 
   async count(): Promise<number> {
     return this.store.redis.hlen(this.key);
+  }
+
+  /** Letters per index (dead letters are few: read whole, in chunks). */
+  async countByKind(): Promise<Record<KindName, number>> {
+    const counts: Record<KindName, number> = { films: 0, persons: 0, genres: 0 };
+    let cursor = '0';
+    do {
+      const [next, flat] = await this.store.redis.hscan(this.key, cursor, 'COUNT', 1_000);
+      cursor = next;
+      // Field, value, field, value...: HSCAN NOVALUES needs Redis 7.4.
+      for (let i = 0; i < flat.length; i += 2) {
+        const kind = parseMember(flat[i] ?? '')?.kind.name;
+        if (kind) counts[kind]++;
+      }
+    } while (cursor !== '0');
+    return counts;
   }
 
   /**

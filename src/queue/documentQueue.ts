@@ -15,9 +15,12 @@
  */
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
+import type { KindName } from '../kinds/documentKind.js';
+import { parseMember } from '../kinds/kinds.js';
 import type { RedisStore } from './redisStore.js';
 
 const HISTORY_CAP = 10_000;
+const DEPTH_CHUNK = 10_000;
 const ENQUEUE_CHUNK = 1_000;
 
 export interface Claim {
@@ -128,6 +131,35 @@ export class DocumentQueue {
 
   async depth(): Promise<number> {
     return this.store.redis.llen(this.keys.queue);
+  }
+
+  /**
+   * What is waiting, per index. Exact up to `exactUpTo` members (read in chunks); beyond that,
+   * estimated from the oldest and newest chunk, so a backlog of millions costs two reads.
+   */
+  async depthByKind(
+    exactUpTo = 100_000,
+  ): Promise<{ counts: Record<KindName, number>; exact: boolean }> {
+    const { redis } = this.store;
+    const depth = await redis.llen(this.keys.queue);
+    const counts: Record<KindName, number> = { films: 0, persons: 0, genres: 0 };
+    const tally = (members: string[]) => {
+      for (const member of members) {
+        const kind = parseMember(member)?.kind.name;
+        if (kind) counts[kind]++;
+      }
+    };
+    if (depth <= exactUpTo) {
+      for (let start = 0; start < depth; start += DEPTH_CHUNK)
+        tally(await redis.lrange(this.keys.queue, start, start + DEPTH_CHUNK - 1));
+      return { counts, exact: true };
+    }
+    tally(await redis.lrange(this.keys.queue, 0, DEPTH_CHUNK - 1));
+    tally(await redis.lrange(this.keys.queue, -DEPTH_CHUNK, -1));
+    const sampled = counts.films + counts.persons + counts.genres;
+    for (const kind of Object.keys(counts) as KindName[])
+      counts[kind] = sampled === 0 ? 0 : Math.round((counts[kind] / sampled) * depth);
+    return { counts, exact: false };
   }
 
   /** Claims in flight, whoever holds them. */

@@ -1,8 +1,9 @@
 /**
- * Everything `npm run status` shows, read from Redis: what is waiting, what is in flight and for
- * how long, who holds the Postgres read lock, what each worker does, how far each table's
- * watermark is behind, dead letters, the last batch and the last error.
+ * Everything `npm run status` shows, read from Redis: what is waiting (per index), what is in
+ * flight and for how long, who holds the Postgres read lock, what each worker does, how far each
+ * table's watermark is behind, dead letters (per index), the last batch and the last error.
  */
+import type { KindName } from '../kinds/documentKind.js';
 import type { DeadLetters } from './deadLetters.js';
 import type { DocumentQueue } from './documentQueue.js';
 import type { ReadLock } from './readLock.js';
@@ -12,12 +13,14 @@ import type { WorkerRegistry } from './workerRegistry.js';
 
 export interface StatusReport {
   at: string;
-  queue: { depth: number };
-  inFlight: { worker: string; films: number; ageMs: number }[];
+  /** `byIndex` is exact up to 100,000 waiting, estimated beyond (`exact` false). */
+  queue: { depth: number; byIndex: Record<KindName, number>; exact: boolean };
+  inFlight: { worker: string; documents: number; ageMs: number }[];
   readLock: { holder: string; since: string; heldMs: number; leaseLeftMs: number } | null;
   workers: { id: string; state: string; since: string; forMs: number; alive: boolean }[];
   watermarks: { table: string; at: string | null; lagMs: number | null }[];
   deadLetters: number;
+  deadLettersByIndex: Record<KindName, number>;
   lastBatch: { id: string; at: string } | null;
   lastError: { message: string; at: string; component: string } | null;
 }
@@ -31,20 +34,27 @@ export async function readStatus(parts: {
   deadLetters: DeadLetters;
 }): Promise<StatusReport> {
   const now = Date.now();
-  const [depth, inFlight, holder, workers, marks, dead, history, lastError] = await Promise.all([
-    parts.queue.depth(),
-    parts.queue.inFlight(),
-    parts.lock.holder(),
-    parts.registry.list(),
-    parts.watermarks.getAll(),
-    parts.deadLetters.count(),
-    parts.queue.history(1),
-    readLastError(parts.store),
-  ]);
+  const [depth, byKind, inFlight, holder, workers, marks, dead, deadByKind, history, lastError] =
+    await Promise.all([
+      parts.queue.depth(),
+      parts.queue.depthByKind(),
+      parts.queue.inFlight(),
+      parts.lock.holder(),
+      parts.registry.list(),
+      parts.watermarks.getAll(),
+      parts.deadLetters.count(),
+      parts.deadLetters.countByKind(),
+      parts.queue.history(1),
+      readLastError(parts.store),
+    ]);
   return {
     at: new Date(now).toISOString(),
-    queue: { depth },
-    inFlight: inFlight.map((c) => ({ worker: c.workerId, films: c.size, ageMs: now - c.since })),
+    queue: { depth, byIndex: byKind.counts, exact: byKind.exact },
+    inFlight: inFlight.map((c) => ({
+      worker: c.workerId,
+      documents: c.size,
+      ageMs: now - c.since,
+    })),
     readLock: holder && {
       holder: holder.holder,
       since: holder.since,
@@ -64,6 +74,7 @@ export async function readStatus(parts: {
       lagMs: mark ? now - Date.parse(mark.at) : null,
     })),
     deadLetters: dead,
+    deadLettersByIndex: deadByKind,
     lastBatch: history[0] ?? null,
     lastError,
   };

@@ -16,6 +16,8 @@ import type { DeadLetters } from '../queue/deadLetters.js';
 import type { Claim, DocumentQueue } from '../queue/documentQueue.js';
 import type { WorkerRegistry, WorkerState } from '../queue/workerRegistry.js';
 import { isTransientError } from '../errors.js';
+import { emptyStats, type IndexerStats } from '../metrics/indexerStats.js';
+import type { BatchEvent } from '../metrics/syncerMetrics.js';
 import { sleep } from '../util/sleep.js';
 import { isUuid } from '../util/uuid.js';
 
@@ -42,44 +44,11 @@ export interface IndexerDeps {
   /** Where failures are reported for `npm run status`. */
   reportError?: (message: string) => Promise<void>;
   /** After every acknowledged claim: for metrics. */
-  observe?: (event: { claim: Claim; done: string[]; transientItems: number; dead: number }) => void;
-}
-
-/** What happened to the documents of one index. */
-export interface IndexCounts {
-  indexed: number;
-  deleted: number;
-  stale: number;
-  dead: number;
-}
-
-export const noCounts = (): IndexCounts => ({ indexed: 0, deleted: 0, stale: 0, dead: 0 });
-
-export interface IndexerStats {
-  /** Per index (films, persons, genres); the totals below are their sums. */
-  byIndex: Record<KindName, IndexCounts>;
-  batches: number;
-  indexed: number;
-  deleted: number;
-  stale: number;
-  dead: number;
-  retries: number;
-  lastBatchAt: string | null;
-  lastError: string | null;
+  observe?: (event: BatchEvent) => void;
 }
 
 export class Indexer {
-  readonly stats: IndexerStats = {
-    byIndex: { films: noCounts(), persons: noCounts(), genres: noCounts() },
-    batches: 0,
-    indexed: 0,
-    deleted: 0,
-    stale: 0,
-    dead: 0,
-    retries: 0,
-    lastBatchAt: null,
-    lastError: null,
-  };
+  readonly stats: IndexerStats = emptyStats();
   private state: WorkerState = 'starting';
   /** The claim this worker holds: claimed, and neither acknowledged nor given back yet. */
   private held: Claim | null = null;
@@ -192,7 +161,7 @@ export class Indexer {
       );
     }
     this.held = null;
-    this.deps.observe?.({ claim, done, transientItems, dead });
+    this.deps.observe?.({ claimedAt: claim.claimedAt, done, transientItems, dead });
     this.stats.batches++;
     this.stats.lastBatchAt = new Date().toISOString();
     batchLog.debug({ indexed: done.length }, 'batch done');

@@ -35,6 +35,6 @@ describe('progress of a full load', () => {
     assert.ok(typeof last.rate === 'number' && last.rate > 0);
     assert.ok(typeof last.eta_s === 'number' && last.eta_s > 0);
     const summary = lines().find((l) => l.msg === 'full load done');
-    assert.equal(summary?.films, 600);
+    assert.equal(summary?.documents, 600);
   });
 });

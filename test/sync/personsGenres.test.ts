@@ -6,12 +6,15 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { DocumentQueue } from '../../src/queue/documentQueue.js';
+import { RedisStore } from '../../src/queue/redisStore.js';
 import type { Syncer } from '../../src/sync/syncer.js';
 import { insertFilm, insertGenre, insertPerson, link, seedCatalog } from '../helpers/catalog.js';
 import { waitForConvergence } from '../helpers/convergence.js';
 import { createSandbox, type Sandbox } from '../helpers/isolation.js';
 import type { GenreDoc, PersonDoc } from '../helpers/expectedPersonsGenres.js';
-import { migrateSandbox, startSyncer } from '../helpers/syncerHarness.js';
+import { runCli } from '../helpers/runCli.js';
+import { migrateSandbox, startSyncer, testLog } from '../helpers/syncerHarness.js';
 
 describe('persons and genres indices', () => {
   let sandbox: Sandbox;
@@ -173,5 +176,40 @@ describe('persons and genres indices', () => {
     assert.equal(counts?.films.indexed, 0, 'no film was indexed again');
     const { rows } = await q(`SELECT count(*)::int AS n FROM content.person`);
     assert.equal(counts?.persons.indexed, (rows[0] as { n: number }).n);
+  });
+
+  it('npm run status shows the queue and the dead letters per index', async () => {
+    await syncer.stop();
+    // Work waiting for each index, as a stopped syncer can leave it.
+    const ids = async (table: string, n: number) =>
+      (await q(`SELECT id FROM content.${table} ORDER BY id LIMIT ${n}`)).rows.map(
+        (r) => (r as { id: string }).id,
+      );
+    const store = new RedisStore(sandbox.config.redisUrl, sandbox.config.redisPrefix, testLog());
+    try {
+      await new DocumentQueue(store).enqueue([
+        ...(await ids('film_work', 3)),
+        ...(await ids('person', 2)).map((id) => `persons/${id}`),
+        ...(await ids('genre', 1)).map((id) => `genres/${id}`),
+      ]);
+    } finally {
+      await store.close();
+    }
+    const status = await runCli('status', sandbox.env, ['--json']);
+    assert.equal(status.code, 0, status.stderr);
+    const report = JSON.parse(status.stdout) as {
+      queue: { depth: number; byIndex: Record<string, number>; exact: boolean };
+      deadLettersByIndex: Record<string, number>;
+    };
+    assert.deepEqual(report.queue, {
+      depth: 6,
+      byIndex: { films: 3, persons: 2, genres: 1 },
+      exact: true,
+    });
+    assert.deepEqual(report.deadLettersByIndex, { films: 0, persons: 0, genres: 0 });
+    const text = await runCli('status', sandbox.env);
+    assert.match(text.stdout, /6 documents waiting \(films 3, persons 2, genres 1\)/);
+    syncer = await startSyncer(sandbox, { pollIntervalMs: 600_000 });
+    await waitForConvergence(sandbox, 60_000);
   });
 });

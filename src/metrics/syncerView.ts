@@ -1,0 +1,23 @@
+/**
+ * What metrics and health checks may read of a running syncer: a narrow, read-only view, so that
+ * metrics/ never imports sync/ (the syncer builds the view; src/sync/syncer.ts).
+ */
+import type { DeadLetters } from '../queue/deadLetters.js';
+import type { DocumentQueue } from '../queue/documentQueue.js';
+import type { Watermarks } from '../queue/watermarks.js';
+import type { IndexerStats } from './indexerStats.js';
+
+export interface SyncerView {
+  readonly startedAt: number;
+  /** The indexers' counters summed, or null before they exist. */
+  indexerStats(): IndexerStats | null;
+  captureStats(): { notifications: number; passes: number } | null;
+  listenerConnected(): boolean;
+  /** Time this process has waited for the Postgres read lock, in total. */
+  lockWaitedMs(): number;
+  queue: Pick<DocumentQueue, 'depth' | 'depthByKind'>;
+  deadLetters: Pick<DeadLetters, 'count' | 'countByKind'>;
+  watermarks: Pick<Watermarks, 'getAll'>;
+  /** One round trip to each service; rejects when it does not answer. */
+  services: Record<'postgres' | 'redis' | 'elasticsearch', () => Promise<unknown>>;
+}

@@ -1,0 +1,96 @@
+/**
+ * What a full load changes while it runs, and puts back when it ends: the progress bar (or its log
+ * lines), and bulk-load mode on each index it fills (src/load/bulkLoadMode.ts). Once every queued
+ * document is indexed (queue and claims empty), the indices get their own settings back.
+ */
+import type { DocumentKind, KindName } from '../kinds/documentKind.js';
+import type { Logger } from '../logger.js';
+import type { BulkLoadMode } from '../load/bulkLoadMode.js';
+import { LoadProgress } from '../metrics/loadProgress.js';
+import type { DocumentQueue } from '../queue/documentQueue.js';
+
+const DRAIN_CHECK_MS = 250;
+
+export class FullLoadWatch {
+  private progress: LoadProgress | null = null;
+  private drainWatch: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly queue: DocumentQueue,
+    private readonly modes: ReadonlyMap<KindName, BulkLoadMode>,
+    /** Documents processed so far by this process's indexers (indexed, deleted or stale). */
+    private readonly processed: () => number,
+    private readonly log: Logger,
+  ) {}
+
+  /** A full load of these kinds began, with about `documents` to load. */
+  async began(documents: number, kinds: readonly DocumentKind[]): Promise<void> {
+    this.showProgress(documents);
+    for (const kind of kinds) {
+      await this.modes
+        .get(kind.name)
+        ?.enter()
+        .catch((err: unknown) => {
+          this.log.warn(
+            { index: kind.name, err: (err as Error).message },
+            'could not relax the index for the full load',
+          );
+        });
+    }
+  }
+
+  /** Every document of the load is queued: leave bulk-load mode once they are all indexed. */
+  queued(): void {
+    if (this.drainWatch) clearInterval(this.drainWatch);
+    let busy = false;
+    const check = async () => {
+      if (!(await this.drained())) return;
+      for (const mode of this.modes.values()) if (mode.active) await mode.leave();
+      if (this.drainWatch) clearInterval(this.drainWatch);
+      this.drainWatch = null;
+    };
+    this.drainWatch = setInterval(() => {
+      if (busy) return;
+      busy = true;
+      check()
+        .catch((err: unknown) =>
+          this.log.warn({ err: (err as Error).message }, 'bulk-load mode: check failed; retrying'),
+        )
+        .finally(() => (busy = false));
+    }, DRAIN_CHECK_MS);
+  }
+
+  /** Stop watching; the indices this process relaxed, if any, are for `leave()` to restore. */
+  stop(): void {
+    if (this.drainWatch) clearInterval(this.drainWatch);
+    this.drainWatch = null;
+    this.progress?.stop();
+  }
+
+  /** Put back the settings of every index this process relaxed (on stop). */
+  async leave(): Promise<void> {
+    await Promise.allSettled(
+      [...this.modes.values()].filter((mode) => mode.active).map((mode) => mode.leave()),
+    );
+  }
+
+  get relaxing(): boolean {
+    return [...this.modes.values()].some((mode) => mode.active);
+  }
+
+  private async drained(): Promise<boolean> {
+    return (await this.queue.depth()) === 0 && (await this.queue.inFlight()).length === 0;
+  }
+
+  private showProgress(documents: number): void {
+    this.progress?.stop();
+    const base = this.processed();
+    this.progress = new LoadProgress(
+      'full load',
+      documents,
+      { done: () => this.processed() - base, finished: () => this.drained() },
+      this.log.child({ component: 'progress' }),
+    );
+    this.progress.start();
+  }
+}
