@@ -7,9 +7,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { PHASES, runBenchmark } from '../src/bench/benchmark.js';
-import { formatReport, writeReport } from '../src/bench/report.js';
-import type { BenchReport } from '../src/bench/results.js';
+import { PHASES, runBenchmark } from '../bench/benchmark.js';
+import { formatReport, writeReport } from '../bench/report.js';
+import type { BenchReport } from '../bench/results.js';
 
 function positive(value: number | undefined, what: string): void {
   assert.ok(

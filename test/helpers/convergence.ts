@@ -76,16 +76,34 @@ export async function waitForConvergence(
   );
 }
 
-/** Polls `check` until it returns true. */
+export interface EventuallyOptions {
+  intervalMs?: number;
+  /** The state so far, for the timeout's message and for `progress`. */
+  describe?: () => Promise<string>;
+  /** Called every 10 s with `what` and `describe()`: a long wait shows it is moving. */
+  progress?: (line: string) => void;
+}
+
+/** Polls `check` until it returns true; returns performance.now() of the poll that saw it. */
 export async function eventually(
   check: () => boolean | Promise<boolean>,
   timeoutMs = 15_000,
   what = 'condition',
-): Promise<void> {
-  const started = Date.now();
-  while (Date.now() - started < timeoutMs) {
-    if (await check()) return;
-    await delay(100);
+  options: EventuallyOptions = {},
+): Promise<number> {
+  const started = performance.now();
+  let lastReport = started;
+  for (;;) {
+    if (await check()) return performance.now();
+    const now = performance.now();
+    if (now - started > timeoutMs) {
+      const detail = options.describe ? `: ${await options.describe()}` : '';
+      throw new Error(`${what} not reached in ${timeoutMs} ms${detail}`);
+    }
+    if (options.progress && options.describe && now - lastReport >= 10_000) {
+      lastReport = now;
+      options.progress(`${what}: ${await options.describe()}`);
+    }
+    await delay(options.intervalMs ?? 100);
   }
-  throw new Error(`${what} not reached in ${timeoutMs} ms`);
 }

@@ -1,6 +1,7 @@
 /**
  * Each test gets its own database, Redis prefix and index, so tests never see each other's data.
- * Set KEEP_TEST_DATA=1 to leave them behind for inspection after a failure.
+ * Set KEEP_TEST_DATA=1 to leave them behind for inspection after a failure. The bench uses the same
+ * sandbox, so it can run beside the test suite or a real syncer.
  */
 import { randomBytes } from 'node:crypto';
 import type { Client } from '@elastic/elasticsearch';
@@ -18,7 +19,17 @@ export interface Sandbox {
   pg: pg.Pool;
   redis: Redis;
   es: Client;
+  /** Another empty database beside the sandbox's own, dropped with it; returns its URL. */
+  createDatabase(suffix: string): Promise<string>;
+  /** Runs at cleanup before anything is removed: stop what still uses the sandbox. */
+  onCleanup(fn: () => Promise<void>): void;
+  /** Removes everything; later calls do nothing (an interrupted bench and its own end both call it). */
   cleanup(): Promise<void>;
+}
+
+export interface SandboxOptions {
+  /** Connections in `pg`: the bench's live phase has more edits in flight than a test. */
+  poolSize?: number;
 }
 
 function withDatabase(url: string, database: string): string {
@@ -27,16 +38,32 @@ function withDatabase(url: string, database: string): string {
   return parsed.toString();
 }
 
-export async function createSandbox(label: string): Promise<Sandbox> {
-  const base = baseConfig();
-  const name = `t_${label.replace(/[^a-z0-9]/g, '_')}_${randomBytes(4).toString('hex')}`;
+async function asAdmin(base: Config, sql: string): Promise<void> {
   const admin = new pg.Client({ connectionString: withDatabase(base.databaseUrl, 'postgres') });
   await admin.connect();
   try {
-    await admin.query(`CREATE DATABASE ${name}`);
+    await admin.query(sql);
   } finally {
     await admin.end();
   }
+}
+
+/** What a child needs to reach Elasticsearch as this process does, credentials included. */
+function elasticsearchEnv(es: Config['elasticsearch']): Record<string, string> {
+  return {
+    ELASTICSEARCH_URL: es.url,
+    ...(es.apiKey ? { ELASTICSEARCH_API_KEY: es.apiKey } : {}),
+    ...(es.username ? { ELASTICSEARCH_USERNAME: es.username } : {}),
+    ...(es.password ? { ELASTICSEARCH_PASSWORD: es.password } : {}),
+    ...(es.caCertPath ? { ELASTICSEARCH_CA_CERT: es.caCertPath } : {}),
+  };
+}
+
+export async function createSandbox(label: string, options: SandboxOptions = {}): Promise<Sandbox> {
+  const base = baseConfig();
+  const name = `t_${label.replace(/[^a-z0-9]/g, '_')}_${randomBytes(4).toString('hex')}`;
+  await asAdmin(base, `CREATE DATABASE ${name}`);
+  const databases = [name];
   const config: Config = {
     ...base,
     databaseUrl: withDatabase(base.databaseUrl, name),
@@ -46,19 +73,21 @@ export async function createSandbox(label: string): Promise<Sandbox> {
     personsIndex: `${name.replace(/_/g, '-')}-persons`,
     genresIndex: `${name.replace(/_/g, '-')}-genres`,
   };
-  const pool = new pg.Pool({ connectionString: config.databaseUrl, max: 4 });
+  const pool = new pg.Pool({ connectionString: config.databaseUrl, max: options.poolSize ?? 4 });
   const redis = new Redis(config.redisUrl, { lazyConnect: false });
   const es = createElasticsearchClient(config.elasticsearch);
   const env: Record<string, string> = {
     DATABASE_URL: config.databaseUrl,
     REDIS_URL: config.redisUrl,
-    ELASTICSEARCH_URL: config.elasticsearch.url,
+    ...elasticsearchEnv(config.elasticsearch),
     ES_INDEX: config.index,
     ES_PERSONS_INDEX: config.personsIndex,
     ES_GENRES_INDEX: config.genresIndex,
     REDIS_PREFIX: config.redisPrefix,
     METRICS_PORT: '0',
   };
+  const hooks: (() => Promise<void>)[] = [];
+  let cleaned = false;
 
   return {
     name,
@@ -67,7 +96,20 @@ export async function createSandbox(label: string): Promise<Sandbox> {
     pg: pool,
     redis,
     es,
+    async createDatabase(suffix) {
+      const database = `${name}_${suffix}`;
+      await asAdmin(base, `CREATE DATABASE ${database}`);
+      databases.push(database);
+      return withDatabase(base.databaseUrl, database);
+    },
+    onCleanup(fn) {
+      hooks.push(fn);
+    },
     async cleanup() {
+      if (cleaned) return;
+      cleaned = true;
+      // A child that fails to stop must not keep the rest from being removed.
+      for (const hook of hooks) await hook().catch(() => undefined);
       await pool.end();
       if (process.env.KEEP_TEST_DATA) {
         redis.disconnect();
@@ -75,22 +117,20 @@ export async function createSandbox(label: string): Promise<Sandbox> {
         return;
       }
       const keys = await redis.keys(`${config.redisPrefix}*`);
-      if (keys.length > 0) await redis.del(...keys);
+      // In slices: spreading very many keys into one call overflows the stack.
+      for (let i = 0; i < keys.length; i += 1_000) await redis.del(...keys.slice(i, i + 1_000));
       redis.disconnect();
       // Wildcard deletes are refused (action.destructive_requires_name): name each index.
-      const indices = await es.indices.get({ index: `${config.index}*`, allow_no_indices: true });
+      const indices = await es.indices.get({
+        index: `${config.index}*`,
+        allow_no_indices: true,
+        expand_wildcards: 'all',
+      });
       const names = Object.keys(indices);
       if (names.length > 0) await es.indices.delete({ index: names });
       await es.close();
-      const dropper = new pg.Client({
-        connectionString: withDatabase(base.databaseUrl, 'postgres'),
-      });
-      await dropper.connect();
-      try {
-        await dropper.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      } finally {
-        await dropper.end();
-      }
+      for (const database of databases)
+        await asAdmin(base, `DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
     },
   };
 }

@@ -10,15 +10,32 @@ import type { Sandbox } from './isolation.js';
 
 export interface SyncerProcess {
   child: ChildProcess;
+  /** performance.now() at the spawn. */
+  spawnedAt: number;
+  /** performance.now() when it logged `syncer started`; rejects if it exits before. */
+  started: Promise<number>;
   output: () => string;
-  /** Peak resident memory so far, in MB (VmHWM). */
+  /** Peak resident memory in MB (VmHWM); after the exit, the last reading (NaN if none). */
   peakRssMb: () => number;
   /** SIGTERM, and the exit code (or the signal that ended the process). */
   stop: () => Promise<number | string | null>;
 }
 
-export function spawnSyncer(sandbox: Sandbox, env: Record<string, string> = {}): SyncerProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/start.ts'], {
+export interface SpawnOptions {
+  /** Modules loaded with `--import` after tsx, before the syncer (the bench's profiling hook). */
+  preload?: string[];
+  /** Keep only the last this many characters of output: a long bench phase logs without end. */
+  outputTail?: number;
+}
+
+export function spawnSyncer(
+  sandbox: Sandbox,
+  env: Record<string, string> = {},
+  options: SpawnOptions = {},
+): SyncerProcess {
+  const preload = (options.preload ?? []).flatMap((module) => ['--import', module]);
+  const spawnedAt = performance.now();
+  const child = spawn(process.execPath, ['--import', 'tsx', ...preload, 'src/cli/start.ts'], {
     cwd: ROOT,
     env: {
       PATH: process.env.PATH ?? '',
@@ -30,15 +47,48 @@ export function spawnSyncer(sandbox: Sandbox, env: Record<string, string> = {}):
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
-  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  let resolveStarted: (at: number) => void = () => undefined;
+  let rejectStarted: (err: Error) => void = () => undefined;
+  let startedAt: number | null = null;
+  const started = new Promise<number>((resolve, reject) => {
+    resolveStarted = resolve;
+    rejectStarted = reject;
+  });
+  // Most callers never wait for the start: an early exit must not be an unhandled rejection.
+  started.catch(() => undefined);
+  const onData = (chunk: Buffer) => {
+    output += chunk.toString();
+    if (options.outputTail !== undefined) output = output.slice(-options.outputTail);
+    if (startedAt === null && output.includes('"msg":"syncer started"')) {
+      startedAt = performance.now();
+      resolveStarted(startedAt);
+    }
+  };
+  child.stdout.on('data', onData);
+  child.stderr.on('data', onData);
+  child.once('exit', (code, signal) => {
+    if (startedAt === null)
+      rejectStarted(
+        new Error(`syncer exited (${code ?? signal}) before it started:\n${output.slice(-3_000)}`),
+      );
+  });
+  let peak = NaN;
   return {
     child,
+    spawnedAt,
+    started,
     output: () => output,
     peakRssMb: () => {
-      const status = readFileSync(`/proc/${child.pid ?? 0}/status`, 'utf8');
-      const kb = /VmHWM:\s+(\d+) kB/.exec(status)?.[1];
-      return kb ? Number(kb) / 1024 : NaN;
+      // After the exit its pid may already belong to another process.
+      if (child.exitCode !== null || child.signalCode !== null) return peak;
+      try {
+        const status = readFileSync(`/proc/${child.pid ?? 0}/status`, 'utf8');
+        const kb = /VmHWM:\s+(\d+) kB/.exec(status)?.[1];
+        if (kb) peak = Number(kb) / 1024;
+      } catch {
+        // exited: /proc no longer has it, the last reading stands
+      }
+      return peak;
     },
     stop: async () => {
       if (child.exitCode !== null) return child.exitCode;

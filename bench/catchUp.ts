@@ -5,18 +5,18 @@
  * are empty.
  */
 import { randomBytes } from 'node:crypto';
+import type { Sandbox } from '../test/helpers/isolation.js';
 import { waitForIndex } from './convergence.js';
 import { cpuMeter } from './cpu.js';
 import { watchNoise } from './environment.js';
+import { spawnProfiledSyncer } from './profiledSyncer.js';
 import type { CatchUpResult } from './results.js';
-import type { BenchSandbox } from './sandbox.js';
 import { spotCheck } from './spotCheck.js';
-import { spawnSyncer } from './syncerProcess.js';
 
 const CHUNK = 5_000;
 
 export async function measureCatchUp(
-  sb: BenchSandbox,
+  sb: Sandbox,
   changes: number,
   progress: (line: string) => void,
 ): Promise<CatchUpResult> {
@@ -26,7 +26,7 @@ export async function measureCatchUp(
   let changed = 0;
   const sample: string[] = [];
   while (changed < changes) {
-    const result = await sb.pool.query<{ id: string }>(
+    const result = await sb.pg.query<{ id: string }>(
       `WITH chunk AS (
          SELECT id FROM content.film_work WHERE id > $1 ORDER BY id LIMIT $2
        )
@@ -48,7 +48,7 @@ export async function measureCatchUp(
 
   const { result, tests } = await watchNoise(async () => {
     const meter = cpuMeter();
-    const syncer = spawnSyncer(sb, 'catch-up');
+    const syncer = spawnProfiledSyncer(sb, 'catch-up');
     const startedAt = await syncer.started;
     const doneAt = await waitForIndex(sb, changed, {
       what: 'catch-up',

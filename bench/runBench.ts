@@ -10,9 +10,10 @@
  */
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import type { Sandbox } from '../test/helpers/isolation.js';
+import { ROOT } from '../test/helpers/runCli.js';
 import { DEFAULTS, PHASES, runBenchmark, type Phase } from './benchmark.js';
 import { formatReport, writeReport } from './report.js';
-import { ROOT, type BenchSandbox } from './sandbox.js';
 
 function fail(message: string): never {
   process.stderr.write(`${message}\n`);
@@ -65,7 +66,7 @@ const progress = (line: string) =>
     `[bench ${((Date.now() - started) / 1_000).toFixed(0).padStart(4)} s] ${line}\n`,
   );
 
-let sandbox: BenchSandbox | null = null;
+let sandbox: Sandbox | null = null;
 let interrupted = false;
 process.on('SIGINT', () => {
   if (interrupted || !sandbox) process.exit(130);

@@ -5,9 +5,9 @@
  * business (test/helpers/expectedDocuments.ts computes them independently); here the question is
  * only whether the index has caught up.
  */
-import { filmDocuments } from '../sql/queries.js';
-import { contentHash } from '../verify/driftCheck.js';
-import type { BenchSandbox } from './sandbox.js';
+import { filmDocuments } from '../src/sql/queries.js';
+import { contentHash } from '../src/verify/driftCheck.js';
+import type { Sandbox } from '../test/helpers/isolation.js';
 
 export interface SpotCheck {
   checked: number;
@@ -15,19 +15,17 @@ export interface SpotCheck {
 }
 
 /** Compare `sample` random films (or the given ones) with their documents. */
-export async function spotCheck(sb: BenchSandbox, sample = 50, ids?: string[]): Promise<SpotCheck> {
+export async function spotCheck(sb: Sandbox, sample = 50, ids?: string[]): Promise<SpotCheck> {
   const chosen =
     ids ??
     (
-      await sb.pool.query<{ id: string }>(
+      await sb.pg.query<{ id: string }>(
         'SELECT id FROM content.film_work ORDER BY random() LIMIT $1',
         [sample],
       )
     ).rows.map((r) => r.id);
   if (chosen.length === 0) return { checked: 0, mismatched: [] };
-  const built = await sb.pool.query<{ id: string; doc: string | null }>(filmDocuments.text, [
-    chosen,
-  ]);
+  const built = await sb.pg.query<{ id: string; doc: string | null }>(filmDocuments.text, [chosen]);
   const want = new Map(built.rows.map((row) => [row.id, row.doc]));
   const got = await sb.es.mget({ index: sb.config.index, ids: chosen });
   const mismatched: string[] = [];

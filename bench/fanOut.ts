@@ -4,15 +4,16 @@
  * genres_names keyword, polled every 100 ms), and until it shows it on the first.
  */
 import { randomBytes } from 'node:crypto';
-import { countDocuments, isIdle, syncerState, waitFor } from './convergence.js';
+import { eventually } from '../test/helpers/convergence.js';
+import type { Sandbox } from '../test/helpers/isolation.js';
+import { countDocuments, waitForIdle } from './convergence.js';
 import { cpuMeter } from './cpu.js';
 import { watchNoise } from './environment.js';
+import { spawnProfiledSyncer } from './profiledSyncer.js';
 import type { FanOutResult } from './results.js';
-import type { BenchSandbox } from './sandbox.js';
-import { spawnSyncer } from './syncerProcess.js';
 
 export async function measureFanOut(
-  sb: BenchSandbox,
+  sb: Sandbox,
   genreId: string,
   films: number,
   progress: (line: string) => void,
@@ -20,25 +21,22 @@ export async function measureFanOut(
   const name = `Бенчмарк ${randomBytes(3).toString('hex')}`;
   const query = { term: { genres_names: name } };
   const { result, tests } = await watchNoise(async () => {
-    const syncer = spawnSyncer(sb, 'fan-out');
+    const syncer = spawnProfiledSyncer(sb, 'fan-out');
     const startedAt = await syncer.started;
-    await waitFor(async () => isIdle(await syncerState(sb)), {
-      what: 'syncer idle before the fan-out',
-      timeoutMs: 120_000,
-    });
+    await waitForIdle(sb, 'syncer idle before the fan-out');
     const meter = cpuMeter(syncer.pid);
-    await sb.pool.query('UPDATE content.genre SET name = $2 WHERE id = $1', [genreId, name]);
+    await sb.pg.query('UPDATE content.genre SET name = $2 WHERE id = $1', [genreId, name]);
     const committed = performance.now();
     const seen: { first: number | null } = { first: null };
-    const done = await waitFor(
+    const done = await eventually(
       async () => {
         const count = await countDocuments(sb, query);
         if (count > 0) seen.first ??= performance.now();
         return count === films;
       },
+      Math.max(60_000, films * 20),
+      'fan-out',
       {
-        what: 'fan-out',
-        timeoutMs: Math.max(60_000, films * 20),
         intervalMs: 100,
         progress,
         describe: async () => `${await countDocuments(sb, query)}/${films} show the new name`,

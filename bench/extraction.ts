@@ -4,17 +4,18 @@
  * the project's Postgres wrapper (named, prepared statements). The same pass keeps the documents,
  * as `_bulk` lines, for the bulk ceiling.
  */
-import { Postgres } from '../db/postgres.js';
-import * as sql from '../sql/queries.js';
+import { Postgres } from '../src/db/postgres.js';
+import * as sql from '../src/sql/queries.js';
+import type { Sandbox } from '../test/helpers/isolation.js';
+import { testLog } from '../test/helpers/syncerHarness.js';
 import { cpuMeter } from './cpu.js';
 import type { CeilingResult } from './results.js';
-import { quietLog, type BenchSandbox } from './sandbox.js';
 
 /** At most this many films for the variant runs (they only compare batch sizes and connections). */
 const VARIANT_FILMS = 30_000;
 
-async function filmIds(sb: BenchSandbox): Promise<string[]> {
-  const result = await sb.pool.query<{ id: string }>(
+async function filmIds(sb: Sandbox): Promise<string[]> {
+  const result = await sb.pg.query<{ id: string }>(
     'SELECT id::text AS id FROM content.film_work ORDER BY id',
   );
   return result.rows.map((r) => r.id);
@@ -22,13 +23,13 @@ async function filmIds(sb: BenchSandbox): Promise<string[]> {
 
 /** Read `ids` in batches of `bulkSize` over `connections` connections; films/s. */
 async function timeReads(
-  sb: BenchSandbox,
+  sb: Sandbox,
   ids: string[],
   bulkSize: number,
   connections: number,
   keep?: (id: string, doc: string | null) => void,
 ): Promise<{ seconds: number; filmsPerSecond: number }> {
-  const db = new Postgres(sb.config.databaseUrl, quietLog(), connections);
+  const db = new Postgres(sb.config.databaseUrl, testLog(), connections);
   try {
     // Connect and prepare outside the timing: the syncer's pool is warm too.
     await Promise.all(
@@ -59,7 +60,7 @@ async function timeReads(
 }
 
 export async function measureExtraction(
-  sb: BenchSandbox,
+  sb: Sandbox,
   bulkSize: number,
 ): Promise<{ extraction: CeilingResult['extraction']; lines: string[] }> {
   const ids = await filmIds(sb);

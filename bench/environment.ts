@@ -5,7 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
-import type { BenchSandbox } from './sandbox.js';
+import type { Sandbox } from '../test/helpers/isolation.js';
 
 /** How many `node --import tsx --test` processes run on this machine now. */
 export function concurrentTests(): number {
@@ -48,11 +48,11 @@ export function which(tool: string): string | null {
   }
 }
 
-export async function machineInfo(sb: BenchSandbox): Promise<Record<string, string | number>> {
+export async function machineInfo(sb: Sandbox): Promise<Record<string, string | number>> {
   const [pgVersion] = (
-    await sb.pool.query<{ v: string }>(`SELECT current_setting('server_version') AS v`)
+    await sb.pg.query<{ v: string }>(`SELECT current_setting('server_version') AS v`)
   ).rows;
-  const settings = await sb.pool.query<{ name: string; setting: string }>(
+  const settings = await sb.pg.query<{ name: string; setting: string }>(
     `SELECT name, setting FROM pg_settings
       WHERE name IN ('shared_buffers', 'synchronous_commit', 'fsync', 'max_connections')`,
   );

@@ -5,10 +5,10 @@
  * refresh at the end (inside the timing, so the documents are searchable, as for the syncer).
  * A grid of bulk sizes and concurrencies runs on a sample; the best then loads everything.
  */
-import { indexMappings, indexSettings } from '../load/indexDefinition.js';
+import { indexMappings, indexSettings } from '../src/load/indexDefinition.js';
+import type { Sandbox } from '../test/helpers/isolation.js';
 import { cpuMeter } from './cpu.js';
 import type { BulkTrial, CeilingResult } from './results.js';
-import type { BenchSandbox } from './sandbox.js';
 
 const SIZES = [500, 1_000, 2_000];
 const CONCURRENCY = [2, 4];
@@ -20,7 +20,7 @@ interface BulkResponse {
 }
 
 async function load(
-  sb: BenchSandbox,
+  sb: Sandbox,
   index: string,
   lines: string[],
   bulkSize: number,
@@ -76,7 +76,7 @@ async function load(
 }
 
 export async function measureBulkCeiling(
-  sb: BenchSandbox,
+  sb: Sandbox,
   lines: string[],
   progress: (line: string) => void,
 ): Promise<CeilingResult['bulk']> {

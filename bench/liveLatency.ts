@@ -12,13 +12,13 @@
  *    internal refreshes and change what is measured).
  */
 import { randomBytes } from 'node:crypto';
-import { sleep } from '../util/sleep.js';
-import { isIdle, syncerState, waitFor } from './convergence.js';
+import { sleep } from '../src/util/sleep.js';
+import type { Sandbox } from '../test/helpers/isolation.js';
+import { waitForIdle } from './convergence.js';
 import { cpuMeter } from './cpu.js';
 import { watchNoise } from './environment.js';
+import { spawnProfiledSyncer } from './profiledSyncer.js';
 import { percentiles, type LiveResult } from './results.js';
-import type { BenchSandbox } from './sandbox.js';
-import { spawnSyncer } from './syncerProcess.js';
 
 interface Edit {
   id: string;
@@ -32,7 +32,7 @@ interface Edit {
 const GRACE_MS = 15_000;
 
 export async function measureLiveLatency(
-  sb: BenchSandbox,
+  sb: Sandbox,
   films: { id: string; title: string }[],
   rate: number,
   seconds: number,
@@ -45,12 +45,9 @@ export async function measureLiveLatency(
     issuedAt: 0,
   }));
   const { result, tests } = await watchNoise(async () => {
-    const syncer = spawnSyncer(sb, `live-${rate}`);
+    const syncer = spawnProfiledSyncer(sb, `live-${rate}`);
     const startedAt = await syncer.started;
-    await waitFor(async () => isIdle(await syncerState(sb)), {
-      what: 'syncer idle before the live phase',
-      timeoutMs: 120_000,
-    });
+    await waitForIdle(sb, 'syncer idle before the live phase');
     const meter = cpuMeter(syncer.pid);
     const state = { writing: true };
     const startedWriting = Date.now();
@@ -64,7 +61,7 @@ export async function measureLiveLatency(
         if (due > Date.now()) await sleep(due - Date.now());
         edit.issuedAt = Date.now();
         inFlight.push(
-          sb.pool
+          sb.pg
             .query('UPDATE content.film_work SET title = $2 WHERE id = $1', [edit.id, edit.title])
             .then(() => (edit.committedAt = Date.now())),
         );
@@ -102,7 +99,7 @@ export async function measureLiveLatency(
       while ((state.writing || !done()) && !deadline()) {
         let fresh: string[] = [];
         for (let depth = 500; depth <= 10_000; depth *= 4) {
-          const history = await sb.redis.lrange(sb.key('history'), 0, depth - 1);
+          const history = await sb.redis.lrange(`${sb.config.redisPrefix}history`, 0, depth - 1);
           const end = seenTop === undefined ? -1 : history.indexOf(seenTop);
           fresh = end >= 0 ? history.slice(0, end) : history;
           if (end >= 0 || history.length < depth) break;

@@ -8,14 +8,14 @@
  */
 import { writeFileSync } from 'node:fs';
 import { Client } from '@elastic/elasticsearch';
-import { Postgres } from '../db/postgres.js';
-import { DocumentExtractor } from '../extract/extractor.js';
-import { BulkWriter } from '../load/bulkWriter.js';
-import { DeadLetters } from '../queue/deadLetters.js';
-import { DocumentQueue } from '../queue/documentQueue.js';
-import { ReadLock } from '../queue/readLock.js';
-import { WorkerRegistry } from '../queue/workerRegistry.js';
-import { Indexer } from '../sync/indexer.js';
+import { Postgres } from '../src/db/postgres.js';
+import { DocumentExtractor } from '../src/extract/extractor.js';
+import { BulkWriter } from '../src/load/bulkWriter.js';
+import { DeadLetters } from '../src/queue/deadLetters.js';
+import { DocumentQueue } from '../src/queue/documentQueue.js';
+import { ReadLock } from '../src/queue/readLock.js';
+import { WorkerRegistry } from '../src/queue/workerRegistry.js';
+import { Indexer } from '../src/sync/indexer.js';
 import type { ProfileFile, ProfileStat } from './profile.js';
 
 type Method = (this: unknown, ...args: unknown[]) => Promise<unknown>;

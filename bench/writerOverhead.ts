@@ -14,12 +14,13 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { migrate } from '../db/migrator.js';
-import { generateCatalog } from '../seed/catalogGenerator.js';
-import { GENRES } from '../seed/vocabulary.js';
+import { migrate } from '../src/db/migrator.js';
+import { GENRES } from '../src/seed/vocabulary.js';
+import type { Sandbox } from '../test/helpers/isolation.js';
+import { MIGRATIONS, testLog } from '../test/helpers/syncerHarness.js';
+import { generateInto } from './catalog.js';
 import { watchNoise, which } from './environment.js';
 import { median, type WriterResult } from './results.js';
-import { MIGRATIONS, quietLog, unhurriedPostgres, type BenchSandbox } from './sandbox.js';
 
 const TABLES = ['film_work', 'genre', 'person', 'genre_film_work', 'person_film_work'];
 const CLIENTS = 4;
@@ -75,15 +76,10 @@ DELETE FROM content.film_work WHERE id = md5('film-' || :i)::uuid;`,
   },
 };
 
-async function prepare(sb: BenchSandbox, suffix: string, films: number, triggers: boolean) {
+async function prepare(sb: Sandbox, suffix: string, films: number, triggers: boolean) {
   const url = await sb.createDatabase(suffix);
-  await migrate(url, MIGRATIONS, quietLog());
-  const db = unhurriedPostgres(url);
-  try {
-    await generateCatalog(db, films);
-  } finally {
-    await db.end();
-  }
+  await migrate(url, MIGRATIONS, testLog());
+  await generateInto(url, films);
   if (!triggers) {
     await psql(url, TABLES.map((t) => `ALTER TABLE content.${t} DISABLE TRIGGER USER;`).join('\n'));
   }
@@ -108,7 +104,7 @@ const psql = (url: string, sqlText: string) =>
   run('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', url, '-c', sqlText]);
 
 export async function measureWriterOverhead(
-  sb: BenchSandbox,
+  sb: Sandbox,
   options: { films: number; seconds: number; repeats: number },
 ): Promise<WriterResult> {
   if (!which('pgbench')) throw new Error('writer overhead needs pgbench (postgresql-client)');

@@ -3,25 +3,25 @@
  * exist yet) from spawn until every film is searchable, the queue and claims are empty, and a
  * sample of documents matches what the catalog says now.
  */
+import type { Sandbox } from '../test/helpers/isolation.js';
 import { countDocuments, waitForIndex } from './convergence.js';
 import { cpuMeter } from './cpu.js';
 import { watchNoise } from './environment.js';
+import { spawnProfiledSyncer } from './profiledSyncer.js';
 import type { FullLoadResult } from './results.js';
-import type { BenchSandbox } from './sandbox.js';
 import { spotCheck } from './spotCheck.js';
-import { spawnSyncer } from './syncerProcess.js';
 
 export async function measureFullLoad(
-  sb: BenchSandbox,
+  sb: Sandbox,
   progress: (line: string) => void,
 ): Promise<FullLoadResult> {
   const [row] = (
-    await sb.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM content.film_work')
+    await sb.pg.query<{ n: number }>('SELECT count(*)::int AS n FROM content.film_work')
   ).rows;
   const films = row?.n ?? 0;
   const { result, tests } = await watchNoise(async () => {
     const meter = cpuMeter();
-    const syncer = spawnSyncer(sb, 'full-load');
+    const syncer = spawnProfiledSyncer(sb, 'full-load');
     const startedAt = await syncer.started;
     const doneAt = await waitForIndex(sb, films, {
       what: 'full load',
