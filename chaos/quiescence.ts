@@ -1,8 +1,9 @@
 /**
  * The end-of-round check: with every fault off and the writers stopped, wait until, all at once,
- * the index equals the documents computed independently from Postgres (test/helpers/
- * expectedDocuments.ts: missing, extra, stale), Redis holds nothing stranded (redisState.ts), no
- * document is dead-lettered, and the index is out of bulk-load mode (refresh on). Then look again
+ * each of the three indices (films, persons, genres) equals the documents computed independently
+ * from Postgres (test/helpers/expectedDocuments.ts, expectedPersonsGenres.ts: missing, extra,
+ * stale), Redis holds nothing stranded (redisState.ts), no document is dead-lettered, and no index
+ * is left in bulk-load mode (refresh on). Then look again
  * a few seconds later, so a late stale write or a lease that comes back is caught too.
  *
  * What can go wrong (false alarms the deadline must absorb): a kill -9'd worker's claim returns
@@ -10,13 +11,9 @@
  * to its 30 s lease; a Redis restarted empty triggers a full reload. 90 s covers all of them.
  */
 import type { Client } from '@elastic/elasticsearch';
-import {
-  compare,
-  expectedDocuments,
-  inSync,
-  indexedDocuments,
-  type Drift,
-} from '../test/helpers/expectedDocuments.js';
+import { memberOf } from '../src/kinds/kinds.js';
+import { indexDrifts } from '../test/helpers/convergence.js';
+import { inSync, type Drift } from '../test/helpers/expectedDocuments.js';
 import type { Rig } from './rig.js';
 import { inspectRedis, strandedProblems, type RedisState } from './redisState.js';
 import { sleep } from '../src/util/sleep.js';
@@ -25,7 +22,8 @@ const CONFIRM_MS = 3_000;
 const PROGRESS_MS = 10_000;
 
 export interface Observation {
-  drift: Drift | null;
+  /** All three indices at once, by queue member (a film id, persons/<id>, genres/<id>). */
+  drift: Drift<unknown> | null;
   documents: number;
   redis: RedisState | null;
   stranded: string[];
@@ -100,15 +98,27 @@ export async function observe(rig: Rig, live: Set<number>): Promise<Observation>
     o.errors.push(`${what}: ${(err as Error).message}`);
     return null;
   };
-  const [expected, actual, redis, settings] = await Promise.all([
-    expectedDocuments(sandbox.pg).catch(note('oracle')),
-    indexedDocuments(sandbox.es, sandbox.config.index).catch(note('index')),
-    inspectRedis(rig.redis, sandbox.config.redisPrefix).catch(note('redis')),
-    indexSettingsProblems(sandbox.es, sandbox.config.index).catch(note('settings')),
+  const { config } = sandbox;
+  const [drifts, redis, settings] = await Promise.all([
+    indexDrifts(sandbox.pg, sandbox.es, config).catch(note('oracle')),
+    inspectRedis(rig.redis, config.redisPrefix).catch(note('redis')),
+    Promise.all(
+      [config.index, config.personsIndex, config.genresIndex].map((index) =>
+        indexSettingsProblems(sandbox.es, index),
+      ),
+    )
+      .then((lists) => lists.flat())
+      .catch(note('settings')),
   ]);
-  if (expected && actual) {
-    o.drift = compare(expected, actual);
-    o.documents = expected.size;
+  if (drifts) {
+    const drift: Drift<unknown> = { missing: [], extra: [], stale: [] };
+    for (const { kind, drift: d } of drifts) {
+      drift.missing.push(...d.missing.map((id) => memberOf(kind, id)));
+      drift.extra.push(...d.extra.map((id) => memberOf(kind, id)));
+      drift.stale.push(...d.stale.map((s) => ({ ...s, id: memberOf(kind, s.id) })));
+    }
+    o.drift = drift;
+    o.documents = drifts.find((d) => d.kind === 'films')?.expected ?? 0;
   }
   o.redis = redis;
   if (redis) o.stranded = strandedProblems(redis, live);

@@ -7,7 +7,7 @@
  * fixed length but says how long it was, and the syncers' full logs stay on disk (the log dir).
  */
 import type { Redis } from 'ioredis';
-import type { Doc, Drift } from '../test/helpers/expectedDocuments.js';
+import type { Drift } from '../test/helpers/expectedDocuments.js';
 import { at, type Finding, type Note } from './findings.js';
 import type { Observation } from './quiescence.js';
 import type { SyncerHandle } from './syncerHandle.js';
@@ -34,15 +34,16 @@ export function replayCommand(o: {
 }
 
 /** The fields of a stale document that differ from the expected one. */
-export function staleFields(expected: Doc, actual: Doc): string {
-  const keys = Object.keys(expected) as (keyof Doc)[];
-  return keys
+export function staleFields(expectedDoc: unknown, actualDoc: unknown): string {
+  const expected = expectedDoc as Record<string, unknown>;
+  const actual = actualDoc as Record<string, unknown>;
+  return Object.keys(expected)
     .filter((k) => JSON.stringify(expected[k]) !== JSON.stringify(actual[k]))
     .map((k) => `${k}: expected ${JSON.stringify(expected[k])} got ${JSON.stringify(actual[k])}`)
     .join('; ');
 }
 
-export function describeDriftById(drift: Drift): string[] {
+export function describeDriftById(drift: Drift<unknown>): string[] {
   const lines = [
     `missing ${drift.missing.length}: ${first(drift.missing, 10)}`,
     `extra   ${drift.extra.length}: ${first(drift.extra, 10)}`,
