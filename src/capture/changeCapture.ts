@@ -10,6 +10,7 @@
 import type { Logger } from '../logger.js';
 import type { ChangeClock } from '../metrics/changeClock.js';
 import type { DocumentQueue } from '../queue/documentQueue.js';
+import { RetryDelays } from '../util/backoff.js';
 import { sleep } from '../util/sleep.js';
 import type { FanOut, Resolution } from './fanOut.js';
 import type { HandledTransactions } from './handledTransactions.js';
@@ -84,6 +85,7 @@ export class ChangeCapture {
   async run(signal: AbortSignal): Promise<void> {
     let nextPoll = Date.now();
     let failures = 0;
+    const delays = new RetryDelays({ initialMs: 250, maxMs: 10_000 });
     while (!signal.aborted) {
       try {
         await this.drain();
@@ -101,6 +103,7 @@ export class ChangeCapture {
           }
         }
         failures = 0;
+        delays.reset();
       } catch (err) {
         // Postgres or Redis went away mid-step: nothing was acknowledged, so retrying is safe.
         failures++;
@@ -112,10 +115,7 @@ export class ChangeCapture {
           'change capture step failed; retrying',
         );
         // Not cut short by notifications: with a broken pool that would retry once per edit.
-        await sleep(
-          Math.min(10_000, 250 * 2 ** Math.min(failures, 6)),
-          AbortSignal.any([signal, this.backoff.signal]),
-        );
+        await sleep(delays.next(), AbortSignal.any([signal, this.backoff.signal]));
         continue;
       }
       if (this.idle()) await this.waitForWork(nextPoll - Date.now(), signal);

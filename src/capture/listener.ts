@@ -12,7 +12,8 @@
 import { randomBytes } from 'node:crypto';
 import pgListen, { type Subscriber } from 'pg-listen';
 import type { Logger } from '../logger.js';
-import { jitter, sleep } from '../util/sleep.js';
+import { RetryDelays } from '../util/backoff.js';
+import { sleep } from '../util/sleep.js';
 import { CHANNEL, parseNotification, type ChangeNotification } from './notification.js';
 import { withTimeout } from '../util/timeouts.js';
 
@@ -201,6 +202,7 @@ export class ChangeListener {
   private async supervise(first: Subscriber): Promise<void> {
     let subscriber: Subscriber | null = first;
     let attempt = 0;
+    const delays = new RetryDelays({ initialMs: 250, maxMs: this.maxBackoffMs });
     while (!this.stopped()) {
       if (subscriber) {
         await this.watch(subscriber);
@@ -214,13 +216,14 @@ export class ChangeListener {
         if (this.stopped()) break;
         this.log.warn('listener connection lost; reconnecting');
       }
-      await sleep(jitter(Math.min(this.maxBackoffMs, 250 * 2 ** attempt)), this.wake.signal);
+      await sleep(delays.next(), this.wake.signal);
       if (this.stopped()) break;
       try {
         subscriber = await this.connect();
         attempt = 0;
+        delays.reset();
       } catch (err) {
-        attempt = Math.min(attempt + 1, 16);
+        attempt++;
         this.log.warn({ err: (err as Error).message, attempt }, 'listener reconnect failed');
       }
     }

@@ -1,14 +1,19 @@
 /**
- * `npm run reindex`: rebuild the index behind the ES_INDEX alias with no downtime (see
- * src/load/reindexer.ts). Safe while syncers run; they keep the new index current during the load.
+ * `npm run reindex`: rebuild each index behind its alias with no downtime (see
+ * src/load/reindexer.ts), one after another; `-- --index films|persons|genres` rebuilds one. Safe
+ * while syncers run; they keep the new index current during the load.
  *
  * SIGINT/SIGTERM stop it: before the alias swap, it withdraws its target from the syncers, waits
  * until none can still be mirroring (a few seconds) and deletes its index; after the swap, it
  * finishes. A second signal exits at once; what is left then (and after a SIGKILL) is removed by
- * the next reindex or syncer start. Exit status 0 when the alias was swapped, 1 otherwise.
+ * the next reindex or syncer start. Exit status 0 when every alias was swapped, 1 otherwise (the
+ * indices not yet rebuilt are left as they were), 2 for a bad option.
  */
+import { parseArgs } from 'node:util';
 import { loadConfigOrExit } from '../config.js';
 import { Postgres } from '../db/postgres.js';
+import type { DocumentKind } from '../kinds/documentKind.js';
+import { KINDS, KIND_NAMES, kindNamed } from '../kinds/kinds.js';
 import { createLogger, type Logger } from '../logger.js';
 import { createElasticsearchClient } from '../load/elasticsearchClient.js';
 import { reindex } from '../load/reindexer.js';
@@ -39,6 +44,16 @@ function stopOnSignals(log: Logger): AbortSignal {
   return stop.signal;
 }
 
+const { values } = parseArgs({ options: { index: { type: 'string' } } });
+let kinds: readonly DocumentKind[] = KINDS;
+if (values.index !== undefined) {
+  const kind = kindNamed(values.index);
+  if (!kind) {
+    process.stderr.write(`reindex: --index must be one of ${KIND_NAMES.join(', ')}\n`);
+    process.exit(2);
+  }
+  kinds = [kind];
+}
 const config = loadConfigOrExit();
 const log = createLogger(config.logLevel);
 const db = new Postgres(config.databaseUrl, log.child({ component: 'postgres' }), 2);
@@ -50,20 +65,24 @@ const store = new RedisStore(
 const es = createElasticsearchClient(config.elasticsearch);
 const signal = stopOnSignals(log);
 try {
-  const result = await reindex({
-    es,
-    db,
-    lock: new ReadLock(store, 'reindex', log.child({ component: 'read-lock' })),
-    target: new ReindexTarget(store, es, log.child({ component: 'reindex-target' })),
-    queue: new DocumentQueue(store),
-    alias: config.index,
-    sizeLimit: config.sizeLimit,
-    bulkSize: config.bulkSize,
-    sleepMs: config.sleepMs,
-    log: log.child({ component: 'reindex' }),
-    signal,
-  });
-  log.info({ ...result }, 'reindex done');
+  for (const kind of kinds) {
+    signal.throwIfAborted();
+    const result = await reindex({
+      kind,
+      es,
+      db,
+      lock: new ReadLock(store, 'reindex', log.child({ component: 'read-lock' })),
+      target: new ReindexTarget(store, es, log.child({ component: 'reindex-target' }), kind.name),
+      queue: new DocumentQueue(store),
+      alias: kind.indexName(config),
+      sizeLimit: config.sizeLimit,
+      bulkSize: config.bulkSize,
+      sleepMs: config.sleepMs,
+      log: log.child({ component: 'reindex', index: kind.name }),
+      signal,
+    });
+    log.info({ index: kind.name, ...result }, 'reindex done');
+  }
 } catch (err) {
   log.fatal(
     { err: (err as Error).message },

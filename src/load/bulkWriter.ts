@@ -29,12 +29,21 @@
  * newer one is refused rather than overwriting it.
  */
 import type { Client } from '@elastic/elasticsearch';
-import { ExponentialBackoff, handleType, retry } from 'cockatiel';
+import { handleType, retry } from 'cockatiel';
 import type { Logger } from '../logger.js';
 import type { DeadLetter } from '../queue/deadLetters.js';
-import { isTransientError, isTransientStatus } from '../errors.js';
+import { isTransientError } from '../errors.js';
+import { backoff } from '../util/backoff.js';
 import type { DocumentBatch } from '../extract/documentBatch.js';
+import {
+  classifyItem,
+  matchOutcomes,
+  refusalReason,
+  type BulkResponse,
+  type Operation,
+} from './bulkItems.js';
 import type { IndexTarget } from './indexManager.js';
+
 
 export interface LoadResult {
   indexed: string[];
@@ -46,34 +55,11 @@ export interface LoadResult {
   transientItems: number;
 }
 
-type Operation =
-  | { kind: 'index'; id: string; version: number; json: string }
-  | { kind: 'delete'; id: string; version: number };
-
-interface BulkItemError {
-  type?: string;
-  reason?: string;
-  caused_by?: { reason?: string };
-}
-
-/** The bulk answer as `filter_path` leaves it. */
-interface BulkResponse {
-  items?: Partial<Record<'index' | 'delete', { status: number; error?: BulkItemError }>>[];
-}
-
 /** The target index or alias does not exist (and nobody said how to bring it back). */
 export class TargetMissing extends Error {
   constructor(readonly target: string) {
     super(`${target} does not exist (index_not_found_exception)`);
     this.name = 'TargetMissing';
-  }
-}
-
-/** A bulk answer that does not say what became of every operation sent. */
-export class BulkAnswerMismatch extends Error {
-  constructor(readonly detail: string) {
-    super(`bulk answer does not match the operations sent: ${detail}`);
-    this.name = 'BulkAnswerMismatch';
   }
 }
 
@@ -127,9 +113,9 @@ export class BulkWriter {
       handleType(ItemsPending).orWhen((err) => isTransientError(err)),
       {
         maxAttempts: Number.MAX_SAFE_INTEGER,
-        backoff: new ExponentialBackoff({
-          initialDelay: options.initialDelayMs ?? 200,
-          maxDelay: options.maxDelayMs ?? 5_000,
+        backoff: backoff({
+          initialMs: options.initialDelayMs ?? 200,
+          maxMs: options.maxDelayMs ?? 5_000,
         }),
       },
     );
@@ -257,28 +243,30 @@ export class BulkWriter {
     const retryLater: Operation[] = [];
     let indexMissing = false;
     for (const { op, outcome } of matchOutcomes(operations, response)) {
-      const status = outcome.status;
-      const errorType = outcome.error?.type;
-      if (status >= 200 && status < 300) {
-        (op.kind === 'index' ? result.indexed : result.deleted).push(op.id);
-      } else if (status === 409) {
-        result.stale.push(op.id);
-      } else if (status === 404 && op.kind === 'delete' && errorType === undefined) {
-        result.deleted.push(op.id);
-      } else if (errorType === 'index_not_found_exception') {
-        indexMissing = true;
-        retryLater.push(op);
-      } else if (isTransientStatus(status)) {
-        retryLater.push(op);
-      } else {
-        result.dead.push({
-          id: op.id,
-          status,
-          reason: `${errorType ?? 'error'}: ${outcome.error?.reason ?? 'no reason given'}${
-            outcome.error?.caused_by?.reason ? ` (${outcome.error.caused_by.reason})` : ''
-          }`,
-          at: new Date().toISOString(),
-        });
+      switch (classifyItem(op, outcome)) {
+        case 'indexed':
+          result.indexed.push(op.id);
+          break;
+        case 'deleted':
+          result.deleted.push(op.id);
+          break;
+        case 'stale':
+          result.stale.push(op.id);
+          break;
+        case 'index-missing':
+          indexMissing = true;
+          retryLater.push(op);
+          break;
+        case 'retry':
+          retryLater.push(op);
+          break;
+        case 'dead':
+          result.dead.push({
+            id: op.id,
+            status: outcome.status,
+            reason: refusalReason(outcome),
+            at: new Date().toISOString(),
+          });
       }
     }
     if (indexMissing) {
@@ -297,28 +285,4 @@ interface WriteState {
   last: string;
   /** Best effort: when to give up (epoch ms); null: never. */
   deadline: number | null;
-}
-
-type Outcome = { status: number; error?: BulkItemError };
-
-/**
- * Each operation's outcome, in order: exactly one item per operation, each under the action sent.
- * Anything else throws BulkAnswerMismatch, before any of the answer is acted on.
- */
-function matchOutcomes(
-  operations: Operation[],
-  response: BulkResponse,
-): { op: Operation; outcome: Outcome }[] {
-  const items = response.items;
-  if (!Array.isArray(items)) throw new BulkAnswerMismatch('no items');
-  if (items.length !== operations.length) {
-    throw new BulkAnswerMismatch(`${items.length} items for ${operations.length} operations`);
-  }
-  return operations.map((op, i) => {
-    const outcome = items[i]?.[op.kind];
-    if (typeof outcome?.status !== 'number') {
-      throw new BulkAnswerMismatch(`item ${i} has no ${op.kind} result (film ${op.id})`);
-    }
-    return { op, outcome };
-  });
 }

@@ -3,7 +3,8 @@
  * the alias, so the new index misses no change made during the load.
  *
  * The reindex gives its new index a write alias of its own (`<alias>-reindex-<stamp>`) and
- * publishes that name in Redis under `reindex-target` as a lease (src/queue/lease.ts, the name as
+ * publishes that name in Redis under `reindex-target` (`reindex-target:persons`,
+ * `reindex-target:genres` for the other indices: one reindex per index at a time) as a lease (src/queue/lease.ts, the name as
  * its holder) that it refreshes while it runs. Syncers look it up at most once a second. So:
  *  - a reindex that dies, even by SIGKILL, stops being mirrored within one lease plus that second;
  *  - mirror writes go to the write alias with `require_alias`, so once the index is deleted an
@@ -18,6 +19,7 @@
  * stopped VM) can still write late; removeReindexLeftovers cleans up after it.
  */
 import type { Client } from '@elastic/elasticsearch';
+import type { KindName } from '../kinds/documentKind.js';
 import type { Logger } from '../logger.js';
 import { Lease, type HeldLease, type LeaseInfo } from '../queue/lease.js';
 import type { RedisStore } from '../queue/redisStore.js';
@@ -57,10 +59,13 @@ export class ReindexTarget {
     private readonly store: RedisStore,
     private readonly es: Client,
     private readonly log: Logger,
+    readonly kind: KindName = 'films',
     private readonly cacheMs = MIRROR_CACHE_MS,
     leaseMs = REINDEX_LEASE_MS,
   ) {
-    this.lease = new Lease(store, store.key('reindex-target'), leaseMs);
+    // The films key keeps its name from before there were other indices.
+    const key = kind === 'films' ? store.key('reindex-target') : store.key('reindex-target', kind);
+    this.lease = new Lease(store, key, leaseMs);
   }
 
   get key(): string {
@@ -111,7 +116,7 @@ export class ReindexTarget {
     }
   }
 
-  /** Films mirrors gave up on for this write alias. */
+  /** Document ids mirrors gave up on for this write alias. */
   async missed(writeAlias: string): Promise<string[]> {
     return this.store.redis.smembers(this.missedKey(writeAlias));
   }

@@ -1,6 +1,6 @@
 /**
- * Zero-downtime reindex: build a new index behind the ES_INDEX alias while search keeps using the
- * old one, then swap the alias in one atomic step and drop the old index. Search never sees an
+ * Zero-downtime reindex of one index (films, persons or genres: `kind`): build a new index behind
+ * its alias while search keeps using the old one, then swap the alias in one atomic step and drop the old index. Search never sees an
  * empty or half-built index. This is also how a mapping change ships.
  *
  * Changes made during the load are not lost: running syncers mirror every batch into the new
@@ -19,15 +19,14 @@ import type { Client } from '@elastic/elasticsearch';
 import { keysetPages, readPage } from '../db/keysetPages.js';
 import type { Postgres } from '../db/postgres.js';
 import { DocumentExtractor } from '../extract/extractor.js';
-import { films } from '../kinds/films.js';
+import type { DocumentKind } from '../kinds/documentKind.js';
+import { memberOf } from '../kinds/kinds.js';
 import type { Logger } from '../logger.js';
 import type { DocumentQueue } from '../queue/documentQueue.js';
 import type { HeldLease } from '../queue/lease.js';
 import type { ReadLock } from '../queue/readLock.js';
-import * as sql from '../sql/queries.js';
 import { sleep } from '../util/sleep.js';
 import { BulkWriter } from './bulkWriter.js';
-import { indexMappings, indexSettings } from './indexDefinition.js';
 import {
   markIndex,
   reindexMeta,
@@ -38,11 +37,13 @@ import {
 import { MIRROR_SETTLE_MS, REINDEX_LEASE_MS, type ReindexTarget } from './reindexTarget.js';
 
 export interface ReindexDeps {
+  /** Which index: its alias, mapping, ids and documents. */
+  kind: DocumentKind;
   es: Client;
   db: Postgres;
   lock: ReadLock;
   target: ReindexTarget;
-  /** Where films the mirrors missed go after the swap. */
+  /** Where documents the mirrors missed go after the swap. */
   queue: DocumentQueue;
   alias: string;
   sizeLimit: number;
@@ -60,7 +61,7 @@ export interface ReindexDeps {
 export interface ReindexResult {
   from: string[];
   to: string;
-  films: number;
+  documents: number;
   ms: number;
 }
 
@@ -72,8 +73,8 @@ interface Build {
   to: string;
   /** The new index's own alias: what the reindex and the mirrors write to. */
   writeAlias: string;
-  /** Films loaded so far. */
-  films: number;
+  /** Documents loaded so far. */
+  documents: number;
 }
 
 export async function reindex(deps: ReindexDeps): Promise<ReindexResult> {
@@ -86,7 +87,7 @@ export async function reindex(deps: ReindexDeps): Promise<ReindexResult> {
     from: Object.keys(await es.indices.getAlias({ name: alias })),
     to: `${alias}_${stamp}`,
     writeAlias: `${alias}-reindex-${stamp}`,
-    films: 0,
+    documents: 0,
   };
   const lost = new AbortController();
   // The lease first: from here on a starting syncer or reindex leaves what this one builds alone.
@@ -104,7 +105,7 @@ export async function reindex(deps: ReindexDeps): Promise<ReindexResult> {
     log.warn({ err: (cause as Error).message }, 'reindex: the swap went through despite the error');
   }
   await finish(deps, build, held);
-  return { from: build.from, to: build.to, films: build.films, ms: Date.now() - started };
+  return { from: build.from, to: build.to, documents: build.documents, ms: Date.now() - started };
 }
 
 async function assertAlias(es: Client, alias: string): Promise<void> {
@@ -132,15 +133,16 @@ async function buildAndSwap(
   held: HeldLease,
   signal: AbortSignal,
 ): Promise<void> {
-  const { es, log } = deps;
+  const { es, log, kind } = deps;
+  const { settings, mappings } = kind.definition;
   const { alias, from, to, writeAlias } = build;
   const replicas = (
     await es.indices.getSettings({ index: from[0] ?? alias, name: 'index.number_of_replicas' })
   )[from[0] ?? alias]?.settings?.index?.number_of_replicas;
   await es.indices.create({
     index: to,
-    settings: { ...indexSettings, refresh_interval: '-1', number_of_replicas: 0 },
-    mappings: { ...indexMappings, _meta: reindexMeta(marker(build, 'building')) },
+    settings: { ...settings, refresh_interval: '-1', number_of_replicas: 0 },
+    mappings: { ...mappings, _meta: reindexMeta(marker(build, 'building')) },
     aliases: { [writeAlias]: { is_write_index: true } },
   });
   log.info({ alias, from, to, write_alias: writeAlias }, 'reindex: new index created');
@@ -153,7 +155,7 @@ async function buildAndSwap(
   await es.indices.putSettings({
     index: to,
     settings: {
-      refresh_interval: indexSettings.refresh_interval ?? '1s',
+      refresh_interval: settings.refresh_interval ?? '1s',
       number_of_replicas: replicas ?? 1,
     },
   });
@@ -169,12 +171,12 @@ async function buildAndSwap(
       { add: { index: to, alias, is_write_index: true } },
     ],
   });
-  log.info({ alias, to, films: build.films }, 'reindex: alias swapped');
+  log.info({ alias, to, documents: build.documents }, 'reindex: alias swapped');
 }
 
-/** Every film, page by page, into the new index through its write alias. */
+/** Every document, page by page, into the new index through its write alias. */
 async function load(deps: ReindexDeps, build: Build, signal: AbortSignal): Promise<void> {
-  const { db, lock, log } = deps;
+  const { db, lock, log, kind } = deps;
   const extractor = new DocumentExtractor(db, lock, deps.bulkSize);
   // No onIndexMissing: if the index is deleted under us, the write fails instead of re-creating.
   const writer = new BulkWriter(deps.es, { name: build.writeAlias, isAlias: true }, log);
@@ -183,14 +185,14 @@ async function load(deps: ReindexDeps, build: Build, signal: AbortSignal): Promi
   const pages = keysetPages({
     pageSize: deps.sizeLimit,
     read: (after: unknown[] | undefined) =>
-      lock.withLock('reindex', () => readPage(db, sql.filmIdPages, [deps.sizeLimit], after)),
+      lock.withLock('reindex', () => readPage(db, kind.ids, [deps.sizeLimit], after)),
     keyOf: (row) => [row.id],
     pause: () => sleep(deps.sleepMs, signal),
     signal,
   });
   for await (const page of pages) {
     const ids = page.map((r) => r.id);
-    for await (const batch of extractor.batches(films, {
+    for await (const batch of extractor.batches(kind, {
       workerId: 'reindex',
       ids,
       claimedAt: Date.now(),
@@ -202,11 +204,11 @@ async function load(deps: ReindexDeps, build: Build, signal: AbortSignal): Promi
         );
       }
     }
-    build.films += ids.length;
+    build.documents += ids.length;
     if (Date.now() - lastLog > 10_000) {
       lastLog = Date.now();
-      const rate = Math.round(build.films / ((Date.now() - started) / 1000));
-      log.info({ films: build.films, rate }, 'reindex progress');
+      const rate = Math.round(build.documents / ((Date.now() - started) / 1000));
+      log.info({ index: deps.kind.name, documents: build.documents, rate }, 'reindex progress');
     }
   }
   // The pager stops quietly when aborted: a partial load must not be swapped in.
@@ -263,8 +265,11 @@ async function finish(deps: ReindexDeps, build: Build, held: HeldLease): Promise
     await unmarkIndex(es, to);
     const missed = await target.missed(writeAlias);
     if (missed.length > 0) {
-      await deps.queue.enqueue(missed);
-      log.warn({ films: missed.length }, 'reindex: films the mirrors missed are queued again');
+      await deps.queue.enqueue(missed.map((id) => memberOf(deps.kind.name, id)));
+      log.warn(
+        { documents: missed.length },
+        'reindex: documents the mirrors missed are queued again',
+      );
     }
     await target.forgetMissed(writeAlias);
     if (from.length > 0) await es.indices.delete({ index: from }, { ignore: [404] });

@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import type { Logger } from '../logger.js';
+import { RetryDelays } from '../util/backoff.js';
 
 const lua = (name: string) => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8');
 
@@ -36,6 +37,7 @@ export class RedisStore {
     readonly prefix: string,
     private readonly log: Logger,
   ) {
+    const reconnects = new RetryDelays({ initialMs: 100, maxMs: 5_000 });
     this.redis = new Redis(url, {
       // Commands wait (queued) while Redis reconnects instead of failing after 20 tries, but
       // never longer than commandTimeout: a command queued while Redis is away would otherwise
@@ -43,7 +45,11 @@ export class RedisStore {
       // above treat the timeout like any failure: back off and try again.
       maxRetriesPerRequest: null,
       commandTimeout: COMMAND_TIMEOUT_MS,
-      retryStrategy: (attempt) => Math.min(5_000, 100 * 2 ** Math.min(attempt, 6)),
+      // ioredis counts attempts from 1 after every loss of the connection.
+      retryStrategy: (attempt) => {
+        if (attempt === 1) reconnects.reset();
+        return reconnects.next();
+      },
     });
     this.redis.on('error', (err: Error) =>
       this.log.warn({ err: err.message }, 'redis connection error'),

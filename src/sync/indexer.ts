@@ -18,6 +18,7 @@ import type { WorkerRegistry, WorkerState } from '../queue/workerRegistry.js';
 import { isTransientError } from '../errors.js';
 import { emptyStats, type IndexerStats } from '../metrics/indexerStats.js';
 import type { BatchEvent } from '../metrics/syncerMetrics.js';
+import { RetryDelays } from '../util/backoff.js';
 import { sleep } from '../util/sleep.js';
 import { isUuid } from '../util/uuid.js';
 
@@ -67,6 +68,7 @@ export class Indexer {
       5_000,
     );
     let failures = 0;
+    const delays = new RetryDelays({ initialMs: 200, maxMs: 10_000 });
     try {
       while (!signal.aborted) {
         try {
@@ -84,6 +86,7 @@ export class Indexer {
           this.held = claim;
           await this.process(claim);
           failures = 0;
+          delays.reset();
           await sleep(this.deps.sleepMs, signal);
         } catch (err) {
           failures++;
@@ -100,7 +103,7 @@ export class Indexer {
             },
             back ? 'batch failed; claim returned to the queue' : 'batch failed',
           );
-          await sleep(Math.min(10_000, 200 * 2 ** Math.min(failures, 6)), signal);
+          await sleep(delays.next(), signal);
         }
       }
       // Stopping: one more try to return a claim that a failure left in hand.

@@ -287,35 +287,32 @@ export class Syncer {
     return targets;
   }
 
-  /** Where each kind's documents go: its index, and for films a running reindex's too. */
+  /** Where each kind's documents go: its index, and the index a running reindex builds. */
   private sinks(targets: Map<KindName, IndexTarget>): Map<KindName, KindSink> {
     const { config, log } = this;
     const indexLog = log.child({ component: 'index' });
-    const reindexTarget = new ReindexTarget(
-      this.store,
-      this.es,
-      log.child({ component: 'reindex-mirror' }),
-    );
-    // In the background (it may wait a few seconds); it logs what it deletes and never throws.
-    void removeReindexLeftovers(this.es, reindexTarget, config.index, indexLog);
     return new Map(
       KINDS.map((kind) => {
+        const alias = kind.indexName(config);
         const writer = new BulkWriter(
           this.es,
           targetOf(targets, kind),
           log.child({ component: 'loader' }),
           {
             onIndexMissing: async () => {
-              await ensureIndex(this.es, kind.indexName(config), indexLog, kind.definition);
+              await ensureIndex(this.es, alias, indexLog, kind.definition);
             },
           },
         );
-        // Only the films index is rebuilt by `npm run reindex` so far: only it has a mirror.
-        const sink: KindSink =
-          kind.name === 'films'
-            ? { kind, writer, mirror: () => reindexTarget.mirror() }
-            : { kind, writer };
-        return [kind.name, sink];
+        const reindexTarget = new ReindexTarget(
+          this.store,
+          this.es,
+          log.child({ component: 'reindex-mirror', index: kind.name }),
+          kind.name,
+        );
+        // In the background (it may wait a few seconds); it logs what it deletes and never throws.
+        void removeReindexLeftovers(this.es, reindexTarget, alias, indexLog);
+        return [kind.name, { kind, writer, mirror: () => reindexTarget.mirror() }];
       }),
     );
   }

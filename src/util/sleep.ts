@@ -11,8 +11,3 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     signal?.addEventListener('abort', done, { once: true });
   });
 }
-
-/** A delay in [ms/2, ms): spreads retries of many clients apart. */
-export function jitter(ms: number): number {
-  return ms / 2 + Math.random() * (ms / 2);
-}

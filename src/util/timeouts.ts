@@ -1,6 +1,8 @@
 /**
  * The one timeout helper. Neither function cancels the promise it waits for (most of what we wait
- * on cannot be cancelled): they only stop waiting. Their timers never keep the process up.
+ * on cannot be cancelled): they only stop waiting. The timer is cleared as soon as the wait ends,
+ * so it keeps the process up for no longer than the wait (and it must keep it up: a stopping
+ * syncer waiting for loops that wait on nothing else would otherwise exit mid-stop).
  */
 
 export class TimeoutError extends Error {
@@ -15,7 +17,6 @@ export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): P
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new TimeoutError(what, ms)), ms);
-    timer.unref();
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

@@ -1,0 +1,80 @@
+/**
+ * Reading a `_bulk` answer, as pure logic: match each item to the operation it answers, and say
+ * what became of it. Everything the loader decides about an item is decided here.
+ */
+import { isTransientStatus } from '../errors.js';
+
+export type Operation =
+  | { kind: 'index'; id: string; version: number; json: string }
+  | { kind: 'delete'; id: string; version: number };
+
+export interface BulkItemError {
+  type?: string;
+  reason?: string;
+  caused_by?: { reason?: string };
+}
+
+/** The bulk answer as `filter_path=items.*.status,items.*.error` leaves it. */
+export interface BulkResponse {
+  items?: Partial<Record<'index' | 'delete', { status: number; error?: BulkItemError }>>[];
+}
+
+export type Outcome = { status: number; error?: BulkItemError };
+
+/** A bulk answer that does not say what became of every operation sent. */
+export class BulkAnswerMismatch extends Error {
+  constructor(readonly detail: string) {
+    super(`bulk answer does not match the operations sent: ${detail}`);
+    this.name = 'BulkAnswerMismatch';
+  }
+}
+
+/**
+ * Each operation's outcome, in order: exactly one item per operation, each under the action sent.
+ * Anything else throws BulkAnswerMismatch, before any of the answer is acted on (an item that
+ * matches nothing must never count as done).
+ */
+export function matchOutcomes(
+  operations: Operation[],
+  response: BulkResponse,
+): { op: Operation; outcome: Outcome }[] {
+  const items = response.items;
+  if (!Array.isArray(items)) throw new BulkAnswerMismatch('no items');
+  if (items.length !== operations.length) {
+    throw new BulkAnswerMismatch(`${items.length} items for ${operations.length} operations`);
+  }
+  return operations.map((op, i) => {
+    const outcome = items[i]?.[op.kind];
+    if (typeof outcome?.status !== 'number') {
+      throw new BulkAnswerMismatch(`item ${i} has no ${op.kind} result (document ${op.id})`);
+    }
+    return { op, outcome };
+  });
+}
+
+/**
+ * - indexed / deleted: done (a delete of a document that is not there is done too);
+ * - stale: 409, a newer version is indexed: done, nothing to write;
+ * - index-missing: the index or alias is gone: retry once it is back;
+ * - retry: 429 / 5xx, not now but later;
+ * - dead: refused for good (mapping, unparsable value): a dead letter.
+ */
+export type ItemVerdict = 'indexed' | 'deleted' | 'stale' | 'index-missing' | 'retry' | 'dead';
+
+export function classifyItem(op: Operation, outcome: Outcome): ItemVerdict {
+  const { status } = outcome;
+  const errorType = outcome.error?.type;
+  if (status >= 200 && status < 300) return op.kind === 'index' ? 'indexed' : 'deleted';
+  if (status === 409) return 'stale';
+  if (status === 404 && op.kind === 'delete' && errorType === undefined) return 'deleted';
+  if (errorType === 'index_not_found_exception') return 'index-missing';
+  if (isTransientStatus(status)) return 'retry';
+  return 'dead';
+}
+
+/** What a dead letter says of a refused item. */
+export function refusalReason(outcome: Outcome): string {
+  const error = outcome.error;
+  const cause = error?.caused_by?.reason ? ` (${error.caused_by.reason})` : '';
+  return `${error?.type ?? 'error'}: ${error?.reason ?? 'no reason given'}${cause}`;
+}

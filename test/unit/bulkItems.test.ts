@@ -1,0 +1,70 @@
+/** How the loader reads a `_bulk` answer: pure logic, no services. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import {
+  BulkAnswerMismatch,
+  classifyItem,
+  matchOutcomes,
+  refusalReason,
+  type Operation,
+} from '../../src/load/bulkItems.js';
+
+const index: Operation = { kind: 'index', id: 'a', version: 1, json: '{}' };
+const remove: Operation = { kind: 'delete', id: 'b', version: 1 };
+
+describe('bulk answer', () => {
+  it('classifies every kind of item', () => {
+    assert.equal(classifyItem(index, { status: 201 }), 'indexed');
+    assert.equal(classifyItem(index, { status: 200 }), 'indexed');
+    assert.equal(classifyItem(remove, { status: 200 }), 'deleted');
+    assert.equal(classifyItem(index, { status: 409 }), 'stale');
+    assert.equal(classifyItem(remove, { status: 409 }), 'stale');
+    // Deleting what is not there is done; a 404 that names an error is not.
+    assert.equal(classifyItem(remove, { status: 404 }), 'deleted');
+    const gone = { status: 404, error: { type: 'index_not_found_exception' } };
+    assert.equal(classifyItem(remove, gone), 'index-missing');
+    assert.equal(classifyItem(index, gone), 'index-missing');
+    for (const status of [429, 500, 502, 503, 504])
+      assert.equal(classifyItem(index, { status }), 'retry', String(status));
+    const mapping = { status: 400, error: { type: 'document_parsing_exception', reason: 'bad' } };
+    assert.equal(classifyItem(index, mapping), 'dead');
+  });
+
+  it('says why an item was refused, with its cause', () => {
+    assert.equal(
+      refusalReason({
+        status: 400,
+        error: {
+          type: 'document_parsing_exception',
+          reason: 'failed to parse',
+          caused_by: { reason: 'year 20000' },
+        },
+      }),
+      'document_parsing_exception: failed to parse (year 20000)',
+    );
+    assert.equal(refusalReason({ status: 400 }), 'error: no reason given');
+  });
+
+  it('matches items to operations in order, or trusts none of the answer', () => {
+    const matched = matchOutcomes([index, remove], {
+      items: [{ index: { status: 201 } }, { delete: { status: 200 } }],
+    });
+    assert.deepEqual(
+      matched.map((m) => [m.op.id, m.outcome.status]),
+      [
+        ['a', 201],
+        ['b', 200],
+      ],
+    );
+    assert.throws(
+      () => matchOutcomes([index, remove], { items: [{ index: { status: 201 } }] }),
+      BulkAnswerMismatch,
+    );
+    assert.throws(() => matchOutcomes([index], {}), BulkAnswerMismatch);
+    // An item under another action than the one sent answers nothing.
+    assert.throws(
+      () => matchOutcomes([index], { items: [{ delete: { status: 200 } }] }),
+      BulkAnswerMismatch,
+    );
+  });
+});
