@@ -20,8 +20,6 @@ import type { Poller } from './poller.js';
 export interface CaptureStats {
   notifications: number;
   passes: number;
-  lastPassAt: string | null;
-  lastError: string | null;
 }
 
 export class ChangeCapture {
@@ -33,7 +31,7 @@ export class ChangeCapture {
   private wakeUp: (() => void) | null = null;
   /** Cuts a failure backoff short: Postgres is evidently back once the listener reconnected. */
   private backoff = new AbortController();
-  readonly stats: CaptureStats = { notifications: 0, passes: 0, lastPassAt: null, lastError: null };
+  readonly stats: CaptureStats = { notifications: 0, passes: 0 };
 
   constructor(
     private readonly queue: DocumentQueue,
@@ -97,7 +95,6 @@ export class ChangeCapture {
           await this.drain();
           const result = await this.poller.pass(signal);
           this.stats.passes++;
-          this.stats.lastPassAt = new Date().toISOString();
           if (result.kind !== 'incremental' || result.queued > 0) {
             this.log.debug({ ...result }, 'poll pass');
           }
@@ -107,7 +104,6 @@ export class ChangeCapture {
       } catch (err) {
         // Postgres or Redis went away mid-step: nothing was acknowledged, so retrying is safe.
         failures++;
-        this.stats.lastError = (err as Error).message;
         await this.reportError?.((err as Error).message).catch(() => undefined);
         this.pollRequested = true;
         this.log.warn(

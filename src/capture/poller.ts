@@ -69,8 +69,6 @@ export interface PollerDeps {
 
 export class Poller {
   private passes = 0;
-  /** Rows passed over because the live path had queued their transaction (for tests, metrics). */
-  skipped = 0;
 
   constructor(private readonly deps: PollerDeps) {}
 
@@ -155,7 +153,6 @@ export class Poller {
       rows += page.length;
       const handled = this.deps.handled;
       const fresh = handled ? page.filter((r) => !handled.has(r.txid)) : page;
-      this.skipped += page.length - fresh.length;
       if (fresh.length === 0) continue;
       const keys = { film: new Set<string>(), person: new Set<string>(), genre: new Set<string>() };
       for (const row of fresh) {

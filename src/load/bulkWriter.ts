@@ -44,7 +44,6 @@ import {
 } from './bulkItems.js';
 import type { IndexTarget } from './indexManager.js';
 
-
 export interface LoadResult {
   indexed: string[];
   deleted: string[];

@@ -19,7 +19,6 @@ export interface IndexerStats extends IndexCounts {
   batches: number;
   retries: number;
   lastBatchAt: string | null;
-  lastError: string | null;
 }
 
 export const noCounts = (): IndexCounts => ({ indexed: 0, deleted: 0, stale: 0, dead: 0 });
@@ -30,7 +29,6 @@ export const emptyStats = (): IndexerStats => ({
   batches: 0,
   retries: 0,
   lastBatchAt: null,
-  lastError: null,
 });
 
 /** Several indexers' counters as one. */
@@ -52,7 +50,6 @@ export function sumStats(all: readonly IndexerStats[]): IndexerStats {
       (total.lastBatchAt === null || stats.lastBatchAt > total.lastBatchAt)
     )
       total.lastBatchAt = stats.lastBatchAt;
-    total.lastError ??= stats.lastError;
   }
   return total;
 }

@@ -7,8 +7,7 @@ import { hostname } from 'node:os';
 import type { DocumentQueue } from './documentQueue.js';
 import type { RedisStore } from './redisStore.js';
 
-export type WorkerState =
-  'starting' | 'idle' | 'reading' | 'writing' | 'polling' | 'full-load' | 'stopping';
+export type WorkerState = 'starting' | 'idle' | 'reading' | 'writing';
 
 export interface WorkerInfo {
   id: string;
@@ -16,7 +15,6 @@ export interface WorkerInfo {
   since: string;
   host: string;
   pid: number;
-  detail?: string;
 }
 
 export class WorkerRegistry {
@@ -33,14 +31,13 @@ export class WorkerRegistry {
     return this.store.key('alive', workerId);
   }
 
-  async setState(workerId: string, state: WorkerState, detail?: string): Promise<void> {
+  async setState(workerId: string, state: WorkerState): Promise<void> {
     const info: WorkerInfo = {
       id: workerId,
       state,
       since: new Date().toISOString(),
       host: hostname(),
       pid: process.pid,
-      ...(detail === undefined ? {} : { detail }),
     };
     await this.store.redis
       .multi()

@@ -65,10 +65,6 @@ export const endAbandonedListener = query<{ ended: boolean }>(
     WHERE pid = $1 AND application_name = 'movies-etl listener'`,
 );
 
-// --- health -----------------------------------------------------------------------------------
-
-export const ping = query<{ ok: number }>('ping', `SELECT 1 AS ok`);
-
 // --- change capture: polling ------------------------------------------------------------------
 
 /**

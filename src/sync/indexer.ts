@@ -90,7 +90,6 @@ export class Indexer {
           await sleep(this.deps.sleepMs, signal);
         } catch (err) {
           failures++;
-          this.stats.lastError = (err as Error).message;
           await this.deps.reportError?.((err as Error).message).catch(() => undefined);
           const back = this.held ? await this.giveBack() : false;
           if (this.hardStop.signal.aborted) break;

@@ -5,12 +5,6 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 
-export interface SmallCatalog {
-  films: string[];
-  genres: string[];
-  persons: string[];
-}
-
 export async function insertFilm(
   db: pg.Pool,
   title: string,

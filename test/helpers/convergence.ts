@@ -66,10 +66,13 @@ export async function waitForConvergence(
   const started = Date.now();
   let drifts: IndexDrift[] | null = null;
   while (Date.now() - started < timeoutMs) {
+    const looked = Date.now();
     drifts = await indexDrifts(sandbox.pg, sandbox.es, sandbox.config);
     if (drifts.every((d) => inSync(d.drift)))
       return { ms: Date.now() - started, documents: drifts[0]?.expected ?? 0 };
-    await delay(200);
+    // A look at 100,000 documents takes seconds of the same CPU the syncer needs: look again
+    // after at least twice as long as the last look took, so the oracle never crowds it out.
+    await delay(Math.max(200, 2 * (Date.now() - looked)));
   }
   throw new Error(
     `indices did not converge in ${timeoutMs} ms: ${drifts ? describeDrifts(drifts) : 'no read'}`,

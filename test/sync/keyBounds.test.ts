@@ -83,8 +83,11 @@ describe('the first and last possible ids', () => {
     await sandbox.es.delete({ index: sandbox.config.index, id: FIRST_UUID, refresh: true });
     const result = await runCli('verify', env(), ['--json']);
     assert.equal(result.code, 3, result.stderr);
-    const report = JSON.parse(result.stdout) as { films: number; missing: string[] };
-    assert.equal(report.films, 7);
+    const report = JSON.parse(result.stdout) as {
+      indices: { films: { rows: number } };
+      missing: string[];
+    };
+    assert.equal(report.indices.films.rows, 7);
     assert.deepEqual(report.missing, [FIRST_UUID]);
     assert.equal((await runCli('verify', env(), ['--repair'])).code, 3);
     const syncer = await startSyncer(sandbox, small);
@@ -96,7 +99,7 @@ describe('the first and last possible ids', () => {
   });
 
   it('reindex copies them', async () => {
-    const result = await runCli('reindex', env());
+    const result = await runCli('reindex', env(), ['--index', 'films']);
     assert.equal(result.code, 0, result.stderr + result.stdout);
     await sandbox.es.indices.refresh({ index: sandbox.config.index });
     await waitForConvergence(sandbox);

@@ -63,7 +63,7 @@ describe('timeouts', () => {
     const never = new Promise<never>(() => undefined);
     await assert.rejects(withTimeout(never, 20, 'ping'), (err: unknown) => {
       assert.ok(err instanceof TimeoutError);
-      assert.match((err).message, /ping timed out after 20 ms/);
+      assert.match(err.message, /ping timed out after 20 ms/);
       return true;
     });
     assert.equal(await withTimeout(Promise.resolve(7), 1_000, 'ping'), 7);
