@@ -43,6 +43,16 @@ describe('redis refusing writes', () => {
     await sandbox.cleanup();
   });
 
+  /** Every index equals Postgres, and nothing waits or is claimed in Redis. */
+  const convergedAndDrained = async () => {
+    await waitForConvergence(sandbox, 90_000);
+    await eventually(
+      async () => (await queue.depth()) === 0 && (await queue.inFlight()).length === 0,
+      20_000,
+      'queue and claims drained',
+    );
+  };
+
   it('loses no film when acks and give-backs fail while claims are in flight', async () => {
     const syncer = await startSyncer(sandbox, {
       redisUrl: redis.url,
@@ -80,12 +90,7 @@ describe('redis refusing writes', () => {
         await redis.allowWrites();
         await delay(300);
       }
-      await waitForConvergence(sandbox, 90_000);
-      await eventually(
-        async () => (await queue.depth()) === 0 && (await queue.inFlight()).length === 0,
-        20_000,
-        'queue and claims drained',
-      );
+      await convergedAndDrained();
     } finally {
       await redis.allowWrites();
       await syncer.stop();
@@ -106,12 +111,7 @@ describe('redis refusing writes', () => {
         `the syncer exited:\n${syncer.output().slice(-3_000)}`,
       );
       await redis.allowWrites();
-      await waitForConvergence(sandbox, 90_000);
-      await eventually(
-        async () => (await queue.depth()) === 0 && (await queue.inFlight()).length === 0,
-        20_000,
-        'queue and claims drained',
-      );
+      await convergedAndDrained();
     } finally {
       await redis.allowWrites();
       await syncer.stop();
