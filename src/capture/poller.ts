@@ -28,6 +28,15 @@ import * as sql from '../sql/queries.js';
 import { sleep } from '../util/sleep.js';
 import type { FanOut } from './fanOut.js';
 
+/**
+ * Past this many changed rows of one table in one pass, resolving each page (a film's people, a
+ * person's films) costs more than reloading the kinds it fans out to: every person sits in many
+ * films' pages, so a 100,000-film UPDATE would queue each person again and again as indexers
+ * take them. Then every document of those kinds is queued once instead, after the table's rows
+ * were read (so each is read at or after the change), and before its watermark moves.
+ */
+const RESOLVE_AT_MOST_ROWS = 10_000;
+
 /** Tables polled row by row, in this order. */
 const POLLED = Object.keys(sql.changedRowsByTable) as sql.PolledTable[];
 
@@ -149,6 +158,8 @@ export class Poller {
       pause: () => sleep(sleepMs, signal),
       signal,
     });
+    // Kinds this table reaches through a resolution, once it changed too many rows for that.
+    const reload = new Set<DocumentKind>();
     for await (const page of pages) {
       rows += page.length;
       const handled = this.deps.handled;
@@ -160,9 +171,43 @@ export class Poller {
         if (row.person !== null) keys.person.add(row.person);
         if (row.genre !== null) keys.genre.add(row.genre);
       }
-      queued += await fanOut.run(fanOut.plan({ table, keys }));
+      const plan = fanOut.plan({ table, keys });
+      if (rows > RESOLVE_AT_MOST_ROWS) {
+        for (const resolution of plan.resolutions) reload.add(resolution.kind);
+        plan.resolutions = [];
+      }
+      queued += await fanOut.run(plan);
     }
+    for (const kind of reload) queued += (await this.queueEvery(kind, signal)).queued;
+    if (reload.size > 0)
+      this.deps.log.info(
+        { table, rows, indices: [...reload].map((k) => k.name) },
+        'many rows changed: every document of the indices they fan out to is queued instead',
+      );
     return { queued, rows };
+  }
+
+  /** Every document of one kind, ETL_SIZE_LIMIT ids per read: how many read, how many new. */
+  private async queueEvery(
+    kind: DocumentKind,
+    signal?: AbortSignal,
+  ): Promise<{ read: number; queued: number }> {
+    const { db, queue, sizeLimit, sleepMs } = this.deps;
+    let queued = 0;
+    let read = 0;
+    const pages = keysetPages({
+      pageSize: sizeLimit,
+      read: (after: unknown[] | undefined) =>
+        this.read(`queue every ${kind.noun}`, () => readPage(db, kind.ids, [sizeLimit], after)),
+      keyOf: (row) => [row.id],
+      pause: () => sleep(sleepMs, signal),
+      signal,
+    });
+    for await (const page of pages) {
+      read += page.length;
+      queued += await queue.enqueue(page.map((r) => memberOf(kind.name, r.id)));
+    }
+    return { read, queued };
   }
 
   /**
@@ -176,7 +221,7 @@ export class Poller {
       tables: 'all',
     },
   ): Promise<PassResult> {
-    const { db, queue, watermarks, log, sizeLimit, sleepMs, onFullLoad } = this.deps;
+    const { watermarks, log, onFullLoad } = this.deps;
     // One full load at a time across syncers; the others keep serving the live path.
     const guard = await watermarks.guardFullLoad(this.deps.owner, (reason) =>
       log.warn({ reason }, 'full-load lease lost; another syncer may start a full load too'),
@@ -199,18 +244,9 @@ export class Poller {
       let queued = 0;
       let rows = 0;
       for (const { kind } of scope.kinds) {
-        const pages = keysetPages({
-          pageSize: sizeLimit,
-          read: (after: unknown[] | undefined) =>
-            this.read(`full load ${kind.name}`, () => readPage(db, kind.ids, [sizeLimit], after)),
-          keyOf: (row) => [row.id],
-          pause: () => sleep(sleepMs, signal),
-          signal,
-        });
-        for await (const page of pages) {
-          rows += page.length;
-          queued += await queue.enqueue(page.map((r) => memberOf(kind.name, r.id)));
-        }
+        const every = await this.queueEvery(kind, signal);
+        queued += every.queued;
+        rows += every.read;
         if (signal?.aborted) return { kind: 'full', queued, rows };
       }
       for (const loaded of scope.kinds) {
