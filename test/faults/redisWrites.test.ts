@@ -74,7 +74,10 @@ describe('redis refusing writes', () => {
           const mark = await watermarks.get('film_work');
           return mark !== null && Date.parse(mark.at) > changedAt;
         },
-        30_000,
+        // The pass pages 6,000 changed films 40 at a time, each page fanned out to their people,
+        // taking turns with two indexers under the read lock: ~13 s on a quiet machine, and more
+        // than twice that when another test file shares the two cores.
+        120_000,
         'the change queued and the watermark past it',
       );
       // Refuse writes several times while claims are in flight: each time, some worker has
