@@ -47,8 +47,9 @@ describe('security', () => {
     await sandbox.pg.query(`GRANT CONNECT ON DATABASE ${sandbox.name} TO ${role}`);
     await sandbox.pg.query(`GRANT USAGE ON SCHEMA content, etl TO ${role}`);
     await sandbox.pg.query(`GRANT SELECT ON ALL TABLES IN SCHEMA content TO ${role}`);
-    await sandbox.pg.query(`GRANT SELECT ON etl.film_tombstone, etl.truncation TO ${role}`);
-    await sandbox.pg.query(`GRANT DELETE ON etl.film_tombstone TO ${role}`);
+    const tombstones = 'etl.film_tombstone, etl.person_tombstone, etl.genre_tombstone';
+    await sandbox.pg.query(`GRANT SELECT ON ${tombstones}, etl.truncation TO ${role}`);
+    await sandbox.pg.query(`GRANT DELETE ON ${tombstones} TO ${role}`);
 
     const databaseUrl = withCredentials(sandbox.config.databaseUrl, role, '');
     let syncer: Syncer | null = null;
@@ -57,6 +58,15 @@ describe('security', () => {
       await waitForConvergence(sandbox);
       await insertFilm(sandbox.pg, 'Seen by the reader role');
       await sandbox.pg.query(`DELETE FROM content.person WHERE full_name = 'Person 1'`);
+      await waitForConvergence(sandbox);
+      await syncer.stop();
+      syncer = null;
+      // Written while no syncer runs: only the poller's catch-up (every table and tombstone it
+      // reads under this role) can bring these in.
+      await insertFilm(sandbox.pg, 'Caught up by the reader role');
+      await sandbox.pg.query(`DELETE FROM content.person WHERE full_name = 'Person 2'`);
+      await sandbox.pg.query(`DELETE FROM content.genre WHERE name = 'Genre 1'`);
+      syncer = await startSyncer(sandbox, { databaseUrl, listenUrl: databaseUrl });
       await waitForConvergence(sandbox);
     } finally {
       await syncer?.stop();
