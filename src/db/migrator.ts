@@ -95,3 +95,33 @@ export async function migrate(
     await client.end();
   }
 }
+
+/**
+ * Migrations in `dir` that the database has not applied; null when this role may not read the
+ * ledger (a least-privilege role need not: the check is a courtesy, not a guarantee).
+ */
+export async function pendingMigrations(
+  databaseUrl: string,
+  dir: string,
+): Promise<string[] | null> {
+  const client = new pg.Client({ connectionString: databaseUrl, application_name: 'movies-etl' });
+  await client.connect();
+  try {
+    const applied = await client
+      .query<{ version: string }>(sql.appliedMigrations.text)
+      .then((result) => new Set(result.rows.map((row) => row.version)))
+      .catch((err: unknown) => {
+        // 42P01: no ledger at all (never migrated); 42501: not ours to read.
+        const code = (err as { code?: string } | null)?.code;
+        if (code === '42P01') return new Set<string>();
+        if (code === '42501') return null;
+        throw err;
+      });
+    if (applied === null) return null;
+    return readMigrations(dir)
+      .filter((m) => !applied.has(m.version))
+      .map((m) => `${m.version}_${m.name}`);
+  } finally {
+    await client.end();
+  }
+}

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { writeFileSync, mkdtempSync, cpSync } from 'node:fs';
+import { writeFileSync, mkdtempSync, cpSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { migrate, readMigrations } from '../../src/db/migrator.js';
 import { createSandbox, type Sandbox } from '../helpers/isolation.js';
+import { runCli } from '../helpers/runCli.js';
 import { MIGRATIONS, testLog } from '../helpers/syncerHarness.js';
 
 describe('npm run migrate', () => {
@@ -58,5 +59,24 @@ describe('npm run migrate', () => {
       migrate(sandbox.config.databaseUrl, dir, testLog()),
       /0001_content_schema changed after it was applied/,
     );
+  });
+
+  it('a syncer refuses to start on a database that lacks a migration, and says what to run', async () => {
+    const old = await createSandbox('migrate_old');
+    try {
+      const dir = mkdtempSync(join(tmpdir(), 'migrations-'));
+      cpSync(MIGRATIONS, dir, { recursive: true });
+      const newest = readMigrations(MIGRATIONS).at(-1);
+      assert.ok(newest);
+      rmSync(join(dir, `${newest.version}_${newest.name}.sql`));
+      await migrate(old.config.databaseUrl, dir, testLog());
+      const result = await runCli('start', old.env);
+      assert.equal(result.code, 1, result.stdout + result.stderr);
+      const said = result.stdout + result.stderr;
+      assert.match(said, new RegExp(`${newest.version}_${newest.name}`));
+      assert.match(said, /npm run migrate/);
+    } finally {
+      await old.cleanup();
+    }
   });
 });
