@@ -71,6 +71,7 @@ const schema = z.object({
   ETL_SLEEP_MS: int(0, 60_000).default(10),
   ETL_WORKERS: int(1, 16).default(2),
   ETL_POLL_INTERVAL_MS: int(100, 3_600_000).default(5_000),
+  ETL_REFRESH_MS: int(0, 60_000).default(100),
   LOG_LEVEL: z
     .enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` })
     .default('info'),
@@ -103,6 +104,8 @@ export interface Config {
   /** Indexing workers per process. */
   workers: number;
   pollIntervalMs: number;
+  /** Least gap between explicit refreshes after live batches; 0: the index's own interval only. */
+  refreshMs: number;
   logLevel: RawConfig['LOG_LEVEL'];
   metricsPort: number;
 }
@@ -166,6 +169,7 @@ export function parseConfig(env: Record<string, string | undefined>): ConfigResu
       sleepMs: raw.ETL_SLEEP_MS,
       workers: raw.ETL_WORKERS,
       pollIntervalMs: raw.ETL_POLL_INTERVAL_MS,
+      refreshMs: raw.ETL_REFRESH_MS,
       logLevel: raw.LOG_LEVEL,
       metricsPort: raw.METRICS_PORT,
     },

@@ -31,6 +31,7 @@ describe('configuration', () => {
       ETL_BULK_SIZE: '1000',
       ETL_SLEEP_MS: '0',
       ETL_POLL_INTERVAL_MS: '2500',
+      ETL_REFRESH_MS: '0',
       LOG_LEVEL: 'debug',
       METRICS_PORT: '0',
     });
@@ -39,6 +40,7 @@ describe('configuration', () => {
     assert.equal(result.config.bulkSize, 1000);
     assert.equal(result.config.sleepMs, 0);
     assert.equal(result.config.pollIntervalMs, 2500);
+    assert.equal(result.config.refreshMs, 0);
     assert.equal(result.config.metricsPort, 0);
     assert.equal(result.config.redisPrefix, '{cinema}:');
     assert.equal(result.config.index, 'movies-v2');
@@ -61,6 +63,7 @@ describe('configuration', () => {
       ETL_BULK_SIZE: '-5',
       ETL_SLEEP_MS: '1.5',
       ETL_POLL_INTERVAL_MS: '10',
+      ETL_REFRESH_MS: '-1',
       LOG_LEVEL: 'loud',
       METRICS_PORT: '70000',
     });
@@ -77,6 +80,7 @@ describe('configuration', () => {
         'ETL_BULK_SIZE',
         'ETL_SLEEP_MS',
         'ETL_POLL_INTERVAL_MS',
+        'ETL_REFRESH_MS',
         'LOG_LEVEL',
         'METRICS_PORT',
       ]),

@@ -50,6 +50,11 @@ export class BulkLoadMode {
     return this.held !== null;
   }
 
+  /** Whether some syncer (this one or another) holds the index in bulk-load mode now. */
+  async heldByAnyone(): Promise<boolean> {
+    return (await this.lease.holder()) !== null;
+  }
+
   /** Relax the index if it is empty and nobody else has; resolves to whether it did. */
   async enter(): Promise<boolean> {
     const { count } = await this.es.count({ index: this.target });

@@ -12,6 +12,7 @@ import type { DocumentKind, KindName } from '../kinds/documentKind.js';
 import { memberOf, parseMember } from '../kinds/kinds.js';
 import type { Logger } from '../logger.js';
 import type { BulkWriter } from '../load/bulkWriter.js';
+import type { LiveRefresh } from '../load/liveRefresh.js';
 import type { DeadLetters } from '../queue/deadLetters.js';
 import type { Claim, DocumentQueue } from '../queue/documentQueue.js';
 import type { WorkerRegistry, WorkerState } from '../queue/workerRegistry.js';
@@ -28,6 +29,8 @@ export interface KindSink {
   writer: BulkWriter;
   /** The index a running reindex of this kind is building: it gets every batch too. */
   mirror?: () => Promise<BulkWriter | null>;
+  /** Makes live batches searchable sooner than the index's refresh interval. */
+  refresh?: LiveRefresh;
 }
 
 export interface IndexerDeps {
@@ -171,7 +174,7 @@ export class Indexer {
 
   /** One kind's part of a claim; returns the queue members done (indexed, deleted or stale). */
   private async load(
-    { kind, writer, mirror }: KindSink,
+    { kind, writer, mirror, refresh }: KindSink,
     claim: Claim,
     ids: string[],
     batchLog: Logger,
@@ -196,6 +199,12 @@ export class Indexer {
             'reindex target refused documents',
           );
       }
+      // A claim short of ETL_SIZE_LIMIT emptied the queue: live changes, worth a refresh now.
+      if (
+        claim.ids.length < this.deps.sizeLimit &&
+        result.indexed.length + result.deleted.length > 0
+      )
+        refresh?.request();
       await deadLetters.add(result.dead.map((letter) => ({ ...letter, id: member(letter.id) })));
       await deadLetters.clear([...result.indexed, ...result.deleted].map(member));
       for (const counts of [this.stats, this.stats.byIndex[kind.name]]) {
