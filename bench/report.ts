@@ -3,7 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { CpuShares } from './cpu.js';
 import type { ProfileSummary } from './profile.js';
-import type { BenchReport, Percentiles, SyncerPhase } from './results.js';
+import type { BenchReport, Percentiles, SyncerPhase, WriterCondition } from './results.js';
 
 const n0 = (v: number) => (Number.isFinite(v) ? Math.round(v).toLocaleString('en-US') : '-');
 const n1 = (v: number) => (Number.isFinite(v) ? v.toFixed(1) : '-');
@@ -124,12 +124,24 @@ export function formatReport(r: BenchReport): string {
   }
   if (r.writerOverhead) {
     const w = r.writerOverhead;
+    const runs = (c: WriterCondition) => `${n0(w.medians[c])} tps [${w.tps[c].map(n0).join(', ')}]`;
     row(
-      'writer overhead',
-      `${w.tool}, ${w.clients} clients, ${w.secondsPerRun} s x ${w.tpsWithTriggers.length}`,
-      `with triggers ${n0(w.medianWithTriggers)} tps [${w.tpsWithTriggers.map(n0).join(', ')}], without ${n0(w.medianWithoutTriggers)} tps [${w.tpsWithoutTriggers.map(n0).join(', ')}]`,
+      'writers',
+      `${w.tool}, ${w.clients} clients, ${w.secondsPerRun} s x ${w.tps.off.length} each`,
+      w.workload,
     );
-    row('writer overhead', 'with / without (median)', pct(w.ratio));
+    row('writers', 'without triggers', runs('off'));
+    for (const [c, what] of [
+      ['awake', 'triggers, syncer polling (no NOTIFY)'],
+      ['ringing', 'triggers, syncer asleep (NOTIFY)'],
+      ['nobody', 'triggers, no syncer (no NOTIFY)'],
+    ] as const) {
+      row(
+        'writers',
+        what,
+        `${runs(c)}: ${pct(w.ratios[c])} of without; ${n0(w.notifications[c])} notifications`,
+      );
+    }
   }
   for (const [phase, mb] of Object.entries(r.memory))
     row('memory', `syncer peak RSS, ${phase}`, `${n1(mb)} MB`);

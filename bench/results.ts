@@ -91,17 +91,22 @@ export interface CatchUpResult extends SyncerPhase {
   filmsPerSecond: number;
 }
 
+/** The writers' conditions: no triggers, and triggers in each doorbell state. */
+export type WriterCondition = 'off' | 'awake' | 'ringing' | 'nobody';
+
 export interface WriterResult {
   tool: string;
   clients: number;
   secondsPerRun: number;
   films: number;
-  tpsWithTriggers: number[];
-  tpsWithoutTriggers: number[];
-  medianWithTriggers: number;
-  medianWithoutTriggers: number;
-  /** With / without, 1 = no overhead. */
-  ratio: number;
+  workload: string;
+  /** tps of every run, per condition. */
+  tps: Record<WriterCondition, number[]>;
+  medians: Record<WriterCondition, number>;
+  /** Median / median without triggers: 1 = no overhead. */
+  ratios: Record<WriterCondition, number>;
+  /** Notifications a listening session heard during each condition's runs. */
+  notifications: Record<WriterCondition, number>;
   concurrentTests: number;
 }
 

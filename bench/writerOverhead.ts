@@ -1,80 +1,55 @@
 /**
- * Writer overhead of the change-capture triggers: the same write workload (pgbench, 4 clients) on
- * two copies of the catalog, one as migrated (triggers on) and one migrated and then
- * `ALTER TABLE ... DISABLE TRIGGER USER` (foreign keys stay), runs alternating on/off so drift
- * hits both alike, each after a CHECKPOINT; the median tps of each, and their ratio. No syncer
- * listens meanwhile: this is the cost the triggers add to the writers alone.
+ * Writer overhead of the change capture: the same edit workload (pgbench, 8 clients) on two copies
+ * of the catalog, one as migrated (triggers on) and one migrated and then
+ * `ALTER TABLE ... DISABLE TRIGGER USER` (foreign keys stay). The copy with triggers runs in each
+ * of the doorbell's states (migrations/0005_doorbell.sql), set by hand so that no syncer's own
+ * CPU is counted:
+ *  - awake: a syncer polls back to back (its steady state while edits keep coming): no NOTIFY;
+ *  - ringing: a syncer listens but is asleep: every writing transaction notifies (as every one
+ *    did before the doorbell); a session here LISTENs and drains the queue as a syncer would;
+ *  - nobody: no syncer listening: no NOTIFY.
+ * Runs alternate (the order rotates each repeat, so drift hits all alike), each after a
+ * CHECKPOINT; the median tps of each, and each one's ratio to the trigger-less copy.
  *
- * The mix, one transaction per script (weights in percent): a film's rating (40), an actor link
- * moved (25: delete one, insert one), a new film with a genre and five people (15), a person
- * renamed (10), a film deleted with its links cascading (10). Deletes use the upper half of the
- * films and the edits the lower half, so no transaction fails on a missing row.
+ * The transaction is an editor's: a film's rating changed, an actor linked to it and another
+ * unlinked (an UPDATE, an INSERT and a DELETE, each firing its statement trigger; the DELETE also
+ * writes film and person tombstones).
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 import { migrate } from '../src/db/migrator.js';
-import { GENRES } from '../src/seed/vocabulary.js';
 import type { Sandbox } from '../test/helpers/isolation.js';
 import { MIGRATIONS, testLog } from '../test/helpers/syncerHarness.js';
 import { generateInto } from './catalog.js';
 import { watchNoise, which } from './environment.js';
-import { median, type WriterResult } from './results.js';
+import { median, type WriterCondition, type WriterResult } from './results.js';
 
 const TABLES = ['film_work', 'genre', 'person', 'genre_film_work', 'person_film_work'];
-const CLIENTS = 4;
+const CLIENTS = 8;
 
-const person = (n: number) => `md5('person-' || :p${n})::uuid`;
-
-const SCRIPTS: Record<string, { weight: number; text: string }> = {
-  update_film: {
-    weight: 40,
-    text: `\\set i random(1, :half)
-UPDATE content.film_work SET rating = round((random() * 10)::numeric, 1)::float, modified = now()
- WHERE id = md5('film-' || :i)::uuid;`,
-  },
-  move_link: {
-    weight: 25,
-    text: `\\set i random(1, :half)
-\\set p1 random(1, :persons)
+const EDIT = `\\set i random(1, :films)
+\\set p random(1, :persons)
 BEGIN;
+UPDATE content.film_work SET rating = round((random() * 10)::numeric, 1)::float, modified = now()
+ WHERE id = md5('film-' || :i)::uuid;
+INSERT INTO content.person_film_work (id, person_id, film_work_id, role, created)
+VALUES (gen_random_uuid(), md5('person-' || :p)::uuid, md5('film-' || :i)::uuid, 'actor', now())
+ON CONFLICT DO NOTHING;
 DELETE FROM content.person_film_work WHERE id = (SELECT id FROM content.person_film_work
   WHERE film_work_id = md5('film-' || :i)::uuid AND role = 'actor' LIMIT 1);
-INSERT INTO content.person_film_work (id, person_id, film_work_id, role, created)
-VALUES (gen_random_uuid(), ${person(1)}, md5('film-' || :i)::uuid, 'actor', now()) ON CONFLICT DO NOTHING;
-COMMIT;`,
-  },
-  insert_film: {
-    weight: 15,
-    text: `\\set n random(1, 2000000000)
-\\set g random(1, :genres)
-${[1, 2, 3, 4, 5].map((k) => `\\set p${k} random(1, :persons)`).join('\n')}
-BEGIN;
-INSERT INTO content.film_work (id, title, description, creation_date, rating, type, created, modified)
-VALUES (md5('new-film-' || :n)::uuid, 'New film ' || :n, 'Written by the bench', current_date, 5.5,
-        'movie', now(), now()) ON CONFLICT DO NOTHING;
-INSERT INTO content.genre_film_work (id, genre_id, film_work_id, created)
-VALUES (gen_random_uuid(), md5('genre-' || :g)::uuid, md5('new-film-' || :n)::uuid, now()) ON CONFLICT DO NOTHING;
-${[1, 2, 3, 4, 5]
-  .map(
-    (k) => `INSERT INTO content.person_film_work (id, person_id, film_work_id, role, created)
-VALUES (gen_random_uuid(), ${person(k)}, md5('new-film-' || :n)::uuid, '${k === 1 ? 'director' : 'actor'}', now()) ON CONFLICT DO NOTHING;`,
-  )
-  .join('\n')}
-COMMIT;`,
-  },
-  rename_person: {
-    weight: 10,
-    text: `\\set p1 random(1, :persons)
-UPDATE content.person SET full_name = full_name || '', modified = now() WHERE id = ${person(1)};`,
-  },
-  delete_film: {
-    weight: 10,
-    text: `\\set i random(:half + 1, :films)
-DELETE FROM content.film_work WHERE id = md5('film-' || :i)::uuid;`,
-  },
+COMMIT;
+`;
+
+/** The doorbell row for each state with triggers; `off` is the copy without them. */
+const DOORBELL: Record<Exclude<WriterCondition, 'off'>, { listening: string; awake: string }> = {
+  awake: { listening: 'infinity', awake: 'infinity' },
+  ringing: { listening: 'infinity', awake: '-infinity' },
+  nobody: { listening: '-infinity', awake: '-infinity' },
 };
+const CONDITIONS: WriterCondition[] = ['off', 'awake', 'ringing', 'nobody'];
 
 async function prepare(sb: Sandbox, suffix: string, films: number, triggers: boolean) {
   const url = await sb.createDatabase(suffix);
@@ -103,6 +78,18 @@ function run(command: string, args: string[]): Promise<string> {
 const psql = (url: string, sqlText: string) =>
   run('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', url, '-c', sqlText]);
 
+/** A session that LISTENs as a syncer would, so notifications are consumed, not left queued. */
+async function listening(
+  url: string,
+): Promise<{ heard: () => number; close: () => Promise<void> }> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  let heard = 0;
+  client.on('notification', () => heard++);
+  await client.query('LISTEN etl_changes');
+  return { heard: () => heard, close: () => client.end() };
+}
+
 export async function measureWriterOverhead(
   sb: Sandbox,
   options: { films: number; seconds: number; repeats: number },
@@ -110,53 +97,72 @@ export async function measureWriterOverhead(
   if (!which('pgbench')) throw new Error('writer overhead needs pgbench (postgresql-client)');
   const films = Math.max(20, options.films);
   const persons = Math.max(10, films * 3); // as the catalog generator makes them
-  const [on, off] = [
-    await prepare(sb, 'w_on', films, true),
-    await prepare(sb, 'w_off', films, false),
-  ];
+  const on = await prepare(sb, 'w_on', films, true);
+  const off = await prepare(sb, 'w_off', films, false);
   const dir = mkdtempSync(join(tmpdir(), 'bench-pgbench-'));
-  const scripts = Object.entries(SCRIPTS).map(([name, script]) => {
-    const path = join(dir, `${name}.sql`);
-    writeFileSync(path, `${script.text}\n`);
-    return `${path}@${script.weight}`;
-  });
-  const tps = { on: [] as number[], off: [] as number[] };
+  const script = join(dir, 'edit.sql');
+  writeFileSync(script, EDIT);
+  const listener = await listening(on);
+  const tps = Object.fromEntries(CONDITIONS.map((c) => [c, [] as number[]])) as Record<
+    WriterCondition,
+    number[]
+  >;
+  const notified = Object.fromEntries(CONDITIONS.map((c) => [c, 0])) as Record<
+    WriterCondition,
+    number
+  >;
   const { tests } = await watchNoise(async () => {
     try {
       for (let r = 0; r < options.repeats; r++) {
-        for (const mode of r % 2 === 0 ? (['on', 'off'] as const) : (['off', 'on'] as const)) {
-          const url = mode === 'on' ? on : off;
+        const order = CONDITIONS.map((_, i) => CONDITIONS[(i + r) % CONDITIONS.length]);
+        for (const condition of order) {
+          if (!condition) continue;
+          const url = condition === 'off' ? off : on;
+          if (condition !== 'off') {
+            const bell = DOORBELL[condition];
+            await psql(
+              url,
+              `UPDATE etl.doorbell SET listening_until = '${bell.listening}', awake_until = '${bell.awake}'`,
+            );
+          }
           await psql(url, 'CHECKPOINT');
+          const heardBefore = listener.heard();
           const out = await run('pgbench', [
             '-n',
             ...['-c', String(CLIENTS), '-j', '2', '-T', String(options.seconds)],
             `--random-seed=${r + 1}`,
-            ...['-D', `films=${films}`, '-D', `half=${Math.floor(films / 2)}`],
-            ...['-D', `persons=${persons}`, '-D', `genres=${GENRES.length}`],
-            ...scripts.flatMap((s) => ['-f', s]),
+            ...['-D', `films=${films}`, '-D', `persons=${persons}`],
+            ...['-f', script],
             url,
           ]);
           const value = /tps = ([\d.]+) \(without initial connection time\)/.exec(out)?.[1];
           if (!value) throw new Error(`no tps in pgbench output:\n${out}`);
-          tps[mode].push(Number(value));
+          tps[condition].push(Number(value));
+          notified[condition] += listener.heard() - heardBefore;
         }
       }
     } finally {
+      await listener.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });
-  const medianOn = median(tps.on);
-  const medianOff = median(tps.off);
+  const medians = Object.fromEntries(CONDITIONS.map((c) => [c, median(tps[c])])) as Record<
+    WriterCondition,
+    number
+  >;
   return {
     tool: 'pgbench',
     clients: CLIENTS,
     secondsPerRun: options.seconds,
     films,
-    tpsWithTriggers: tps.on,
-    tpsWithoutTriggers: tps.off,
-    medianWithTriggers: medianOn,
-    medianWithoutTriggers: medianOff,
-    ratio: medianOn / medianOff,
+    workload: 'UPDATE a film, INSERT an actor link, DELETE another, in one transaction',
+    tps,
+    medians,
+    ratios: Object.fromEntries(CONDITIONS.map((c) => [c, medians[c] / medians.off])) as Record<
+      WriterCondition,
+      number
+    >,
+    notifications: notified,
     concurrentTests: tests,
   };
 }

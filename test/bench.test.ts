@@ -65,9 +65,14 @@ describe('npm run bench', () => {
     assert.equal(catchUp.changes, 300);
     positive(catchUp.seconds, 'catch-up seconds');
     positive(catchUp.filmsPerSecond, 'catch-up films/s');
-    positive(writerOverhead.medianWithTriggers, 'tps with triggers');
-    positive(writerOverhead.medianWithoutTriggers, 'tps without triggers');
-    positive(writerOverhead.ratio, 'writer ratio');
+    for (const condition of ['off', 'awake', 'ringing', 'nobody'] as const) {
+      positive(writerOverhead.medians[condition], `tps ${condition}`);
+      positive(writerOverhead.ratios[condition], `writer ratio ${condition}`);
+    }
+    // The doorbell's states, seen by a listening session: only an asleep syncer is rung.
+    assert.equal(writerOverhead.notifications.awake, 0, 'writers notified an awake syncer');
+    assert.equal(writerOverhead.notifications.nobody, 0, 'writers notified nobody');
+    positive(writerOverhead.notifications.ringing, 'notifications to an asleep syncer');
 
     assert.deepEqual(Object.keys(report.memory).sort(), [
       'catch-up',

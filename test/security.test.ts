@@ -50,6 +50,7 @@ describe('security', () => {
     const tombstones = 'etl.film_tombstone, etl.person_tombstone, etl.genre_tombstone';
     await sandbox.pg.query(`GRANT SELECT ON ${tombstones}, etl.truncation TO ${role}`);
     await sandbox.pg.query(`GRANT DELETE ON ${tombstones} TO ${role}`);
+    await sandbox.pg.query(`GRANT UPDATE ON etl.doorbell TO ${role}`);
 
     const databaseUrl = withCredentials(sandbox.config.databaseUrl, role, '');
     let syncer: Syncer | null = null;

@@ -6,15 +6,21 @@
  * (the durable fallback: at start, after reconnects, on a timer, and when a statement was too big
  * to list its keys). Notifications that arrive while a batch is being resolved are merged, so a
  * burst of edits becomes a few resolutions rather than one per statement.
+ *
+ * While changes keep coming, the passes run back to back and are the live path themselves: this
+ * syncer holds the doorbell open (src/capture/pollCadence.ts, doorbell.ts) and writers stop
+ * notifying, which spares them the commit lock every notifying transaction takes.
  */
 import type { Logger } from '../logger.js';
 import type { ChangeClock } from '../metrics/changeClock.js';
 import type { DocumentQueue } from '../queue/documentQueue.js';
 import { RetryDelays } from '../util/backoff.js';
 import { sleep } from '../util/sleep.js';
+import type { Doorbell } from './doorbell.js';
 import type { FanOut, Resolution } from './fanOut.js';
 import type { HandledTransactions } from './handledTransactions.js';
 import { keysOf, type ChangeNotification } from './notification.js';
+import { PollCadence } from './pollCadence.js';
 import type { Poller } from './poller.js';
 
 export interface CaptureStats {
@@ -31,6 +37,7 @@ export class ChangeCapture {
   private wakeUp: (() => void) | null = null;
   /** Cuts a failure backoff short: Postgres is evidently back once the listener reconnected. */
   private backoff = new AbortController();
+  private readonly cadence: PollCadence;
   readonly stats: CaptureStats = { notifications: 0, passes: 0 };
 
   constructor(
@@ -38,16 +45,41 @@ export class ChangeCapture {
     private readonly fanOut: FanOut,
     private readonly poller: Poller,
     private readonly log: Logger,
-    private readonly pollIntervalMs: number,
+    pollIntervalMs: number,
     private readonly reportError?: (message: string) => Promise<void>,
     private readonly clock?: ChangeClock,
     /** What lets a poll pass skip transactions the live path has queued (handledTransactions.ts). */
     private readonly live?: { handled: HandledTransactions; barrier: () => Promise<unknown> },
-  ) {}
+    /** Tells writers when this syncer polls back to back; without it, it never does. */
+    private readonly doorbell?: Doorbell,
+  ) {
+    this.cadence = new PollCadence(pollIntervalMs);
+  }
+
+  /** asleep, awake or settling: see pollCadence.ts. */
+  get cadenceState(): string {
+    return this.cadence.state;
+  }
 
   /** From the listener. Never throws and never waits: the work happens in run(). */
   onChange(change: ChangeNotification): void {
     this.stats.notifications++;
+    if (this.cadence.state !== 'asleep') {
+      // Polling back to back already: the next pass (its snapshot is later than this commit)
+      // reads the change. Queued here too, it would be indexed twice whenever it committed just
+      // before a pass's snapshot, which back-to-back passes make the common case. Its
+      // transaction must not be skipped by that pass, though: another of its messages may have
+      // been queued while we were asleep, and this one was not.
+      if (change.x !== undefined) this.live?.handled.heardFrom(change.x, false);
+      if (!change.many && change.op !== 'T')
+        this.clock?.heard(
+          this.fanOut.plan({ table: change.t, keys: keysOf(change), op: change.op }).members,
+        );
+      this.cadence.heard(Date.now());
+      this.requestPoll();
+      return;
+    }
+    if (this.doorbell) this.cadence.heard(Date.now());
     if (change.x !== undefined)
       this.live?.handled.heardFrom(change.x, !change.many && change.op !== 'T');
     if (change.op === 'T' || change.many) {
@@ -81,22 +113,29 @@ export class ChangeCapture {
 
   /** The loop: drain notifications, run requested and periodic polls, until `signal` aborts. */
   async run(signal: AbortSignal): Promise<void> {
-    let nextPoll = Date.now();
+    // When the last pass began; the next one is due the cadence's delay after it, and that delay
+    // shrinks the moment a notification wakes the cadence up.
+    let lastPoll = -Infinity;
+    const nextPoll = () => lastPoll + this.cadence.nextDelay();
     let failures = 0;
     const delays = new RetryDelays({ initialMs: 250, maxMs: 10_000 });
     while (!signal.aborted) {
       try {
         await this.drain();
-        if (this.pollRequested || Date.now() >= nextPoll) {
+        const arm = this.doorbell ? this.cadence.toArm(Date.now()) : null;
+        if (arm !== null) await this.doorbell?.awake(arm);
+        if (this.pollRequested || Date.now() >= nextPoll()) {
           this.pollRequested = false;
-          nextPoll = Date.now() + this.pollIntervalMs;
-          // Seal what the live path has heard and queue it, so the pass can skip it.
-          await this.live?.barrier();
+          lastPoll = Date.now();
+          // Seal what the live path has heard and queue it, so the pass can skip it. Nothing
+          // heard since the last seal (writers stay quiet while we poll back to back): no need.
+          if (this.live?.handled.unsealed) await this.live.barrier();
           await this.drain();
           const result = await this.poller.pass(signal);
           this.stats.passes++;
+          if (result.sighting && this.doorbell) this.cadence.passed(Date.now(), result.sighting);
           if (result.kind !== 'incremental' || result.queued > 0) {
-            this.log.debug({ ...result }, 'poll pass');
+            this.log.debug({ ...result, sighting: undefined }, 'poll pass');
           }
         }
         failures = 0;
@@ -114,7 +153,7 @@ export class ChangeCapture {
         await sleep(delays.next(), AbortSignal.any([signal, this.backoff.signal]));
         continue;
       }
-      if (this.idle()) await this.waitForWork(nextPoll - Date.now(), signal);
+      if (this.idle()) await this.waitForWork(nextPoll() - Date.now(), signal);
     }
   }
 

@@ -30,6 +30,11 @@ export class HandledTransactions {
     this.heard.set(txid, (this.heard.get(txid) ?? true) && listed);
   }
 
+  /** Something was heard since the last barrier (only then does a barrier seal anything). */
+  get unsealed(): boolean {
+    return this.heard.size > 0;
+  }
+
   /** Our heartbeat came back: everything that committed before it has been heard. */
   barrier(): void {
     if (this.heard.size === 0) return;

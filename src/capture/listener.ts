@@ -36,6 +36,8 @@ export interface ListenerHandlers {
    * notification.
    */
   onBarrier?(): void;
+  /** A heartbeat came back on the current connection (every `heartbeatMs`): we still listen. */
+  onHeartbeat?(): void;
 }
 
 export interface ListenerOptions {
@@ -235,6 +237,7 @@ export class ChangeListener {
       await sleep(this.heartbeatMs, this.wake.signal);
       if (this.stopped()) return;
       if (!this.connected || !(await this.heartbeat(subscriber))) return;
+      this.handlers.onHeartbeat?.();
     }
   }
 }

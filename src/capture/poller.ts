@@ -27,6 +27,7 @@ import type { Snapshot, WatermarkTable, Watermarks } from '../queue/watermarks.j
 import * as sql from '../sql/queries.js';
 import { sleep } from '../util/sleep.js';
 import type { FanOut } from './fanOut.js';
+import type { PassSighting } from './pollCadence.js';
 
 /**
  * Past this many changed rows of one table in one pass, resolving each page (a film's people, a
@@ -55,6 +56,8 @@ export interface PassResult {
   kind: 'incremental' | 'full' | 'skipped';
   queued: number;
   rows: number;
+  /** An incremental pass that ran to its end: what it saw, for the poll cadence. */
+  sighting?: PassSighting;
 }
 
 export interface PollerDeps {
@@ -70,6 +73,11 @@ export interface PollerDeps {
   owner: string;
   /** Transactions the live path has queued already: their rows are not queued again. */
   handled?: { has(txid: string): boolean; forgetBelow(xmin: string): void };
+  /**
+   * When this process first learned of each change, for the latency metric. While writers stay
+   * quiet (the doorbell, src/capture/doorbell.ts) a pass is where live changes are first seen.
+   */
+  clock?: { heard(members: Iterable<string>): void };
   /** A full load of these kinds began, with about this many documents to load. */
   onFullLoad?: (documents: number, kinds: readonly DocumentKind[]) => void | Promise<void>;
   /** Every document of that full load is queued (not yet indexed). */
@@ -102,7 +110,7 @@ export class Poller {
       );
       return this.fullLoad(signal, { kinds, tables: missing });
     }
-    const snapshot = await this.snapshot();
+    const { snapshot, awake } = await this.snapshotNow();
     const truncation = marks.get('truncation');
     if (truncation) {
       const truncated = await this.read('truncations', () =>
@@ -120,6 +128,14 @@ export class Poller {
 
     let queued = 0;
     let rows = 0;
+    // Watermarks of tables read in one page move together at the end (one Redis call for most
+    // passes, which run back to back while changes keep coming); a table that took several pages
+    // moves at once, so a long catch-up keeps what it did if it is interrupted.
+    const read: WatermarkTable[] = ['truncation'];
+    const reset = () => {
+      log.warn('redis state was reset during a pass; the next pass runs a full load');
+      return { kind: 'incremental' as const, queued, rows };
+    };
     for (const table of POLLED) {
       const mark = marks.get(table);
       if (!mark) continue;
@@ -127,16 +143,19 @@ export class Poller {
       if (signal?.aborted) return { kind: 'incremental', queued: queued + counted.queued, rows };
       queued += counted.queued;
       rows += counted.rows;
-      if (!(await watermarks.advance(epoch, [table], snapshot))) {
-        log.warn('redis state was reset during a pass; the next pass runs a full load');
-        return { kind: 'incremental', queued, rows };
-      }
+      if (counted.rows < this.deps.sizeLimit) read.push(table);
+      else if (!(await watermarks.advance(epoch, [table], snapshot))) return reset();
     }
-    await watermarks.advance(epoch, ['truncation'], snapshot);
+    if (!(await watermarks.advance(epoch, read, snapshot))) return reset();
     this.deps.handled?.forgetBelow(snapshot.xmin);
     if (++this.passes % 100 === 1) await this.pruneTombstones();
     if (rows > 0) log.debug({ rows, queued }, 'poll pass found changes');
-    return { kind: 'incremental', queued, rows };
+    return {
+      kind: 'incremental',
+      queued,
+      rows,
+      sighting: { rows, xmin: snapshot.xmin, xmax: snapshot.xmax, awake },
+    };
   }
 
   private async pollTable(
@@ -172,6 +191,7 @@ export class Poller {
         if (row.genre !== null) keys.genre.add(row.genre);
       }
       const plan = fanOut.plan({ table, keys });
+      this.deps.clock?.heard(plan.members);
       if (rows > RESOLVE_AT_MOST_ROWS) {
         for (const resolution of plan.resolutions) reload.add(resolution.kind);
         plan.resolutions = [];
@@ -303,9 +323,17 @@ export class Poller {
   }
 
   private async snapshot(): Promise<Snapshot> {
+    return (await this.snapshotNow()).snapshot;
+  }
+
+  /** The snapshot a pass starts from, and whether the doorbell's awake window was open then. */
+  private async snapshotNow(): Promise<{ snapshot: Snapshot; awake: boolean }> {
     const [row] = await this.read('snapshot', () => this.deps.db.query(sql.currentSnapshot));
     if (!row) throw new Error('current_snapshot returned no row');
-    return { xmin: row.xmin, xmax: row.xmax, xip: row.xip, at: row.at.toISOString() };
+    return {
+      snapshot: { xmin: row.xmin, xmax: row.xmax, xip: row.xip, at: row.at.toISOString() },
+      awake: row.awake,
+    };
   }
 
   private read<T>(what: string, fn: () => Promise<T>): Promise<T> {

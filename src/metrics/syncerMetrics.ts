@@ -34,7 +34,7 @@ export class SyncerMetrics {
     collectDefaultMetrics({ register: registry, prefix: 'movies_etl_' });
     this.changeToIndex = new Histogram({
       name: 'movies_etl_change_to_index_seconds',
-      help: 'From hearing of a change (notification) to Elasticsearch acknowledging the document',
+      help: 'From first learning of a change (its notification or a poll pass) to Elasticsearch acknowledging the document',
       labelNames: ['index'],
       buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
       registers: [registry],

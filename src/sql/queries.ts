@@ -71,13 +71,54 @@ export const endAbandonedListener = query<{ ended: boolean }>(
  * The snapshot the poller's watermark is made of. Every transaction below xmin has ended; those in
  * xip were still running; those at or above xmax had not started. `at` is for people (lag).
  */
-export const currentSnapshot = query<{ xmin: string; xmax: string; xip: string[]; at: Date }>(
+export const currentSnapshot = query<{
+  xmin: string;
+  xmax: string;
+  xip: string[];
+  at: Date;
+  awake: boolean;
+}>(
   'current_snapshot',
+  // `awake`: whether writers still see the doorbell's awake window open (src/capture/doorbell.ts).
   `SELECT pg_snapshot_xmin(s)::text AS xmin,
           pg_snapshot_xmax(s)::text AS xmax,
           coalesce((SELECT array_agg(x::text) FROM pg_snapshot_xip(s) x), '{}') AS xip,
-          now() AS at
+          now() AS at,
+          coalesce((SELECT awake_until > clock_timestamp() FROM etl.doorbell), false) AS awake
      FROM pg_current_snapshot() s`,
+);
+
+// --- change capture: the doorbell (migrations/0005_doorbell.sql) ------------------------------
+
+/** A listener is there until $1 ms from now: writers may ring. Returns whether the row exists. */
+export const doorbellListening = query<{ id: boolean }>(
+  'doorbell_listening',
+  `UPDATE etl.doorbell
+      SET listening_until = greatest(listening_until, clock_timestamp() + $1 * interval '1 ms')
+    RETURNING id`,
+);
+
+/** A syncer polls back to back for $1 ms from now: writers need not ring meanwhile. */
+export const doorbellAwake = query<{ id: boolean }>(
+  'doorbell_awake',
+  `UPDATE etl.doorbell
+      SET awake_until = greatest(awake_until, clock_timestamp() + $1 * interval '1 ms')
+    RETURNING id`,
+);
+
+/**
+ * A syncer stops: writers ring again at once rather than when its window lapses. Another syncer
+ * that is awake re-opens it within a fraction of a second; meanwhile writers only notify.
+ */
+export const doorbellClose = query<{ id: boolean }>(
+  'doorbell_close',
+  `UPDATE etl.doorbell SET awake_until = least(awake_until, clock_timestamp()) RETURNING id`,
+);
+
+/** The doorbell's row, put back if someone deleted it (only then is INSERT needed). */
+export const restoreDoorbell = query<Record<string, never>>(
+  'restore_doorbell',
+  `INSERT INTO etl.doorbell DEFAULT VALUES ON CONFLICT DO NOTHING`,
 );
 
 /** A changed row's keys: the film, person and genre it names (null where it names none). */

@@ -14,6 +14,7 @@ import { hostname } from 'node:os';
 import type { Client } from '@elastic/elasticsearch';
 import { endAbandonedListener } from '../capture/abandonedListener.js';
 import { ChangeCapture } from '../capture/changeCapture.js';
+import { Doorbell } from '../capture/doorbell.js';
 import { FanOut } from '../capture/fanOut.js';
 import { HandledTransactions } from '../capture/handledTransactions.js';
 import { ChangeListener } from '../capture/listener.js';
@@ -29,6 +30,7 @@ import { BulkLoadMode } from '../load/bulkLoadMode.js';
 import { BulkWriter } from '../load/bulkWriter.js';
 import { createElasticsearchClient } from '../load/elasticsearchClient.js';
 import { IndexedDocumentIds } from '../load/indexedIds.js';
+import { LiveRefresh } from '../load/liveRefresh.js';
 import { ensureIndex, removeReindexLeftovers, type IndexTarget } from '../load/indexManager.js';
 import { ReindexTarget } from '../load/reindexTarget.js';
 import { ChangeClock } from '../metrics/changeClock.js';
@@ -81,6 +83,9 @@ export class Syncer {
   private loops: Promise<void>[] = [];
   private readonly reaper: Reaper;
   private fullLoads: FullLoadWatch | null = null;
+  private readonly doorbell: Doorbell;
+  private readonly bulkLoadModes = new Map<KindName, BulkLoadMode>();
+  private readonly refreshes: LiveRefresh[] = [];
 
   constructor(
     private readonly config: Config,
@@ -100,6 +105,7 @@ export class Syncer {
     this.registry = new WorkerRegistry(this.store);
     this.deadLetters = new DeadLetters(this.store);
     this.reaper = new Reaper(this.registry, this.queue, log.child({ component: 'reaper' }));
+    this.doorbell = new Doorbell(this.db, log.child({ component: 'doorbell' }));
   }
 
   /** Ensure the indices, prove LISTEN works, then run every loop in the background. */
@@ -111,6 +117,7 @@ export class Syncer {
       new Resolver(this.db, this.lock, config.sizeLimit, config.sleepMs),
     );
     const handled = new HandledTransactions();
+    const doorbell = this.doorbell;
     const fullLoads = this.fullLoads;
     const poller = new Poller({
       db: this.db,
@@ -127,6 +134,7 @@ export class Syncer {
       sleepMs: config.sleepMs,
       owner: this.processId,
       handled,
+      clock: this.clock,
       ...(fullLoads
         ? {
             onFullLoad: (documents, kinds) => fullLoads.began(documents, kinds),
@@ -143,6 +151,7 @@ export class Syncer {
       (message) => recordLastError(this.store, 'capture', message),
       this.clock,
       { handled, barrier: () => this.listener?.barrier() ?? Promise.resolve(false) },
+      doorbell,
     );
     this.capture = capture;
     this.listener = new ChangeListener(
@@ -150,7 +159,14 @@ export class Syncer {
       log.child({ component: 'listener' }),
       {
         onChange: (change) => capture.onChange(change),
-        onConnected: () => capture.onListenerConnected(),
+        // Writers ring only while a listener says it is there: LISTEN first, then say so. A
+        // writer that looked just before stays silent; the catch-up pass (or, if it commits
+        // after that pass began, the next) reads its change all the same.
+        onConnected: () => {
+          void doorbell.listening();
+          capture.onListenerConnected();
+        },
+        onHeartbeat: () => void doorbell.listening(),
         onBarrier: () => handled.barrier(),
         onAbandonedSession: (pid) =>
           void endAbandonedListener(this.db, pid, log.child({ component: 'listener' })),
@@ -209,6 +225,7 @@ export class Syncer {
     this.stopping.abort();
     this.reaper.stop();
     this.fullLoads?.stop();
+    for (const refresh of this.refreshes) refresh.stop();
     const server = this.server;
     if (server) {
       server.closeAllConnections(); // scrapers keep connections alive; close() alone would wait
@@ -223,6 +240,9 @@ export class Syncer {
           'hand come back through the reaper of the next syncer',
       );
     }
+    // Writers that see our window open stay silent, and nobody would poll for them now.
+    if (this.capture && this.capture.cadenceState !== 'asleep')
+      await settlesWithin(this.doorbell.close(), 2_000);
     // Whatever is indexed becomes searchable even if nobody starts a syncer again soon. Bounded:
     // with Elasticsearch away, stopping must not wait for it (the next start restores instead).
     if (this.fullLoads?.relaxing) await settlesWithin(this.fullLoads.leave(), 3_000);
@@ -267,7 +287,7 @@ export class Syncer {
   private async ensureIndices(): Promise<Map<KindName, IndexTarget>> {
     const indexLog = this.log.child({ component: 'index' });
     const targets = new Map<KindName, IndexTarget>();
-    const modes = new Map<KindName, BulkLoadMode>();
+    const modes = this.bulkLoadModes;
     for (const kind of KINDS) {
       const name = kind.indexName(this.config);
       targets.set(kind.name, await ensureIndex(this.es, name, indexLog, kind.definition));
@@ -304,6 +324,15 @@ export class Syncer {
             },
           },
         );
+        const mode = this.bulkLoadModes.get(kind.name);
+        const refresh = new LiveRefresh(
+          this.es,
+          alias,
+          config.refreshMs,
+          () => mode?.heldByAnyone() ?? Promise.resolve(false),
+          indexLog,
+        );
+        this.refreshes.push(refresh);
         const reindexTarget = new ReindexTarget(
           this.store,
           this.es,
@@ -312,7 +341,7 @@ export class Syncer {
         );
         // In the background (it may wait a few seconds); it logs what it deletes and never throws.
         void removeReindexLeftovers(this.es, reindexTarget, alias, indexLog);
-        return [kind.name, { kind, writer, mirror: () => reindexTarget.mirror() }];
+        return [kind.name, { kind, writer, mirror: () => reindexTarget.mirror(), refresh }];
       }),
     );
   }

@@ -125,14 +125,13 @@ describe('Elasticsearch unreachable for a while', () => {
 });
 
 describe('Elasticsearch rejecting part of each bulk (429)', () => {
-  // No timed polls here: a poll pass re-queues every film changed since the last one, and that
-  // second (legitimate) send would blur the count of what the retries re-sent.
+  // No timed polls here, only the live path (the first notification, then the back-to-back
+  // passes it wakes): each change is queued once, so every extra send is a retry's.
   const ctx = rig('es_429', { pollIntervalMs: 3_600_000 });
 
   it('re-sends only the rejected items until they are accepted', async (t) => {
     const { sandbox, proxy, syncer } = ctx;
     const films = await filmIds(sandbox);
-    const passes = syncer.capture?.stats.passes;
     proxy.resetStats();
     proxy.rejectBulkItems(0.3, 3);
 
@@ -170,7 +169,6 @@ describe('Elasticsearch rejecting part of each bulk (429)', () => {
       `${stats.requests} bulk requests, ${stats.rejected} items rejected, ` +
         `${stats.rejections.size} films rejected at least once`,
     );
-    assert.equal(syncer.capture?.stats.passes, passes, 'no poll pass re-queued films meanwhile');
     assert.ok(stats.rejected > 0, 'the proxy rejected something');
     assert.ok(stats.requests > 3, 'the bulks after the rejected ones went through');
     // The films' people and genres were re-indexed too (titles show in persons documents):

@@ -1,0 +1,65 @@
+/**
+ * The syncer's side of the doorbell (migrations/0005_doorbell.sql): it tells writers whether a
+ * notification is worth sending. A notifying commit holds a cluster-wide lock through its WAL
+ * flush, so under a steady stream of edits the notifications, not the capture, are what slows the
+ * writers; while this syncer polls back to back they are not needed.
+ *
+ * Two leases on one row, both against the server's clock:
+ *  - listening_until: a listener is connected (refreshed with every heartbeat). Past it, nobody
+ *    hears notifications, so writers send none; the start-up catch-up reads their changes.
+ *  - awake_until: a syncer polls back to back until then (src/capture/pollCadence.ts). Writers send
+ *    none; the next poll pass reads their changes.
+ *
+ * Neither can lose a change: notifications are hints, the record is in the tables. A failed update
+ * here costs latency only, so failures are logged and the next call tries again.
+ */
+import type { Postgres } from '../db/postgres.js';
+import type { Logger } from '../logger.js';
+import * as sql from '../sql/queries.js';
+
+/** Three listener heartbeats (5 s each): one missed heartbeat does not silence the writers. */
+export const LISTENING_LEASE_MS = 15_000;
+
+export class Doorbell {
+  private warned = false;
+
+  constructor(
+    private readonly db: Postgres,
+    private readonly log: Logger,
+  ) {}
+
+  /** A listener is connected: writers ring (when nobody is awake) for the next lease. */
+  async listening(): Promise<void> {
+    await this.set(sql.doorbellListening, LISTENING_LEASE_MS);
+  }
+
+  /** This syncer polls back to back for `ms`: writers need not ring meanwhile. */
+  async awake(ms: number): Promise<void> {
+    await this.set(sql.doorbellAwake, ms);
+  }
+
+  /** This syncer stops polling back to back: writers ring again. */
+  async close(): Promise<void> {
+    await this.set(sql.doorbellClose);
+  }
+
+  private async set(query: typeof sql.doorbellAwake, ms?: number): Promise<void> {
+    const params = ms === undefined ? [] : [ms];
+    try {
+      if ((await this.db.query(query, params)).length === 0) {
+        // Someone deleted the row: without it no writer ever rings.
+        await this.db.query(sql.restoreDoorbell);
+        await this.db.query(query, params);
+      }
+      this.warned = false;
+    } catch (err) {
+      if (this.warned) return;
+      this.warned = true;
+      this.log.warn(
+        { err: (err as Error).message },
+        'cannot update etl.doorbell (is UPDATE on it granted to this role?): writers may not ' +
+          'notify, and changes are then seen by the poller only, every ETL_POLL_INTERVAL_MS',
+      );
+    }
+  }
+}

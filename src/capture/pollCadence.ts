@@ -1,0 +1,93 @@
+/**
+ * When the poller runs next: every ETL_POLL_INTERVAL_MS while nothing happens (asleep), back to
+ * back while changes keep coming (awake). Awake, this syncer holds the doorbell's window open
+ * (src/capture/doorbell.ts), so writers stop notifying and the poll passes are the live path.
+ *
+ *   asleep ──ring or rows──▶ awake ──window over, server agrees──▶ settling ──▶ asleep
+ *                              ▲                                      │
+ *                              └──────────── ring or rows ────────────┘
+ *
+ * The hazard is the way back to sleep: a writer that saw the window open sends no notification,
+ * and may commit after the window closed. Its transaction already had an id when it looked (it
+ * had written a row), so it is below the xmax of any snapshot taken after the window closed. So
+ * the syncer keeps polling back to back (settling) until a pass's snapshot has an xmin at or past
+ * that xmax: every such writer has ended, and that pass has read whatever it committed. A writer
+ * that stays open longer than ETL_POLL_INTERVAL_MS is left to the periodic pass (it reads it just
+ * as well, only later). Pure logic: the caller passes the time and what each pass saw.
+ */
+
+/** How long after the last ring or change the syncer stays awake. */
+export const AWAKE_MS = 500;
+/** Pause between passes while awake: a change waits for at most this plus one pass. */
+export const FAST_POLL_MS = 25;
+
+export type CadenceState = 'asleep' | 'awake' | 'settling';
+
+/** What a finished incremental pass saw. */
+export interface PassSighting {
+  /** Changed rows it read. */
+  rows: number;
+  /** Its snapshot, and whether writers still saw the doorbell's window open at that moment. */
+  xmin: string;
+  xmax: string;
+  awake: boolean;
+}
+
+export class PollCadence {
+  private current: CadenceState = 'asleep';
+  /** Local time until which this syncer means to stay awake. */
+  private windowEnd = 0;
+  /** Local time until which the server's window was last armed. */
+  private armedUntil = 0;
+  private settling: { xmax: bigint; deadline: number } | null = null;
+
+  constructor(
+    private readonly pollIntervalMs: number,
+    private readonly awakeMs = AWAKE_MS,
+    private readonly fastMs = FAST_POLL_MS,
+  ) {}
+
+  get state(): CadenceState {
+    return this.current;
+  }
+
+  /** A notification, or a pass that found changes: stay awake for a while from `now`. */
+  heard(now: number): void {
+    this.current = 'awake';
+    this.settling = null;
+    this.windowEnd = Math.max(this.windowEnd, now + this.awakeMs);
+  }
+
+  /**
+   * How long (ms from `now`) to hold the server's window open, when it needs extending now; null
+   * when it does not. Extends only when less than half a window is left, so a steady stream of
+   * changes costs about two small updates a second, not one per pass.
+   */
+  toArm(now: number): number | null {
+    if (this.current !== 'awake' || this.windowEnd <= this.armedUntil) return null;
+    if (this.armedUntil - now >= this.awakeMs / 2) return null;
+    this.armedUntil = this.windowEnd;
+    return this.windowEnd - now;
+  }
+
+  /** A pass finished at `now`, having seen this. */
+  passed(now: number, seen: PassSighting): void {
+    if (seen.rows > 0) this.heard(now);
+    if (this.current === 'awake' && now >= this.windowEnd && !seen.awake) {
+      this.current = 'settling';
+      this.settling = { xmax: BigInt(seen.xmax), deadline: now + this.pollIntervalMs };
+      return;
+    }
+    if (this.current === 'settling' && this.settling) {
+      if (BigInt(seen.xmin) >= this.settling.xmax || now >= this.settling.deadline) {
+        this.current = 'asleep';
+        this.settling = null;
+      }
+    }
+  }
+
+  /** How long after a pass the next one runs. */
+  nextDelay(): number {
+    return this.current === 'asleep' ? this.pollIntervalMs : this.fastMs;
+  }
+}

@@ -1,0 +1,153 @@
+/**
+ * The doorbell: writers notify only when a syncer listens and is not already polling back to back,
+ * and no change waits for the periodic pass because of it. The poll interval here is a minute, so
+ * anything that converges in seconds came through the bell or the back-to-back passes.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import type { Syncer } from '../../src/sync/syncer.js';
+import { seedCatalog } from '../helpers/catalog.js';
+import { eventually, waitForConvergence } from '../helpers/convergence.js';
+import { createSandbox, type Sandbox } from '../helpers/isolation.js';
+import { migrateSandbox, startSyncer } from '../helpers/syncerHarness.js';
+
+const MINUTE = 60_000;
+
+/** A session that LISTENs to the triggers' channel and to a marker channel of its own. */
+async function listen(sandbox: Sandbox) {
+  const client = new pg.Client({ connectionString: sandbox.config.databaseUrl });
+  await client.connect();
+  const heard: { channel: string; payload: string }[] = [];
+  client.on('notification', (n) => heard.push({ channel: n.channel, payload: n.payload ?? '' }));
+  await client.query('LISTEN etl_changes');
+  await client.query('LISTEN test_marker');
+  let markers = 0;
+  return {
+    /**
+     * The catalog notifications of everything committed so far: a marker sent after it is
+     * delivered after them (notifications arrive in commit order), so once it is here, so are they.
+     */
+    async changesSoFar(): Promise<string[]> {
+      const marker = String(++markers);
+      await sandbox.pg.query(`SELECT pg_notify('test_marker', $1)`, [marker]);
+      await eventually(
+        () => heard.some((n) => n.channel === 'test_marker' && n.payload === marker),
+        5_000,
+        'the marker back',
+      );
+      const changes = heard.filter((n) => n.channel === 'etl_changes').map((n) => n.payload);
+      heard.length = 0;
+      return changes;
+    },
+    close: () => client.end(),
+  };
+}
+
+describe('the doorbell', () => {
+  let sandbox: Sandbox;
+
+  before(async () => {
+    sandbox = await createSandbox('doorbell');
+    await migrateSandbox(sandbox);
+    await seedCatalog(sandbox.pg, 300, 5, 30);
+  });
+
+  after(async () => {
+    await sandbox.cleanup();
+  });
+
+  const bell = (listening: string, awake: string) =>
+    sandbox.pg.query(
+      `UPDATE etl.doorbell SET listening_until = clock_timestamp() + $1::interval,
+                               awake_until = clock_timestamp() + $2::interval`,
+      [listening, awake],
+    );
+  const windowOpen = async () =>
+    (await sandbox.pg.query(`SELECT 1 FROM etl.doorbell WHERE awake_until > clock_timestamp()`))
+      .rowCount === 1;
+  const editSomeFilm = () =>
+    sandbox.pg.query(
+      `UPDATE content.film_work SET rating = coalesce(rating, 0) + 0.1
+        WHERE id = (SELECT id FROM content.film_work ORDER BY random() LIMIT 1)`,
+    );
+
+  it('rings only when a syncer listens and is not polling already', async () => {
+    const listener = await listen(sandbox);
+    try {
+      await listener.changesSoFar();
+      await bell('-1 minute', '-1 minute'); // nobody home
+      await editSomeFilm();
+      assert.deepEqual(await listener.changesSoFar(), [], 'nobody home: no notification');
+
+      await bell('1 minute', '-1 minute'); // listening, asleep
+      await editSomeFilm();
+      const rung = await listener.changesSoFar();
+      assert.equal(rung.length, 1, 'asleep: the writer rings');
+      assert.match(rung[0] ?? '', /"t" : "film_work"/);
+
+      await bell('1 minute', '1 minute'); // listening, awake
+      await editSomeFilm();
+      await sandbox.pg.query(
+        `INSERT INTO content.genre (id, name) VALUES (gen_random_uuid(), 'Quiet genre')`,
+      );
+      assert.deepEqual(await listener.changesSoFar(), [], 'awake: nobody rings');
+
+      await sandbox.pg.query('DELETE FROM etl.doorbell');
+      await editSomeFilm();
+      assert.deepEqual(await listener.changesSoFar(), [], 'no bell: no notification');
+      await sandbox.pg.query('INSERT INTO etl.doorbell DEFAULT VALUES');
+    } finally {
+      await listener.close();
+    }
+  });
+
+  it('follows a stream of edits with few notifications, and a lone edit at once', async () => {
+    const syncer: Syncer = await startSyncer(sandbox, { pollIntervalMs: MINUTE });
+    try {
+      await waitForConvergence(sandbox);
+      await eventually(() => syncer.capture?.cadenceState === 'asleep', 20_000, 'asleep');
+      const heardBefore = syncer.capture?.stats.notifications ?? 0;
+      for (let i = 0; i < 200; i++) await editSomeFilm();
+      await waitForConvergence(sandbox);
+      const rings = (syncer.capture?.stats.notifications ?? 0) - heardBefore;
+      assert.ok(rings < 50, `200 edits in a row rang ${rings} times`);
+
+      await eventually(() => syncer.capture?.cadenceState === 'asleep', 20_000, 'asleep again');
+      await editSomeFilm();
+      await waitForConvergence(sandbox, 10_000); // the ring, not the minute's poll
+    } finally {
+      await syncer.stop();
+    }
+  });
+
+  it('reads a writer that saw the window open and committed after it closed', async () => {
+    const syncer: Syncer = await startSyncer(sandbox, { pollIntervalMs: MINUTE });
+    const writer = new pg.Client({ connectionString: sandbox.config.databaseUrl });
+    await writer.connect();
+    try {
+      await waitForConvergence(sandbox);
+      await editSomeFilm(); // rings: the syncer polls back to back, and holds the window open
+      await eventually(windowOpen, 5_000, 'the window open');
+      await writer.query('BEGIN');
+      await writer.query(
+        `UPDATE content.film_work SET title = 'Committed after the window'
+          WHERE id = (SELECT id FROM content.film_work ORDER BY id LIMIT 1)`,
+      );
+      const { rows } = await writer.query<{ rings: boolean }>(
+        'SELECT etl.doorbell_rings() AS rings',
+      );
+      assert.equal(rows[0]?.rings, false, 'the writer saw the syncer awake and did not ring');
+      await eventually(
+        async () => !(await windowOpen()),
+        10_000,
+        'the window closed while the writer is still open',
+      );
+      await writer.query('COMMIT');
+      await waitForConvergence(sandbox, 15_000); // settling reads it; the next poll is a minute off
+    } finally {
+      await writer.end();
+      await syncer.stop();
+    }
+  });
+});
