@@ -3,19 +3,22 @@
  * Components take child loggers (`logger.child({ component: 'loader' })`) and log structured
  * fields rather than numbers inside sentences.
  */
+import { prettyFactory } from 'pino-pretty';
 import { pino, type Logger, type LevelWithSilent } from 'pino';
+import { terminal } from './terminal.js';
 
 export type { Logger };
 
 export function createLogger(level: LevelWithSilent, pretty = process.stdout.isTTY): Logger {
   if (pretty) {
-    return pino({
-      level,
-      transport: {
-        target: 'pino-pretty',
-        options: { colorize: true, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' },
-      },
+    // Formatted here in the main thread (not in pino's transport worker), so that each line goes
+    // through the terminal, which keeps log lines above a progress bar (src/terminal.ts).
+    const format = prettyFactory({
+      colorize: true,
+      translateTime: 'HH:MM:ss.l',
+      ignore: 'pid,hostname',
     });
+    return pino({ level }, { write: (line: string) => terminal.write(format(line)) });
   }
   return pino({ level, base: { pid: process.pid } });
 }

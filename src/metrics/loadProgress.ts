@@ -3,8 +3,9 @@
  * and a structured log line (done, total, rate, ETA) every few seconds otherwise, so a long initial
  * load never sits silently at "0%".
  */
-import cliProgress from 'cli-progress';
+import type cliProgress from 'cli-progress';
 import type { Logger } from '../logger.js';
+import { terminal as screen, type Terminal } from '../terminal.js';
 
 export interface ProgressSource {
   /** Documents processed so far (indexed, deleted or refused as stale) since the load began. */
@@ -26,19 +27,16 @@ export class LoadProgress {
     private readonly log: Logger,
     private readonly tty = process.stderr.isTTY,
     private readonly logEveryMs = 10_000,
+    private readonly terminal: Terminal = screen,
   ) {}
 
   start(): void {
     if (this.tty) {
-      this.bar = new cliProgress.SingleBar(
-        {
-          format: `${this.label} [{bar}] {percentage}% | {value}/{total} documents | {rate}/s | ETA {eta_formatted}`,
-          stream: process.stderr,
-          hideCursor: true,
-        },
-        cliProgress.Presets.shades_classic,
+      this.bar = this.terminal.startBar(
+        `${this.label} [{bar}] {percentage}% | {value}/{total} documents | {rate}/s | ETA {eta_formatted}`,
+        this.total,
+        { rate: 0 },
       );
-      this.bar.start(this.total, 0, { rate: 0 });
     }
     this.timer = setInterval(() => void this.tick(), 1_000);
   }
@@ -46,7 +44,7 @@ export class LoadProgress {
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
-    this.bar?.stop();
+    if (this.bar) this.terminal.stopBar();
     this.bar = null;
   }
 
