@@ -157,6 +157,11 @@ export class ChangeCapture {
     }
   }
 
+  /** Queue what the live path heard so far (a long pass calls this while it waits). */
+  async flush(): Promise<void> {
+    await this.drain();
+  }
+
   private idle(): boolean {
     return !this.pollRequested && this.members.size === 0 && this.resolutions.size === 0;
   }

@@ -12,6 +12,11 @@
  * only the kinds that read those tables are loaded, and only those watermarks are set: the others
  * go on from where they were, so nothing between them and the load's snapshot is skipped.
  *
+ * A walk over every document (a full load, or a kind reloaded after a huge statement) queues a
+ * page only while the queue holds fewer than fullLoadQueueBound() documents, so Redis holds a
+ * constant amount however big the catalog; a full load records its cursor after every page
+ * (src/queue/fullLoadPlan.ts) and an interrupted one resumes there.
+ *
  * Several pollers (several syncers) may run at once: passes are idempotent, and a pass that writes
  * an older watermark over a newer one only makes the next pass re-read a little more.
  */
@@ -22,6 +27,7 @@ import type { Logger } from '../logger.js';
 import type { DocumentKind } from '../kinds/documentKind.js';
 import { memberOf } from '../kinds/kinds.js';
 import type { DocumentQueue } from '../queue/documentQueue.js';
+import type { FullLoadPlans, PlanState } from '../queue/fullLoadPlan.js';
 import type { ReadLock } from '../queue/readLock.js';
 import type { Snapshot, WatermarkTable, Watermarks } from '../queue/watermarks.js';
 import * as sql from '../sql/queries.js';
@@ -38,12 +44,26 @@ import type { PassSighting } from './pollCadence.js';
  */
 const RESOLVE_AT_MOST_ROWS = 10_000;
 
+/**
+ * How many documents may wait in the queue before a walk over every document pauses: enough to
+ * keep every indexer busy (a page is read in milliseconds, a bulk of ETL_BULK_SIZE takes far
+ * longer), small enough that Redis memory does not depend on the catalog (about 134 bytes per
+ * queued document: 0.7 MB at the default ETL_SIZE_LIMIT, against 1.3 GB for 10M films queued whole).
+ */
+export function fullLoadQueueBound(sizeLimit: number): number {
+  return 25 * sizeLimit;
+}
+
+/** How often a paused walk looks at the queue again. */
+const ROOM_CHECK_MS = 100;
+
 /** Tables polled row by row, in this order. */
 const POLLED = Object.keys(sql.changedRowsByTable) as sql.PolledTable[];
 
 /** Where the orphan sweep finds the ids of the documents in an index. */
 export interface IndexedIds {
-  pages(pageSize: number): AsyncGenerator<string[]>;
+  /** Ids in order, a page at a time; after `from` (an id) when resuming a walk. */
+  pages(pageSize: number, from?: string): AsyncGenerator<string[]>;
 }
 
 /** A kind as the poller loads it: its definition and the documents its index holds. */
@@ -78,6 +98,10 @@ export interface PollerDeps {
    * quiet (the doorbell, src/capture/doorbell.ts) a pass is where live changes are first seen.
    */
   clock?: { heard(members: Iterable<string>): void };
+  /** Where a full load stands (src/queue/fullLoadPlan.ts): without it, a load cannot resume. */
+  plans?: FullLoadPlans;
+  /** Called while a walk waits for the queue to drain (the live path queues what it heard). */
+  whileWaiting?: () => Promise<void>;
   /** A full load of these kinds began, with about this many documents to load. */
   onFullLoad?: (documents: number, kinds: readonly DocumentKind[]) => void | Promise<void>;
   /** Every document of that full load is queued (not yet indexed). */
@@ -122,7 +146,7 @@ export class Poller {
       );
       if (truncated.length > 0) {
         log.info({ tables: truncated.map((t) => t.table_name) }, 'table truncated: full load');
-        return this.fullLoad(signal);
+        return this.fullLoad(signal, undefined, true);
       }
     }
 
@@ -207,32 +231,57 @@ export class Poller {
     return { queued, rows };
   }
 
-  /** Every document of one kind, ETL_SIZE_LIMIT ids per read: how many read, how many new. */
+  /**
+   * Every document of one kind, ETL_SIZE_LIMIT ids per read, each page only once the queue has
+   * room: how many read, how many new. `resume` starts after a key and hears of every page queued.
+   */
   private async queueEvery(
     kind: DocumentKind,
     signal?: AbortSignal,
+    resume: { from?: unknown[]; onPage?: (last: unknown[], queued: number) => Promise<void> } = {},
   ): Promise<{ read: number; queued: number }> {
     const { db, queue, sizeLimit, sleepMs } = this.deps;
     let queued = 0;
     let read = 0;
     const pages = keysetPages({
       pageSize: sizeLimit,
-      read: (after: unknown[] | undefined) =>
-        this.read(`queue every ${kind.noun}`, () => readPage(db, kind.ids, [sizeLimit], after)),
+      read: async (after: unknown[] | undefined) => {
+        await this.room(signal);
+        return this.read(`queue every ${kind.noun}`, () =>
+          readPage(db, kind.ids, [sizeLimit], after),
+        );
+      },
       keyOf: (row) => [row.id],
       pause: () => sleep(sleepMs, signal),
       signal,
+      from: resume.from,
     });
     for await (const page of pages) {
       read += page.length;
-      queued += await queue.enqueue(page.map((r) => memberOf(kind.name, r.id)));
+      const added = await queue.enqueue(page.map((r) => memberOf(kind.name, r.id)));
+      queued += added;
+      const last = page.at(-1);
+      if (last) await resume.onPage?.([last.id], added);
     }
     return { read, queued };
+  }
+
+  /** Wait while the queue holds a bound's worth of documents (until it is half empty). */
+  private async room(signal?: AbortSignal): Promise<void> {
+    const { queue, sizeLimit, whileWaiting } = this.deps;
+    const bound = fullLoadQueueBound(sizeLimit);
+    if ((await queue.depth()) < bound) return;
+    do {
+      await whileWaiting?.();
+      await sleep(ROOM_CHECK_MS, signal);
+    } while (!signal?.aborted && (await queue.depth()) >= bound / 2);
   }
 
   /**
    * Queue every document of `scope.kinds` (all kinds by default) and sweep those whose row is
    * gone; then set the watermarks of `scope.tables` (all by default) to the snapshot taken first.
+   * A load that was interrupted resumes where it stopped, unless `fresh` (after a TRUNCATE, the
+   * old plan's snapshot is older than the truncation: it must start over).
    */
   async fullLoad(
     signal?: AbortSignal,
@@ -240,8 +289,9 @@ export class Poller {
       kinds: this.deps.kinds,
       tables: 'all',
     },
+    fresh = false,
   ): Promise<PassResult> {
-    const { watermarks, log, onFullLoad } = this.deps;
+    const { watermarks, log, onFullLoad, plans } = this.deps;
     // One full load at a time across syncers; the others keep serving the live path.
     const guard = await watermarks.guardFullLoad(this.deps.owner, (reason) =>
       log.warn({ reason }, 'full-load lease lost; another syncer may start a full load too'),
@@ -252,34 +302,80 @@ export class Poller {
     }
     try {
       const { epoch } = await watermarks.ensureEpoch(randomUUID());
-      const snapshot = await this.snapshot();
-      const counts = new Map<string, number>();
-      for (const { kind } of scope.kinds) counts.set(kind.name, await this.count(kind));
-      const total = [...counts.values()].reduce((a, b) => a + b, 0);
-      log.info(Object.fromEntries(counts), 'full load: queueing every document');
+      const plan = await this.plan(epoch, scope, fresh);
+      const kinds = this.deps.kinds.filter((loaded) => plan.kinds.includes(loaded.kind.name));
+      const before = (await plans?.queued()) ?? 0;
       await onFullLoad?.(
-        total,
-        scope.kinds.map((k) => k.kind),
+        Math.max(0, plan.total - before),
+        kinds.map((k) => k.kind),
       );
       let queued = 0;
       let rows = 0;
-      for (const { kind } of scope.kinds) {
-        const every = await this.queueEvery(kind, signal);
+      for (const { kind } of kinds) {
+        const step = `queue:${kind.name}`;
+        const from = await plans?.cursor(step);
+        if (from === 'done') continue;
+        const every = await this.queueEvery(kind, signal, {
+          from,
+          onPage: (last, added) => plans?.advance(step, last, added) ?? Promise.resolve(),
+        });
         queued += every.queued;
         rows += every.read;
+        log.debug({ index: kind.name, from, ...every }, 'full load: every document queued');
         if (signal?.aborted) return { kind: 'full', queued, rows };
+        await plans?.advance(step, 'done', 0);
       }
-      for (const loaded of scope.kinds) {
-        queued += await this.sweepOrphans(loaded, signal);
+      for (const loaded of kinds) {
+        const step = `sweep:${loaded.kind.name}`;
+        const from = await plans?.cursor(step);
+        if (from === 'done') continue;
+        queued += await this.sweepOrphans(loaded, signal, {
+          from: typeof from?.[0] === 'string' ? from[0] : undefined,
+          onPage: (last, added) => plans?.advance(step, [last], added) ?? Promise.resolve(),
+        });
         if (signal?.aborted) return { kind: 'full', queued, rows };
+        await plans?.advance(step, 'done', 0);
       }
-      const complete = await watermarks.advance(epoch, scope.tables, snapshot);
-      log.info({ documents: rows, queued, complete }, 'full load queued');
+      const complete = await watermarks.advance(epoch, plan.tables, plan.snapshot);
+      await plans?.finish();
+      // Resumed: `read` counts this run's part only, `resumed_after` what earlier runs queued.
+      log.info({ read: rows, queued, resumed_after: before, complete }, 'full load queued');
       this.deps.onFullLoadQueued?.();
       return { kind: 'full', queued, rows };
     } finally {
       await guard.release();
     }
+  }
+
+  /** The plan in force: the interrupted one when it covers `scope`, else a new one. */
+  private async plan(
+    epoch: string,
+    scope: { kinds: readonly LoadedKind[]; tables: readonly WatermarkTable[] | 'all' },
+    fresh: boolean,
+  ): Promise<PlanState> {
+    const { plans, log } = this.deps;
+    const old = fresh ? null : ((await plans?.current()) ?? null);
+    if (old && old.epoch === epoch && covers(old, scope)) {
+      log.info(
+        { began: old.began, queued: await plans?.queued(), indices: old.kinds },
+        'full load: resuming where it stopped',
+      );
+      return old;
+    }
+    const snapshot = await this.snapshot();
+    const counts = new Map<string, number>();
+    for (const { kind } of scope.kinds) counts.set(kind.name, await this.count(kind));
+    const plan: PlanState = {
+      epoch,
+      snapshot,
+      kinds: scope.kinds.map((k) => k.kind.name),
+      tables: scope.tables === 'all' ? 'all' : [...scope.tables],
+      total: [...counts.values()].reduce((a, b) => a + b, 0),
+      began: new Date().toISOString(),
+    };
+    await plans?.begin(plan);
+    log.info(Object.fromEntries(counts), 'full load: queueing every document');
+    return plan;
   }
 
   /** The planner's estimate when it is big (instant on any size); below 100,000 an exact count. */
@@ -294,17 +390,27 @@ export class Poller {
   }
 
   /** Documents whose row no longer exists (deleted while nobody kept track) are queued for deletion. */
-  private async sweepOrphans({ kind, indexed }: LoadedKind, signal?: AbortSignal): Promise<number> {
+  private async sweepOrphans(
+    { kind, indexed }: LoadedKind,
+    signal?: AbortSignal,
+    resume: {
+      from?: string | undefined;
+      onPage?: (last: string, queued: number) => Promise<void>;
+    } = {},
+  ): Promise<number> {
     const { db, queue, sizeLimit } = this.deps;
     let queued = 0;
-    for await (const ids of indexed.pages(sizeLimit)) {
+    for await (const ids of indexed.pages(sizeLimit, resume.from)) {
       if (signal?.aborted) break;
       const existing = await this.read(`orphan sweep ${kind.name}`, () =>
         db.query(kind.existing, [ids]),
       );
       const present = new Set(existing.map((r) => r.id));
       const orphans = ids.filter((id) => !present.has(id)).map((id) => memberOf(kind.name, id));
-      if (orphans.length > 0) queued += await queue.enqueue(orphans);
+      const added = orphans.length > 0 ? await queue.enqueue(orphans) : 0;
+      queued += added;
+      const last = ids.at(-1);
+      if (last !== undefined) await resume.onPage?.(last, added);
     }
     if (queued > 0)
       this.deps.log.info({ index: kind.name, orphans: queued }, 'documents of deleted rows queued');
@@ -339,4 +445,15 @@ export class Poller {
   private read<T>(what: string, fn: () => Promise<T>): Promise<T> {
     return this.deps.lock.withLock(what, fn);
   }
+}
+
+/** Whether an interrupted plan loads at least what `scope` asks for. */
+function covers(
+  plan: PlanState,
+  scope: { kinds: readonly LoadedKind[]; tables: readonly WatermarkTable[] | 'all' },
+): boolean {
+  const kinds = scope.kinds.every((k) => plan.kinds.includes(k.kind.name));
+  if (plan.tables === 'all') return kinds;
+  const tables = plan.tables;
+  return kinds && scope.tables !== 'all' && scope.tables.every((t) => tables.includes(t));
 }

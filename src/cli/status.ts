@@ -68,6 +68,7 @@ function render(r: StatusReport): string {
     `read lock    ${r.readLock ? `held by ${r.readLock.holder} for ${age(r.readLock.heldMs)}` : 'free'}`,
     `dead letters ${r.deadLetters} (${perIndex(r.deadLettersByIndex, true)})`,
     `last batch   ${r.lastBatch ? `${r.lastBatch.at} (${r.lastBatch.id})` : 'none yet'}`,
+    `full load    ${r.fullLoad ? `${r.fullLoad.queued} of ~${r.fullLoad.total} documents queued (${r.fullLoad.indices.join(', ')}), began ${r.fullLoad.began}` : 'none under way'}`,
     `last error   ${r.lastError ? `${r.lastError.at} ${r.lastError.component}: ${r.lastError.message}` : 'none'}`,
     '',
     'workers',

@@ -21,12 +21,14 @@ export interface KeysetPaging<Row, Key> {
   pause?: () => Promise<void>;
   /** Stops the walk between pages. */
   signal?: AbortSignal | undefined;
+  /** Resume a walk: its first page starts strictly after this key (a page already done). */
+  from?: Key | undefined;
 }
 
 export async function* keysetPages<Row, Key>(
   paging: KeysetPaging<Row, Key>,
 ): AsyncGenerator<Row[]> {
-  let after: Key | undefined;
+  let after: Key | undefined = paging.from;
   for (;;) {
     if (paging.signal?.aborted) return;
     const rows = await paging.read(after);

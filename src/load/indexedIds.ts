@@ -10,9 +10,11 @@ export class IndexedDocumentIds implements IndexedIds {
     private readonly target: IndexTarget,
   ) {}
 
-  pages(pageSize: number): AsyncGenerator<string[]> {
+  /** Ids in order, a page at a time; after `from` (an id) when resuming a walk. */
+  pages(pageSize: number, from?: string): AsyncGenerator<string[]> {
     const hits = keysetPages({
       pageSize,
+      from: from === undefined ? undefined : [from],
       read: async (after: estypes.SortResults | undefined) =>
         (
           await this.es.search({

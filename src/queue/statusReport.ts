@@ -6,6 +6,7 @@
 import type { KindName } from '../kinds/documentKind.js';
 import type { DeadLetters } from './deadLetters.js';
 import type { DocumentQueue } from './documentQueue.js';
+import { FullLoadPlans } from './fullLoadPlan.js';
 import type { ReadLock } from './readLock.js';
 import type { RedisStore } from './redisStore.js';
 import type { Watermarks } from './watermarks.js';
@@ -23,6 +24,8 @@ export interface StatusReport {
   deadLettersByIndex: Record<KindName, number>;
   lastBatch: { id: string; at: string } | null;
   lastError: { message: string; at: string; component: string } | null;
+  /** A full load under way (or interrupted, waiting for a syncer to resume it). */
+  fullLoad: { began: string; indices: string[]; queued: number; total: number } | null;
 }
 
 export async function readStatus(parts: {
@@ -34,6 +37,8 @@ export async function readStatus(parts: {
   deadLetters: DeadLetters;
 }): Promise<StatusReport> {
   const now = Date.now();
+  const plans = new FullLoadPlans(parts.store);
+  const [plan, planQueued] = await Promise.all([plans.current(), plans.queued()]);
   const [depth, byKind, inFlight, holder, workers, marks, dead, deadByKind, history, lastError] =
     await Promise.all([
       parts.queue.depth(),
@@ -77,6 +82,12 @@ export async function readStatus(parts: {
     deadLettersByIndex: deadByKind,
     lastBatch: history[0] ?? null,
     lastError,
+    fullLoad: plan && {
+      began: plan.began,
+      indices: plan.kinds,
+      queued: planQueued,
+      total: plan.total,
+    },
   };
 }
 

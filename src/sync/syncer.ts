@@ -34,6 +34,7 @@ import { LiveRefresh } from '../load/liveRefresh.js';
 import { ensureIndex, removeReindexLeftovers, type IndexTarget } from '../load/indexManager.js';
 import { ReindexTarget } from '../load/reindexTarget.js';
 import { ChangeClock } from '../metrics/changeClock.js';
+import { FullLoadPlans } from '../queue/fullLoadPlan.js';
 import { startHttpServer } from '../metrics/httpServer.js';
 import { sumStats, type IndexerStats } from '../metrics/indexerStats.js';
 import { SyncerMetrics } from '../metrics/syncerMetrics.js';
@@ -135,6 +136,9 @@ export class Syncer {
       owner: this.processId,
       handled,
       clock: this.clock,
+      plans: new FullLoadPlans(this.store),
+      // While a walk over every document waits for room, live changes still reach the queue.
+      whileWaiting: () => this.capture?.flush() ?? Promise.resolve(),
       ...(fullLoads
         ? {
             onFullLoad: (documents, kinds) => fullLoads.began(documents, kinds),
