@@ -8,6 +8,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { KindName } from '../kinds/documentKind.js';
 import { KIND_NAMES, parseMember } from '../kinds/kinds.js';
 import type { ChangeClock } from './changeClock.js';
+import { readiness } from './httpServer.js';
 import type { IndexCounts } from './indexerStats.js';
 import type { SyncerView } from './syncerView.js';
 
@@ -114,6 +115,33 @@ export class SyncerMetrics {
       registers: [registry],
       collect() {
         this.set(view.listenerConnected() ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'movies_etl_ready',
+      help: '1 when /readyz would answer 200 (services reachable, listener subscribed, not stalled), 0 otherwise',
+      registers: [registry],
+      // The same checks as /readyz, so an alert sees what the orchestrator's probe sees; a scrape
+      // with a service away takes up to its 3 s ping timeout.
+      async collect() {
+        this.set((await readiness(view)).length === 0 ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'movies_etl_claims_in_flight',
+      help: 'Batches claimed from the queue and not yet acknowledged, all syncers',
+      registers: [registry],
+      async collect() {
+        this.set((await view.queue.inFlight()).length);
+      },
+    });
+    new Gauge({
+      name: 'movies_etl_read_lock_held_seconds',
+      help: 'How long the current holder (any process) has held the Postgres read lock; 0 when free',
+      registers: [registry],
+      async collect() {
+        const holder = await view.readLockHolder();
+        this.set(holder ? holder.ageMs / 1000 : 0);
       },
     });
     new Gauge({

@@ -4,6 +4,7 @@
  */
 import type { DeadLetters } from '../queue/deadLetters.js';
 import type { DocumentQueue } from '../queue/documentQueue.js';
+import type { LeaseInfo } from '../queue/lease.js';
 import type { Watermarks } from '../queue/watermarks.js';
 import type { IndexerStats } from './indexerStats.js';
 
@@ -15,7 +16,9 @@ export interface SyncerView {
   listenerConnected(): boolean;
   /** Time this process has waited for the Postgres read lock, in total. */
   lockWaitedMs(): number;
-  queue: Pick<DocumentQueue, 'depth' | 'depthByKind'>;
+  /** Who holds the Postgres read lock now (any syncer, or a seed), and for how long; null when free. */
+  readLockHolder(): Promise<LeaseInfo | null>;
+  queue: Pick<DocumentQueue, 'depth' | 'depthByKind' | 'inFlight'>;
   deadLetters: Pick<DeadLetters, 'count' | 'countByKind'>;
   watermarks: Pick<Watermarks, 'getAll'>;
   /** One round trip to each service; rejects when it does not answer. */

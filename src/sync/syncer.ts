@@ -273,6 +273,7 @@ export class Syncer {
       captureStats: () => this.capture?.stats ?? null,
       listenerConnected: () => this.listener?.connected ?? false,
       lockWaitedMs: () => this.lock.waitedMs,
+      readLockHolder: () => this.lock.holder(),
       queue: this.queue,
       deadLetters: this.deadLetters,
       watermarks: this.watermarks,
