@@ -108,6 +108,11 @@ export class ChangeCapture {
     this.live?.handled.reset();
     this.backoff.abort();
     this.backoff = new AbortController();
+    // Writers that looked at the doorbell before it said "listening" send nothing, and may commit
+    // after the catch-up pass's snapshot. Awake and then settling (pollCadence.ts), the syncer
+    // polls until every transaction running then has ended, instead of leaving their changes to
+    // the periodic pass.
+    if (this.doorbell) this.cadence.heard(Date.now());
     this.requestPoll();
   }
 
@@ -204,6 +209,9 @@ export class ChangeCapture {
 
   private waitForWork(ms: number, signal: AbortSignal): Promise<void> {
     return new Promise((resolve) => {
+      // Stopped during the pass: an 'abort' listener added now would never fire, and the timer
+      // (up to ETL_POLL_INTERVAL_MS) would keep the loop, and the process, alive that long.
+      if (signal.aborted) return resolve();
       const done = () => {
         clearTimeout(timer);
         signal.removeEventListener('abort', done);

@@ -14,6 +14,7 @@ const DRAIN_CHECK_MS = 250;
 export class FullLoadWatch {
   private progress: LoadProgress | null = null;
   private drainWatch: NodeJS.Timeout | null = null;
+  private stopped = false;
 
   constructor(
     private readonly queue: DocumentQueue,
@@ -25,6 +26,9 @@ export class FullLoadWatch {
 
   /** A full load of these kinds began, with about `documents` to load. */
   async began(documents: number, kinds: readonly DocumentKind[]): Promise<void> {
+    // A pass that was under way when the syncer stopped may still get here: start nothing then
+    // (a progress bar's timer would keep the stopped process alive).
+    if (this.stopped) return;
     this.showProgress(documents);
     for (const kind of kinds) {
       await this.modes
@@ -41,6 +45,7 @@ export class FullLoadWatch {
 
   /** Every document of the load is queued: leave bulk-load mode once they are all indexed. */
   queued(): void {
+    if (this.stopped) return;
     if (this.drainWatch) clearInterval(this.drainWatch);
     let busy = false;
     const check = async () => {
@@ -62,6 +67,7 @@ export class FullLoadWatch {
 
   /** Stop watching; the indices this process relaxed, if any, are for `leave()` to restore. */
   stop(): void {
+    this.stopped = true;
     if (this.drainWatch) clearInterval(this.drainWatch);
     this.drainWatch = null;
     this.progress?.stop();

@@ -163,12 +163,11 @@ export class Syncer {
       log.child({ component: 'listener' }),
       {
         onChange: (change) => capture.onChange(change),
-        // Writers ring only while a listener says it is there: LISTEN first, then say so. A
-        // writer that looked just before stays silent; the catch-up pass (or, if it commits
-        // after that pass began, the next) reads its change all the same.
+        // Writers ring only while a listener says it is there: LISTEN first, then say so, then
+        // catch up. A writer that looked just before stays silent; the catch-up pass, and the
+        // back-to-back passes after it (changeCapture.onListenerConnected), read its change.
         onConnected: () => {
-          void doorbell.listening();
-          capture.onListenerConnected();
+          void doorbell.listening().finally(() => capture.onListenerConnected());
         },
         onHeartbeat: () => void doorbell.listening(),
         onBarrier: () => handled.barrier(),
