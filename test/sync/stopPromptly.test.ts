@@ -32,9 +32,9 @@ describe('stopping while edits stream in', () => {
       const { log, lines } = capturingLog();
       // Periodic passes every 10 minutes: only the back-to-back passes that edits wake run.
       const syncer = await startSyncer(sandbox, { pollIntervalMs: 600_000 }, log);
-      let writing = true;
+      const edits = new AbortController();
       const writer = (async () => {
-        for (let i = 0; writing; i++) {
+        for (let i = 0; !edits.signal.aborted; i++) {
           await sandbox.pg.query(
             `UPDATE content.film_work SET rating = $1
               WHERE id = (SELECT id FROM content.film_work ORDER BY id OFFSET $2 LIMIT 1)`,
@@ -47,7 +47,7 @@ describe('stopping while edits stream in', () => {
       const started = Date.now();
       await syncer.stop();
       const took = Date.now() - started;
-      writing = false;
+      edits.abort();
       await writer;
       const warned = lines().filter((l) => String(l.msg).startsWith('stopping without waiting'));
       assert.deepEqual(warned, [], `round ${round}: stop gave up waiting after ${took} ms`);
