@@ -9,15 +9,21 @@
  *
  * The hazard is the way back to sleep: a writer that saw the window open sends no notification,
  * and may commit after the window closed. Its transaction already had an id when it looked (it
- * had written a row), so it is below the xmax of any snapshot taken after the window closed. So
- * the syncer keeps polling back to back (settling) until a pass's snapshot has an xmin at or past
- * that xmax: every such writer has ended, and that pass has read whatever it committed. A writer
- * that stays open longer than ETL_POLL_INTERVAL_MS is left to the periodic pass (it reads it just
- * as well, only later). Pure logic: the caller passes the time and what each pass saw.
+ * had written a row), so it is below the xmax of any snapshot taken after the window closed. The
+ * pass that sees the window closed reads the doorbell in the same statement as its snapshot, a
+ * hair after it; so the reference is the next pass's snapshot, surely taken after. The syncer
+ * keeps polling back to back (settling) until a pass's snapshot has an xmin at or past that xmax:
+ * every such writer has ended, and that pass has read whatever it committed. A writer that stays
+ * open longer than ETL_POLL_INTERVAL_MS (or SETTLE_AT_MOST_MS) is left to the periodic pass (it
+ * reads it just as well, only later); so is any transaction of the cluster that started before
+ * the reference and runs long, writer or not, which is why settling is capped.
+ * Pure logic: the caller passes the time and what each pass saw.
  */
 
 /** How long after the last ring or change the syncer stays awake. */
 export const AWAKE_MS = 500;
+/** Longest settling: transaction ids are cluster-wide, and any long one holds xmin back. */
+export const SETTLE_AT_MOST_MS = 10_000;
 /** Pause between passes while awake: a change waits for at most this plus one pass. */
 export const FAST_POLL_MS = 25;
 
@@ -39,7 +45,8 @@ export class PollCadence {
   private windowEnd = 0;
   /** Local time until which the server's window was last armed. */
   private armedUntil = 0;
-  private settling: { xmax: bigint; deadline: number } | null = null;
+  /** xmax of the reference snapshot (null until the pass after the window closed), and when to give up. */
+  private settling: { xmax: bigint | null; deadline: number } | null = null;
 
   constructor(
     private readonly pollIntervalMs: number,
@@ -75,10 +82,15 @@ export class PollCadence {
     if (seen.rows > 0) this.heard(now);
     if (this.current === 'awake' && now >= this.windowEnd && !seen.awake) {
       this.current = 'settling';
-      this.settling = { xmax: BigInt(seen.xmax), deadline: now + this.pollIntervalMs };
+      const longest = Math.min(this.pollIntervalMs, SETTLE_AT_MOST_MS);
+      this.settling = { xmax: null, deadline: now + longest };
       return;
     }
     if (this.current === 'settling' && this.settling) {
+      if (this.settling.xmax === null) {
+        this.settling.xmax = BigInt(seen.xmax);
+        return;
+      }
       if (BigInt(seen.xmin) >= this.settling.xmax || now >= this.settling.deadline) {
         this.current = 'asleep';
         this.settling = null;

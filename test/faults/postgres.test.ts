@@ -64,6 +64,12 @@ describe('postgres faults', () => {
     cleanups.push(() => syncer.stop());
     await waitForConvergence(sandbox);
     const logged = (msg: string) => captured.lines().filter((l) => l.msg === msg).length;
+    // Asleep, as an idle syncer is: no back-to-back passes that would find the edits below.
+    await eventually(
+      () => syncer.capture?.cadenceState === 'asleep',
+      15_000,
+      'the syncer to fall asleep',
+    );
 
     const silenced = Date.now();
     await proxy.blackhole();

@@ -1,7 +1,11 @@
 /** When the poller runs: asleep, awake while changes come, and the careful way back to sleep. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { PollCadence, type PassSighting } from '../../src/capture/pollCadence.js';
+import {
+  PollCadence,
+  SETTLE_AT_MOST_MS,
+  type PassSighting,
+} from '../../src/capture/pollCadence.js';
 
 const INTERVAL = 5_000;
 const AWAKE = 500;
@@ -51,10 +55,13 @@ describe('poll cadence', () => {
     const cadence = new PollCadence(INTERVAL, AWAKE, FAST);
     cadence.heard(0);
     cadence.toArm(0);
-    cadence.passed(600, pass({ awake: false, xmin: '100', xmax: '120' }));
+    cadence.passed(600, pass({ awake: false, xmin: '90', xmax: '100' }));
     assert.equal(cadence.state, 'settling');
     assert.equal(cadence.nextDelay(), FAST, 'settling polls back to back');
-    // Transaction 105 is still running: below the xmax of the snapshot that saw the window shut.
+    // The next pass's snapshot is the reference (taken surely after the window closed).
+    cadence.passed(650, pass({ xmin: '100', xmax: '120' }));
+    assert.equal(cadence.state, 'settling', 'the reference pass itself never ends settling');
+    // Transaction 105 is still running: below the xmax of the reference snapshot.
     cadence.passed(700, pass({ xmin: '105', xmax: '125' }));
     assert.equal(cadence.state, 'settling');
     cadence.passed(800, pass({ xmin: '120', xmax: '126' }));
@@ -66,6 +73,7 @@ describe('poll cadence', () => {
     const cadence = new PollCadence(INTERVAL, AWAKE, FAST);
     cadence.heard(0);
     cadence.passed(600, pass({ xmin: '100', xmax: '120' }));
+    cadence.passed(650, pass({ xmin: '100', xmax: '120' }));
     cadence.passed(600 + INTERVAL - 1, pass({ xmin: '101', xmax: '130' }));
     assert.equal(cadence.state, 'settling');
     cadence.passed(600 + INTERVAL, pass({ xmin: '101', xmax: '130' }));
@@ -83,10 +91,22 @@ describe('poll cadence', () => {
     assert.equal(cadence.toArm(650), AWAKE, 'the window is opened again');
   });
 
+  it('settles for at most SETTLE_AT_MOST_MS when the poll interval is longer', () => {
+    const cadence = new PollCadence(600_000, AWAKE, FAST);
+    cadence.heard(0);
+    cadence.passed(600, pass({ xmin: '100', xmax: '120' }));
+    cadence.passed(650, pass({ xmin: '100', xmax: '120' }));
+    cadence.passed(600 + SETTLE_AT_MOST_MS - 1, pass({ xmin: '101', xmax: '130' }));
+    assert.equal(cadence.state, 'settling');
+    cadence.passed(600 + SETTLE_AT_MOST_MS, pass({ xmin: '101', xmax: '130' }));
+    assert.equal(cadence.state, 'asleep');
+  });
+
   it('compares transaction ids as numbers, past 2^53', () => {
     const cadence = new PollCadence(INTERVAL, AWAKE, FAST);
     cadence.heard(0);
     cadence.passed(600, pass({ xmin: '9007199254740993', xmax: '9007199254741000' }));
+    cadence.passed(650, pass({ xmin: '9007199254740993', xmax: '9007199254741000' }));
     cadence.passed(700, pass({ xmin: '9007199254740999', xmax: '9007199254741001' }));
     assert.equal(cadence.state, 'settling', '...999 < ...1000');
     cadence.passed(800, pass({ xmin: '9007199254741000', xmax: '9007199254741001' }));
