@@ -38,6 +38,8 @@ export class ChangeCapture {
   /** Cuts a failure backoff short: Postgres is evidently back once the listener reconnected. */
   private backoff = new AbortController();
   private readonly cadence: PollCadence;
+  /** The transaction whose messages the live path is taking (see onChange). */
+  private liveTx: string | undefined;
   readonly stats: CaptureStats = { notifications: 0, passes: 0 };
 
   constructor(
@@ -64,7 +66,10 @@ export class ChangeCapture {
   /** From the listener. Never throws and never waits: the work happens in run(). */
   onChange(change: ChangeNotification): void {
     this.stats.notifications++;
-    if (this.cadence.state !== 'asleep') {
+    // A transaction's messages arrive one after another; the first one wakes the cadence up, and
+    // the rest of that transaction must take the same path as the first.
+    const sameAsLive = change.x !== undefined && change.x === this.liveTx;
+    if (this.cadence.state !== 'asleep' && !sameAsLive) {
       // Polling back to back already: the next pass (its snapshot is later than this commit)
       // reads the change. Queued here too, it would be indexed twice whenever it committed just
       // before a pass's snapshot, which back-to-back passes make the common case. Its
@@ -80,6 +85,7 @@ export class ChangeCapture {
       return;
     }
     if (this.doorbell) this.cadence.heard(Date.now());
+    this.liveTx = change.x;
     if (change.x !== undefined)
       this.live?.handled.heardFrom(change.x, !change.many && change.op !== 'T');
     if (change.op === 'T' || change.many) {

@@ -132,6 +132,12 @@ describe('Elasticsearch rejecting part of each bulk (429)', () => {
   it('re-sends only the rejected items until they are accepted', async (t) => {
     const { sandbox, proxy, syncer } = ctx;
     const films = await filmIds(sandbox);
+    // Asleep, as an idle syncer is: the first change is heard, and the passes it wakes read the rest.
+    await eventually(
+      () => syncer.capture?.cadenceState === 'asleep',
+      15_000,
+      'the syncer to fall asleep',
+    );
     proxy.resetStats();
     proxy.rejectBulkItems(0.3, 3);
 
