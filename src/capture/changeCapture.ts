@@ -114,11 +114,9 @@ export class ChangeCapture {
     this.live?.handled.reset();
     this.backoff.abort();
     this.backoff = new AbortController();
-    // Writers that looked at the doorbell before it said "listening" send nothing, and may commit
-    // after the catch-up pass's snapshot. Awake and then settling (pollCadence.ts), the syncer
-    // polls until every transaction running then has ended, instead of leaving their changes to
-    // the periodic pass.
-    if (this.doorbell) this.cadence.heard(Date.now());
+    // Writers that looked at the doorbell before it said "listening" (a reconnect after a long
+    // outage) sent nothing; one that commits after the catch-up pass's snapshot waits for the
+    // next periodic pass (ETL_POLL_INTERVAL_MS). Loses nothing; costs that one edit latency.
     this.requestPoll();
   }
 

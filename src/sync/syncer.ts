@@ -164,8 +164,8 @@ export class Syncer {
       {
         onChange: (change) => capture.onChange(change),
         // Writers ring only while a listener says it is there: LISTEN first, then say so, then
-        // catch up. A writer that looked just before stays silent; the catch-up pass, and the
-        // back-to-back passes after it (changeCapture.onListenerConnected), read its change.
+        // catch up. A writer that looked just before stays silent; the catch-up pass, or the
+        // periodic pass after it, reads its change (changeCapture.onListenerConnected).
         onConnected: () => {
           void doorbell.listening().finally(() => capture.onListenerConnected());
         },
