@@ -27,7 +27,7 @@ import type { Logger } from '../logger.js';
 import type { DocumentKind } from '../kinds/documentKind.js';
 import { memberOf } from '../kinds/kinds.js';
 import type { DocumentQueue } from '../queue/documentQueue.js';
-import type { FullLoadPlans, PlanState } from '../queue/fullLoadPlan.js';
+import type { FullLoadPlans, PlanRun, PlanState } from '../queue/fullLoadPlan.js';
 import type { ReadLock } from '../queue/readLock.js';
 import type { Snapshot, WatermarkTable, Watermarks } from '../queue/watermarks.js';
 import * as sql from '../sql/queries.js';
@@ -294,7 +294,7 @@ export class Poller {
     const { watermarks, log, onFullLoad, plans } = this.deps;
     // One full load at a time across syncers; the others keep serving the live path.
     const guard = await watermarks.guardFullLoad(this.deps.owner, (reason) =>
-      log.warn({ reason }, 'full-load lease lost; another syncer may start a full load too'),
+      log.warn({ reason }, 'full-load lease: could not refresh it, or lost it'),
     );
     if (!guard) {
       log.debug('another syncer is running the full load');
@@ -302,7 +302,25 @@ export class Poller {
     }
     try {
       const { epoch } = await watermarks.ensureEpoch(randomUUID());
-      const plan = await this.plan(epoch, scope, fresh);
+      const { plan, run } = await this.plan(epoch, scope, fresh);
+      // The walk stops when asked to, when the lease is lost (another syncer may be loading by
+      // now), or when the plan is found replaced (Redis restarted empty under it, say): the
+      // load in force finishes the work, and this one must not touch its state.
+      const walk = AbortSignal.any([
+        guard.lostSignal,
+        ...(signal ? [signal] : []),
+        ...(run ? [run.superseded] : []),
+      ]);
+      // A function, not a field read: it changes while we await, which narrowing cannot see.
+      const halted = () => walk.aborted;
+      const stopped = (queued: number, rows: number): PassResult => {
+        if (!signal?.aborted)
+          log.warn(
+            { lease_lost: guard.lost, plan_replaced: run?.superseded.aborted ?? false, queued },
+            'full load stopped: its lease was lost or a newer plan replaced it',
+          );
+        return { kind: signal?.aborted ? 'full' : 'skipped', queued, rows };
+      };
       const kinds = this.deps.kinds.filter((loaded) => plan.kinds.includes(loaded.kind.name));
       const before = (await plans?.queued()) ?? 0;
       await onFullLoad?.(
@@ -313,33 +331,39 @@ export class Poller {
       let rows = 0;
       for (const { kind } of kinds) {
         const step = `queue:${kind.name}`;
-        const from = await plans?.cursor(step);
+        const from = await run?.cursor(step);
+        if (halted()) return stopped(queued, rows);
         if (from === 'done') continue;
-        const every = await this.queueEvery(kind, signal, {
+        const every = await this.queueEvery(kind, walk, {
           from,
-          onPage: (last, added) => plans?.advance(step, last, added) ?? Promise.resolve(),
+          onPage: (last, added) => run?.advance(step, last, added) ?? Promise.resolve(),
         });
         queued += every.queued;
         rows += every.read;
         log.debug({ index: kind.name, from, ...every }, 'full load: every document queued');
-        if (signal?.aborted) return { kind: 'full', queued, rows };
-        await plans?.advance(step, 'done', 0);
+        if (halted()) return stopped(queued, rows);
+        await run?.advance(step, 'done', 0);
       }
       for (const loaded of kinds) {
         const step = `sweep:${loaded.kind.name}`;
-        const from = await plans?.cursor(step);
+        const from = await run?.cursor(step);
+        if (halted()) return stopped(queued, rows);
         if (from === 'done') continue;
-        queued += await this.sweepOrphans(loaded, signal, {
+        queued += await this.sweepOrphans(loaded, walk, {
           from: typeof from?.[0] === 'string' ? from[0] : undefined,
-          onPage: (last, added) => plans?.advance(step, [last], added) ?? Promise.resolve(),
+          onPage: (last, added) => run?.advance(step, [last], added) ?? Promise.resolve(),
         });
-        if (signal?.aborted) return { kind: 'full', queued, rows };
-        await plans?.advance(step, 'done', 0);
+        if (halted()) return stopped(queued, rows);
+        await run?.advance(step, 'done', 0);
       }
-      const complete = await watermarks.advance(epoch, plan.tables, plan.snapshot);
-      await plans?.finish();
+      // Watermarks and plan change together, and only while the epoch and the plan are still
+      // the ones this load began in.
+      const complete = run
+        ? await run.finish(watermarks.epochKey, watermarks.keysOf(plan.tables))
+        : await watermarks.advance(epoch, plan.tables, plan.snapshot);
       // Resumed: `read` counts this run's part only, `resumed_after` what earlier runs queued.
       log.info({ read: rows, queued, resumed_after: before, complete }, 'full load queued');
+      if (!complete) return stopped(queued, rows);
       this.deps.onFullLoadQueued?.();
       return { kind: 'full', queued, rows };
     } finally {
@@ -352,30 +376,31 @@ export class Poller {
     epoch: string,
     scope: { kinds: readonly LoadedKind[]; tables: readonly WatermarkTable[] | 'all' },
     fresh: boolean,
-  ): Promise<PlanState> {
+  ): Promise<{ plan: PlanState; run?: PlanRun }> {
     const { plans, log } = this.deps;
     const old = fresh ? null : ((await plans?.current()) ?? null);
-    if (old && old.epoch === epoch && covers(old, scope)) {
+    if (plans && old?.id !== undefined && old.epoch === epoch && covers(old, scope)) {
       log.info(
-        { began: old.began, queued: await plans?.queued(), indices: old.kinds },
+        { began: old.began, queued: await plans.queued(), indices: old.kinds },
         'full load: resuming where it stopped',
       );
-      return old;
+      return { plan: old, run: plans.resume({ ...old, id: old.id }) };
     }
     const snapshot = await this.snapshot();
     const counts = new Map<string, number>();
     for (const { kind } of scope.kinds) counts.set(kind.name, await this.count(kind));
-    const plan: PlanState = {
+    const plan = {
+      id: randomUUID(),
       epoch,
       snapshot,
       kinds: scope.kinds.map((k) => k.kind.name),
       tables: scope.tables === 'all' ? 'all' : [...scope.tables],
       total: [...counts.values()].reduce((a, b) => a + b, 0),
       began: new Date().toISOString(),
-    };
-    await plans?.begin(plan);
+    } satisfies PlanState;
+    const run = await plans?.begin(plan);
     log.info(Object.fromEntries(counts), 'full load: queueing every document');
-    return plan;
+    return run ? { plan, run } : { plan };
   }
 
   /** The planner's estimate when it is big (instant on any size); below 100,000 an exact count. */

@@ -4,21 +4,30 @@
  * whichever syncer picks it up.
  *
  *  - `full-load:plan`: what the load covers (kinds, the watermark tables it will set), the
- *    snapshot it started from, the epoch it belongs to, and its document estimate;
- *  - `full-load:cursor`: per step (`queue:<kind>`, `sweep:<kind>`) the key of the last page it
- *    finished, or `done`; and `queued`, the documents queued so far.
+ *    snapshot it started from, the epoch it belongs to, its document estimate, and its id;
+ *  - `full-load:cursor`: `plan`, the id of the plan it belongs to; per step (`queue:<kind>`,
+ *    `sweep:<kind>`) the key of the last page it finished, or `done`; and `queued`, the
+ *    documents queued so far.
  *
  * A step records its cursor only after its page is in the queue: a crash in between queues that
  * page again (the queue holds each document once), never skips it. The snapshot is the one taken
  * when the load began, so resuming later still sets the watermarks to a snapshot older than
  * every row the load read (rows read later are only newer). A plan of another epoch (Redis was
  * reset) is never resumed.
+ *
+ * A loader works on one plan (PlanRun) and every write it makes names that plan: a loader that
+ * outlived its plan (Redis restarted empty under it, its lease lapsed and a newer plan replaced
+ * it) can neither move another plan's cursor (pages it queued before the restart are gone, and a
+ * loader resuming from its place would skip them) nor set the watermarks or delete the plan in
+ * force. It learns so (`superseded`) and stops.
  */
 import type { KindName } from '../kinds/documentKind.js';
 import type { RedisStore } from './redisStore.js';
 import type { Snapshot, WatermarkTable } from './watermarks.js';
 
 export interface PlanState {
+  /** Absent in plans written before 0.2: those are never resumed. */
+  id?: string;
   epoch: string;
   snapshot: Snapshot;
   kinds: KindName[];
@@ -46,40 +55,88 @@ export class FullLoadPlans {
     return raw === null ? null : (JSON.parse(raw) as PlanState);
   }
 
-  /** A new plan replaces any old one, cursors and all. */
-  async begin(plan: PlanState): Promise<void> {
+  /** A new plan replaces any old one, cursors and all; returns the loader's handle on it. */
+  async begin(plan: PlanState & { id: string }): Promise<PlanRun> {
     failed(
       await this.store.redis
         .multi()
         .del(this.cursorKey)
+        .hset(this.cursorKey, 'plan', plan.id)
         .set(this.planKey, JSON.stringify(plan))
         .exec(),
     );
+    return this.resume(plan);
   }
 
+  /** The loader's handle on a plan already in Redis (an interrupted load it picks up). */
+  resume(plan: PlanState & { id: string }): PlanRun {
+    return new PlanRun(this.store, plan, this.planKey, this.cursorKey);
+  }
+
+  /** Where `step` of the plan in force stands, whichever plan that is (for status and tests). */
   async cursor(step: string): Promise<StepCursor> {
-    const raw = await this.store.redis.hget(this.cursorKey, step);
-    return raw === null ? undefined : (JSON.parse(raw) as unknown[] | 'done');
+    return parseCursor(await this.store.redis.hget(this.cursorKey, step));
+  }
+
+  /** Documents the plan in force queued so far. */
+  async queued(): Promise<number> {
+    return Number((await this.store.redis.hget(this.cursorKey, 'queued')) ?? 0);
+  }
+}
+
+/** One loader's work on one plan: every read and write checks that the plan is still in force. */
+export class PlanRun {
+  private readonly stop = new AbortController();
+
+  constructor(
+    private readonly store: RedisStore,
+    readonly plan: PlanState & { id: string },
+    private readonly planKey: string,
+    private readonly cursorKey: string,
+  ) {}
+
+  /** Aborts once the plan is found no longer in force: the loader stops walking. */
+  get superseded(): AbortSignal {
+    return this.stop.signal;
+  }
+
+  /** Where `step` stands; undefined (and superseded) when another plan is in force. */
+  async cursor(step: string): Promise<StepCursor> {
+    const [owner, raw] = await this.store.redis.hmget(this.cursorKey, 'plan', step);
+    if (owner !== this.plan.id) {
+      this.stop.abort();
+      return undefined;
+    }
+    return parseCursor(raw ?? null);
   }
 
   /** A page of `step` is in the queue: record its last key and what it queued. */
   async advance(step: string, last: unknown[] | 'done', queued: number): Promise<void> {
-    failed(
-      await this.store.redis
-        .multi()
-        .hset(this.cursorKey, step, JSON.stringify(last))
-        .hincrby(this.cursorKey, 'queued', queued)
-        .exec(),
+    const kept = await this.store.run(
+      'fullLoadAdvance',
+      [this.cursorKey],
+      [this.plan.id, step, JSON.stringify(last), queued],
     );
+    if (Number(kept) !== 1) this.stop.abort();
   }
 
-  async queued(): Promise<number> {
-    return Number((await this.store.redis.hget(this.cursorKey, 'queued')) ?? 0);
+  /**
+   * Every step is done: set the plan's watermarks to its snapshot and drop the plan, in one step,
+   * if the epoch and the plan are still the ones in force. False (and superseded) otherwise.
+   */
+  async finish(epochKey: string, watermarkKeys: string[]): Promise<boolean> {
+    const done = await this.store.run(
+      'fullLoadFinish',
+      [epochKey, this.planKey, this.cursorKey, ...watermarkKeys],
+      [this.plan.epoch, this.plan.id, JSON.stringify(this.plan.snapshot)],
+    );
+    if (Number(done) !== 1) this.stop.abort();
+    return Number(done) === 1;
   }
+}
 
-  async finish(): Promise<void> {
-    await this.store.redis.del(this.planKey, this.cursorKey);
-  }
+function parseCursor(raw: string | null): StepCursor {
+  return raw === null ? undefined : (JSON.parse(raw) as unknown[] | 'done');
 }
 
 /** A transaction's command that failed at run time is in its results, not thrown: throw it. */

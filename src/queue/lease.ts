@@ -26,6 +26,7 @@ export interface LeaseInfo extends LeaseValue {
 export class HeldLease {
   lost = false;
   private released = false;
+  private readonly lostNow = new AbortController();
   private readonly timer: NodeJS.Timeout;
 
   constructor(
@@ -38,6 +39,11 @@ export class HeldLease {
   ) {
     this.timer = setInterval(() => void this.refresh(), Math.max(50, ttlMs / 3));
     this.timer.unref();
+  }
+
+  /** Aborts when the lease is found lost (not on a refresh that merely failed: Redis away). */
+  get lostSignal(): AbortSignal {
+    return this.lostNow.signal;
   }
 
   get token(): string {
@@ -84,6 +90,7 @@ export class HeldLease {
   private markLost(reason: string): void {
     if (this.lost) return;
     this.lost = true;
+    this.lostNow.abort();
     this.onLost?.(reason);
   }
 }

@@ -22,6 +22,8 @@ const SCRIPTS = {
   lockRelease: lua('lockRelease'),
   lockRefresh: lua('lockRefresh'),
   advanceWatermarks: lua('advanceWatermarks'),
+  fullLoadAdvance: lua('fullLoadAdvance'),
+  fullLoadFinish: lua('fullLoadFinish'),
 } as const;
 
 const COMMAND_TIMEOUT_MS = 5_000;

@@ -46,6 +46,11 @@ export class Watermarks {
     return this.store.key('watermark', table);
   }
 
+  /** The Redis keys of these watermarks, for scripts that set them with other state. */
+  keysOf(tables: readonly WatermarkTable[] | 'all'): string[] {
+    return (tables === 'all' ? WATERMARK_TABLES : tables).map((t) => this.key(t));
+  }
+
   async get(table: WatermarkTable): Promise<Snapshot | null> {
     const raw = await this.store.redis.get(this.key(table));
     return raw === null ? null : (JSON.parse(raw) as Snapshot);
@@ -67,10 +72,9 @@ export class Watermarks {
     tables: readonly WatermarkTable[] | 'all',
     snapshot: Snapshot,
   ): Promise<boolean> {
-    const keys = (tables === 'all' ? WATERMARK_TABLES : tables).map((t) => this.key(t));
     const done = await this.store.run(
       'advanceWatermarks',
-      [this.epochKey, ...keys],
+      [this.epochKey, ...this.keysOf(tables)],
       [epoch, JSON.stringify(snapshot)],
     );
     return Number(done) === 1;

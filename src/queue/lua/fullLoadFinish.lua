@@ -1,0 +1,15 @@
+#!lua
+-- A full load queued everything: set the watermarks it covers to its snapshot and drop its plan,
+-- only if the state is still the one it began in (same epoch: Redis was not reset) and its plan is
+-- still the one in force (no newer plan replaced it). A loader that outlived its plan leaves both
+-- alone; the plan in force sets them when it finishes.
+-- KEYS[1] epoch, KEYS[2] plan, KEYS[3] cursor hash, KEYS[4..] watermark keys
+-- ARGV[1] the plan's epoch, ARGV[2] plan id, ARGV[3] the plan's snapshot (JSON)
+if redis.call('GET', KEYS[1]) ~= ARGV[1] or redis.call('HGET', KEYS[3], 'plan') ~= ARGV[2] then
+  return 0
+end
+for i = 4, #KEYS do
+  redis.call('SET', KEYS[i], ARGV[3])
+end
+redis.call('DEL', KEYS[2], KEYS[3])
+return 1
