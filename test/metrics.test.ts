@@ -1,6 +1,6 @@
 /** The metrics endpoint is scraped and shows the documented series; health and readiness answer. */
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
+import { freePort } from './helpers/freePort.js';
 import { after, before, describe, it } from 'node:test';
 import type { Syncer } from '../src/sync/syncer.js';
 import { insertFilm, seedCatalog } from './helpers/catalog.js';
@@ -8,15 +8,6 @@ import { eventually, waitForConvergence } from './helpers/convergence.js';
 import { EsFaultProxy } from './helpers/esFaultProxy.js';
 import { createSandbox, type Sandbox } from './helpers/isolation.js';
 import { migrateSandbox, startSyncer } from './helpers/syncerHarness.js';
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
 
 describe('metrics and health', () => {
   let sandbox: Sandbox;

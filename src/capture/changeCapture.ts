@@ -69,6 +69,12 @@ export class ChangeCapture {
     // A transaction's messages arrive one after another; the first one wakes the cadence up, and
     // the rest of that transaction must take the same path as the first.
     const sameAsLive = change.x !== undefined && change.x === this.liveTx;
+    // A TRUNCATE, or a statement too big to list its keys, leaves the work to a pass.
+    const op = change.op;
+    const plan =
+      !change.many && op !== 'T'
+        ? this.fanOut.plan({ table: change.t, keys: keysOf(change), op })
+        : null;
     if (this.cadence.state !== 'asleep' && !sameAsLive) {
       // Polling back to back already: the next pass (its snapshot is later than this commit)
       // reads the change. Queued here too, it would be indexed twice whenever it committed just
@@ -76,23 +82,18 @@ export class ChangeCapture {
       // transaction must not be skipped by that pass, though: another of its messages may have
       // been queued while we were asleep, and this one was not.
       if (change.x !== undefined) this.live?.handled.heardFrom(change.x, false);
-      if (!change.many && change.op !== 'T')
-        this.clock?.heard(
-          this.fanOut.plan({ table: change.t, keys: keysOf(change), op: change.op }).members,
-        );
+      if (plan) this.clock?.heard(plan.members);
       this.cadence.heard(Date.now());
       this.requestPoll();
       return;
     }
     if (this.doorbell) this.cadence.heard(Date.now());
     this.liveTx = change.x;
-    if (change.x !== undefined)
-      this.live?.handled.heardFrom(change.x, !change.many && change.op !== 'T');
-    if (change.op === 'T' || change.many) {
+    if (change.x !== undefined) this.live?.handled.heardFrom(change.x, plan !== null);
+    if (!plan) {
       this.requestPoll();
       return;
     }
-    const plan = this.fanOut.plan({ table: change.t, keys: keysOf(change), op: change.op });
     for (const member of plan.members) this.members.add(member);
     this.clock?.heard(plan.members);
     for (const resolution of plan.resolutions) {
@@ -166,16 +167,12 @@ export class ChangeCapture {
     }
   }
 
-  /** Queue what the live path heard so far (a long pass calls this while it waits). */
-  async flush(): Promise<void> {
-    await this.drain();
-  }
-
   private idle(): boolean {
     return !this.pollRequested && this.members.size === 0 && this.resolutions.size === 0;
   }
 
-  private async drain(): Promise<void> {
+  /** Queue what the live path heard so far (a long pass calls this while it waits, too). */
+  async drain(): Promise<void> {
     const drain = this.live?.handled.beginDrain() ?? 0;
     await this.drainPending();
     this.live?.handled.drained(drain);

@@ -138,7 +138,7 @@ export class Syncer {
       clock: this.clock,
       plans: new FullLoadPlans(this.store),
       // While a walk over every document waits for room, live changes still reach the queue.
-      whileWaiting: () => this.capture?.flush() ?? Promise.resolve(),
+      whileWaiting: () => this.capture?.drain() ?? Promise.resolve(),
       ...(fullLoads
         ? {
             onFullLoad: (documents, kinds) => fullLoads.began(documents, kinds),
