@@ -1,12 +1,18 @@
 /**
- * /metrics (Prometheus), /healthz (the process answers) and /readyz (connected to PostgreSQL,
- * Redis and Elasticsearch, listener subscribed, and not stalled) on METRICS_PORT.
+ * On METRICS_PORT: /metrics (Prometheus), /healthz (the process answers), /readyz (connected to
+ * PostgreSQL, Redis and Elasticsearch, listener subscribed, and not stalled), and for people the
+ * status page at / with what it shows at /status.json. All of it is read-only.
  */
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { Logger } from '../logger.js';
+import { withTimeout } from '../util/timeouts.js';
+import { StatusHistory } from './statusHistory.js';
 import type { SyncerMetrics } from './syncerMetrics.js';
 import type { SyncerView } from './syncerView.js';
-import { withTimeout } from '../util/timeouts.js';
+
+/** One file, no build step and no external assets: it fetches /status.json and draws it. */
+const STATUS_PAGE = readFileSync(new URL('./statusPage.html', import.meta.url), 'utf8');
 
 /** A queue that has waited this long with no batch acknowledged means the syncer is stuck. */
 const STALL_MS = 120_000;
@@ -42,13 +48,51 @@ export function startHttpServer(
   metrics: SyncerMetrics,
   log: Logger,
 ): Promise<Server> {
+  const history = new StatusHistory({
+    done: () => {
+      const stats = syncer.indexerStats();
+      return stats ? stats.indexed + stats.deleted + stats.stale + stats.dead : 0;
+    },
+    queueDepth: () => syncer.queue.depth(),
+    latencyBuckets: () => metrics.latencyBuckets(),
+  });
   const server = createServer((req, res) => {
     const reply = (status: number, body: string, type = 'application/json') => {
-      res.writeHead(status, { 'content-type': type });
+      res.writeHead(status, {
+        'content-type': type,
+        'cache-control': 'no-store',
+        // The page runs only its own inline script and talks only to this server.
+        'content-security-policy':
+          "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:",
+      });
       res.end(body);
     };
     const route = async () => {
+      if (req.method !== 'GET' && req.method !== 'HEAD')
+        return reply(405, JSON.stringify({ error: 'read-only: GET only' }));
       switch (req.url?.split('?')[0]) {
+        case '/':
+          return reply(200, STATUS_PAGE, 'text/html; charset=utf-8');
+        case '/status.json': {
+          const [status, problems] = await Promise.all([syncer.status(), readiness(syncer)]);
+          const memory = process.memoryUsage();
+          return reply(
+            200,
+            JSON.stringify({
+              status,
+              ready: problems.length === 0,
+              problems,
+              indexer: syncer.indexerStats(),
+              history: history.list(),
+              process: {
+                pid: process.pid,
+                uptimeSeconds: Math.round(process.uptime()),
+                rssBytes: memory.rss,
+                startedAt: new Date(syncer.startedAt).toISOString(),
+              },
+            }),
+          );
+        }
         case '/metrics':
           return reply(200, await metrics.registry.metrics(), metrics.registry.contentType);
         case '/healthz':
@@ -66,10 +110,14 @@ export function startHttpServer(
     };
     route().catch((err: unknown) => reply(500, JSON.stringify({ error: (err as Error).message })));
   });
+  server.on('close', () => history.stop());
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (err) => {
+      history.stop();
+      reject(err);
+    });
     server.listen(port, () => {
-      log.info({ port }, 'metrics and health on /metrics, /healthz, /readyz');
+      log.info({ port }, 'status page on /, metrics and health on /metrics, /healthz, /readyz');
       resolve(server);
     });
   });

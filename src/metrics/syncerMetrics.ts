@@ -198,4 +198,17 @@ export class SyncerMetrics {
       this.bulkItemErrors.inc({ kind: 'transient' }, event.transientItems);
     if (event.dead > 0) this.bulkItemErrors.inc({ kind: 'permanent' }, event.dead);
   }
+
+  /** The change-to-index histogram's cumulative bucket counts, all indices together. */
+  async latencyBuckets(): Promise<Map<number, number>> {
+    const buckets = new Map<number, number>();
+    for (const { metricName, labels, value } of (await this.changeToIndex.get()).values) {
+      if (!metricName?.endsWith('_bucket')) continue;
+      // prom-client adds `le` to bucket values; its label type only knows ours.
+      const bound = (labels as { le?: string | number }).le;
+      const le = bound === '+Inf' ? Infinity : Number(bound);
+      buckets.set(le, (buckets.get(le) ?? 0) + value);
+    }
+    return buckets;
+  }
 }

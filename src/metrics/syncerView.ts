@@ -5,6 +5,7 @@
 import type { DeadLetters } from '../queue/deadLetters.js';
 import type { DocumentQueue } from '../queue/documentQueue.js';
 import type { LeaseInfo } from '../queue/lease.js';
+import type { StatusReport } from '../queue/statusReport.js';
 import type { Watermarks } from '../queue/watermarks.js';
 import type { IndexerStats } from './indexerStats.js';
 
@@ -21,6 +22,8 @@ export interface SyncerView {
   queue: Pick<DocumentQueue, 'depth' | 'depthByKind' | 'inFlight'>;
   deadLetters: Pick<DeadLetters, 'count' | 'countByKind'>;
   watermarks: Pick<Watermarks, 'getAll'>;
+  /** What `npm run status` shows (every syncer sharing this Redis prefix), for the status page. */
+  status(): Promise<StatusReport>;
   /** One round trip to each service; rejects when it does not answer. */
   services: Record<'postgres' | 'redis' | 'elasticsearch', () => Promise<unknown>>;
 }

@@ -35,6 +35,7 @@ import { ensureIndex, removeReindexLeftovers, type IndexTarget } from '../load/i
 import { ReindexTarget } from '../load/reindexTarget.js';
 import { ChangeClock } from '../metrics/changeClock.js';
 import { FullLoadPlans } from '../queue/fullLoadPlan.js';
+import { readStatus } from '../queue/statusReport.js';
 import { startHttpServer } from '../metrics/httpServer.js';
 import { sumStats, type IndexerStats } from '../metrics/indexerStats.js';
 import { SyncerMetrics } from '../metrics/syncerMetrics.js';
@@ -276,6 +277,15 @@ export class Syncer {
       queue: this.queue,
       deadLetters: this.deadLetters,
       watermarks: this.watermarks,
+      status: () =>
+        readStatus({
+          store: this.store,
+          queue: this.queue,
+          lock: this.lock,
+          registry: this.registry,
+          watermarks: this.watermarks,
+          deadLetters: this.deadLetters,
+        }),
       services: {
         postgres: () => this.db.pool.query('SELECT 1'),
         redis: () => this.store.redis.ping(),
