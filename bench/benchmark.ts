@@ -15,6 +15,7 @@ import { measureFanOut } from './fanOut.js';
 import { measureFullLoad } from './fullLoad.js';
 import { measureLiveLatency } from './liveLatency.js';
 import type { BenchReport } from './results.js';
+import { runCompiledSyncer } from './profiledSyncer.js';
 import { measureWriterOverhead } from './writerOverhead.js';
 
 export const PHASES = ['ceiling', 'full', 'live', 'fanout', 'catchup', 'writer'] as const;
@@ -33,6 +34,8 @@ export interface BenchOptions {
   /** Films in each writer-overhead database (default: min(films, 20,000)). */
   writerFilms?: number;
   progress?: (line: string) => void;
+  /** Spawn the compiled program (`node dist/cli/start.js`) instead of the profiled sources. */
+  compiled?: boolean;
   /** Hands out the sandbox as soon as it exists (the CLI removes it on Ctrl-C). */
   onSandbox?: (sandbox: Sandbox) => void;
 }
@@ -52,6 +55,7 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
   const startedAt = new Date().toISOString();
   // Six connections, as the README's numbers were measured with: the live phase's edits wait for
   // one, so the pool size is part of what that phase measures.
+  if (options.compiled) runCompiledSyncer();
   const sb = await createSandbox('bench', { poolSize: 6 });
   options.onSandbox?.(sb);
   // An idle connection the server drops costs that connection, not the whole run.
@@ -79,6 +83,8 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
         fanOutFilms: catalog.fanOut.films,
       },
       memory: {},
+      redisMemory: {},
+      program: options.compiled ? 'node dist/cli/start.js' : 'tsx src/cli/start.ts (profiled)',
       warnings,
     };
     progress(`seeded in ${catalog.seedSeconds.toFixed(1)} s`);
@@ -96,6 +102,7 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
       progress('full load (syncer)');
       report.fullLoad = await measureFullLoad(sb, progress);
       report.memory['full load'] = report.fullLoad.peakRssMb;
+      report.redisMemory['full load'] = report.fullLoad.redisPeakMb;
       if (report.ceiling)
         report.fullLoadRatio = report.fullLoad.filmsPerSecond / report.ceiling.bulk.docsPerSecond;
     }
@@ -110,6 +117,7 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
         const live = await measureLiveLatency(sb, share, rate, options.liveSeconds);
         report.live.push(live);
         report.memory[`live ${rate}/s`] = live.peakRssMb;
+        report.redisMemory[`live ${rate}/s`] = live.redisPeakMb;
       }
     }
     if (wants('fanout')) {
@@ -121,12 +129,14 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
         progress,
       );
       report.memory['fan-out'] = report.fanOut.peakRssMb;
+      report.redisMemory['fan-out'] = report.fanOut.redisPeakMb;
     }
     if (wants('catchup')) {
       const changes = Math.min(options.catchUpChanges ?? options.films, options.films);
       progress(`catch-up: ${changes} changes while the syncer is down`);
       report.catchUp = await measureCatchUp(sb, changes, progress);
       report.memory['catch-up'] = report.catchUp.peakRssMb;
+      report.redisMemory['catch-up'] = report.catchUp.redisPeakMb;
     }
     if (wants('writer')) {
       progress('writer overhead (pgbench, triggers on vs off)');

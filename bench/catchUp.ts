@@ -72,6 +72,7 @@ export async function measureCatchUp(
       filmsPerSecond: changed / seconds,
       startupSeconds: (startedAt - syncer.spawnedAt) / 1_000,
       peakRssMb: run.peakRssMb,
+      redisPeakMb: run.redisPeakMb,
       profile: run.profile,
       cpu,
     };

@@ -52,6 +52,7 @@ export async function measureFanOut(
       filmsPerSecond: films / seconds,
       startupSeconds: (startedAt - syncer.spawnedAt) / 1_000,
       peakRssMb: run.peakRssMb,
+      redisPeakMb: run.redisPeakMb,
       profile: run.profile,
       cpu,
     };

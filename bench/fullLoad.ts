@@ -46,6 +46,7 @@ export async function measureFullLoad(
       spotChecked: check.checked,
       startupSeconds: (startedAt - syncer.spawnedAt) / 1_000,
       peakRssMb: run.peakRssMb,
+      redisPeakMb: run.redisPeakMb,
       profile: run.profile,
       cpu,
     };

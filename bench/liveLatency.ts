@@ -139,6 +139,7 @@ export async function measureLiveLatency(
       commit: percentiles(committed.map((e) => (e.committedAt ?? 0) - e.issuedAt)),
       startupSeconds: (startedAt - syncer.spawnedAt) / 1_000,
       peakRssMb: run.peakRssMb,
+      redisPeakMb: run.redisPeakMb,
       profile: run.profile,
       cpu,
     };

@@ -1,7 +1,8 @@
 /**
  * The syncer process of a bench phase: the test suite's spawned `src/cli/start.ts`, tuned as the
- * environment says, with the profile hook preloaded (timers only). Knows its peak resident memory
- * and, after it stopped, its profile.
+ * environment says, with the profile hook preloaded (timers only); or, with `--compiled`, the
+ * program a container runs (`node dist/cli/start.js`, no loader, no hook, so no profile). Knows
+ * its peak resident memory, how much Redis grew while it ran, and, after it stopped, its profile.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,6 +19,8 @@ const TAIL = 20_000;
 export interface SyncerRun {
   /** Peak RSS in MB, and where the time went. */
   peakRssMb: number;
+  /** Redis `used_memory` at its highest while the syncer ran, above what it was at the spawn. */
+  redisPeakMb: number;
   profile: ProfileSummary | null;
   exitCode: number | string | null;
 }
@@ -45,16 +48,37 @@ function tuning(config: Config): Record<string, string> {
   };
 }
 
+let compiled = false;
+
+/** Every syncer the bench spawns from now on is the compiled program (`npm run build` first). */
+export function runCompiledSyncer(): void {
+  compiled = true;
+}
+
+/** Redis's own count of the memory it uses (INFO memory, used_memory), in bytes. */
+async function redisUsedMemory(sandbox: Sandbox): Promise<number> {
+  const info = await sandbox.redis.info('memory');
+  return Number(/^used_memory:(\d+)/m.exec(info)?.[1] ?? NaN);
+}
+
 export function spawnProfiledSyncer(sandbox: Sandbox, label: string): ProfiledSyncer {
   const dir = mkdtempSync(join(tmpdir(), `bench-${label}-`));
   const profileFile = join(dir, 'profile.json');
+  let redisBase = NaN;
+  let redisPeak = NaN;
+  void redisUsedMemory(sandbox).then((bytes) => (redisBase = redisPeak = bytes));
   const syncer = spawnSyncer(
     sandbox,
     { ...tuning(sandbox.config), BENCH_PROFILE_FILE: profileFile },
-    { preload: [HOOK], outputTail: TAIL },
+    compiled ? { outputTail: TAIL, compiled } : { preload: [HOOK], outputTail: TAIL },
   );
   // VmHWM is gone with the process: read it often enough that the last reading is near the end.
-  const sampler = setInterval(syncer.peakRssMb, 500);
+  const sampler = setInterval(() => {
+    syncer.peakRssMb();
+    void redisUsedMemory(sandbox)
+      .then((bytes) => (redisPeak = Math.max(redisPeak, bytes)))
+      .catch(() => undefined);
+  }, 500);
   syncer.child.once('exit', () => clearInterval(sampler));
   const peakRssMb = () => {
     const mb = syncer.peakRssMb();
@@ -69,6 +93,7 @@ export function spawnProfiledSyncer(sandbox: Sandbox, label: string): ProfiledSy
     rmSync(dir, { recursive: true, force: true });
     return {
       peakRssMb: mb,
+      redisPeakMb: Math.round(((redisPeak - redisBase) / 1_048_576) * 10) / 10,
       profile: raw ? summariseProfile(raw, sandbox.config.workers) : null,
       exitCode,
     };

@@ -144,7 +144,9 @@ export function formatReport(r: BenchReport): string {
     }
   }
   for (const [phase, mb] of Object.entries(r.memory))
-    row('memory', `syncer peak RSS, ${phase}`, `${n1(mb)} MB`);
+    row('memory', `syncer peak RSS, ${phase}`, `${n1(mb)} MB (${r.program})`);
+  for (const [phase, mb] of Object.entries(r.redisMemory))
+    row('memory', `Redis growth at peak, ${phase}`, `${n1(mb)} MB`);
 
   const width = [0, 1].map((i) => Math.max(...rows.map((x) => x[i as 0 | 1].length)));
   const lines = rows.map(

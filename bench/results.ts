@@ -15,6 +15,8 @@ export interface Percentiles {
 export interface SyncerPhase {
   /** Peak resident memory of the syncer process of this phase, MB (VmHWM). */
   peakRssMb: number;
+  /** How much Redis's used_memory rose above its level at the spawn, at most, MB. */
+  redisPeakMb: number;
   /** Spawn to the 'syncer started' log line, s. */
   startupSeconds: number;
   profile: ProfileSummary | null;
@@ -133,6 +135,10 @@ export interface BenchReport {
   writerOverhead?: WriterResult;
   /** Peak RSS of each phase's syncer, MB. */
   memory: Record<string, number>;
+  /** Redis used_memory growth at its peak, per phase, MB. */
+  redisMemory: Record<string, number>;
+  /** Which program the phases spawned. */
+  program: string;
   warnings: string[];
 }
 

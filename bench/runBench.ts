@@ -1,6 +1,10 @@
 /**
  * `npm run bench [-- --films N] [--phases ceiling,full,live,fanout,catchup,writer] [--out FILE]
- *  [--rates 50,500] [--live-seconds 20] [--writer-seconds 10] [--writer-repeats 3]`
+ *  [--rates 50,500] [--live-seconds 20] [--writer-seconds 10] [--writer-repeats 3] [--compiled]`
+ *
+ * `--compiled` builds the program (`npm run build`) and runs the syncer as a container does,
+ * `node dist/cli/start.js`: the memory it reports is then production's, but there is no profile
+ * of where the time went (that hook needs the TypeScript sources).
  *
  * Measures, in one run against the services of .env / the environment, in a sandbox of its own:
  * full load vs a plain `_bulk` ceiling, the extract query alone, live latency at steady write
@@ -8,6 +12,7 @@
  * peak memory per phase. Prints a table and writes the report to bench-results/<timestamp>.json.
  * The syncer runs with the configuration of the environment (ETL_BULK_SIZE, ...).
  */
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Sandbox } from '../test/helpers/isolation.js';
@@ -38,6 +43,7 @@ const { values } = parseArgs({
     'catch-up-changes': { type: 'string' },
     'writer-seconds': { type: 'string' },
     'writer-repeats': { type: 'string' },
+    compiled: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
@@ -45,7 +51,7 @@ if (values.help) {
   process.stdout.write(
     'npm run bench -- [--films 100000] [--phases ceiling,full,live,fanout,catchup,writer]\n' +
       '  [--out bench-results/<timestamp>.json] [--rates 50,500] [--live-seconds 20]\n' +
-      '  [--catch-up-changes N] [--writer-seconds 10] [--writer-repeats 3]\n',
+      '  [--catch-up-changes N] [--writer-seconds 10] [--writer-repeats 3] [--compiled]\n',
   );
   process.exit(0);
 }
@@ -66,6 +72,12 @@ const progress = (line: string) =>
     `[bench ${((Date.now() - started) / 1_000).toFixed(0).padStart(4)} s] ${line}\n`,
   );
 
+if (values.compiled) {
+  progress('building the program: npm run build');
+  const build = spawnSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'inherit' });
+  if (build.status !== 0) fail(`npm run build failed (${build.status ?? build.signal})`);
+}
+
 let sandbox: Sandbox | null = null;
 let interrupted = false;
 process.on('SIGINT', () => {
@@ -85,6 +97,7 @@ try {
     writerSeconds: whole('writer-seconds', values['writer-seconds'], DEFAULTS.writerSeconds),
     writerRepeats: whole('writer-repeats', values['writer-repeats'], DEFAULTS.writerRepeats),
     progress,
+    compiled: values.compiled,
     onSandbox: (sb) => (sandbox = sb),
   });
   writeReport(report, out);

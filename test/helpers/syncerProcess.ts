@@ -26,6 +26,11 @@ export interface SpawnOptions {
   preload?: string[];
   /** Keep only the last this many characters of output: a long bench phase logs without end. */
   outputTail?: number;
+  /**
+   * Run the compiled program as a container does (`node dist/cli/start.js`, after `npm run
+   * build`) instead of the TypeScript sources through tsx; `preload` must then be JavaScript.
+   */
+  compiled?: boolean;
 }
 
 export function spawnSyncer(
@@ -35,7 +40,10 @@ export function spawnSyncer(
 ): SyncerProcess {
   const preload = (options.preload ?? []).flatMap((module) => ['--import', module]);
   const spawnedAt = performance.now();
-  const child = spawn(process.execPath, ['--import', 'tsx', ...preload, 'src/cli/start.ts'], {
+  const args = options.compiled
+    ? [...preload, 'dist/cli/start.js']
+    : ['--import', 'tsx', ...preload, 'src/cli/start.ts'];
+  const child = spawn(process.execPath, args, {
     cwd: ROOT,
     env: {
       PATH: process.env.PATH ?? '',
