@@ -8,27 +8,41 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { parse as parseDotenv } from 'dotenv';
 import { z } from 'zod';
+import { isClusterUrl, parseRedisUrl } from './queue/redisClient.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 /** A URL whose scheme is one of `schemes`; the message never echoes the value (it may hold a password). */
+function checkUrl(value: string, schemes: string[], ctx: z.RefinementCtx): void {
+  let parsed: URL;
+  try {
+    parsed = new URL(value);
+  } catch {
+    ctx.addIssue({ code: 'custom', message: 'is not a valid URL' });
+    return;
+  }
+  if (!schemes.includes(parsed.protocol.replace(/:$/, ''))) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `must start with ${schemes.map((s) => `${s}://`).join(' or ')}`,
+    });
+  }
+  if (!parsed.hostname) ctx.addIssue({ code: 'custom', message: 'has no host' });
+}
+
 const url = (schemes: string[]) =>
-  z.string().superRefine((value, ctx) => {
-    let parsed: URL;
-    try {
-      parsed = new URL(value);
-    } catch {
-      ctx.addIssue({ code: 'custom', message: 'is not a valid URL' });
-      return;
-    }
-    if (!schemes.includes(parsed.protocol.replace(/:$/, ''))) {
-      ctx.addIssue({
-        code: 'custom',
-        message: `must start with ${schemes.map((s) => `${s}://`).join(' or ')}`,
-      });
-    }
-    if (!parsed.hostname) ctx.addIssue({ code: 'custom', message: 'has no host' });
-  });
+  z.string().superRefine((value, ctx) => checkUrl(value, schemes, ctx));
+
+/** One Redis server, or Sentinels or Cluster nodes (src/queue/redisClient.ts). */
+const redisUrl = z.string().superRefine((value, ctx) => {
+  if (!/^redis\+(sentinel|cluster):/.test(value))
+    return checkUrl(value, ['redis', 'rediss', 'redis+sentinel', 'redis+cluster'], ctx);
+  try {
+    parseRedisUrl(value);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+  }
+});
 
 /** A whole number in [min, max], written in decimal digits only ("1e3" and "12ms" are mistakes). */
 const int = (min: number, max: number) =>
@@ -49,7 +63,7 @@ const schema = z.object({
     'postgres://postgres@127.0.0.1:5432/movies',
   ),
   DATABASE_LISTEN_URL: url(['postgres', 'postgresql']).optional(),
-  REDIS_URL: url(['redis', 'rediss']).default('redis://127.0.0.1:6379/0'),
+  REDIS_URL: redisUrl.default('redis://127.0.0.1:6379/0'),
   ELASTICSEARCH_URL: url(['http', 'https']).default('http://127.0.0.1:9200'),
   ELASTICSEARCH_API_KEY: z.string().min(1).optional(),
   ELASTICSEARCH_USERNAME: z.string().min(1).optional(),
@@ -146,6 +160,11 @@ export function parseConfig(env: Record<string, string | undefined>): ConfigResu
       `ES_INDEX, ES_PERSONS_INDEX and ES_GENRES_INDEX must be three different names (${indices.join(', ')})`,
     );
   }
+  if (isClusterUrl(raw.REDIS_URL) && !/\{[^{}]+\}/.test(raw.REDIS_PREFIX)) {
+    problems.push(
+      `REDIS_PREFIX must carry a hash tag on Redis Cluster, e.g. {${raw.REDIS_PREFIX.replace(/:$/, '')}}: (each script's keys must share a slot)`,
+    );
+  }
   if (problems.length > 0) return { ok: false, problems };
   return {
     ok: true,
@@ -201,6 +220,9 @@ export function redactUrl(value: string): string {
     if (parsed.password) parsed.password = '***';
     return parsed.toString();
   } catch {
-    return '(unparsable URL)';
+    // Several hosts (redis+sentinel://, redis+cluster://) are no WHATWG URL.
+    return /^[a-z+]+:\/\//.test(value)
+      ? value.replace(/^([a-z+]+:\/\/[^:@/]*:)[^@/]*@/, '$1***@')
+      : '(unparsable URL)';
   }
 }

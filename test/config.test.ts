@@ -108,4 +108,29 @@ describe('configuration', () => {
     );
     assert.equal(redactUrl('redis://127.0.0.1:6379/0'), 'redis://127.0.0.1:6379/0');
   });
+
+  it('takes Sentinels and Redis Cluster in REDIS_URL, and says what is wrong with them', () => {
+    const sentinel = parseConfig({ REDIS_URL: 'redis+sentinel://:pw@s1:26379,s2:26380/movies/2' });
+    assert.ok(sentinel.ok);
+    const cluster = parseConfig({
+      REDIS_URL: 'redis+cluster://n1:7000,n2:7001',
+      REDIS_PREFIX: '{movies_etl}:',
+    });
+    assert.ok(cluster.ok);
+    const bad = parseConfig({
+      REDIS_URL: 'redis+sentinel://:hunter2@s1:26379',
+      ES_INDEX: 'Bad Index',
+    });
+    assert.ok(!bad.ok);
+    assert.match(bad.problems.join('\n'), /REDIS_URL must name the master/);
+    assert.match(bad.problems.join('\n'), /ES_INDEX/);
+    assert.doesNotMatch(bad.problems.join('\n'), /hunter2/);
+    const untagged = parseConfig({ REDIS_URL: 'redis+cluster://n1:7000' });
+    assert.ok(!untagged.ok);
+    assert.match(untagged.problems.join('\n'), /REDIS_PREFIX must carry a hash tag/);
+    assert.equal(
+      redactUrl('redis+sentinel://etl:secret@s1:26379,s2:26379/movies'),
+      'redis+sentinel://etl:***@s1:26379,s2:26379/movies',
+    );
+  });
 });

@@ -2,7 +2,7 @@
  * One round trip to each service, with a timeout, so a wrong URL or a stopped server is a clear
  * message at start-up rather than a hang.
  */
-import { Redis } from 'ioredis';
+import { createRedisClient } from '../queue/redisClient.js';
 import pg from 'pg';
 import { redactUrl, type Config } from '../config.js';
 import { createElasticsearchClient } from '../load/elasticsearchClient.js';
@@ -36,12 +36,16 @@ async function checkPostgres(config: Config): Promise<void> {
 }
 
 async function checkRedis(config: Config): Promise<void> {
-  const redis = new Redis(config.redisUrl, {
-    lazyConnect: true,
-    connectTimeout: TIMEOUT_MS,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-  });
+  const redis = createRedisClient(
+    config.redisUrl,
+    {
+      lazyConnect: true,
+      connectTimeout: TIMEOUT_MS,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    },
+    { retryStrategy: () => null },
+  );
   // Without a listener ioredis reports the refused connection as an unhandled error event too.
   redis.on('error', () => undefined);
   try {

@@ -31,6 +31,8 @@ export class DeadLetters {
       this.key,
       ...letters.flatMap((letter) => [letter.id, JSON.stringify(letter)]),
     );
+    // The claim is acknowledged next: a letter lost in a failover would lose its document.
+    await this.store.confirm(this.key);
   }
 
   /** Films that have since loaded fine are no longer dead. */

@@ -84,6 +84,8 @@ export class DocumentQueue {
       const { queue, queued } = this.keys;
       added += Number(await this.store.run('enqueue', [queue, queued], chunk));
     }
+    // Queued means queued for good: the callers move watermarks and forget transactions next.
+    if (all.length > 0) await this.store.confirm(this.keys.queue);
     if (added > 0) this.events.emit('enqueued', added);
     return added;
   }
@@ -115,6 +117,8 @@ export class DocumentQueue {
       [this.claimKey(claim.id), claims, history],
       [claim.id, HISTORY_CAP, ...entries],
     );
+    // An acknowledgement lost in a failover would leave the claim to a worker that forgot it.
+    await this.store.confirm(claims);
     return Number(existed) === 1;
   }
 

@@ -6,10 +6,11 @@
  * Keys that one script touches together must live in one hash slot on Redis Cluster: give the
  * prefix a hash tag there (REDIS_PREFIX={movies_etl}:).
  */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { Redis } from 'ioredis';
 import type { Logger } from '../logger.js';
 import { RetryDelays } from '../util/backoff.js';
+import { createRedisClient, type RedisClient } from './redisClient.js';
 
 const lua = (name: string) => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8');
 
@@ -27,12 +28,23 @@ const SCRIPTS = {
 } as const;
 
 const COMMAND_TIMEOUT_MS = 5_000;
+/** How long a write may wait for a replica to confirm it (WAIT), before it counts as failed. */
+const CONFIRM_MS = 2_000;
+/** How long a count of the master's connected replicas is trusted. */
+const REPLICA_CHECK_MS = 5_000;
 
 export type ScriptName = keyof typeof SCRIPTS;
 
+/** Each script's SHA1, as EVALSHA names it: computed here, so no SCRIPT LOAD is needed. */
+const SHAS = Object.fromEntries(
+  Object.entries(SCRIPTS).map(([name, body]) => [
+    name,
+    createHash('sha1').update(body).digest('hex'),
+  ]),
+) as Record<ScriptName, string>;
+
 export class RedisStore {
-  readonly redis: Redis;
-  private readonly shas = new Map<ScriptName, string>();
+  readonly redis: RedisClient;
 
   constructor(
     url: string,
@@ -40,41 +52,88 @@ export class RedisStore {
     private readonly log: Logger,
   ) {
     const reconnects = new RetryDelays({ initialMs: 100, maxMs: 5_000 });
-    this.redis = new Redis(url, {
-      // Commands wait (queued) while Redis reconnects instead of failing after 20 tries, but
-      // never longer than commandTimeout: a command queued while Redis is away would otherwise
-      // wait forever, and so would whoever awaits it (a stopping syncer included). The loops
-      // above treat the timeout like any failure: back off and try again.
-      maxRetriesPerRequest: null,
-      commandTimeout: COMMAND_TIMEOUT_MS,
-      // ioredis counts attempts from 1 after every loss of the connection.
-      retryStrategy: (attempt) => {
-        if (attempt === 1) reconnects.reset();
-        return reconnects.next();
+    this.redis = createRedisClient(
+      url,
+      {
+        // Commands wait (queued) while Redis reconnects instead of failing after 20 tries, but
+        // never longer than commandTimeout: a command queued while Redis is away would otherwise
+        // wait forever, and so would whoever awaits it (a stopping syncer included). The loops
+        // above treat the timeout like any failure: back off and try again.
+        maxRetriesPerRequest: null,
+        commandTimeout: COMMAND_TIMEOUT_MS,
+        // ioredis counts attempts from 1 after every loss of the connection.
+        retryStrategy: (attempt) => {
+          if (attempt === 1) reconnects.reset();
+          return reconnects.next();
+        },
       },
-    });
+      // Redis Cluster: reaching the cluster at all is retried the same way.
+      { retryStrategy: () => reconnects.next() },
+    );
     this.redis.on('error', (err: Error) =>
       this.log.warn({ err: err.message }, 'redis connection error'),
     );
+    // A cluster reports each node's connection trouble apart from its own.
+    this.redis.on('node error', (err: Error, node: string) =>
+      this.log.warn({ err: err.message, node }, 'redis cluster node connection error'),
+    );
+  }
+
+  private replicaCheck: { at: number; replicas: number } | null = null;
+
+  /**
+   * Writes that must survive a failover (documents queued, claims acknowledged, dead letters)
+   * call this after they are done: when the master holding `key` has replicas, it waits until one
+   * of them has every write this connection made so far (WAIT). Replication is asynchronous, and a
+   * failover promotes a replica: a write that only the old master had is gone, and whoever made
+   * it (a poller that went on to move its watermark, a live path that marked its transaction
+   * handled) would never make it again. Throws when no replica confirms in time (a failover is
+   * under way, or the old master lost its replicas): the caller treats it like any failed write
+   * and tries again, on the new master once the client finds it.
+   *
+   * Without replicas (one plain server) it costs nothing: there is no failover to lose writes to.
+   */
+  async confirm(key: string): Promise<void> {
+    if (!(await this.hasReplicas(key))) return;
+    // One pipeline on the connection of the node that holds `key` (on Redis Cluster, the keyless
+    // WAIT goes where the keyed command before it goes).
+    const results = await this.redis.pipeline().exists(key).call('WAIT', 1, CONFIRM_MS).exec();
+    const [err, acked] = results?.[1] ?? [new Error('no answer to WAIT'), 0];
+    if (err) throw err;
+    if (Number(acked) < 1) {
+      this.replicaCheck = null;
+      throw new Error(
+        `no replica confirmed the write within ${CONFIRM_MS} ms (a failover under way?)`,
+      );
+    }
+  }
+
+  private async hasReplicas(key: string): Promise<boolean> {
+    const now = Date.now();
+    if (this.replicaCheck && now - this.replicaCheck.at < REPLICA_CHECK_MS)
+      return this.replicaCheck.replicas > 0;
+    const results = await this.redis.pipeline().exists(key).info('replication').exec();
+    const info = results?.[1]?.[1];
+    const replicas = Number(/^connected_slaves:(\d+)/m.exec(String(info))?.[1] ?? 0);
+    this.replicaCheck = { at: now, replicas };
+    return replicas > 0;
   }
 
   key(...parts: string[]): string {
     return this.prefix + parts.join(':');
   }
 
-  /** Run a Lua script by SHA, loading it on first use and after Redis lost its script cache. */
+  /**
+   * Run a Lua script by its SHA; where the server does not know it yet (first use, a restart, a
+   * failover, or on Redis Cluster the node that owns the keys), EVAL it whole, which runs it
+   * there and teaches it the script for next time.
+   */
   async run(script: ScriptName, keys: string[], args: (string | number)[]): Promise<unknown> {
-    let sha = this.shas.get(script);
-    if (sha === undefined) {
-      sha = (await this.redis.script('LOAD', SCRIPTS[script])) as string;
-      this.shas.set(script, sha);
-    }
     try {
-      return await this.redis.evalsha(sha, keys.length, ...keys, ...args);
+      return await this.redis.evalsha(SHAS[script], keys.length, ...keys, ...args);
     } catch (err) {
       if (!(err instanceof Error) || !err.message.includes('NOSCRIPT')) throw err;
-      this.shas.delete(script);
-      return this.run(script, keys, args);
+      return this.redis.eval(SCRIPTS[script], keys.length, ...keys, ...args);
     }
   }
 
