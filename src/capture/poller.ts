@@ -99,7 +99,7 @@ export interface PollerDeps {
    */
   clock?: { heard(members: Iterable<string>): void };
   /** Where a full load stands (src/queue/fullLoadPlan.ts): without it, a load cannot resume. */
-  plans?: FullLoadPlans;
+  plans: FullLoadPlans;
   /** Called while a walk waits for the queue to drain (the live path queues what it heard). */
   whileWaiting?: () => Promise<void>;
   /** A full load of these kinds began, with about this many documents to load. */
@@ -306,23 +306,19 @@ export class Poller {
       // The walk stops when asked to, when the lease is lost (another syncer may be loading by
       // now), or when the plan is found replaced (Redis restarted empty under it, say): the
       // load in force finishes the work, and this one must not touch its state.
-      const walk = AbortSignal.any([
-        guard.lostSignal,
-        ...(signal ? [signal] : []),
-        ...(run ? [run.superseded] : []),
-      ]);
+      const walk = AbortSignal.any([guard.lostSignal, run.superseded, ...(signal ? [signal] : [])]);
       // A function, not a field read: it changes while we await, which narrowing cannot see.
       const halted = () => walk.aborted;
       const stopped = (queued: number, rows: number): PassResult => {
         if (!signal?.aborted)
           log.warn(
-            { lease_lost: guard.lost, plan_replaced: run?.superseded.aborted ?? false, queued },
+            { lease_lost: guard.lost, plan_replaced: run.superseded.aborted, queued },
             'full load stopped: its lease was lost or a newer plan replaced it',
           );
         return { kind: signal?.aborted ? 'full' : 'skipped', queued, rows };
       };
       const kinds = this.deps.kinds.filter((loaded) => plan.kinds.includes(loaded.kind.name));
-      const before = (await plans?.queued()) ?? 0;
+      const before = await plans.queued();
       await onFullLoad?.(
         Math.max(0, plan.total - before),
         kinds.map((k) => k.kind),
@@ -331,36 +327,34 @@ export class Poller {
       let rows = 0;
       for (const { kind } of kinds) {
         const step = `queue:${kind.name}`;
-        const from = await run?.cursor(step);
+        const from = await run.cursor(step);
         if (halted()) return stopped(queued, rows);
         if (from === 'done') continue;
         const every = await this.queueEvery(kind, walk, {
           from,
-          onPage: (last, added) => run?.advance(step, last, added) ?? Promise.resolve(),
+          onPage: (last, added) => run.advance(step, last, added),
         });
         queued += every.queued;
         rows += every.read;
         log.debug({ index: kind.name, from, ...every }, 'full load: every document queued');
         if (halted()) return stopped(queued, rows);
-        await run?.advance(step, 'done', 0);
+        await run.advance(step, 'done', 0);
       }
       for (const loaded of kinds) {
         const step = `sweep:${loaded.kind.name}`;
-        const from = await run?.cursor(step);
+        const from = await run.cursor(step);
         if (halted()) return stopped(queued, rows);
         if (from === 'done') continue;
         queued += await this.sweepOrphans(loaded, walk, {
           from: typeof from?.[0] === 'string' ? from[0] : undefined,
-          onPage: (last, added) => run?.advance(step, [last], added) ?? Promise.resolve(),
+          onPage: (last, added) => run.advance(step, [last], added),
         });
         if (halted()) return stopped(queued, rows);
-        await run?.advance(step, 'done', 0);
+        await run.advance(step, 'done', 0);
       }
       // Watermarks and plan change together, and only while the epoch and the plan are still
       // the ones this load began in.
-      const complete = run
-        ? await run.finish(watermarks.epochKey, watermarks.keysOf(plan.tables))
-        : await watermarks.advance(epoch, plan.tables, plan.snapshot);
+      const complete = await run.finish(watermarks.epochKey, watermarks.keysOf(plan.tables));
       // Resumed: `read` counts this run's part only, `resumed_after` what earlier runs queued.
       log.info({ read: rows, queued, resumed_after: before, complete }, 'full load queued');
       if (!complete) return stopped(queued, rows);
@@ -376,10 +370,10 @@ export class Poller {
     epoch: string,
     scope: { kinds: readonly LoadedKind[]; tables: readonly WatermarkTable[] | 'all' },
     fresh: boolean,
-  ): Promise<{ plan: PlanState; run?: PlanRun }> {
+  ): Promise<{ plan: PlanState; run: PlanRun }> {
     const { plans, log } = this.deps;
-    const old = fresh ? null : ((await plans?.current()) ?? null);
-    if (plans && old?.id !== undefined && old.epoch === epoch && covers(old, scope)) {
+    const old = fresh ? null : await plans.current();
+    if (old?.id !== undefined && old.epoch === epoch && covers(old, scope)) {
       log.info(
         { began: old.began, queued: await plans.queued(), indices: old.kinds },
         'full load: resuming where it stopped',
@@ -398,9 +392,9 @@ export class Poller {
       total: [...counts.values()].reduce((a, b) => a + b, 0),
       began: new Date().toISOString(),
     } satisfies PlanState;
-    const run = await plans?.begin(plan);
+    const run = await plans.begin(plan);
     log.info(Object.fromEntries(counts), 'full load: queueing every document');
-    return run ? { plan, run } : { plan };
+    return { plan, run };
   }
 
   /** The planner's estimate when it is big (instant on any size); below 100,000 an exact count. */
