@@ -4,6 +4,8 @@
 #   scripts/services.sh [up]   start whatever is not answering (idempotent)
 #   scripts/services.sh down   stop the Elasticsearch this script started
 #   scripts/services.sh status report what answers (exit 1 if anything is down)
+#   scripts/services.sh es-install  fetch and unpack Elasticsearch without starting it, and print
+#                           ES_HOME, ES_JAVA_HOME and ES_USER (tests start nodes of their own)
 #
 # Env: DATABASE_URL, REDIS_URL, ELASTICSEARCH_URL, MOVIES_ETL_CACHE,
 #      ES_JAVA_HOME (JDK 21+), ES_HEAP (default 512m), MAVEN_REPO (default ~/.m2/repository).
@@ -433,10 +435,23 @@ cmd_status() {
   return "$down"
 }
 
+# For tests that run Elasticsearch nodes of their own (a two-node cluster): the same server,
+# plugin and user as the one `up` starts, as KEY=value lines.
+cmd_es_install() {
+  mkdir -p "$CACHE/run"
+  setup_es_user
+  find_es_java
+  es_fetch
+  es_unpack
+  es_build_shim
+  printf 'ES_HOME=%s\nES_JAVA_HOME=%s\nES_USER=%s\n' "$ES_HOME" "$ES_JAVA_HOME" "$ES_USER"
+}
+
 case "${1:-up}" in
   up) cmd_up ;;
+  es-install) cmd_es_install ;;
   down) cmd_down ;;
   status) cmd_status ;;
-  -h | --help | help) sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' ;;
-  *) die "unknown command '$1' (expected up, down or status)" ;;
+  -h | --help | help) sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' ;;
+  *) die "unknown command '$1' (expected up, down, status or es-install)" ;;
 esac

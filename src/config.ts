@@ -44,6 +44,20 @@ const redisUrl = z.string().superRefine((value, ctx) => {
   }
 });
 
+/**
+ * One Elasticsearch node, or several separated by commas (`http://es1:9200,http://es2:9200`): the
+ * client spreads requests over them and leaves out one that stops answering, so losing a node of
+ * a cluster does not cut the syncer off.
+ */
+const elasticsearchUrls = z.string().superRefine((value, ctx) => {
+  for (const one of splitUrls(value)) checkUrl(one, ['http', 'https'], ctx);
+});
+
+/** `a,b` -> [a, b]; a comma splits only where a URL's scheme follows (a Sentinel list keeps its own). */
+export function splitUrls(value: string): string[] {
+  return value.split(/,(?=\s*[a-z][a-z0-9+.-]*:\/\/)/i).map((one) => one.trim());
+}
+
 /** A whole number in [min, max], written in decimal digits only ("1e3" and "12ms" are mistakes). */
 const int = (min: number, max: number) =>
   z
@@ -64,7 +78,7 @@ const schema = z.object({
   ),
   DATABASE_LISTEN_URL: url(['postgres', 'postgresql']).optional(),
   REDIS_URL: redisUrl.default('redis://127.0.0.1:6379/0'),
-  ELASTICSEARCH_URL: url(['http', 'https']).default('http://127.0.0.1:9200'),
+  ELASTICSEARCH_URL: elasticsearchUrls.default('http://127.0.0.1:9200'),
   ELASTICSEARCH_API_KEY: z.string().min(1).optional(),
   ELASTICSEARCH_USERNAME: z.string().min(1).optional(),
   ELASTICSEARCH_PASSWORD: z.string().min(1).optional(),
@@ -100,6 +114,7 @@ export interface Config {
   listenUrl: string;
   redisUrl: string;
   elasticsearch: {
+    /** One node's URL, or several separated by commas (splitUrls). */
     url: string;
     apiKey: string | undefined;
     username: string | undefined;
@@ -215,6 +230,8 @@ export function loadConfigOrExit(): Config {
 
 /** A URL with its password replaced, for logs and status output. */
 export function redactUrl(value: string): string {
+  const several = splitUrls(value);
+  if (several.length > 1) return several.map(redactUrl).join(',');
   try {
     const parsed = new URL(value);
     if (parsed.password) parsed.password = '***';

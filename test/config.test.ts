@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseConfig, redactUrl } from '../src/config.js';
+import { parseConfig, redactUrl, splitUrls } from '../src/config.js';
 
 describe('configuration', () => {
   it('applies the documented defaults to an empty environment', () => {
@@ -132,5 +132,28 @@ describe('configuration', () => {
       redactUrl('redis+sentinel://etl:secret@s1:26379,s2:26379/movies'),
       'redis+sentinel://etl:***@s1:26379,s2:26379/movies',
     );
+  });
+
+  it('takes several Elasticsearch nodes in ELASTICSEARCH_URL, and checks each', () => {
+    const two = parseConfig({ ELASTICSEARCH_URL: 'http://es1:9200, https://u:pw@es2:9243' });
+    assert.ok(two.ok);
+    assert.deepEqual(splitUrls(two.config.elasticsearch.url), [
+      'http://es1:9200',
+      'https://u:pw@es2:9243',
+    ]);
+    assert.equal(
+      redactUrl(two.config.elasticsearch.url),
+      'http://es1:9200/,https://u:***@es2:9243/',
+    );
+    assert.deepEqual(splitUrls('redis+sentinel://s1:26379,s2:26379/m'), [
+      'redis+sentinel://s1:26379,s2:26379/m',
+    ]);
+    const bad = parseConfig({ ELASTICSEARCH_URL: 'http://es1:9200,ftp://:hunter2@es2' });
+    assert.ok(!bad.ok);
+    assert.match(
+      bad.problems.join('\n'),
+      /ELASTICSEARCH_URL must start with http:\/\/ or https:\/\//,
+    );
+    assert.doesNotMatch(bad.problems.join('\n'), /hunter2/);
   });
 });

@@ -90,7 +90,16 @@ describe('metrics and health', () => {
     assert.equal((await fetch(`${base}/healthz`)).status, 200);
     const ready = await fetch(`${base}/readyz`);
     assert.equal(ready.status, 200);
-    assert.deepEqual(await ready.json(), { ready: true, problems: [] });
+    const body = (await ready.json()) as {
+      ready: boolean;
+      problems: string[];
+      elasticsearch: { status: string; nodes: number } | null;
+    };
+    assert.equal(body.ready, true);
+    assert.deepEqual(body.problems, []);
+    // What the cluster says of itself (one node here: green, or yellow for unplaced replicas).
+    assert.equal(body.elasticsearch?.nodes, 1);
+    assert.match(body.elasticsearch.status, /^(green|yellow)$/);
     es.down();
     try {
       const notReady = await fetch(`${base}/readyz`);

@@ -1,13 +1,15 @@
 /** The Elasticsearch client, built from config (URL, API key or basic auth, CA certificate). */
 import { readFileSync } from 'node:fs';
 import { Client } from '@elastic/elasticsearch';
-import type { Config } from '../config.js';
+import { splitUrls, type Config } from '../config.js';
 
 type ClientOptions = ConstructorParameters<typeof Client>[0];
 
 export function createElasticsearchClient(es: Config['elasticsearch']): Client {
   const options: ClientOptions = {
-    node: es.url,
+    // Several nodes: requests go round them, and one that fails to connect is left out (and tried
+    // again later) while the others serve.
+    nodes: splitUrls(es.url),
     // Retries are ours (cockatiel, per bulk item); the client's own would hide failures from us.
     maxRetries: 0,
     requestTimeout: 60_000,

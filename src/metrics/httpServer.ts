@@ -1,10 +1,12 @@
 /**
  * On METRICS_PORT: /metrics (Prometheus), /healthz (the process answers), /readyz (connected to
- * PostgreSQL, Redis and Elasticsearch, listener subscribed, and not stalled), and for people the
+ * PostgreSQL, Redis and Elasticsearch, none of our indices red, listener subscribed, and not
+ * stalled; it also says how the Elasticsearch cluster looks), and for people the
  * status page at / with what it shows at /status.json. All of it is read-only.
  */
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { describeSearchHealth, type SearchHealth } from '../load/searchHealth.js';
 import type { Logger } from '../logger.js';
 import { withTimeout } from '../util/timeouts.js';
 import { StatusHistory } from './statusHistory.js';
@@ -17,17 +19,43 @@ const STATUS_PAGE = readFileSync(new URL('./statusPage.html', import.meta.url), 
 /** A queue that has waited this long with no batch acknowledged means the syncer is stuck. */
 const STALL_MS = 120_000;
 
-export async function readiness(syncer: SyncerView): Promise<string[]> {
+export interface Readiness {
+  /** Why the syncer cannot do its work now; empty when ready. */
+  problems: string[];
+  /** What is worth knowing but does not stop it (a cluster running yellow, a node down). */
+  warnings: string[];
+  /** What Elasticsearch said of itself; null when it did not answer. */
+  elasticsearch: SearchHealth | null;
+}
+
+export async function readiness(syncer: SyncerView): Promise<Readiness> {
   const problems: string[] = [];
-  await Promise.all(
-    Object.entries(syncer.services).map(async ([name, check]) => {
-      try {
-        await withTimeout(check(), 3_000, 'ping');
-      } catch (err) {
-        problems.push(`${name}: ${(err as Error).message}`);
-      }
+  const warnings: string[] = [];
+  let elasticsearch: SearchHealth | null = null;
+  const ask = async (name: string, check: () => Promise<unknown>) => {
+    try {
+      await withTimeout(check(), 3_000, 'ping');
+    } catch (err) {
+      problems.push(`${name}: ${(err as Error).message}`);
+    }
+  };
+  await Promise.all([
+    ...Object.entries(syncer.services).map(([name, check]) => ask(name, check)),
+    ask('elasticsearch', async () => {
+      elasticsearch = await syncer.searchHealth();
     }),
-  );
+  ]);
+  // A function's result, not the variable: narrowing cannot see the assignment in the callback.
+  const seen = (): SearchHealth | null => elasticsearch;
+  const health = seen();
+  if (health) {
+    if (health.redIndices.length > 0)
+      problems.push(
+        `elasticsearch: ${health.redIndices.join(', ')} red (a primary shard has no copy on any node up): writes to it fail until that node is back`,
+      );
+    const note = describeSearchHealth(health);
+    if (note) warnings.push(note);
+  }
   if (!syncer.listenerConnected()) problems.push('listener: not connected');
   const stats = syncer.indexerStats();
   if (stats && problems.length === 0) {
@@ -39,7 +67,7 @@ export async function readiness(syncer: SyncerView): Promise<string[]> {
       );
     }
   }
-  return problems;
+  return { problems, warnings, elasticsearch: health };
 }
 
 export function startHttpServer(
@@ -74,14 +102,14 @@ export function startHttpServer(
         case '/':
           return reply(200, STATUS_PAGE, 'text/html; charset=utf-8');
         case '/status.json': {
-          const [status, problems] = await Promise.all([syncer.status(), readiness(syncer)]);
+          const [status, ready] = await Promise.all([syncer.status(), readiness(syncer)]);
           const memory = process.memoryUsage();
           return reply(
             200,
             JSON.stringify({
               status,
-              ready: problems.length === 0,
-              problems,
+              ready: ready.problems.length === 0,
+              ...ready,
               indexer: syncer.indexerStats(),
               history: history.list(),
               process: {
@@ -98,10 +126,10 @@ export function startHttpServer(
         case '/healthz':
           return reply(200, JSON.stringify({ status: 'ok' }));
         case '/readyz': {
-          const problems = await readiness(syncer);
+          const ready = await readiness(syncer);
           return reply(
-            problems.length === 0 ? 200 : 503,
-            JSON.stringify({ ready: problems.length === 0, problems }),
+            ready.problems.length === 0 ? 200 : 503,
+            JSON.stringify({ ready: ready.problems.length === 0, ...ready }),
           );
         }
         default:

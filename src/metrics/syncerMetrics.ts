@@ -124,7 +124,7 @@ export class SyncerMetrics {
       // The same checks as /readyz, so an alert sees what the orchestrator's probe sees; a scrape
       // with a service away takes up to its 3 s ping timeout.
       async collect() {
-        this.set((await readiness(view)).length === 0 ? 1 : 0);
+        this.set((await readiness(view)).problems.length === 0 ? 1 : 0);
       },
     });
     new Gauge({

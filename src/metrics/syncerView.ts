@@ -2,6 +2,7 @@
  * What metrics and health checks may read of a running syncer: a narrow, read-only view, so that
  * metrics/ never imports sync/ (the syncer builds the view; src/sync/syncer.ts).
  */
+import type { SearchHealth } from '../load/searchHealth.js';
 import type { DeadLetters } from '../queue/deadLetters.js';
 import type { DocumentQueue } from '../queue/documentQueue.js';
 import type { LeaseInfo } from '../queue/lease.js';
@@ -25,5 +26,7 @@ export interface SyncerView {
   /** What `npm run status` shows (every syncer sharing this Redis prefix), for the status page. */
   status(): Promise<StatusReport>;
   /** One round trip to each service; rejects when it does not answer. */
-  services: Record<'postgres' | 'redis' | 'elasticsearch', () => Promise<unknown>>;
+  services: Record<'postgres' | 'redis', () => Promise<unknown>>;
+  /** Elasticsearch's cluster health as it bears on our indices; rejects when it does not answer. */
+  searchHealth(): Promise<SearchHealth>;
 }

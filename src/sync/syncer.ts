@@ -33,6 +33,7 @@ import { IndexedDocumentIds } from '../load/indexedIds.js';
 import { LiveRefresh } from '../load/liveRefresh.js';
 import { ensureIndex, removeReindexLeftovers, type IndexTarget } from '../load/indexManager.js';
 import { ReindexTarget } from '../load/reindexTarget.js';
+import { readSearchHealth } from '../load/searchHealth.js';
 import { ChangeClock } from '../metrics/changeClock.js';
 import { FullLoadPlans } from '../queue/fullLoadPlan.js';
 import { readStatus } from '../queue/statusReport.js';
@@ -289,8 +290,13 @@ export class Syncer {
       services: {
         postgres: () => this.db.pool.query('SELECT 1'),
         redis: () => this.store.redis.ping(),
-        elasticsearch: () => this.es.cluster.health({ timeout: '2s' }),
       },
+      searchHealth: () =>
+        readSearchHealth(this.es, [
+          this.config.index,
+          this.config.personsIndex,
+          this.config.genresIndex,
+        ]),
     };
   }
 

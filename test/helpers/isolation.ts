@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { Client } from '@elastic/elasticsearch';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import type { Config } from '../../src/config.js';
+import { splitUrls, type Config } from '../../src/config.js';
 import { createElasticsearchClient } from '../../src/load/elasticsearchClient.js';
 import { baseConfig } from './env.js';
 
@@ -30,6 +30,8 @@ export interface Sandbox {
 export interface SandboxOptions {
   /** Connections in `pg`: the bench's live phase has more edits in flight than a test. */
   poolSize?: number;
+  /** Another Elasticsearch (a cluster a test started): ELASTICSEARCH_URL for the syncer. */
+  elasticsearchUrl?: string;
 }
 
 function withDatabase(url: string, database: string): string {
@@ -66,6 +68,10 @@ export async function createSandbox(label: string, options: SandboxOptions = {})
   const databases = [name];
   const config: Config = {
     ...base,
+    elasticsearch: {
+      ...base.elasticsearch,
+      url: options.elasticsearchUrl ?? base.elasticsearch.url,
+    },
     databaseUrl: withDatabase(base.databaseUrl, name),
     listenUrl: withDatabase(base.databaseUrl, name),
     redisPrefix: `test:${name}:`,
@@ -75,7 +81,11 @@ export async function createSandbox(label: string, options: SandboxOptions = {})
   };
   const pool = new pg.Pool({ connectionString: config.databaseUrl, max: options.poolSize ?? 4 });
   const redis = new Redis(config.redisUrl, { lazyConnect: false });
-  const es = createElasticsearchClient(config.elasticsearch);
+  // The test's own client talks to the first node alone: a test may stop the others.
+  const es = createElasticsearchClient({
+    ...config.elasticsearch,
+    url: splitUrls(config.elasticsearch.url)[0] ?? config.elasticsearch.url,
+  });
   const env: Record<string, string> = {
     DATABASE_URL: config.databaseUrl,
     REDIS_URL: config.redisUrl,
