@@ -76,6 +76,7 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
         sleepMs: sb.config.sleepMs,
         pollIntervalMs: sb.config.pollIntervalMs,
         workers: sb.config.workers,
+        refreshMs: sb.config.refreshMs,
       },
       setup: {
         films: catalog.films,

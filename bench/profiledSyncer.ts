@@ -45,6 +45,7 @@ function tuning(config: Config): Record<string, string> {
     ETL_SLEEP_MS: String(config.sleepMs),
     ETL_POLL_INTERVAL_MS: String(config.pollIntervalMs),
     ETL_WORKERS: String(config.workers),
+    ETL_REFRESH_MS: String(config.refreshMs),
   };
 }
 

@@ -159,7 +159,7 @@ export function formatReport(r: BenchReport): string {
   return [
     `npm run bench: ${r.startedAt} .. ${r.finishedAt}`,
     machine,
-    `syncer: ETL_SIZE_LIMIT=${config.sizeLimit} ETL_BULK_SIZE=${config.bulkSize} ETL_SLEEP_MS=${config.sleepMs} ETL_POLL_INTERVAL_MS=${config.pollIntervalMs} ETL_WORKERS=${config.workers}; catalog ${n0(r.setup.films)} films seeded in ${n1(r.setup.seedSeconds)} s`,
+    `syncer: ETL_SIZE_LIMIT=${config.sizeLimit} ETL_BULK_SIZE=${config.bulkSize} ETL_SLEEP_MS=${config.sleepMs} ETL_POLL_INTERVAL_MS=${config.pollIntervalMs} ETL_WORKERS=${config.workers} ETL_REFRESH_MS=${config.refreshMs}; catalog ${n0(r.setup.films)} films seeded in ${n1(r.setup.seedSeconds)} s`,
     '',
     ...lines,
     ...(profiles.length > 0

@@ -123,6 +123,7 @@ export interface BenchReport {
     sleepMs: number;
     pollIntervalMs: number;
     workers: number;
+    refreshMs: number;
   };
   setup: { films: number; seedSeconds: number; fanOutFilms: number };
   fullLoad?: FullLoadResult;

@@ -200,11 +200,11 @@ export class Indexer {
           );
       }
       // A claim short of ETL_SIZE_LIMIT emptied the queue: live changes, worth a refresh now.
-      if (
-        claim.ids.length < this.deps.sizeLimit &&
-        result.indexed.length + result.deleted.length > 0
-      )
-        refresh?.request();
+      // Every batch counts towards the rate that decides whether refreshing is worth it.
+      refresh?.landed(
+        result.indexed.length + result.deleted.length,
+        claim.ids.length < this.deps.sizeLimit,
+      );
       await deadLetters.add(result.dead.map((letter) => ({ ...letter, id: member(letter.id) })));
       await deadLetters.clear([...result.indexed, ...result.deleted].map(member));
       for (const counts of [this.stats, this.stats.byIndex[kind.name]]) {
