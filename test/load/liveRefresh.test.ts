@@ -34,7 +34,13 @@ describe('live refresh', () => {
 
   /** `batches` batches of `docs` documents, one every `everyMs`; the refreshes they caused. */
   const drive = async (docs: number, everyMs: number, batches: number, live = true) => {
-    const refresh = new LiveRefresh(sandbox.es, index, 100, async () => false, testLog());
+    const refresh = new LiveRefresh(
+      sandbox.es,
+      index,
+      100,
+      () => Promise.resolve(false),
+      testLog(),
+    );
     const before = await refreshes();
     for (let i = 0; i < batches; i++) {
       refresh.landed(docs, live);
