@@ -3,7 +3,8 @@
  * Components take child loggers (`logger.child({ component: 'loader' })`) and log structured
  * fields rather than numbers inside sentences.
  */
-import { prettyFactory } from 'pino-pretty';
+import { createRequire } from 'node:module';
+import type { prettyFactory } from 'pino-pretty';
 import { pino, type Logger, type LevelWithSilent } from 'pino';
 import { terminal } from './terminal.js';
 
@@ -13,7 +14,11 @@ export function createLogger(level: LevelWithSilent, pretty = process.stdout.isT
   if (pretty) {
     // Formatted here in the main thread (not in pino's transport worker), so that each line goes
     // through the terminal, which keeps log lines above a progress bar (src/terminal.ts).
-    const format = prettyFactory({
+    // Loaded only here: JSON logging (a container, a log shipper) never needs it.
+    const pinoPretty = createRequire(import.meta.url)('pino-pretty') as {
+      prettyFactory: typeof prettyFactory;
+    };
+    const format = pinoPretty.prettyFactory({
       colorize: true,
       translateTime: 'HH:MM:ss.l',
       ignore: 'pid,hostname',

@@ -9,7 +9,11 @@
  * whole below them; with no bar they go straight to stdout. Only the pretty (TTY) logger uses
  * this: JSON logs for machines never meet a bar.
  */
-import cliProgress from 'cli-progress';
+import { createRequire } from 'node:module';
+import type cliProgress from 'cli-progress';
+
+// Loaded on the first bar: a syncer in a container (JSON logs, no terminal) never draws one.
+const loadProgressBars = () => createRequire(import.meta.url)('cli-progress') as typeof cliProgress;
 
 export class Terminal {
   private bars: cliProgress.MultiBar | null = null;
@@ -28,9 +32,10 @@ export class Terminal {
   /** Draw a bar (one at a time); log lines go above it until stopBar(). */
   startBar(format: string, total: number, payload: object): cliProgress.SingleBar {
     this.stopBar();
-    this.bars = new cliProgress.MultiBar(
+    const bars = loadProgressBars();
+    this.bars = new bars.MultiBar(
       { format, stream: this.barStream, hideCursor: true, autopadding: true },
-      cliProgress.Presets.shades_classic,
+      bars.Presets.shades_classic,
     );
     return this.bars.create(total, 0, payload);
   }

@@ -18,6 +18,7 @@ import { eventually, waitForConvergence } from './helpers/convergence.js';
 import { createSandbox, type Sandbox } from './helpers/isolation.js';
 import { ROOT } from './helpers/runCli.js';
 import { testLog } from './helpers/syncerHarness.js';
+import { PRODUCTION_NODE_OPTIONS } from './helpers/syncerProcess.js';
 
 /** The syncer's own stop bound is the batch in flight's 10 s grace plus closing; this is above. */
 const STOP_BOUND_MS = 20_000;
@@ -87,6 +88,7 @@ describe('production: node dist/cli/start.js under a supervisor', { timeout: 600
         PATH: process.env.PATH ?? '',
         HOME: process.env.HOME ?? '',
         LOG_LEVEL: 'info',
+        NODE_OPTIONS: PRODUCTION_NODE_OPTIONS,
         ...sandbox.env,
         ...env,
       },
@@ -193,6 +195,19 @@ describe('production: node dist/cli/start.js under a supervisor', { timeout: 600
     rmSync(app, { recursive: true, force: true });
     const builds = join(ROOT, '.test-build');
     if (existsSync(builds) && readdirSync(builds).length === 0) rmSync(builds, { recursive: true });
+  });
+
+  it('gives node the same V8 settings in the image, the systemd unit and these tests', () => {
+    const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
+    assert.ok(
+      dockerfile.includes(`ENV NODE_OPTIONS="${PRODUCTION_NODE_OPTIONS}"`),
+      'the Dockerfile sets NODE_OPTIONS',
+    );
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    assert.ok(
+      readme.includes(`Environment="NODE_OPTIONS=${PRODUCTION_NODE_OPTIONS}"`),
+      "the README's systemd unit sets NODE_OPTIONS",
+    );
   });
 
   it('SIGTERM to the main pid mid full load: exit 0 within the bound, nothing in flight', async () => {

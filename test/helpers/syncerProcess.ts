@@ -8,6 +8,12 @@ import { once } from 'node:events';
 import { ROOT } from './runCli.js';
 import type { Sandbox } from './isolation.js';
 
+/**
+ * The V8 settings the image and the README's systemd unit give the compiled program (the
+ * Dockerfile's NODE_OPTIONS; test/production.test.ts checks the two agree).
+ */
+export const PRODUCTION_NODE_OPTIONS = '--max-old-space-size=256 --max-semi-space-size=8';
+
 export interface SyncerProcess {
   child: ChildProcess;
   /** performance.now() at the spawn. */
@@ -28,7 +34,8 @@ export interface SpawnOptions {
   outputTail?: number;
   /**
    * Run the compiled program as a container does (`node dist/cli/start.js`, after `npm run
-   * build`) instead of the TypeScript sources through tsx; `preload` must then be JavaScript.
+   * build`, with the image's NODE_OPTIONS) instead of the TypeScript sources through tsx;
+   * `preload` must then be JavaScript.
    */
   compiled?: boolean;
 }
@@ -49,6 +56,7 @@ export function spawnSyncer(
       PATH: process.env.PATH ?? '',
       HOME: process.env.HOME ?? '',
       LOG_LEVEL: 'info',
+      ...(options.compiled ? { NODE_OPTIONS: PRODUCTION_NODE_OPTIONS } : {}),
       ...sandbox.env,
       ...env,
     },
