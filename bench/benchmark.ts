@@ -4,6 +4,7 @@
  * end whatever happened. Phases that need a loaded index (live, fan-out, catch-up) run the full
  * load first even when it was not asked for.
  */
+import { cpus } from 'node:os';
 import { createSandbox, type Sandbox } from '../test/helpers/isolation.js';
 import { migrateSandbox } from '../test/helpers/syncerHarness.js';
 import { measureBulkCeiling } from './bulkCeiling.js';
@@ -13,6 +14,7 @@ import { concurrentTests, machineInfo } from './environment.js';
 import { measureExtraction } from './extraction.js';
 import { measureFanOut } from './fanOut.js';
 import { measureFullLoad } from './fullLoad.js';
+import { fullLoadCpuPerDocument, loadLimit } from './loadLimit.js';
 import { measureLiveLatency } from './liveLatency.js';
 import type { BenchReport } from './results.js';
 import { runCompiledSyncer } from './profiledSyncer.js';
@@ -104,8 +106,17 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
       report.fullLoad = await measureFullLoad(sb, progress);
       report.memory['full load'] = report.fullLoad.peakRssMb;
       report.redisMemory['full load'] = report.fullLoad.redisPeakMb;
-      if (report.ceiling)
-        report.fullLoadRatio = report.fullLoad.filmsPerSecond / report.ceiling.bulk.docsPerSecond;
+      if (report.ceiling) {
+        report.fullLoadRatio =
+          report.fullLoad.documentsPerSecond / report.ceiling.bulk.docsPerSecond;
+        const limit = loadLimit(report.ceiling, cpus().length);
+        if (limit)
+          report.loadLimit = {
+            ...limit,
+            ratio: report.fullLoad.documentsPerSecond / limit.docsPerSecond,
+            fullLoadCpuMs: fullLoadCpuPerDocument(report.fullLoad, cpus().length),
+          };
+      }
     }
     if (wants('live')) {
       const films = await filmsInRandomOrder(sb, options.films);

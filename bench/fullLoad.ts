@@ -39,10 +39,16 @@ export async function measureFullLoad(
       );
     }
     const run = await syncer.stop();
+    // Every index the load filled: each film brings about three persons' documents too.
+    let documents = 0;
+    for (const index of [sb.config.index, sb.config.personsIndex, sb.config.genresIndex])
+      documents += (await sb.es.count({ index })).count;
     return {
       films,
+      documents,
       seconds,
       filmsPerSecond: films / seconds,
+      documentsPerSecond: documents / seconds,
       spotChecked: check.checked,
       startupSeconds: (startedAt - syncer.spawnedAt) / 1_000,
       peakRssMb: run.peakRssMb,

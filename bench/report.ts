@@ -61,7 +61,7 @@ export function formatReport(r: BenchReport): string {
     row(
       'full load',
       `syncer, ${n0(fullLoad.films)} films`,
-      `${n0(fullLoad.filmsPerSecond)} films/s (${n1(fullLoad.seconds)} s; ${phaseNote(fullLoad)})`,
+      `${n0(fullLoad.filmsPerSecond)} films/s, ${n0(fullLoad.documentsPerSecond)} docs/s (${n0(fullLoad.documents)} docs, ${n1(fullLoad.seconds)} s; ${phaseNote(fullLoad)})`,
     );
     profile('full load', fullLoad);
   }
@@ -80,7 +80,22 @@ export function formatReport(r: BenchReport): string {
         t.error ?? `${n0(t.docsPerSecond)} docs/s`,
       );
   }
-  if (r.fullLoadRatio !== undefined) row('full load', 'syncer / ceiling', pct(r.fullLoadRatio));
+  if (r.fullLoadRatio !== undefined)
+    row('full load', 'syncer docs/s / ceiling docs/s', pct(r.fullLoadRatio));
+  if (r.loadLimit) {
+    const l = r.loadLimit;
+    const ms = (v: number | undefined) => (v === undefined ? '-' : v.toFixed(3));
+    row(
+      'full load',
+      'limit (ES alone + PG alone, per doc)',
+      `${n0(l.docsPerSecond)} docs/s (CPU ms/doc: ES ${ms(l.bulkCpuMs)}, PG ${ms(l.extractCpuMs)})`,
+    );
+    row(
+      'full load',
+      'syncer / limit',
+      `${pct(l.ratio)} (CPU ms/doc in the load: ES ${ms(l.fullLoadCpuMs.elasticsearch)}, PG ${ms(l.fullLoadCpuMs.postgres)}, syncer ${ms(l.fullLoadCpuMs.syncer)}, Redis ${ms(l.fullLoadCpuMs.redis)})`,
+    );
+  }
   if (ceiling) {
     const e = ceiling.extraction;
     cpu('extraction', e.cpu);

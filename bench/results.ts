@@ -28,8 +28,11 @@ export interface SyncerPhase {
 
 export interface FullLoadResult extends SyncerPhase {
   films: number;
+  /** Documents of all three indices at the end. */
+  documents: number;
   seconds: number;
   filmsPerSecond: number;
+  documentsPerSecond: number;
   spotChecked: number;
 }
 
@@ -128,8 +131,17 @@ export interface BenchReport {
   setup: { films: number; seedSeconds: number; fanOutFilms: number };
   fullLoad?: FullLoadResult;
   ceiling?: CeilingResult;
-  /** Syncer films/s over bulk ceiling docs/s. */
+  /** Syncer documents/s (all indices) over bulk ceiling docs/s (film documents). */
   fullLoadRatio?: number;
+  /** The machine's limit for the full load (bench/loadLimit.ts) and how close the syncer came. */
+  loadLimit?: {
+    bulkCpuMs: number;
+    extractCpuMs: number;
+    docsPerSecond: number;
+    ratio: number;
+    /** ms of CPU per document each part spent during the full load. */
+    fullLoadCpuMs: Partial<Record<'elasticsearch' | 'postgres' | 'syncer' | 'redis', number>>;
+  };
   live?: LiveResult[];
   fanOut?: FanOutResult;
   catchUp?: CatchUpResult;

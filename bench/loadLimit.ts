@@ -1,0 +1,48 @@
+/**
+ * What this machine can load at best when the same cores must both build the documents
+ * (PostgreSQL) and index them (Elasticsearch), each measured alone in the same run:
+ *
+ *   time per document = max(t_bulk, (cpu_extract + cpu_bulk) / cores)
+ *
+ * t_bulk is the plain `_bulk` ceiling's wall time per document (Elasticsearch alone), cpu_bulk the
+ * CPU Elasticsearch spent per document there, and cpu_extract the CPU PostgreSQL spent per
+ * document building them in the extraction phase. Both phases use film documents; persons' and
+ * genres' documents are taken to cost the same, which the CPU per document of the full load
+ * itself (below) lets a reader check.
+ */
+import type { CpuShares } from './cpu.js';
+import type { CeilingResult, FullLoadResult } from './results.js';
+
+export interface LoadLimit {
+  /** ms of machine CPU per document. */
+  bulkCpuMs: number;
+  extractCpuMs: number;
+  docsPerSecond: number;
+}
+
+/** ms of CPU per document that one part took during a phase, from its share of all cores. */
+const perDocument = (sharePct: number, cores: number, docsPerSecond: number) =>
+  ((sharePct / 100) * cores * 1_000) / docsPerSecond;
+
+export function loadLimit(ceiling: CeilingResult, cores: number): LoadLimit | null {
+  const es = ceiling.bulk.cpu?.elasticsearch;
+  const pg = ceiling.extraction.cpu?.postgres;
+  if (es === undefined || pg === undefined || ceiling.bulk.docsPerSecond <= 0) return null;
+  const bulkCpuMs = perDocument(es, cores, ceiling.bulk.docsPerSecond);
+  const extractCpuMs = perDocument(pg, cores, ceiling.extraction.filmsPerSecond);
+  const wallMs = Math.max(1_000 / ceiling.bulk.docsPerSecond, (bulkCpuMs + extractCpuMs) / cores);
+  return { bulkCpuMs, extractCpuMs, docsPerSecond: 1_000 / wallMs };
+}
+
+/** ms of CPU per document that each part spent during the full load. */
+export function fullLoadCpuPerDocument(
+  load: FullLoadResult,
+  cores: number,
+): Partial<Record<keyof CpuShares, number>> {
+  const shares = load.cpu;
+  if (!shares || load.documentsPerSecond <= 0) return {};
+  const out: Partial<Record<keyof CpuShares, number>> = {};
+  for (const part of ['elasticsearch', 'postgres', 'syncer', 'redis'] as const)
+    out[part] = perDocument(shares[part], cores, load.documentsPerSecond);
+  return out;
+}
