@@ -95,9 +95,9 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
     if (wants('ceiling')) {
       progress('extraction ceiling');
       const tests = concurrentTests();
-      const { extraction, lines } = await measureExtraction(sb, sb.config.bulkSize);
-      progress(`bulk ceiling (${lines.length} documents)`);
-      const bulk = await measureBulkCeiling(sb, lines, progress);
+      const { extraction, documents } = await measureExtraction(sb, sb.config.bulkSize);
+      progress(`bulk ceiling (${documents.length} documents of every index)`);
+      const bulk = await measureBulkCeiling(sb, documents, progress);
       report.ceiling = { extraction, bulk, concurrentTests: Math.max(tests, concurrentTests()) };
     }
     const needsIndex = wants('live') || wants('fanout') || wants('catchup');

@@ -1,13 +1,16 @@
 /**
- * Bulk ceiling: the full-load documents (read beforehand, untimed) sent straight to a fresh index
- * with the syncer's settings and mapping by a plain `_bulk` loader: bodies prebuilt, N requests in
- * flight, the response filtered down to `errors`; refresh off and no replicas during the load, one
- * refresh at the end (inside the timing, so the documents are searchable, as for the syncer).
- * A grid of bulk sizes and concurrencies runs on a sample; the best then loads everything.
+ * Bulk ceiling: the full load's documents, of every index (read beforehand, untimed), sent
+ * straight to fresh indices with the syncer's settings and mappings by a plain `_bulk` loader:
+ * bodies prebuilt, N requests in flight, the response filtered down to `errors`; refresh off and
+ * no replicas during the load, one refresh at the end (inside the timing, so the documents are
+ * searchable, as for the syncer). A grid of bulk sizes and concurrencies runs on a sample taken
+ * evenly across the documents (so it has the same mix); the best then loads everything.
  */
-import { indexMappings, indexSettings } from '../src/load/indexDefinition.js';
+import type { KindName } from '../src/kinds/documentKind.js';
+import { KINDS } from '../src/kinds/kinds.js';
 import type { Sandbox } from '../test/helpers/isolation.js';
 import { cpuMeter } from './cpu.js';
+import type { CeilingDocument } from './extraction.js';
 import type { BulkTrial, CeilingResult } from './results.js';
 
 const SIZES = [500, 1_000, 2_000];
@@ -21,21 +24,28 @@ interface BulkResponse {
 
 async function load(
   sb: Sandbox,
-  index: string,
-  lines: string[],
+  base: string,
+  documents: CeilingDocument[],
   bulkSize: number,
   concurrency: number,
 ): Promise<BulkTrial> {
+  const indexOf = (kind: KindName) => `${base}-${kind}`;
+  const lines = documents.map(
+    ({ kind, id, doc }) =>
+      `{"index":{"_index":${JSON.stringify(indexOf(kind))},"_id":${JSON.stringify(id)}}}\n${doc}\n`,
+  );
   const bodies: string[] = [];
   for (let i = 0; i < lines.length; i += bulkSize)
     bodies.push(lines.slice(i, i + bulkSize).join(''));
   const bytes = bodies.reduce((sum, body) => sum + Buffer.byteLength(body), 0);
-  await sb.es.indices.create({
-    index,
-    settings: { ...indexSettings, refresh_interval: '-1', number_of_replicas: 0 },
-    mappings: indexMappings,
-    wait_for_active_shards: 1,
-  });
+  const indices = KINDS.map((kind) => indexOf(kind.name));
+  for (const kind of KINDS)
+    await sb.es.indices.create({
+      index: indexOf(kind.name),
+      settings: { ...kind.definition.settings, refresh_interval: '-1', number_of_replicas: 0 },
+      mappings: kind.definition.mappings,
+      wait_for_active_shards: 1,
+    });
   try {
     let next = 0;
     const started = performance.now();
@@ -44,7 +54,7 @@ async function load(
         for (let body = bodies[next++]; body !== undefined; body = bodies[next++]) {
           const response = await sb.es.transport.request<BulkResponse>({
             method: 'POST',
-            path: `/${index}/_bulk`,
+            path: '/_bulk',
             querystring: { filter_path: 'errors,items.*.error,items.*.status' },
             bulkBody: body,
           });
@@ -57,10 +67,10 @@ async function load(
         }
       }),
     );
-    await sb.es.indices.putSettings({ index, settings: { refresh_interval: '1s' } });
-    await sb.es.indices.refresh({ index });
+    await sb.es.indices.putSettings({ index: indices, settings: { refresh_interval: '1s' } });
+    await sb.es.indices.refresh({ index: indices });
     const seconds = (performance.now() - started) / 1_000;
-    const { count } = await sb.es.count({ index });
+    const { count } = await sb.es.count({ index: indices });
     if (count !== lines.length) throw new Error(`${count} of ${lines.length} documents searchable`);
     return {
       bulkSize,
@@ -71,24 +81,25 @@ async function load(
       mbPerSecond: bytes / 2 ** 20 / seconds,
     };
   } finally {
-    await sb.es.indices.delete({ index }).catch(() => undefined);
+    await sb.es.indices.delete({ index: indices }).catch(() => undefined);
   }
 }
 
 export async function measureBulkCeiling(
   sb: Sandbox,
-  lines: string[],
+  documents: CeilingDocument[],
   progress: (line: string) => void,
 ): Promise<CeilingResult['bulk']> {
-  const sample = lines.slice(0, TRIAL_DOCS);
+  const step = Math.max(1, Math.ceil(documents.length / TRIAL_DOCS));
+  const sample = documents.filter((_, i) => i % step === 0);
   const meter = cpuMeter();
   const trials: BulkTrial[] = [];
   let n = 0;
   for (const bulkSize of SIZES) {
     for (const concurrency of CONCURRENCY) {
-      const index = `${sb.config.index}-ceiling-${n++}`;
+      const base = `${sb.config.index}-ceiling-${n++}`;
       try {
-        trials.push(await load(sb, index, sample, bulkSize, concurrency));
+        trials.push(await load(sb, base, sample, bulkSize, concurrency));
       } catch (err) {
         const error = (err as Error).message;
         trials.push({
@@ -113,13 +124,13 @@ export async function measureBulkCeiling(
   const winner = ranked[0];
   if (!winner) throw new Error(`every bulk ceiling trial failed: ${trials[0]?.error ?? ''}`);
   // The sample was everything: the trial is the full run (and the CPU shares cover the grid).
-  if (sample.length === lines.length)
+  if (sample.length === documents.length)
     return { trials, best: winner, docsPerSecond: winner.docsPerSecond, cpu: meter.stop(0) };
   const fullRun = cpuMeter();
   const best = await load(
     sb,
     `${sb.config.index}-ceiling-full`,
-    lines,
+    documents,
     winner.bulkSize,
     winner.concurrency,
   );

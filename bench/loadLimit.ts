@@ -6,9 +6,8 @@
  *
  * t_bulk is the plain `_bulk` ceiling's wall time per document (Elasticsearch alone), cpu_bulk the
  * CPU Elasticsearch spent per document there, and cpu_extract the CPU PostgreSQL spent per
- * document building them in the extraction phase. Both phases use film documents; persons' and
- * genres' documents are taken to cost the same, which the CPU per document of the full load
- * itself (below) lets a reader check.
+ * document building them in the extraction phase. Both phases handle the full load's own
+ * documents: every film's, person's and genre's.
  */
 import type { CpuShares } from './cpu.js';
 import type { CeilingResult, FullLoadResult } from './results.js';
@@ -29,7 +28,9 @@ export function loadLimit(ceiling: CeilingResult, cores: number): LoadLimit | nu
   const pg = ceiling.extraction.cpu?.postgres;
   if (es === undefined || pg === undefined || ceiling.bulk.docsPerSecond <= 0) return null;
   const bulkCpuMs = perDocument(es, cores, ceiling.bulk.docsPerSecond);
-  const extractCpuMs = perDocument(pg, cores, ceiling.extraction.filmsPerSecond);
+  // The pass's CPU shares cover its wall time, which includes keeping the documents.
+  const { documents, wallSeconds } = ceiling.extraction;
+  const extractCpuMs = perDocument(pg, cores, documents / wallSeconds);
   const wallMs = Math.max(1_000 / ceiling.bulk.docsPerSecond, (bulkCpuMs + extractCpuMs) / cores);
   return { bulkCpuMs, extractCpuMs, docsPerSecond: 1_000 / wallMs };
 }

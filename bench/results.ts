@@ -50,8 +50,14 @@ export interface CeilingResult {
   extraction: {
     bulkSize: number;
     films: number;
+    /** Documents of every index, read one index after the other on one connection. */
+    documents: number;
+    /** Time in the document queries, and wall time of the pass (what its CPU shares cover). */
     seconds: number;
+    wallSeconds: number;
+    /** Film documents alone (a separate run of the films), and all documents. */
     filmsPerSecond: number;
+    documentsPerSecond: number;
     /** Other batch sizes and connection counts, for comparison. */
     variants: { bulkSize: number; connections: number; filmsPerSecond: number }[];
     cpu: CpuShares | null;
