@@ -64,8 +64,10 @@ describe('transactions the live path handled', () => {
     await waitForConvergence(sandbox);
     const written = (await settledCount()) - before;
     // Read again by a poll pass, every edit would be written twice (40). An edit that commits in
-    // the few milliseconds between a pass's heartbeat and its snapshot is still read twice.
-    assert.ok(written >= 20 && written <= 23, `${written} documents written for 20 edits`);
+    // the few milliseconds between a pass's heartbeat and its snapshot is still read twice; on a
+    // machine busy with other test files that window widens (4 of 20 seen in CI), so the bound
+    // sits well under the 40 of the defect, not at the quiet machine's 1-2.
+    assert.ok(written >= 20 && written <= 29, `${written} documents written for 20 edits`);
   });
 
   it('reads a transaction in full when one of its statements changed too many rows to list', async () => {
