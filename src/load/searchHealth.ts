@@ -49,7 +49,8 @@ export async function readSearchHealth(
 export function describeSearchHealth(health: SearchHealth): string | null {
   if (health.status === 'green') return null;
   const nodes = `${health.nodes} node${health.nodes === 1 ? '' : 's'} (${health.dataNodes} with data)`;
-  return `elasticsearch: cluster ${health.status}, ${nodes}, ${health.unassignedShards} shard copies unassigned`;
+  const copies = health.unassignedShards === 1 ? 'copy' : 'copies';
+  return `elasticsearch: cluster ${health.status}, ${nodes}, ${health.unassignedShards} shard ${copies} unassigned`;
 }
 
 function normalise(status: string): SearchHealth['status'] {
