@@ -16,6 +16,7 @@ import { RedisStore } from '../../src/queue/redisStore.js';
 import { Watermarks } from '../../src/queue/watermarks.js';
 import { seedCatalog } from '../helpers/catalog.js';
 import { eventually, waitForConvergence } from '../helpers/convergence.js';
+import { EsFaultProxy } from '../helpers/esFaultProxy.js';
 import { FaultProxy } from '../helpers/faultProxy.js';
 import { createSandbox, type Sandbox } from '../helpers/isolation.js';
 import { startRedisServer, type RedisServer } from '../helpers/redisServer.js';
@@ -54,14 +55,20 @@ describe('redis refusing writes', () => {
   };
 
   it('loses no film when acks and give-backs fail while claims are in flight', async () => {
+    // Elasticsearch refuses half of every bulk's items (429, retried with backoff) from the change
+    // until the faults are over, so a backlog is surely left when they begin: how fast it would
+    // drain otherwise depends on the machine (on a quick one it was gone before the first fault).
+    const proxy = await EsFaultProxy.start(sandbox.config.elasticsearch.url);
     const syncer = await startSyncer(sandbox, {
       redisUrl: redis.url,
       sizeLimit: 40,
       bulkSize: 40,
       workers: 2,
+      elasticsearch: { ...sandbox.config.elasticsearch, url: proxy.url },
     });
     try {
       await waitForConvergence(sandbox, 90_000);
+      proxy.rejectBulkItems(0.5, 1_000_000);
       // One statement changes every film; once the poll pass that queued them has moved the
       // watermark on, nothing would ever queue them again: a claim lost now is a film lost.
       const { rows } = await sandbox.pg.query<{ at: Date }>(
@@ -101,10 +108,13 @@ describe('redis refusing writes', () => {
         await delay(300);
       }
       assert.ok(rounds > 0, 'Redis refused writes at least once while claims were in flight');
+      proxy.forward();
       await convergedAndDrained();
     } finally {
+      proxy.forward();
       await redis.allowWrites();
       await syncer.stop();
+      await proxy.close();
     }
   });
 
