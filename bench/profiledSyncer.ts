@@ -50,10 +50,19 @@ function tuning(config: Config): Record<string, string> {
 }
 
 let compiled = false;
+let cpuProfileDir: string | null = null;
 
 /** Every syncer the bench spawns from now on is the compiled program (`npm run build` first). */
 export function runCompiledSyncer(): void {
   compiled = true;
+}
+
+/**
+ * Every syncer the bench spawns from now on writes a V8 CPU profile into `dir` when it exits
+ * (open it in Chrome's DevTools or speedscope): where the syncer's own CPU goes.
+ */
+export function writeCpuProfiles(dir: string): void {
+  cpuProfileDir = dir;
 }
 
 /** Redis's own count of the memory it uses (INFO memory, used_memory), in bytes. */
@@ -68,10 +77,15 @@ export function spawnProfiledSyncer(sandbox: Sandbox, label: string): ProfiledSy
   let redisBase = NaN;
   let redisPeak = NaN;
   void redisUsedMemory(sandbox).then((bytes) => (redisBase = redisPeak = bytes));
+  const nodeArgs = cpuProfileDir
+    ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfileDir}`, `--cpu-prof-name=${label}.cpuprofile`]
+    : [];
   const syncer = spawnSyncer(
     sandbox,
     { ...tuning(sandbox.config), BENCH_PROFILE_FILE: profileFile },
-    compiled ? { outputTail: TAIL, compiled } : { preload: [HOOK], outputTail: TAIL },
+    compiled
+      ? { outputTail: TAIL, compiled, nodeArgs }
+      : { preload: [HOOK], outputTail: TAIL, nodeArgs },
   );
   // VmHWM is gone with the process: read it often enough that the last reading is near the end.
   const sampler = setInterval(() => {

@@ -1,10 +1,12 @@
 /**
  * `npm run bench [-- --films N] [--phases ceiling,full,live,fanout,catchup,writer] [--out FILE]
- *  [--rates 50,500] [--live-seconds 20] [--writer-seconds 10] [--writer-repeats 3] [--compiled]`
+ *  [--rates 50,500] [--live-seconds 20] [--writer-seconds 10] [--writer-repeats 3] [--compiled]
+ *  [--cpu-prof DIR]`
  *
  * `--compiled` builds the program (`npm run build`) and runs the syncer as a container does,
  * `node dist/cli/start.js`: the memory it reports is then production's, but there is no profile
- * of where the time went (that hook needs the TypeScript sources).
+ * of where the time went (that hook needs the TypeScript sources). `--cpu-prof DIR` has every
+ * syncer the bench spawns write a V8 CPU profile there (`<phase>.cpuprofile`), compiled or not.
  *
  * Measures, in one run against the services of .env / the environment, in a sandbox of its own:
  * full load vs a plain `_bulk` ceiling, the extract query alone, live latency at steady write
@@ -13,11 +15,12 @@
  * The syncer runs with the configuration of the environment (ETL_BULK_SIZE, ...).
  */
 import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Sandbox } from '../test/helpers/isolation.js';
 import { ROOT } from '../test/helpers/runCli.js';
 import { DEFAULTS, PHASES, runBenchmark, type Phase } from './benchmark.js';
+import { writeCpuProfiles } from './profiledSyncer.js';
 import { formatReport, writeReport } from './report.js';
 
 function fail(message: string): never {
@@ -44,6 +47,7 @@ const { values } = parseArgs({
     'writer-seconds': { type: 'string' },
     'writer-repeats': { type: 'string' },
     compiled: { type: 'boolean', default: false },
+    'cpu-prof': { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -51,7 +55,8 @@ if (values.help) {
   process.stdout.write(
     'npm run bench -- [--films 100000] [--phases ceiling,full,live,fanout,catchup,writer]\n' +
       '  [--out bench-results/<timestamp>.json] [--rates 50,500] [--live-seconds 20]\n' +
-      '  [--catch-up-changes N] [--writer-seconds 10] [--writer-repeats 3] [--compiled]\n',
+      '  [--catch-up-changes N] [--writer-seconds 10] [--writer-repeats 3] [--compiled]\n' +
+      '  [--cpu-prof DIR]\n',
   );
   process.exit(0);
 }
@@ -77,6 +82,8 @@ if (values.compiled) {
   const build = spawnSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'inherit' });
   if (build.status !== 0) fail(`npm run build failed (${build.status ?? build.signal})`);
 }
+
+if (values['cpu-prof']) writeCpuProfiles(resolve(values['cpu-prof']));
 
 let sandbox: Sandbox | null = null;
 let interrupted = false;

@@ -38,6 +38,8 @@ export interface SpawnOptions {
    * `preload` must then be JavaScript.
    */
   compiled?: boolean;
+  /** Options for node itself, before the program (the bench's `--cpu-prof`). */
+  nodeArgs?: string[];
 }
 
 export function spawnSyncer(
@@ -47,9 +49,12 @@ export function spawnSyncer(
 ): SyncerProcess {
   const preload = (options.preload ?? []).flatMap((module) => ['--import', module]);
   const spawnedAt = performance.now();
-  const args = options.compiled
-    ? [...preload, 'dist/cli/start.js']
-    : ['--import', 'tsx', ...preload, 'src/cli/start.ts'];
+  const args = [
+    ...(options.nodeArgs ?? []),
+    ...(options.compiled
+      ? [...preload, 'dist/cli/start.js']
+      : ['--import', 'tsx', ...preload, 'src/cli/start.ts']),
+  ];
   const child = spawn(process.execPath, args, {
     cwd: ROOT,
     env: {
