@@ -213,8 +213,11 @@ export class BulkWriter {
     result: LoadResult,
     deadline: number | null,
   ): Promise<Operation[]> {
-    // The body is written by hand: documents arrive as JSON text and go out as they are.
-    let body = '';
+    // The body is written by hand: documents arrive as JSON text and go out as they are. Each
+    // operation is encoded on its own and the buffers joined: one string of every document, built
+    // with +=, is a rope that the client must flatten and measure before encoding it, which cost
+    // four times as much CPU (a full load spent 5 % of a core there).
+    const parts: Buffer[] = [];
     for (const op of operations) {
       const meta = JSON.stringify({
         [op.kind]: {
@@ -224,8 +227,9 @@ export class BulkWriter {
           version_type: 'external_gte',
         },
       });
-      body += op.kind === 'index' ? `${meta}\n${op.json}\n` : `${meta}\n`;
+      parts.push(Buffer.from(op.kind === 'index' ? `${meta}\n${op.json}\n` : `${meta}\n`));
     }
+    const body = Buffer.concat(parts);
     const response = await this.es.transport.request<BulkResponse>(
       {
         method: 'POST',
