@@ -54,6 +54,9 @@ export function fullLoadQueueBound(sizeLimit: number): number {
   return 25 * sizeLimit;
 }
 
+/** At most this many pages of ids per turn of the read lock, for a walk whose queue runs short. */
+const PAGES_PER_TURN = 5;
+
 /** How often a paused walk looks at the queue again. */
 const ROOM_CHECK_MS = 100;
 
@@ -243,12 +246,31 @@ export class Poller {
     const { db, queue, sizeLimit, sleepMs } = this.deps;
     let queued = 0;
     let read = 0;
+    const bound = fullLoadQueueBound(sizeLimit);
     const pages = keysetPages({
       pageSize: sizeLimit,
       read: async (after: unknown[] | undefined) => {
-        await this.room(signal);
-        return this.read(`queue every ${kind.noun}`, () =>
-          readPage(db, kind.ids, [sizeLimit], after),
+        const depth = await this.room(signal);
+        // A page of ids takes a millisecond and is what keeps the indexers busy: the walk goes
+        // ahead of their document queries, and while the queue is short it reads several pages
+        // (each at most ETL_SIZE_LIMIT rows) in one turn of the lock. One page per turn, behind
+        // every indexer, fell behind as soon as there were four of them.
+        const turn = Math.max(1, Math.min(PAGES_PER_TURN, Math.floor((bound - depth) / sizeLimit)));
+        return this.read(
+          `queue every ${kind.noun}`,
+          async () => {
+            const rows: { id: string }[] = [];
+            let from = after;
+            for (let n = 0; n < turn; n++) {
+              const page = await readPage(db, kind.ids, [sizeLimit], from);
+              rows.push(...page);
+              const last = page.at(-1);
+              if (page.length < sizeLimit || !last) break;
+              from = [last.id];
+            }
+            return rows;
+          },
+          { first: true },
         );
       },
       keyOf: (row) => [row.id],
@@ -266,15 +288,21 @@ export class Poller {
     return { read, queued };
   }
 
-  /** Wait while the queue holds a bound's worth of documents (until it is half empty). */
-  private async room(signal?: AbortSignal): Promise<void> {
+  /**
+   * Wait while the queue holds a bound's worth of documents (until it is half empty); resolves to
+   * how many documents it holds then.
+   */
+  private async room(signal?: AbortSignal): Promise<number> {
     const { queue, sizeLimit, whileWaiting } = this.deps;
     const bound = fullLoadQueueBound(sizeLimit);
-    if ((await queue.depth()) < bound) return;
+    let depth = await queue.depth();
+    if (depth < bound) return depth;
     do {
       await whileWaiting?.();
       await sleep(ROOM_CHECK_MS, signal);
-    } while (!signal?.aborted && (await queue.depth()) >= bound / 2);
+      depth = await queue.depth();
+    } while (!signal?.aborted && depth >= bound / 2);
+    return depth;
   }
 
   /**
@@ -461,8 +489,8 @@ export class Poller {
     };
   }
 
-  private read<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    return this.deps.lock.withLock(what, fn);
+  private read<T>(what: string, fn: () => Promise<T>, options?: { first?: boolean }): Promise<T> {
+    return this.deps.lock.withLock(what, fn, options);
   }
 }
 

@@ -43,8 +43,11 @@ export class ReadLock {
     return this.lease.key;
   }
 
-  /** Run `read` while holding the lock. `what` names the read in the holder shown to others. */
-  withLock<T>(what: string, read: () => Promise<T>): Promise<T> {
+  /**
+   * Run `read` while holding the lock. `what` names the read in the holder shown to others.
+   * `first`: ahead of this process's other waiting readers (not of other processes).
+   */
+  withLock<T>(what: string, read: () => Promise<T>, options: { first?: boolean } = {}): Promise<T> {
     return this.local.run(async () => {
       const held = await this.acquire(what);
       try {
@@ -52,7 +55,7 @@ export class ReadLock {
       } finally {
         await held.release();
       }
-    });
+    }, options);
   }
 
   /** Who holds the lock now, and since when; null when free. */
