@@ -18,11 +18,16 @@ export interface DeadLetter {
   at: string;
 }
 
+/** The hash of dead letters; the queue's acknowledgement clears letters there too. */
+export function deadLettersKey(store: RedisStore): string {
+  return store.key('dead-letters');
+}
+
 export class DeadLetters {
   constructor(private readonly store: RedisStore) {}
 
   private get key(): string {
-    return this.store.key('dead-letters');
+    return deadLettersKey(this.store);
   }
 
   async add(letters: DeadLetter[]): Promise<void> {
@@ -34,11 +39,6 @@ export class DeadLetters {
     // No WAIT here: the indexer acknowledges the claim next, and that acknowledgement waits for a
     // replica on the same connection (the prefix is hash-tagged, so one node holds both keys),
     // which covers these letters too. A letter lost in a failover would lose its document.
-  }
-
-  /** Films that have since loaded fine are no longer dead. */
-  async clear(ids: string[]): Promise<void> {
-    if (ids.length > 0) await this.store.redis.hdel(this.key, ...ids);
   }
 
   async list(): Promise<DeadLetter[]> {

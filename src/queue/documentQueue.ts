@@ -17,6 +17,7 @@ import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import type { KindName } from '../kinds/documentKind.js';
 import { parseMember } from '../kinds/kinds.js';
+import { deadLettersKey } from './deadLetters.js';
 import type { RedisStore } from './redisStore.js';
 
 const HISTORY_CAP = 10_000;
@@ -105,17 +106,16 @@ export class DocumentQueue {
 
   /**
    * The claim is done: Elasticsearch acknowledged every id (or it went to the dead letters).
-   * Resolves to false when the reaper had given the claim back meanwhile (a worker paused past its
-   * heartbeat): harmless, its films are queued again.
+   * `done` (the members indexed, deleted, or found newer there) go to the history, and their dead
+   * letters, if any, are cleared. Resolves to false when the reaper had given the claim back
+   * meanwhile (a worker paused past its heartbeat): harmless, its films are queued again.
    */
-  async ack(claim: Claim, loaded: string[]): Promise<boolean> {
+  async ack(claim: Claim, done: string[]): Promise<boolean> {
     const { claims, history } = this.keys;
-    const at = new Date().toISOString();
-    const entries = loaded.map((id) => JSON.stringify({ id, at }));
     const existed = await this.store.run(
       'ack',
-      [this.claimKey(claim.id), claims, history],
-      [claim.id, HISTORY_CAP, ...entries],
+      [this.claimKey(claim.id), claims, history, deadLettersKey(this.store)],
+      [claim.id, HISTORY_CAP, new Date().toISOString(), ...done],
     );
     // An acknowledgement lost in a failover would leave the claim to a worker that forgot it.
     await this.store.confirm(claims);
