@@ -80,7 +80,6 @@ wrap(DocumentQueue.prototype, 'enqueue', fixed('redis: enqueue'), (_args, result
   Number(result),
 );
 wrap(DeadLetters.prototype, 'add', fixed('redis: dead letters add'));
-wrap(DeadLetters.prototype, 'clear', fixed('redis: dead letters clear'));
 wrap(WorkerRegistry.prototype, 'heartbeat', fixed('redis: heartbeat'));
 wrap(Postgres.prototype, 'query', (args) => `pg: ${(args[0] as { name: string }).name}`);
 // _bulk: the client's time, and what Elasticsearch itself reports (took).
@@ -102,18 +101,24 @@ const withLock = original(ReadLock.prototype, 'withLock');
   this: unknown,
   what: string,
   read: () => Promise<unknown>,
+  options?: unknown,
 ) {
   const asked = performance.now();
   const kind = what.replace(/^(poll|resolve) .*/, '$1');
-  return withLock.call(this, what, async () => {
-    const got = performance.now();
-    add(`lock wait: ${kind}`, got - asked);
-    try {
-      return await read();
-    } finally {
-      add(`lock held: ${kind}`, performance.now() - got);
-    }
-  });
+  return withLock.call(
+    this,
+    what,
+    async () => {
+      const got = performance.now();
+      add(`lock wait: ${kind}`, got - asked);
+      try {
+        return await read();
+      } finally {
+        add(`lock held: ${kind}`, performance.now() - got);
+      }
+    },
+    options,
+  );
 };
 
 const file = process.env.BENCH_PROFILE_FILE;
