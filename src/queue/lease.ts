@@ -76,6 +76,22 @@ export class HeldLease {
     return Number(await this.store.run('lockRelease', [this.key], [this.value])) === 1;
   }
 
+  /**
+   * Release (as `release`), and say whether another process knocked at `knockKey` meanwhile
+   * (`Lease.tryAcquire` with a knock key), in the same round trip.
+   */
+  async releaseAsking(knockKey: string): Promise<{ released: boolean; knocked: boolean }> {
+    if (this.released) return { released: false, knocked: false };
+    this.released = true;
+    clearInterval(this.timer);
+    const [released, knocked] = (await this.store.run(
+      'lockReleaseKnocked',
+      [this.key, knockKey],
+      [this.value],
+    )) as [number, number];
+    return { released: released === 1, knocked: knocked === 1 };
+  }
+
   /** Stop refreshing without touching Redis (the lease then lapses by itself). */
   abandon(): void {
     this.released = true;
@@ -102,15 +118,26 @@ export class Lease {
     readonly ttlMs: number,
   ) {}
 
-  /** One attempt; the held lease, or null when someone else holds it. */
-  async tryAcquire(holder: string, onLost?: (reason: string) => void): Promise<HeldLease | null> {
+  /**
+   * One attempt; the held lease, or null when someone else holds it. With `knock`, a failed
+   * attempt leaves a knock at `knock.key` for `knock.ms` (see `HeldLease.releaseAsking`).
+   */
+  async tryAcquire(
+    holder: string,
+    onLost?: (reason: string) => void,
+    knock?: { key: string; ms: number },
+  ): Promise<HeldLease | null> {
     const value = JSON.stringify({
       holder,
       since: new Date().toISOString(),
       token: randomUUID(),
     } satisfies LeaseValue);
-    const ok = await this.store.redis.set(this.key, value, 'PX', this.ttlMs, 'NX');
-    return ok === 'OK' ? new HeldLease(this.store, this.key, value, this.ttlMs, onLost) : null;
+    const ok = knock
+      ? Number(
+          await this.store.run('lockAcquire', [this.key, knock.key], [value, this.ttlMs, knock.ms]),
+        ) === 1
+      : (await this.store.redis.set(this.key, value, 'PX', this.ttlMs, 'NX')) === 'OK';
+    return ok ? new HeldLease(this.store, this.key, value, this.ttlMs, onLost) : null;
   }
 
   /** Who holds it now, and since when; null when free. */

@@ -6,6 +6,17 @@
  * lease while it reads; a holder that dies blocks the others for at most one lease. A reader that
  * waits logs who holds the lock and for how long, every few seconds.
  *
+ * Within a process, readers queue locally (src/util/mutex.ts) and only the one at the front goes
+ * to Redis. When it finishes while others here wait, it hands the lease straight on instead of
+ * releasing it and having the next one take it again: two round trips saved per read, which in a
+ * full load (four indexers reading back to back) were a sixth of the lock's time. The holder shown
+ * is then the first reader of the run. A run ends after RUN_MS, and other processes are not shut
+ * out: one that finds the lock taken knocks (lockAcquire.lua), the release that ends the run sees
+ * the knock, and this process's next reader then waits YIELD_MS while the knocker, which polls
+ * often once it knocked, takes its turn. Without knocks, a waiter polling every 50 ms or so had to
+ * land in the moment between one local reader's release and the next one's acquire: a live read of
+ * another syncer waited up to seconds during a full load.
+ *
  * A lease can expire while its holder is paused (GC, a stopped VM), so two readers may briefly
  * overlap. That is harmless here: reads are idempotent and writes to Elasticsearch carry versions.
  */
@@ -17,6 +28,17 @@ import type { RedisStore } from './redisStore.js';
 
 export type { LeaseValue as LockHolder };
 
+/** How long readers of one process may pass the lease among themselves before releasing it. */
+const RUN_MS = 50;
+/** After a release that found a knock, how long this process's next reader lets the knocker in. */
+const YIELD_MS = 25;
+/** How long a knock stands: a waiter knocks again at every try, far more often than this. */
+const KNOCK_MS = 250;
+/** A waiter that knocked tries again this often, to be there when it is let in... */
+const KNOCKED_PAUSE_MS = 5;
+/** ...for this long; then every 50 ms or so. */
+const PROMPT_WAIT_MS = 1_000;
+
 export interface ReadLockOptions {
   leaseMs?: number;
   logEveryMs?: number;
@@ -25,7 +47,14 @@ export interface ReadLockOptions {
 export class ReadLock {
   private readonly local = new Mutex();
   private readonly lease: Lease;
+  private readonly knockKey: string;
   private readonly logEveryMs: number;
+  /** Readers of this process waiting for the lock or holding it. */
+  private readers = 0;
+  /** The lease a finished reader handed on, and when this run of readers took it. */
+  private handedOn: { lease: HeldLease; since: number } | null = null;
+  /** Another process knocked: our next reader waits until then. */
+  private yieldUntil = 0;
   /** Total time this process spent waiting for the lock (for metrics). */
   waitedMs = 0;
 
@@ -36,6 +65,7 @@ export class ReadLock {
     options: ReadLockOptions = {},
   ) {
     this.lease = new Lease(store, store.key('lock', 'postgres-read'), options.leaseMs ?? 30_000);
+    this.knockKey = store.key('lock', 'postgres-read', 'knock');
     this.logEveryMs = options.logEveryMs ?? 5_000;
   }
 
@@ -47,15 +77,24 @@ export class ReadLock {
    * Run `read` while holding the lock. `what` names the read in the holder shown to others.
    * `first`: ahead of this process's other waiting readers (not of other processes).
    */
-  withLock<T>(what: string, read: () => Promise<T>, options: { first?: boolean } = {}): Promise<T> {
-    return this.local.run(async () => {
-      const held = await this.acquire(what);
-      try {
-        return await read();
-      } finally {
-        await held.release();
-      }
-    }, options);
+  async withLock<T>(
+    what: string,
+    read: () => Promise<T>,
+    options: { first?: boolean } = {},
+  ): Promise<T> {
+    this.readers++;
+    try {
+      return await this.local.run(async () => {
+        const held = await this.take(what);
+        try {
+          return await read();
+        } finally {
+          await this.putDown(held);
+        }
+      }, options);
+    } finally {
+      this.readers--;
+    }
   }
 
   /** Who holds the lock now, and since when; null when free. */
@@ -63,13 +102,42 @@ export class ReadLock {
     return this.lease.holder();
   }
 
+  /** The lease handed on by the reader before, while its run lasts; else a fresh one. */
+  private async take(what: string): Promise<{ lease: HeldLease; since: number }> {
+    const handed = this.handedOn;
+    this.handedOn = null;
+    if (handed && !handed.lease.lost && Date.now() - handed.since < RUN_MS) return handed;
+    if (handed) await this.release(handed.lease);
+    const lease = await this.acquire(what);
+    return { lease, since: Date.now() };
+  }
+
+  private async putDown(held: { lease: HeldLease; since: number }): Promise<void> {
+    // `readers` counts this reader too: more means another one here is queued behind it, and
+    // the mutex runs it next, so a lease handed on is always taken (or released) by someone.
+    if (this.readers > 1 && !held.lease.lost && Date.now() - held.since < RUN_MS) {
+      this.handedOn = held;
+      return;
+    }
+    await this.release(held.lease);
+  }
+
+  private async release(lease: HeldLease): Promise<void> {
+    const { knocked } = await lease.releaseAsking(this.knockKey);
+    if (knocked) this.yieldUntil = Date.now() + YIELD_MS;
+  }
+
   private async acquire(what: string): Promise<HeldLease> {
     const started = Date.now();
+    const courtesy = this.yieldUntil - started;
+    if (courtesy > 0) await sleep(courtesy);
     let lastLog = started;
     let pause = 1;
     for (;;) {
-      const held = await this.lease.tryAcquire(`${this.owner} ${what}`, (reason) =>
-        this.log.warn({ reason }, 'postgres read lock lease expired while reading'),
+      const held = await this.lease.tryAcquire(
+        `${this.owner} ${what}`,
+        (reason) => this.log.warn({ reason }, 'postgres read lock lease expired while reading'),
+        { key: this.knockKey, ms: KNOCK_MS },
       );
       if (held) {
         this.waitedMs += Date.now() - started;
@@ -89,7 +157,10 @@ export class ReadLock {
         );
       }
       await sleep(pause + Math.random() * pause);
-      pause = Math.min(pause * 2, 50);
+      // Often while a turn should come soon (the holder yields at the end of its run), then
+      // gently: a long read, or a crashed holder's lease, is waited out at 20 tries a second.
+      const soon = Date.now() - started < PROMPT_WAIT_MS;
+      pause = Math.min(pause * 2, soon ? KNOCKED_PAUSE_MS : 50);
     }
   }
 }

@@ -82,6 +82,60 @@ describe('postgres read lock', () => {
     assert.equal(await a.holder(), null);
   });
 
+  it("gives another process a turn soon while this one's readers keep the lock busy", async () => {
+    // A full load: four indexers each reading back to back (5 ms queries), for as long as it takes.
+    const busy = new ReadLock(connect(), 'proc-a', silent);
+    const other = new ReadLock(connect(), 'proc-b', silent);
+    const stop = new AbortController();
+    let busyReads = 0;
+    const indexers = Array.from({ length: 4 }, async () => {
+      while (!stop.signal.aborted)
+        await busy.withLock('extract', async () => {
+          await sleep(5);
+          busyReads++;
+        });
+    });
+    try {
+      await sleep(200);
+      // The other process's live path needs a few reads meanwhile.
+      const waits: number[] = [];
+      for (let i = 0; i < 10; i++) {
+        const asked = Date.now();
+        await other.withLock('live extract', () => Promise.resolve());
+        waits.push(Date.now() - asked);
+      }
+      const slowest = Math.max(...waits);
+      assert.ok(slowest < 400, `the other process waited ${waits.join(', ')} ms for its turns`);
+      assert.ok(busyReads > 20, `the busy process read only ${busyReads} times meanwhile`);
+    } finally {
+      stop.abort();
+      await Promise.all(indexers);
+    }
+  });
+
+  it('hands one lease on among the readers of a busy process, for a short run at a time', async () => {
+    const store = connect();
+    const lock = new ReadLock(store, 'proc-a', silent);
+    const tokens: string[] = [];
+    const until = Date.now() + 400;
+    await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        while (Date.now() < until)
+          await lock.withLock('extract', async () => {
+            const raw = await store.redis.get(lock.key);
+            tokens.push((JSON.parse(raw ?? '{}') as LockHolder).token);
+            await sleep(2);
+          });
+      }),
+    );
+    const leases = new Set(tokens).size;
+    // Without handing on, every read took a lease of its own; runs last 50 ms at most.
+    assert.ok(tokens.length >= 40, `only ${tokens.length} reads`);
+    assert.ok(leases <= tokens.length / 3, `${leases} leases for ${tokens.length} reads`);
+    assert.ok(leases >= 4, `${leases} leases in 400 ms: a run outlasted its 50 ms`);
+    assert.equal(await lock.holder(), null, 'the last reader released the lock');
+  });
+
   it('shows who holds the lock and since when, and nothing once released', async () => {
     const lock = new ReadLock(connect(), 'proc-a', silent, { leaseMs: 10_000 });
     const observer = new ReadLock(connect(), 'proc-b', silent);
