@@ -12,7 +12,7 @@ import type { Sandbox } from './isolation.js';
  * The V8 settings the image and the README's systemd unit give the compiled program (the
  * Dockerfile's NODE_OPTIONS; test/production.test.ts checks the two agree).
  */
-export const PRODUCTION_NODE_OPTIONS = '--max-old-space-size=256 --max-semi-space-size=8';
+export const PRODUCTION_NODE_OPTIONS = '--max-old-space-size=256 --max-semi-space-size=16';
 
 export interface SyncerProcess {
   child: ChildProcess;
