@@ -24,13 +24,9 @@ export class Resolver {
       const slice = ids.slice(i, i + this.sizeLimit);
       const pages = keysetPages({
         pageSize: this.sizeLimit,
-        // Ahead of the indexers' document queries, as the poller's reads (src/capture/poller.ts):
-        // resolving is how the live path finds their work.
         read: (after: unknown[] | undefined) =>
-          this.lock.withLock(
-            `resolve ${via.after.name}`,
-            () => readPage(this.db, via, [slice, this.sizeLimit], after),
-            { first: true },
+          this.lock.withLock(`resolve ${via.after.name}`, () =>
+            readPage(this.db, via, [slice, this.sizeLimit], after),
           ),
         keyOf: (row) => [row.id],
         pause: () => sleep(this.sleepMs),

@@ -1,9 +1,8 @@
 /**
  * An async mutex for coroutines of one process: first come, first served, except that a caller
- * may ask to go `first` (ahead of every ordinary waiter, behind earlier `first` ones). The read
- * lock's readers that find work (the poller, the live path's resolver, the full load's walk) do:
- * their reads take a millisecond and feed every indexer, so making them wait behind each
- * indexer's document query starved the indexers (with four of them the queue ran empty).
+ * may ask to go `first` (ahead of every ordinary waiter, behind earlier `first` ones). The full
+ * load's walk does: its reads take a millisecond and feed every indexer, so making it wait behind
+ * each indexer's document query starved them (with four indexers the queue ran empty).
  */
 export class Mutex {
   private held = false;
