@@ -25,6 +25,8 @@ export interface RedisState {
   queue: number;
   queued: number;
   claims: Record<string, string>;
+  /** Each claim's holder as the syncers see it: the worker, its heartbeat's TTL, its state. */
+  claimHolders: Record<string, string>;
   /** processing:* and claim:* (any type) that exist: with their sizes. */
   lists: { key: string; size: number }[];
   leases: LeaseState[];
@@ -69,6 +71,7 @@ export async function inspectRedis(redis: Redis, prefix: string): Promise<RedisS
     queue,
     queued,
     claims,
+    claimHolders: await describeHolders(redis, prefix, claims),
     lists: [],
     leases: [],
     workers: [],
@@ -103,6 +106,37 @@ export async function inspectRedis(redis: Redis, prefix: string): Promise<RedisS
   return state;
 }
 
+/**
+ * Who holds each claim, and why the reapers leave it there: a claim is given back only once its
+ * worker's heartbeat lapses, so a stranded claim with a live heartbeat means a worker that beats
+ * but never finishes its batch.
+ */
+async function describeHolders(
+  redis: Redis,
+  prefix: string,
+  claims: Record<string, string>,
+): Promise<Record<string, string>> {
+  const holders: Record<string, string> = {};
+  for (const [claimId, raw] of Object.entries(claims)) {
+    let worker = '?';
+    let at = Number.NaN;
+    try {
+      ({ worker, at } = JSON.parse(raw) as { worker: string; at: number });
+    } catch {
+      // an old layout's value: the field is the worker
+      worker = claimId;
+    }
+    const [ttl, state] = await Promise.all([
+      redis.pttl(`${prefix}alive:${worker}`),
+      redis.hget(`${prefix}workers`, worker),
+    ]);
+    const age = Number.isNaN(at) ? '?' : `${Math.round((Date.now() - at) / 1000)} s ago`;
+    holders[claimId] =
+      `worker ${worker}, claimed ${age}, heartbeat ttl ${ttl} ms, state ${state ?? 'none'}`;
+  }
+  return holders;
+}
+
 async function size(redis: Redis, key: string, type: string): Promise<number> {
   if (type === 'list') return redis.llen(key);
   if (type === 'hash') return redis.hlen(key);
@@ -117,8 +151,8 @@ export function strandedProblems(state: RedisState, live: Set<number>): string[]
   const problems: string[] = [];
   if (state.queue > 0) problems.push(`${state.queue} ids still queued`);
   if (state.queued > 0) problems.push(`${state.queued} ids in the queued set`);
-  const claims = Object.keys(state.claims);
-  if (claims.length > 0) problems.push(`claims hash holds ${claims.join(', ')}`);
+  for (const [claimId, holder] of Object.entries(state.claimHolders))
+    problems.push(`claims hash holds ${claimId} (${holder})`);
   for (const list of state.lists) problems.push(`${list.key} exists (${list.size} entries)`);
   for (const lease of state.leases) {
     const holderLive = lease.holderPid !== null && live.has(lease.holderPid);

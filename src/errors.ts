@@ -30,6 +30,10 @@ const TRANSIENT_NETWORK_CODES = new Set([
   'ENOTFOUND',
 ]);
 
+/** Errors known by message only: pg's lost connections, ioredis's timeouts and closed connections. */
+const TRANSIENT_MESSAGES =
+  /Connection terminated|connection timeout|Client has encountered a connection error|Command timed out|Connection is closed/i;
+
 /** HTTP statuses from Elasticsearch that mean "not now", not "never". */
 export function isTransientStatus(status: number | undefined): boolean {
   return status === undefined || status === 408 || status === 429 || status >= 500;
@@ -49,12 +53,6 @@ export function isTransientError(err: unknown): boolean {
     return true;
   const status = (err as { meta?: { statusCode?: number } }).meta?.statusCode;
   if (err.name === 'ResponseError') return isTransientStatus(status);
-  if (
-    /Connection terminated|connection timeout|Client has encountered a connection error/i.test(
-      err.message,
-    )
-  ) {
-    return true;
-  }
+  if (TRANSIENT_MESSAGES.test(err.message)) return true;
   return err.cause !== undefined && isTransientError(err.cause);
 }

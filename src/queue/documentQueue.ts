@@ -91,9 +91,14 @@ export class DocumentQueue {
     return added;
   }
 
-  async claim(workerId: string, count: number): Promise<Claim | null> {
+  /**
+   * Claim up to `count` members under `id` (see `newClaimId`). When this throws, the claim may
+   * still exist, or come to exist: a command that timed out here stays queued in the client and
+   * runs when the connection comes back. A caller must then treat `id` as claimed and give it back
+   * (`release` is queued behind the claim on the same connection, so it runs after it).
+   */
+  async claim(workerId: string, count: number, id = newClaimId()): Promise<Claim | null> {
     const { queue, queued, claims } = this.keys;
-    const id = randomBytes(8).toString('hex');
     const claimedAt = Date.now();
     const record: ClaimRecord = { worker: workerId, at: claimedAt };
     const ids = (await this.store.run(
@@ -191,6 +196,11 @@ export class DocumentQueue {
     const raw = await this.store.redis.lrange(this.keys.history, 0, limit - 1);
     return raw.map((entry) => JSON.parse(entry) as { id: string; at: string });
   }
+}
+
+/** A claim id that no claim ever had: chosen before claiming, so a failed claim can be undone. */
+export function newClaimId(): string {
+  return randomBytes(8).toString('hex');
 }
 
 function parseRecord(raw: string): ClaimRecord | null {

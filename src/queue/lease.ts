@@ -132,11 +132,26 @@ export class Lease {
       since: new Date().toISOString(),
       token: randomUUID(),
     } satisfies LeaseValue);
-    const ok = knock
-      ? Number(
-          await this.store.run('lockAcquire', [this.key, knock.key], [value, this.ttlMs, knock.ms]),
-        ) === 1
-      : (await this.store.redis.set(this.key, value, 'PX', this.ttlMs, 'NX')) === 'OK';
+    let ok: boolean;
+    try {
+      ok = knock
+        ? Number(
+            await this.store.run(
+              'lockAcquire',
+              [this.key, knock.key],
+              [value, this.ttlMs, knock.ms],
+            ),
+          ) === 1
+        : (await this.store.redis.set(this.key, value, 'PX', this.ttlMs, 'NX')) === 'OK';
+    } catch (err) {
+      // No answer is not "not acquired": a command that timed out here is still sent when the
+      // connection comes back, and would then hold the lease for a whole ttl with nobody to
+      // refresh or release it (every reader of every syncer waiting it out). Undo it: the
+      // release is queued behind the acquire on the same connection, and deletes only this
+      // exact value, so it cannot touch a lease someone else took meanwhile.
+      void this.store.run('lockRelease', [this.key], [value]).catch(() => undefined);
+      throw err;
+    }
     return ok ? new HeldLease(this.store, this.key, value, this.ttlMs, onLost) : null;
   }
 

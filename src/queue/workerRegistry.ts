@@ -67,24 +67,37 @@ export class WorkerRegistry {
    * Give back every claim whose worker's heartbeat lapsed (or never existed: a worker that died
    * between its claim and its first heartbeat), and forget dead workers. The liveness check and
    * the give-back are one atomic step (release.lua), so a worker that comes back keeps its claim.
+   *
+   * `heldHere` says which claim a worker of this process holds (null: none; undefined: not a
+   * worker of this process). A claim of one of them that it does not hold is given back whatever
+   * its heartbeat says: nobody will ever finish it, and the heartbeat would guard it for good.
+   * That must not happen (a worker holds a claim's id from before it asks Redis for it), so this
+   * is the net under the ways it still might, and each one is logged.
    */
-  async reapDead(queue: DocumentQueue): Promise<{ workers: string[]; ids: number }> {
+  async reapDead(
+    queue: DocumentQueue,
+    heldHere: (workerId: string) => string | null | undefined = () => undefined,
+  ): Promise<{ workers: string[]; ids: number; orphans: string[] }> {
     const reaped = new Set<string>();
+    const orphans: string[] = [];
     let ids = 0;
     for (const claim of await queue.inFlight()) {
+      const held = heldHere(claim.workerId);
+      const orphan = held !== undefined && held !== claim.claimId;
       const back = await queue.release(
         { id: claim.claimId, key: claim.key },
-        this.aliveKey(claim.workerId),
+        orphan ? undefined : this.aliveKey(claim.workerId),
       );
       if (back < 0) continue; // alive
       ids += back;
-      reaped.add(claim.workerId);
+      if (orphan) orphans.push(claim.claimId);
+      else reaped.add(claim.workerId);
     }
     for (const worker of await this.list()) {
       if (worker.alive) continue;
       await this.store.redis.hdel(this.hashKey, worker.id);
       reaped.add(worker.id);
     }
-    return { workers: [...reaped], ids };
+    return { workers: [...reaped], ids, orphans };
   }
 }

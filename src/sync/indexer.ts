@@ -14,7 +14,7 @@ import type { Logger } from '../logger.js';
 import type { BulkWriter } from '../load/bulkWriter.js';
 import type { LiveRefresh } from '../load/liveRefresh.js';
 import type { DeadLetters } from '../queue/deadLetters.js';
-import type { Claim, DocumentQueue } from '../queue/documentQueue.js';
+import { newClaimId, type Claim, type DocumentQueue } from '../queue/documentQueue.js';
 import type { WorkerRegistry, WorkerState } from '../queue/workerRegistry.js';
 import { isTransientError } from '../errors.js';
 import { emptyStats, type IndexerStats } from '../metrics/indexerStats.js';
@@ -65,6 +65,15 @@ export class Indexer {
 
   constructor(private readonly deps: IndexerDeps) {}
 
+  get workerId(): string {
+    return this.deps.workerId;
+  }
+
+  /** The claim this worker holds (or is asking Redis for); null when none. */
+  get heldClaimId(): string | null {
+    return this.held?.id ?? null;
+  }
+
   /** Runs until `signal` aborts; a batch in flight then gets `gracefulMs` to finish. */
   async run(signal: AbortSignal): Promise<void> {
     const { registry, workerId, log } = this.deps;
@@ -85,13 +94,19 @@ export class Indexer {
           // Never claim while an earlier claim is neither acknowledged nor given back: two claims
           // in hand would be two chances to lose track of one.
           if (this.held && !(await this.giveBack())) throw new Error('claim not returned yet');
-          const claim = await this.deps.queue.claim(workerId, this.deps.sizeLimit);
+          // Held before Redis answers: a claim whose answer is lost (Redis away past the command
+          // timeout; the client still sends it when Redis is back) may exist all the same, and
+          // this worker's heartbeat would keep any reaper off it for good. The failure path gives
+          // the id back like any claim in hand; releasing a claim that never came to be is a no-op.
+          const id = newClaimId();
+          this.held = { id, workerId, ids: [], claimedAt: Date.now() };
+          const claim = await this.deps.queue.claim(workerId, this.deps.sizeLimit, id);
+          this.held = claim;
           if (!claim) {
             await this.setState('idle');
             await this.waitForWork(signal);
             continue;
           }
-          this.held = claim;
           await this.process(claim);
           failures = 0;
           delays.reset();

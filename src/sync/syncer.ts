@@ -107,7 +107,12 @@ export class Syncer {
     this.watermarks = new Watermarks(this.store);
     this.registry = new WorkerRegistry(this.store);
     this.deadLetters = new DeadLetters(this.store);
-    this.reaper = new Reaper(this.registry, this.queue, log.child({ component: 'reaper' }));
+    this.reaper = new Reaper(
+      this.registry,
+      this.queue,
+      log.child({ component: 'reaper' }),
+      (workerId) => this.indexers.find((i) => i.workerId === workerId)?.heldClaimId,
+    );
     this.doorbell = new Doorbell(this.db, log.child({ component: 'doorbell' }));
   }
 

@@ -203,7 +203,11 @@ describe('film queue', () => {
       const beat = setInterval(() => void registry.heartbeat('live'), 50);
       try {
         await sleep(400);
-        assert.deepEqual(await registry.reapDead(queue), { workers: ['dead'], ids: 3 });
+        assert.deepEqual(await registry.reapDead(queue), {
+          workers: ['dead'],
+          ids: 3,
+          orphans: [],
+        });
       } finally {
         clearInterval(beat);
       }
@@ -223,7 +227,7 @@ describe('film queue', () => {
       const registry = new WorkerRegistry(store, 200);
       await queue.enqueue(films(2));
       await queue.claim('ghost', 2);
-      assert.deepEqual(await registry.reapDead(queue), { workers: ['ghost'], ids: 2 });
+      assert.deepEqual(await registry.reapDead(queue), { workers: ['ghost'], ids: 2, orphans: [] });
       assert.deepEqual(await claimIds('other', 10), films(2));
     });
 
@@ -231,7 +235,11 @@ describe('film queue', () => {
       const registry = new WorkerRegistry(store, 200);
       await store.redis.rpush(store.key('processing', 'old-worker'), 'a', 'b');
       await store.redis.hset(store.key('claims'), 'old-worker', String(Date.now()));
-      assert.deepEqual(await registry.reapDead(queue), { workers: ['old-worker'], ids: 2 });
+      assert.deepEqual(await registry.reapDead(queue), {
+        workers: ['old-worker'],
+        ids: 2,
+        orphans: [],
+      });
       assert.deepEqual(await queue.inFlight(), []);
       assert.deepEqual(await claimIds('other', 10), ['a', 'b']);
     });
@@ -251,8 +259,28 @@ describe('film queue', () => {
       await queue.enqueue(films(2));
       await registry.setState('w1', 'reading');
       await queue.claim('w1', 2);
-      assert.deepEqual(await registry.reapDead(queue), { workers: [], ids: 0 });
+      assert.deepEqual(await registry.reapDead(queue), { workers: [], ids: 0, orphans: [] });
       assert.equal((await queue.inFlight())[0]?.size, 2);
+    });
+
+    it("returns a live worker's claim that it does not hold, and keeps the one it does", async () => {
+      const registry = new WorkerRegistry(store, 10_000);
+      await queue.enqueue(films(4));
+      await registry.setState('w1', 'writing');
+      const lost = await queue.claim('w1', 2); // its answer lost: the worker went on
+      const held = await queue.claim('w1', 2);
+      assert.ok(lost && held);
+      const heldHere = (worker: string) => (worker === 'w1' ? held.id : undefined);
+      assert.deepEqual(await registry.reapDead(queue, heldHere), {
+        workers: [],
+        ids: 2,
+        orphans: [lost.id],
+      });
+      assert.deepEqual(
+        (await queue.inFlight()).map((c) => c.claimId),
+        [held.id],
+      );
+      assert.deepEqual(await claimIds('other', 10), films(2));
     });
   });
 
