@@ -166,7 +166,7 @@ export class Poller {
     for (const table of POLLED) {
       const mark = marks.get(table);
       if (!mark) continue;
-      const counted = await this.pollTable(table, mark, signal);
+      const counted = await this.pollTable(table, mark, snapshot, signal);
       if (signal?.aborted) return { kind: 'incremental', queued: queued + counted.queued, rows };
       queued += counted.queued;
       rows += counted.rows;
@@ -188,6 +188,8 @@ export class Poller {
   private async pollTable(
     table: sql.PolledTable,
     mark: Snapshot,
+    /** This pass's: its rows are read up to it, and the watermark moves to it. */
+    upTo: Snapshot,
     signal?: AbortSignal,
   ): Promise<{ queued: number; rows: number }> {
     const { db, fanOut, sizeLimit, sleepMs } = this.deps;
@@ -198,7 +200,12 @@ export class Poller {
       pageSize: sizeLimit,
       read: (after: unknown[] | undefined) =>
         this.read(`poll ${table}`, () =>
-          readPage(db, query, [mark.xmin, mark.xmax, mark.xip, sizeLimit], after),
+          readPage(
+            db,
+            query,
+            [mark.xmin, mark.xmax, mark.xip, sizeLimit, upTo.xmax, upTo.xip],
+            after,
+          ),
         ),
       keyOf: (row) => [row.txid, row.key],
       pause: () => sleep(sleepMs, signal),

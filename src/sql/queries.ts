@@ -131,11 +131,18 @@ export interface ChangedRow {
 }
 
 /**
- * Rows of one table written by transactions the previous watermark could not see yet: those at or
- * above its xmax, and those that were in progress (xip). Keyset-paged on (etl_txid, key).
- * $1 xmin, $2 xmax, $3 xip (all of the previous watermark), $4 the page size; after the first
- * page, $5/$6 the cursor. `etl_txid >= xmin` seeks straight to the rows that can match instead of
- * walking the (etl_txid, key) index from the beginning of time.
+ * Rows of one table written by transactions the previous watermark could not see yet (those at or
+ * above its xmax, and those that were in progress: xip) and that this pass's snapshot sees (below
+ * its xmax, not in its xip). Keyset-paged on (etl_txid, key).
+ * $1 xmin, $2 xmax, $3 xip (all of the previous watermark), $4 the page size, $5 xmax and $6 xip
+ * of this pass's snapshot; after the first page, $7/$8 the cursor. `etl_txid >= xmin` seeks
+ * straight to the rows that can match instead of walking the (etl_txid, key) index from the
+ * beginning of time.
+ *
+ * The upper bound makes each committed change one pass's: the pages are read after the snapshot,
+ * so a transaction committing in between has rows to read, but the watermark (the snapshot) does
+ * not see it, and the next pass reads it again. Without the bound, every edit committed during a
+ * pass was indexed twice, which back-to-back passes (the live path under steady edits) made common.
  */
 function changedRows(
   name: string,
@@ -151,10 +158,11 @@ function changedRows(
        FROM ${table}
       WHERE etl_txid >= $1::xid8
         AND (etl_txid >= $2::xid8 OR etl_txid = ANY ($3::xid8[]))
+        AND etl_txid < $5::xid8 AND NOT etl_txid = ANY ($6::xid8[])
         AND {after}
       ORDER BY etl_txid, ${key}
       LIMIT $4`,
-    `(etl_txid, ${key}) > ($5::xid8, $6::uuid)`,
+    `(etl_txid, ${key}) > ($7::xid8, $8::uuid)`,
   );
 }
 

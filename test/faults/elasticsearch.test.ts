@@ -185,11 +185,9 @@ describe('Elasticsearch rejecting part of each bulk (429)', () => {
     const notFilms = new Set(others.map((r) => r.id));
     const offeredFilms = [...stats.offered.keys()].filter((id) => !notFilms.has(id));
     assert.deepEqual(offeredFilms.sort(), [...changed].sort());
-    // Each change reached Elasticsearch, a rejected item once it was accepted. Counting sends
-    // cannot show here that a retry carried only the rejected items: a film may also reach it
-    // twice when its change was queued twice (an edit read by the live path and a poll pass both,
-    // when the pass reads its rows before the live path has recorded the transaction as handled;
-    // harmless, and on a loaded machine 120 of these 300 films once).
+    // Each change reached Elasticsearch, a rejected item once it was accepted. That a retry
+    // carries only the rejected items is test/load/bulkRetry.test.ts's to show: here a film may
+    // also reach Elasticsearch twice when its change was queued twice (counted below).
     for (const id of changed)
       assert.ok((stats.sent.get(id) ?? 0) >= 1, `${id} never reached Elasticsearch`);
     const twice = [...changed].filter((id) => (stats.sent.get(id) ?? 0) > 1).length;
