@@ -90,8 +90,10 @@ export class WorkerRegistry {
       );
       if (back < 0) continue; // alive
       ids += back;
-      if (orphan) orphans.push(claim.claimId);
-      else reaped.add(claim.workerId);
+      // An orphan with nothing to give back was most likely acknowledged since it was listed
+      // (its worker has moved on to the next claim): not worth an error.
+      if (!orphan) reaped.add(claim.workerId);
+      else if (back > 0) orphans.push(claim.claimId);
     }
     for (const worker of await this.list()) {
       if (worker.alive) continue;
