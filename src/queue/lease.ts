@@ -70,9 +70,7 @@ export class HeldLease {
 
   /** Stop refreshing and delete the lease if it is still ours; resolves to whether it was. */
   async release(): Promise<boolean> {
-    if (this.released) return false;
-    this.released = true;
-    clearInterval(this.timer);
+    if (!this.stopRefreshing()) return false;
     return Number(await this.store.run('lockRelease', [this.key], [this.value])) === 1;
   }
 
@@ -81,9 +79,7 @@ export class HeldLease {
    * (`Lease.tryAcquire` with a knock key), in the same round trip.
    */
   async releaseAsking(knockKey: string): Promise<{ released: boolean; knocked: boolean }> {
-    if (this.released) return { released: false, knocked: false };
-    this.released = true;
-    clearInterval(this.timer);
+    if (!this.stopRefreshing()) return { released: false, knocked: false };
     const [released, knocked] = (await this.store.run(
       'lockReleaseKnocked',
       [this.key, knockKey],
@@ -94,8 +90,15 @@ export class HeldLease {
 
   /** Stop refreshing without touching Redis (the lease then lapses by itself). */
   abandon(): void {
+    this.stopRefreshing();
+  }
+
+  /** Marks the lease released and stops its refresh; false if that had happened already. */
+  private stopRefreshing(): boolean {
+    if (this.released) return false;
     this.released = true;
     clearInterval(this.timer);
+    return true;
   }
 
   /** A method, not a field read: it changes while we await, which narrowing cannot see. */
