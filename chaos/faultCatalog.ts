@@ -18,6 +18,7 @@ export const FAULT_KINDS = [
   'es-5xx', // `fraction` of each bulk answered `status` (500/503) for `ms`
   'redis-refuse', // maxmemory 1 + noeviction for `ms` (writes answer OOM)
   'redis-restart', // kill -9 the private Redis, start it again empty after `ms`
+  'redis-freeze', // SIGSTOP the private Redis for `ms`: commands time out, then run when it goes on
   'pg-terminate', // pg_terminate_backend of the syncers' sessions (`target`)
   'pg-down', // both Postgres proxies refuse connections for `ms`
   'listen-halfopen', // the listener's proxy goes silent (half-open) for `ms`
@@ -49,6 +50,7 @@ const WEIGHTS: Record<FaultKind, number> = {
   'es-5xx': 2,
   'redis-refuse': 2,
   'redis-restart': 1,
+  'redis-freeze': 1.5,
   'pg-terminate': 2,
   'pg-down': 1.5,
   'listen-halfopen': 2,
@@ -89,6 +91,10 @@ export function drawFault(rng: Rng, atMs: number, only?: readonly FaultKind[]): 
       return { kind, atMs, ms: secs(rng, 2, 10) };
     case 'redis-restart':
       return { kind, atMs, ms: secs(rng, 0, 5) };
+    case 'redis-freeze':
+      // Mostly past the syncer's 5 s command timeout: that is where a command's caller gives up
+      // while Redis still runs the command later.
+      return { kind, atMs, ms: secs(rng, 2, 12) };
     case 'pg-terminate':
       return { kind, atMs, ms: 0, target: rng.pick(['all', 'pool', 'listener'] as const) };
     case 'pg-down':

@@ -7,8 +7,9 @@
  *
  * What can go wrong: a fault ending after heal() (every timer is tracked and cleared), two
  * freezes of the shared Elasticsearch back to back (a freeze is skipped while one is on or ended
- * less than 5 s ago), and a Redis restarted while it refuses writes (the refusal is re-applied to
- * the new server). Changes are applied one at a time (a promise chain), in order.
+ * less than 5 s ago), a Redis restarted while it refuses writes (the refusal is re-applied to
+ * the new server), and a change to Redis (CONFIG SET) queued while Redis is frozen: it waits for
+ * the thaw, which therefore does not wait in the chain itself. Changes are applied one at a time (a promise chain), in order.
  */
 import type { Logger } from '../src/logger.js';
 import { FAULT_KINDS, formatFault, type FaultEvent, type FaultKind } from './faultCatalog.js';
@@ -31,6 +32,7 @@ export class FaultInjector {
   private rejections: { id: number; fraction: number; status: number }[] = [];
   private nextId = 0;
   private redisDown = false;
+  private redisFrozen = false;
   private frozenUntil = 0;
   private lastThaw = 0;
 
@@ -51,6 +53,7 @@ export class FaultInjector {
     this.timers = [];
     this.rig.freezer.cont();
     this.frozenUntil = 0;
+    this.thawRedis();
     Object.assign(this.on, { esCut: 0, pgDown: 0, halfOpen: 0, refuse: 0 });
     this.rejections = [];
     if (this.redisDown) this.apply(() => this.startRedis());
@@ -130,6 +133,14 @@ export class FaultInjector {
         this.redisDown = true;
         this.apply(() => rig.redisServer.kill());
         return this.later(ms, () => this.apply(() => this.startRedis()));
+      case 'redis-freeze':
+        if (this.redisDown || this.redisFrozen) return this.skip(fault);
+        this.redisFrozen = true;
+        return this.window(
+          fault,
+          () => rig.redisServer.freeze(),
+          () => this.thawRedis(),
+        );
       case 'pg-terminate':
         return this.apply(() => this.terminate(fault.target ?? 'all'));
       case 'pg-down':
@@ -191,6 +202,12 @@ export class FaultInjector {
     if (this.redisDown) return; // applied again by startRedis()
     if (this.on.refuse > 0) await this.rig.redisServer.refuseWrites();
     else await this.rig.redisServer.allowWrites();
+  }
+
+  /** Not through the chain: a change waiting there (CONFIG SET) may be waiting for this. */
+  private thawRedis(): void {
+    this.rig.redisServer.thaw();
+    this.redisFrozen = false;
   }
 
   private async startRedis(): Promise<void> {

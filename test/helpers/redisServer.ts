@@ -22,6 +22,13 @@ export interface RedisServer {
   /** Writes answer OOM until allowWrites(): maxmemory 1 byte with noeviction. */
   refuseWrites(): Promise<void>;
   allowWrites(): Promise<void>;
+  /**
+   * SIGSTOP until thaw(): connections stay open and commands are taken in but not answered, so a
+   * client's command times out and then runs when the server goes on (a stalled host, a long
+   * fork). Either does nothing while the server is down.
+   */
+  freeze(): void;
+  thaw(): void;
   /** kill -9 and do not come back (until start()). */
   kill(): Promise<void>;
   start(): Promise<void>;
@@ -86,6 +93,10 @@ export async function startRedisServer(): Promise<RedisServer> {
     }
   };
 
+  const signal = (name: NodeJS.Signals) => {
+    if (child && child.exitCode === null && child.signalCode === null) child.kill(name);
+  };
+
   const kill = async () => {
     const proc = child;
     child = null;
@@ -102,6 +113,8 @@ export async function startRedisServer(): Promise<RedisServer> {
     admin: getAdmin,
     start,
     kill,
+    freeze: () => signal('SIGSTOP'),
+    thaw: () => signal('SIGCONT'),
     async restartEmpty() {
       await kill();
       await start();
