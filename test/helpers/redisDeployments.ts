@@ -290,11 +290,26 @@ export async function startClusterDeployment(): Promise<RedisDeployment> {
         // FORCE: the replica takes over without the old master's agreement, as when the master is
         // unreachable; the old master goes on taking writes until it hears of it, and those are
         // lost (what the syncer's confirmed writes are for).
-        await to.admin.call('CLUSTER', 'FAILOVER', 'FORCE');
+        // The replica answers OK at once and then needs a majority of masters' votes; on a loaded
+        // machine (CI) the election once timed out and nothing started another, so the test waited
+        // 30 s for nothing. Ask again every 10 s until it has taken over.
+        let askedAt = 0;
         await eventually(
-          async () => (await role(to)) === 'master' && (await role(owner)) === 'slave',
-          30_000,
+          async () => {
+            if ((await role(to)) === 'master') return true;
+            if (Date.now() - askedAt >= 10_000) {
+              askedAt = Date.now();
+              await to.admin.call('CLUSTER', 'FAILOVER', 'FORCE');
+            }
+            return false;
+          },
+          60_000,
           'the replica to take over the slot',
+        );
+        await eventually(
+          async () => (await role(owner)) === 'slave',
+          30_000,
+          'the old master to follow the new one',
         );
         return { from: owner.port, to: to.port };
       },
