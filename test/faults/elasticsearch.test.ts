@@ -185,13 +185,23 @@ describe('Elasticsearch rejecting part of each bulk (429)', () => {
     const notFilms = new Set(others.map((r) => r.id));
     const offeredFilms = [...stats.offered.keys()].filter((id) => !notFilms.has(id));
     assert.deepEqual(offeredFilms.sort(), [...changed].sort());
-    // Each change reached Elasticsearch, a rejected item once it was accepted. That a retry
-    // carries only the rejected items is test/load/bulkRetry.test.ts's to show: here a film may
-    // also reach Elasticsearch twice when its change was queued twice (counted below).
-    for (const id of changed)
-      assert.ok((stats.sent.get(id) ?? 0) >= 1, `${id} never reached Elasticsearch`);
-    const twice = [...changed].filter((id) => (stats.sent.get(id) ?? 0) > 1).length;
-    t.diagnostic(`${twice} films reached Elasticsearch more than once`);
+    // Accepted items were never sent again; a rejected one was offered once per rejection, then
+    // once more and accepted. So Elasticsearch saw each change once, unless the change itself was
+    // queued twice: the transaction that woke the sleeping syncer can be read by the live path
+    // and a pass both (the documented race). That is a few films, each sent twice; a retry that
+    // re-sent whole bulks would send most of the rejected films' bulk-mates again. (Edits
+    // committed during a pass used to be read by two passes: 120 of these 300, every run.)
+    // test/load/bulkRetry.test.ts shows the exact rule on the writer alone.
+    const twice: string[] = [];
+    for (const id of changed) {
+      const rejections = stats.rejections.get(id) ?? 0;
+      const sent = stats.sent.get(id) ?? 0;
+      assert.ok(sent === 1 || sent === 2, `sends to Elasticsearch of ${id}: ${sent}`);
+      assert.equal(stats.offered.get(id), rejections + sent, `offers of ${id}`);
+      if (sent === 2) twice.push(id);
+    }
+    t.diagnostic(`${twice.length} films queued twice`);
+    assert.ok(twice.length <= 15, `${twice.length} of 300 films reached Elasticsearch twice`);
     assert.equal(await syncer.deadLetters.count(), 0);
   });
 });
