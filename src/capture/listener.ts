@@ -16,6 +16,7 @@ import { RetryDelays } from '../util/backoff.js';
 import { sleep } from '../util/sleep.js';
 import { CHANNEL, parseNotification, type ChangeNotification } from './notification.js';
 import { withTimeout } from '../util/timeouts.js';
+import { isTransientError } from '../errors.js';
 
 // pg-listen is CommonJS with `exports.default`.
 const createSubscriber = pgListen.default;
@@ -88,10 +89,24 @@ export class ChangeListener {
 
   /**
    * Connect, LISTEN and pass the self-check once, then keep the connection alive in the
-   * background. Rejects if the first connection cannot LISTEN (a misconfiguration, not an outage).
+   * background. Rejects if the first connection fails for a reason no retry cures (a refused
+   * login, a database that does not exist, a LISTEN that does not hear itself: a pooler): a
+   * misconfiguration. An outage at start (a connect or LISTEN that times out or is refused, the
+   * server restarting) is what the reconnect loop is for: the syncer starts and polls meanwhile,
+   * as it does whenever the connection is lost. Dying instead would leave a syncer restarted
+   * during a network fault on the listener's path down until someone restarts it again.
    */
   async start(): Promise<void> {
-    const first = await this.connect();
+    let first: Subscriber | null = null;
+    try {
+      first = await this.connect();
+    } catch (err) {
+      if (!isTransientError(err)) throw err;
+      this.log.warn(
+        { err: (err as Error).message },
+        'listener cannot connect yet; polling meanwhile',
+      );
+    }
     this.running = this.supervise(first);
   }
 
@@ -201,7 +216,7 @@ export class ChangeListener {
     }
   }
 
-  private async supervise(first: Subscriber): Promise<void> {
+  private async supervise(first: Subscriber | null): Promise<void> {
     let subscriber: Subscriber | null = first;
     let attempt = 0;
     const delays = new RetryDelays({ initialMs: 250, maxMs: this.maxBackoffMs });

@@ -10,12 +10,12 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { after, describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { Syncer } from '../../src/sync/syncer.js';
+import { Syncer } from '../../src/sync/syncer.js';
 import { insertFilm, seedCatalog } from '../helpers/catalog.js';
 import { eventually, waitForConvergence } from '../helpers/convergence.js';
 import { proxiedUrl, startFaultProxy, type FaultProxy } from '../helpers/faultProxy.js';
 import { createSandbox, type Sandbox } from '../helpers/isolation.js';
-import { capturingLog, migrateSandbox, startSyncer } from '../helpers/syncerHarness.js';
+import { capturingLog, migrateSandbox, startSyncer, testLog } from '../helpers/syncerHarness.js';
 import { spawnSyncer } from '../helpers/syncerProcess.js';
 
 describe('postgres faults', () => {
@@ -101,6 +101,62 @@ describe('postgres faults', () => {
     // LISTEN is back: a live change arrives without any poll.
     await insertFilm(sandbox.pg, 'Live after the blackhole');
     await waitForConvergence(sandbox, 10_000);
+  });
+
+  it('starts while its listener cannot connect, polls meanwhile, and listens once it can', async () => {
+    // A syncer (re)started during a network fault on the listener's path only (a chaos campaign
+    // found it: a restart during a half-open LISTEN connection): the database answers, the
+    // listener's connect times out. That is an outage, not a misconfiguration: start, poll.
+    const sandbox = await sandboxWithCatalog('fault_listen_start');
+    const proxy = await proxyTo(sandbox.config.listenUrl);
+    await proxy.blackhole();
+    const captured = capturingLog();
+    const syncer = new Syncer(
+      {
+        ...sandbox.config,
+        listenUrl: proxiedUrl(sandbox.config.listenUrl, proxy),
+        pollIntervalMs: 1_000,
+      },
+      captured.log,
+      { listenerHeartbeatMs: 500, listenerHeartbeatTimeoutMs: 1_000, reapEveryMs: 1_000 },
+    );
+    const started = await syncer.start().then(
+      () => null,
+      async (err: unknown) => {
+        await syncer.close();
+        return (err as Error).message;
+      },
+    );
+    assert.equal(started, null, `the syncer did not start: ${started}`);
+    cleanups.push(() => syncer.stop());
+    assert.equal(syncer.listener?.connected, false);
+    await waitForConvergence(sandbox, 30_000);
+    // Changes arrive by polling while LISTEN cannot connect.
+    await insertFilm(sandbox.pg, 'Polled while the listener is cut off');
+    await waitForConvergence(sandbox, 15_000);
+    assert.equal(syncer.listener.connected, false);
+    const logged = (msg: string) => captured.lines().filter((l) => l.msg === msg).length;
+    assert.ok(logged('listener cannot connect yet; polling meanwhile') > 0, 'the outage is logged');
+
+    await proxy.forward();
+    // The reconnect loop takes over: the listener connects and says so, as after any outage.
+    await assertHealthy(syncer);
+    assert.ok(logged('listening for changes') > 0);
+    await insertFilm(sandbox.pg, 'Written once the listener is back');
+    await waitForConvergence(sandbox, 10_000);
+  });
+
+  it('still refuses to start when the listener connection is misconfigured', async () => {
+    const sandbox = await sandboxWithCatalog('fault_listen_config');
+    const listenUrl = new URL(sandbox.config.listenUrl);
+    listenUrl.pathname = '/no_such_database_here';
+    const syncer = new Syncer({ ...sandbox.config, listenUrl: listenUrl.toString() }, testLog());
+    const failure = await syncer.start().then(
+      () => null,
+      (err: unknown) => (err as Error).message,
+    );
+    await (failure === null ? syncer.stop() : syncer.close());
+    assert.match(failure ?? 'started', /no_such_database_here/);
   });
 
   it('recovers by itself after Postgres refuses connections for longer than any retry timeout', async () => {
