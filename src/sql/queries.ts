@@ -276,7 +276,7 @@ export const SNAPSHOT_VERSION = `SELECT (pg_snapshot_xmax(s)::text::numeric * 65
 export interface DocumentRow {
   id: string;
   version: string;
-  /** The document as JSON text on one line (json_agg's line breaks are only whitespace). */
+  /** The document as JSON text (any line break in it is whitespace; the extractor drops it). */
   doc: string | null;
 }
 
