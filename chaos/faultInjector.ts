@@ -9,7 +9,8 @@
  * freezes of the shared Elasticsearch back to back (a freeze is skipped while one is on or ended
  * less than 5 s ago), a Redis restarted while it refuses writes (the refusal is re-applied to
  * the new server), and a change to Redis (CONFIG SET) queued while Redis is frozen: it waits for
- * the thaw, which therefore does not wait in the chain itself. Changes are applied one at a time (a promise chain), in order.
+ * the thaw, which therefore does not wait in the chain itself. Changes are applied one at a time
+ * (a promise chain), in order.
  */
 import type { Logger } from '../src/logger.js';
 import { FAULT_KINDS, formatFault, type FaultEvent, type FaultKind } from './faultCatalog.js';
