@@ -6,7 +6,10 @@
  *  1. Every notification it sent has been received. NOTIFY delivers in commit order, so once our
  *     own heartbeat (a NOTIFY on the same connection) comes back, every transaction that committed
  *     before it has been heard in full: `barrier()` seals what was heard so far. A transaction that
- *     said "many rows" (keys not listed) is never skipped.
+ *     said "many rows" (keys not listed) is never skipped. "In full" needs the triggers' help: a
+ *     transaction's statements read the doorbell one by one, so some could ring and others stay
+ *     silent; since migrations/0006 a transaction that rang keeps ringing, and one that stayed
+ *     silent says "many" in every message after, so heard messages never miss a statement unsaid.
  *  2. Its films are durably in the Redis queue: a drain of the capture's pending ids that began
  *     after the seal has completed. Skipped before that, a crash would lose the change, since the
  *     watermark moves past it.

@@ -102,6 +102,52 @@ describe('the doorbell', () => {
     }
   });
 
+  it('keeps a transaction ringing once it rang, and says "many" after a silent statement', async () => {
+    const listener = await listen(sandbox);
+    const writer = new pg.Client({ connectionString: sandbox.config.databaseUrl });
+    await writer.connect();
+    const edit = () =>
+      writer.query(
+        `UPDATE content.film_work SET rating = coalesce(rating, 0) + 0.1
+          WHERE id = (SELECT id FROM content.film_work ORDER BY random() LIMIT 1)`,
+      );
+    try {
+      await listener.changesSoFar();
+      await bell('1 minute', '-1 minute'); // asleep
+      await writer.query('BEGIN');
+      await edit();
+      await bell('1 minute', '1 minute'); // the syncer woke up meanwhile
+      await edit();
+      await writer.query('COMMIT');
+      const rang = await listener.changesSoFar();
+      assert.equal(rang.length, 2, 'both statements rang');
+      for (const message of rang) assert.match(message, /"ids" : \[/);
+
+      await writer.query('BEGIN');
+      await edit(); // awake: silent
+      await bell('1 minute', '-1 minute'); // the syncer fell asleep meanwhile
+      await edit();
+      await writer.query('SAVEPOINT undone');
+      await edit();
+      await writer.query('ROLLBACK TO SAVEPOINT undone');
+      await writer.query('COMMIT');
+      const after = await listener.changesSoFar();
+      assert.equal(after.length, 1, 'the statement after the silent one rang');
+      assert.match(after[0] ?? '', /"many" : true/, 'and said its keys are not all listed');
+      assert.doesNotMatch(after[0] ?? '', /"ids"/);
+
+      await writer.query('BEGIN');
+      await edit();
+      await writer.query('COMMIT');
+      const next = await listener.changesSoFar();
+      assert.equal(next.length, 1);
+      assert.match(next[0] ?? '', /"ids" : \[/, 'the next transaction starts afresh');
+    } finally {
+      await writer.end();
+      await listener.close();
+    }
+  });
+
   it('follows a stream of edits with few notifications, and a lone edit at once', async () => {
     const syncer: Syncer = await startSyncer(sandbox, { pollIntervalMs: MINUTE });
     try {
@@ -122,6 +168,62 @@ describe('the doorbell', () => {
       await syncer.stop();
     }
   });
+
+  // One writing transaction whose statements fell on both sides of a doorbell change: some rang,
+  // some stayed silent. Its messages list only the statements that rang, so the live path must
+  // not count the transaction as heard in full (the poll pass would then skip its other rows for
+  // good). The poll interval is short here: a lost row must not be saved by a slow pass either.
+  for (const order of ['rings, then stays silent', 'stays silent, then rings'] as const) {
+    it(`reads every statement of a writer that ${order}`, async () => {
+      const syncer: Syncer = await startSyncer(sandbox, { pollIntervalMs: 2_000 });
+      const writer = new pg.Client({ connectionString: sandbox.config.databaseUrl });
+      await writer.connect();
+      const rings = async () =>
+        (await writer.query<{ rings: boolean }>('SELECT etl.doorbell_rings() AS rings')).rows[0]
+          ?.rings;
+      const retitle = (offset: number, title: string) =>
+        writer.query(
+          `UPDATE content.film_work SET title = $2
+            WHERE id = (SELECT id FROM content.film_work ORDER BY id OFFSET $1 LIMIT 1)`,
+          [offset, `${title} (${order})`],
+        );
+      const asleep = () =>
+        eventually(
+          async () => syncer.capture?.cadenceState === 'asleep' && !(await windowOpen()),
+          20_000,
+          'the syncer asleep',
+        );
+      const awake = async () => {
+        await editSomeFilm(); // from another session: rings, and the syncer holds the window open
+        await eventually(windowOpen, 5_000, 'the window open');
+      };
+      try {
+        await waitForConvergence(sandbox);
+        await asleep();
+        await writer.query('BEGIN');
+        if (order === 'rings, then stays silent') {
+          assert.equal(await rings(), true, 'asleep: the first statement rings');
+          await retitle(10, 'Rang');
+          await awake();
+          await retitle(11, 'Silent');
+        } else {
+          await awake();
+          assert.equal(await rings(), false, 'awake: the first statement is silent');
+          await retitle(10, 'Silent');
+          await asleep();
+          await retitle(11, 'Rang');
+        }
+        // The writer stays open until the syncer has stopped waiting for it and sleeps again, so
+        // its message arrives on the asleep path.
+        await asleep();
+        await writer.query('COMMIT');
+        await waitForConvergence(sandbox, 20_000);
+      } finally {
+        await writer.end();
+        await syncer.stop();
+      }
+    });
+  }
 
   it('reads a writer that saw the window open and committed after it closed', async () => {
     const syncer: Syncer = await startSyncer(sandbox, { pollIntervalMs: MINUTE });
