@@ -19,6 +19,7 @@ export const FAULT_KINDS = [
   'redis-refuse', // maxmemory 1 + noeviction for `ms` (writes answer OOM)
   'redis-restart', // kill -9 the private Redis, start it again empty after `ms`
   'redis-freeze', // SIGSTOP the private Redis for `ms`: commands time out, then run when it goes on
+  'redis-rollback', // the private Redis saves, goes on for `ms`, then crashes and loads that save
   'pg-terminate', // pg_terminate_backend of the syncers' sessions (`target`)
   'pg-down', // both Postgres proxies refuse connections for `ms`
   'listen-halfopen', // the listener's proxy goes silent (half-open) for `ms`
@@ -51,6 +52,7 @@ const WEIGHTS: Record<FaultKind, number> = {
   'redis-refuse': 2,
   'redis-restart': 1,
   'redis-freeze': 1.5,
+  'redis-rollback': 1,
   'pg-terminate': 2,
   'pg-down': 1.5,
   'listen-halfopen': 2,
@@ -95,6 +97,8 @@ export function drawFault(rng: Rng, atMs: number, only?: readonly FaultKind[]): 
       // Mostly past the syncer's 5 s command timeout: that is where a command's caller gives up
       // while Redis still runs the command later.
       return { kind, atMs, ms: secs(rng, 2, 12) };
+    case 'redis-rollback':
+      return { kind, atMs, ms: secs(rng, 1, 10) };
     case 'pg-terminate':
       return { kind, atMs, ms: 0, target: rng.pick(['all', 'pool', 'listener'] as const) };
     case 'pg-down':

@@ -142,6 +142,12 @@ export class FaultInjector {
           () => rig.redisServer.freeze(),
           () => this.thawRedis(),
         );
+      case 'redis-rollback':
+        // A Redis with persistence that crashes comes back with what it last saved, epoch and
+        // all, without the writes made since: it saves now and comes back so after `ms`.
+        if (this.redisDown || this.redisFrozen) return this.skip(fault);
+        this.apply(() => rig.redisServer.snapshot());
+        return this.later(ms, () => this.apply(() => this.rollBackRedis()));
       case 'pg-terminate':
         return this.apply(() => this.terminate(fault.target ?? 'all'));
       case 'pg-down':
@@ -209,6 +215,13 @@ export class FaultInjector {
   private thawRedis(): void {
     this.rig.redisServer.thaw();
     this.redisFrozen = false;
+  }
+
+  /** The end of a redis-rollback; a restart or freeze that came meanwhile makes it moot. */
+  private async rollBackRedis(): Promise<void> {
+    if (this.redisDown || this.redisFrozen) return;
+    await this.rig.redisServer.restartFromSnapshot();
+    await this.applyRedis();
   }
 
   private async startRedis(): Promise<void> {

@@ -191,7 +191,11 @@ export class Workload {
     }
   }
 
-  /** A transaction held open for `holdMs` (or until stop), each write in a savepoint. */
+  /**
+   * A transaction held open for `holdMs` (or until stop), each write in a savepoint. The writes are
+   * spread over the hold, so a syncer may wake up, fall asleep or start listening between two of
+   * them: one transaction's statements then see the doorbell differently.
+   */
   private async longTransaction(plan: LongTransaction, index: number): Promise<void> {
     const { seed, round } = this.plan;
     const rng = Rng.of('chaos', seed, 'round', round, 'long', index);
@@ -199,7 +203,10 @@ export class Workload {
     await this.transaction(async (q) => {
       let rows = 0;
       const kinds: OpKind[] = [...SMALL, 'film-delete', 'link-move', 'bulk-update'];
-      for (let n = rng.int(3, 6); n > 0; n--) {
+      const writes = rng.int(3, 6);
+      const gapMs = plan.holdMs / (writes + 1);
+      for (let n = writes; n > 0; n--) {
+        if (n < writes) await this.pause(gapMs);
         await q('SAVEPOINT w', []);
         try {
           rows += await this.run(rng.pick(kinds), { q, rng });
@@ -209,7 +216,7 @@ export class Workload {
           await q('ROLLBACK TO SAVEPOINT w', []);
         }
       }
-      await this.pause(plan.holdMs);
+      await this.pause(2 * gapMs);
       return rows;
     }, rolledBack);
     if (rolledBack) this.stats.longRolledBack++;

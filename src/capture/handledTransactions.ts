@@ -14,7 +14,9 @@
  *     after the seal has completed. Skipped before that, a crash would lose the change, since the
  *     watermark moves past it.
  * A (re)connect forgets whatever was heard but not sealed: the old connection may have delivered
- * part of a transaction's messages. Anything not proven handled is simply read again.
+ * part of a transaction's messages. A Redis restart (the poller sees its run_id change) forgets
+ * what was handled: a Redis with persistence comes back with what it last saved, without the
+ * films queued since. Anything not proven handled is simply read again.
  */
 
 /** Bounded memory whatever the write rate: past this the oldest entries are re-read instead. */
@@ -75,6 +77,15 @@ export class HandledTransactions {
   /** For the poller: this transaction's rows are in the queue already. */
   has(txid: string): boolean {
     return this.handled.has(txid);
+  }
+
+  /**
+   * Redis restarted, maybe with older data: what was queued may be gone, so nothing counts as
+   * handled any more (the poller reads it again). What is heard or sealed now is drained later,
+   * into the server as it is now.
+   */
+  forgetAll(): void {
+    this.handled.clear();
   }
 
   /** Transactions below every watermark's xmin can never be read again. */

@@ -33,6 +33,7 @@ import type { Snapshot, WatermarkTable, Watermarks } from '../queue/watermarks.j
 import * as sql from '../sql/queries.js';
 import { sleep } from '../util/sleep.js';
 import type { FanOut } from './fanOut.js';
+import type { HandledTransactions } from './handledTransactions.js';
 import type { PassSighting } from './pollCadence.js';
 
 /**
@@ -95,7 +96,7 @@ export interface PollerDeps {
   sleepMs: number;
   owner: string;
   /** Transactions the live path has queued already: their rows are not queued again. */
-  handled?: { has(txid: string): boolean; forgetBelow(xmin: string): void };
+  handled?: Pick<HandledTransactions, 'has' | 'forgetBelow' | 'forgetAll'>;
   /**
    * When this process first learned of each change, for the latency metric. While writers stay
    * quiet (the doorbell, src/capture/doorbell.ts) a pass is where live changes are first seen.
@@ -113,11 +114,25 @@ export interface PollerDeps {
 
 export class Poller {
   private passes = 0;
+  /** The Redis server's run_id at the last pass's start (RedisStore.serverRun). */
+  private serverRun: string | null = null;
 
   constructor(private readonly deps: PollerDeps) {}
 
   async pass(signal?: AbortSignal): Promise<PassResult> {
     const { watermarks, log } = this.deps;
+    // First, before anything read from Redis is relied on: the run it was read in.
+    const run = await watermarks.serverRun();
+    if (run !== this.serverRun) {
+      // Redis restarted (or failed over) since the last pass, maybe with older data: transactions
+      // the live path queued before may be gone from the queue, and the watermarks from before
+      // them. Read them again rather than skip them. (The first pass of a process forgets only
+      // what it heard while starting.)
+      if (this.serverRun !== null && run !== '')
+        log.warn('redis restarted since the last pass: reading again what the live path queued');
+      this.deps.handled?.forgetAll();
+      this.serverRun = run;
+    }
     const epoch = await watermarks.epoch();
     const marks = await watermarks.getAll();
     const missing = [...marks.entries()]
@@ -160,7 +175,10 @@ export class Poller {
     // moves at once, so a long catch-up keeps what it did if it is interrupted.
     const read: WatermarkTable[] = ['truncation'];
     const reset = () => {
-      log.warn('redis state was reset during a pass; the next pass runs a full load');
+      log.warn(
+        'redis state was reset or restarted during a pass; the next pass reads again from what ' +
+          'it kept (a full load when that is nothing)',
+      );
       return { kind: 'incremental' as const, queued, rows };
     };
     for (const table of POLLED) {
@@ -171,9 +189,9 @@ export class Poller {
       queued += counted.queued;
       rows += counted.rows;
       if (counted.rows < this.deps.sizeLimit) read.push(table);
-      else if (!(await watermarks.advance(epoch, [table], snapshot))) return reset();
+      else if (!(await watermarks.advance(epoch, [table], snapshot, run))) return reset();
     }
-    if (!(await watermarks.advance(epoch, read, snapshot))) return reset();
+    if (!(await watermarks.advance(epoch, read, snapshot, run))) return reset();
     this.deps.handled?.forgetBelow(snapshot.xmin);
     if (++this.passes % 100 === 1) await this.pruneTombstones();
     if (rows > 0) log.debug({ rows, queued }, 'poll pass found changes');
@@ -336,8 +354,9 @@ export class Poller {
       return { kind: 'skipped', queued: 0, rows: 0 };
     }
     try {
+      const serverRun = await watermarks.serverRun();
       const { epoch } = await watermarks.ensureEpoch(randomUUID());
-      const { plan, run } = await this.plan(epoch, scope, fresh);
+      const { plan, run } = await this.plan(epoch, scope, fresh, serverRun);
       // The walk stops when asked to, when the lease is lost (another syncer may be loading by
       // now), or when the plan is found replaced (Redis restarted empty under it, say): the
       // load in force finishes the work, and this one must not touch its state.
@@ -348,7 +367,7 @@ export class Poller {
         if (!signal?.aborted)
           log.warn(
             { lease_lost: guard.lost, plan_replaced: run.superseded.aborted, queued },
-            'full load stopped: its lease was lost or a newer plan replaced it',
+            'full load stopped: its lease was lost, a newer plan replaced it, or redis restarted',
           );
         return { kind: signal?.aborted ? 'full' : 'skipped', queued, rows };
       };
@@ -405,6 +424,7 @@ export class Poller {
     epoch: string,
     scope: { kinds: readonly LoadedKind[]; tables: readonly WatermarkTable[] | 'all' },
     fresh: boolean,
+    serverRun: string,
   ): Promise<{ plan: PlanState; run: PlanRun }> {
     const { plans, log } = this.deps;
     const old = fresh ? null : await plans.current();
@@ -413,7 +433,7 @@ export class Poller {
         { began: old.began, queued: await plans.queued(), indices: old.kinds },
         'full load: resuming where it stopped',
       );
-      return { plan: old, run: plans.resume({ ...old, id: old.id }) };
+      return { plan: old, run: plans.resume({ ...old, id: old.id }, serverRun) };
     }
     const snapshot = await this.snapshot();
     const counts = new Map<string, number>();
@@ -427,7 +447,7 @@ export class Poller {
       total: [...counts.values()].reduce((a, b) => a + b, 0),
       began: new Date().toISOString(),
     } satisfies PlanState;
-    const run = await plans.begin(plan);
+    const run = await plans.begin(plan, serverRun);
     log.info(Object.fromEntries(counts), 'full load: queueing every document');
     return { plan, run };
   }

@@ -19,7 +19,10 @@
  * outlived its plan (Redis restarted empty under it, its lease lapsed and a newer plan replaced
  * it) can neither move another plan's cursor (pages it queued before the restart are gone, and a
  * loader resuming from its place would skip them) nor set the watermarks or delete the plan in
- * force. It learns so (`superseded`) and stops.
+ * force. It learns so (`superseded`) and stops. The same holds for a loader whose Redis restarted
+ * with its data (persistence): the plan is still there, but the cursor and the queue are as they
+ * were when last saved, so every write also names the server run the loader began in
+ * (RedisStore.serverRun) and is refused on another; the next pass resumes from the saved cursor.
  */
 import type { KindName } from '../kinds/documentKind.js';
 import type { RedisStore } from './redisStore.js';
@@ -55,8 +58,11 @@ export class FullLoadPlans {
     return raw === null ? null : (JSON.parse(raw) as PlanState);
   }
 
-  /** A new plan replaces any old one, cursors and all; returns the loader's handle on it. */
-  async begin(plan: PlanState & { id: string }): Promise<PlanRun> {
+  /**
+   * A new plan replaces any old one, cursors and all; returns the loader's handle on it. `run`:
+   * the server's run_id, read before anything the loader relies on (see the header).
+   */
+  async begin(plan: PlanState & { id: string }, run: string): Promise<PlanRun> {
     failed(
       await this.store.redis
         .multi()
@@ -65,12 +71,12 @@ export class FullLoadPlans {
         .set(this.planKey, JSON.stringify(plan))
         .exec(),
     );
-    return this.resume(plan);
+    return this.resume(plan, run);
   }
 
   /** The loader's handle on a plan already in Redis (an interrupted load it picks up). */
-  resume(plan: PlanState & { id: string }): PlanRun {
-    return new PlanRun(this.store, plan, this.planKey, this.cursorKey);
+  resume(plan: PlanState & { id: string }, run: string): PlanRun {
+    return new PlanRun(this.store, plan, run, this.planKey, this.cursorKey);
   }
 
   /** Where `step` of the plan in force stands, whichever plan that is (for status and tests). */
@@ -91,6 +97,8 @@ export class PlanRun {
   constructor(
     private readonly store: RedisStore,
     readonly plan: PlanState & { id: string },
+    /** The server's run_id when the loader began: its writes are refused on another. */
+    private readonly serverRun: string,
     private readonly planKey: string,
     private readonly cursorKey: string,
   ) {}
@@ -115,20 +123,21 @@ export class PlanRun {
     const kept = await this.store.run(
       'fullLoadAdvance',
       [this.cursorKey],
-      [this.plan.id, step, JSON.stringify(last), queued],
+      [this.plan.id, step, JSON.stringify(last), queued, this.serverRun],
     );
     if (Number(kept) !== 1) this.stop.abort();
   }
 
   /**
    * Every step is done: set the plan's watermarks to its snapshot and drop the plan, in one step,
-   * if the epoch and the plan are still the ones in force. False (and superseded) otherwise.
+   * if the epoch, the plan and the server's run are still the ones it began with. False (and
+   * superseded) otherwise.
    */
   async finish(epochKey: string, watermarkKeys: string[]): Promise<boolean> {
     const done = await this.store.run(
       'fullLoadFinish',
       [epochKey, this.planKey, this.cursorKey, ...watermarkKeys],
-      [this.plan.epoch, this.plan.id, JSON.stringify(this.plan.snapshot)],
+      [this.plan.epoch, this.plan.id, JSON.stringify(this.plan.snapshot), this.serverRun],
     );
     if (Number(done) !== 1) this.stop.abort();
     return Number(done) === 1;

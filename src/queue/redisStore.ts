@@ -27,6 +27,7 @@ const SCRIPTS = {
   advanceWatermarks: lua('advanceWatermarks'),
   fullLoadAdvance: lua('fullLoadAdvance'),
   fullLoadFinish: lua('fullLoadFinish'),
+  serverRun: lua('serverRun'),
 } as const;
 
 const COMMAND_TIMEOUT_MS = 5_000;
@@ -119,6 +120,18 @@ export class RedisStore {
     const replicas = Number(/^connected_slaves:(\d+)/m.exec(String(info))?.[1] ?? 0);
     this.replicaCheck = { at: now, replicas };
     return replicas > 0;
+  }
+
+  /**
+   * The run_id of the server holding `key`: it changes with every restart. A server with
+   * persistence (RDB save points, AOF) comes back from a crash with what it last saved, so the
+   * epoch and the rest look untouched while writes made since are gone; what a process learned
+   * from those writes (a transaction it queued, a full load's place) must then be forgotten, and
+   * the scripts that act on such knowledge check the run they were given. '' where the server does
+   * not say (some Redis-compatible servers), which turns those checks off.
+   */
+  async serverRun(key: string): Promise<string> {
+    return String(await this.run('serverRun', [key], []));
   }
 
   key(...parts: string[]): string {

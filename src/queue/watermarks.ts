@@ -66,18 +66,27 @@ export class Watermarks {
     );
   }
 
-  /** Set watermarks if the epoch is still `epoch`; false when the state was reset meanwhile. */
+  /**
+   * Set watermarks if the epoch is still `epoch` and the server has not restarted since `run`
+   * (`serverRun()`); false when the state was reset or may have gone back meanwhile.
+   */
   async advance(
     epoch: string,
     tables: readonly WatermarkTable[] | 'all',
     snapshot: Snapshot,
+    run: string,
   ): Promise<boolean> {
     const done = await this.store.run(
       'advanceWatermarks',
       [this.epochKey, ...this.keysOf(tables)],
-      [epoch, JSON.stringify(snapshot)],
+      [epoch, JSON.stringify(snapshot), run],
     );
     return Number(done) === 1;
+  }
+
+  /** The run_id of the server holding the state (RedisStore.serverRun). */
+  serverRun(): Promise<string> {
+    return this.store.serverRun(this.epochKey);
   }
 
   get epochKey(): string {

@@ -1,13 +1,18 @@
 /**
  * A private redis-server on a free local port, for tests and the chaos campaign that must do to
  * Redis what no shared server may suffer: restart it empty, make it refuse writes (maxmemory with
- * noeviction), or take it away. Keeps nothing on disk, like the machine's own Redis.
+ * noeviction), or take it away. Keeps nothing on disk, like the machine's own Redis, unless told to
+ * save a snapshot (`snapshot()`), which a restart then loads: a Redis with persistence that crashed
+ * and came back with what it had saved, not with what it had since.
  *
  * Hazard: the port is found by binding port 0 and closing it, so another process could take it
  * before redis-server binds; start() then fails loudly rather than talking to a stranger.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { freePort } from './freePort.js';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Redis } from 'ioredis';
@@ -19,6 +24,10 @@ export interface RedisServer {
   admin(): Redis;
   /** kill -9, then start again empty on the same port. */
   restartEmpty(): Promise<void>;
+  /** Save everything now (SAVE), to be loaded by restartFromSnapshot(). */
+  snapshot(): Promise<void>;
+  /** kill -9, then start again on the same port with what the last snapshot() saved. */
+  restartFromSnapshot(): Promise<void>;
   /** Writes answer OOM until allowWrites(): maxmemory 1 byte with noeviction. */
   refuseWrites(): Promise<void>;
   allowWrites(): Promise<void>;
@@ -31,12 +40,16 @@ export interface RedisServer {
   thaw(): void;
   /** kill -9 and do not come back (until start()). */
   kill(): Promise<void>;
+  /** Start again, empty. */
   start(): Promise<void>;
   stop(): Promise<void>;
 }
 
 export async function startRedisServer(): Promise<RedisServer> {
   const port = await freePort();
+  // Its own directory: a snapshot must never land in (or be loaded from) the working directory.
+  const dir = mkdtempSync(join(tmpdir(), 'redis-test-'));
+  const dumpFile = join(dir, 'dump.rdb');
   const url = `redis://127.0.0.1:${port}/0`;
   let child: ChildProcess | null = null;
   let admin: Redis | null = null;
@@ -49,7 +62,9 @@ export async function startRedisServer(): Promise<RedisServer> {
     return admin;
   };
 
-  const start = async () => {
+  /** Empty, unless `fromSnapshot`: then with what the last snapshot() saved. */
+  const start = async (fromSnapshot = false) => {
+    if (!fromSnapshot) rmSync(dumpFile, { force: true });
     const proc = spawn(
       'redis-server',
       [
@@ -61,6 +76,8 @@ export async function startRedisServer(): Promise<RedisServer> {
         '',
         '--appendonly',
         'no',
+        '--dir',
+        dir,
         '--loglevel',
         'warning',
       ],
@@ -111,13 +128,20 @@ export async function startRedisServer(): Promise<RedisServer> {
     port,
     url,
     admin: getAdmin,
-    start,
+    start: () => start(),
     kill,
     freeze: () => signal('SIGSTOP'),
     thaw: () => signal('SIGCONT'),
     async restartEmpty() {
       await kill();
       await start();
+    },
+    async snapshot() {
+      await getAdmin().call('SAVE');
+    },
+    async restartFromSnapshot() {
+      await kill();
+      await start(true);
     },
     async refuseWrites() {
       await getAdmin().config('SET', 'maxmemory-policy', 'noeviction');
@@ -130,6 +154,7 @@ export async function startRedisServer(): Promise<RedisServer> {
       admin?.disconnect();
       admin = null;
       await kill();
+      rmSync(dir, { recursive: true, force: true });
     },
   };
 }

@@ -2,10 +2,15 @@
 -- A full load queued everything: set the watermarks it covers to its snapshot and drop its plan,
 -- only if the state is still the one it began in (same epoch: Redis was not reset) and its plan is
 -- still the one in force (no newer plan replaced it). A loader that outlived its plan leaves both
--- alone; the plan in force sets them when it finishes.
+-- alone; the plan in force sets them when it finishes. So does a loader whose server restarted
+-- under it (a new run_id: see fullLoadAdvance.lua).
 -- KEYS[1] epoch, KEYS[2] plan, KEYS[3] cursor hash, KEYS[4..] watermark keys
--- ARGV[1] the plan's epoch, ARGV[2] plan id, ARGV[3] the plan's snapshot (JSON)
+-- ARGV[1] the plan's epoch, ARGV[2] plan id, ARGV[3] the plan's snapshot (JSON),
+-- ARGV[4] the server's run_id when the loader read the cursor ('' skips that check)
 if redis.call('GET', KEYS[1]) ~= ARGV[1] or redis.call('HGET', KEYS[3], 'plan') ~= ARGV[2] then
+  return 0
+end
+if ARGV[4] ~= '' and ARGV[4] ~= string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') then
   return 0
 end
 for i = 4, #KEYS do

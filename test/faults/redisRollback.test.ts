@@ -1,0 +1,159 @@
+/**
+ * Redis with persistence (RDB save points, or an AOF written every second) that crashes comes back
+ * with what it last saved: everything in it is as it was some seconds or minutes ago, the epoch
+ * included, so nothing looks reset. Whatever the syncer remembers in memory about the writes it
+ * made since (a transaction the live path queued, a full load's place) must not be trusted then.
+ *
+ * Each test runs its own redis-server (test/helpers/redisServer.ts) that saves a snapshot when told
+ * to and loads it when restarted.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { PoolClient } from 'pg';
+import { DocumentQueue } from '../../src/queue/documentQueue.js';
+import { FullLoadPlans } from '../../src/queue/fullLoadPlan.js';
+import { RedisStore } from '../../src/queue/redisStore.js';
+import { Watermarks, type Snapshot } from '../../src/queue/watermarks.js';
+import { seedCatalog } from '../helpers/catalog.js';
+import { eventually, waitForConvergence } from '../helpers/convergence.js';
+import { EsFaultProxy } from '../helpers/esFaultProxy.js';
+import { createSandbox, type Sandbox } from '../helpers/isolation.js';
+import { startRedisServer, type RedisServer } from '../helpers/redisServer.js';
+import { migrateSandbox, startSyncer, testLog } from '../helpers/syncerHarness.js';
+
+/** Whether the watermark's snapshot sees transaction `txid` as committed (the pass read it). */
+const sees = (mark: Snapshot | null | undefined, txid: string): boolean =>
+  mark !== null &&
+  mark !== undefined &&
+  (BigInt(txid) < BigInt(mark.xmin) ||
+    (BigInt(txid) < BigInt(mark.xmax) && !mark.xip.includes(txid)));
+
+describe('redis restarted from an older snapshot', () => {
+  let sandbox: Sandbox;
+  let redis: RedisServer;
+  let store: RedisStore;
+
+  before(async () => {
+    sandbox = await createSandbox('redis_rollback');
+    await migrateSandbox(sandbox);
+    await seedCatalog(sandbox.pg, 400, 10, 40);
+    redis = await startRedisServer();
+    store = new RedisStore(redis.url, sandbox.config.redisPrefix, testLog());
+  });
+
+  after(async () => {
+    await store.close();
+    await redis.stop();
+    await sandbox.cleanup();
+  });
+
+  it('a full load picks up from the saved cursor, not from where it had got to', async () => {
+    const proxy = await EsFaultProxy.start(sandbox.config.elasticsearch.url);
+    const films = (name: string) =>
+      name === sandbox.config.index || name.startsWith(`${sandbox.config.index}_v`);
+    // Film documents are refused (429, retried) while this holds: the walk over the films then
+    // stops at the queue's bound (25 × ETL_SIZE_LIMIT) and waits.
+    proxy.rejectBulkItemsTo(films);
+    const syncer = await startSyncer(sandbox, {
+      redisUrl: redis.url,
+      sizeLimit: 5,
+      bulkSize: 5,
+      workers: 2,
+      elasticsearch: { ...sandbox.config.elasticsearch, url: proxy.url },
+    });
+    const plans = new FullLoadPlans(store);
+    const queue = new DocumentQueue(store);
+    try {
+      await eventually(async () => (await plans.queued()) >= 100, 20_000, 'the walk under way');
+      const saved = await plans.queued();
+      await redis.snapshot();
+      // Let it go on for a while, then hold it again with more of the films in the queue.
+      proxy.forward();
+      await eventually(async () => (await plans.queued()) >= saved + 100, 20_000, 'more queued');
+      proxy.rejectBulkItemsTo(films);
+      await eventually(async () => (await queue.depth()) >= 50, 20_000, 'a queue again');
+      // The crash: Redis comes back with the cursor and queue of the snapshot. The loader still
+      // knows where it had got to, but what it queued since is gone.
+      await redis.restartFromSnapshot();
+      assert.ok((await plans.queued()) <= saved + 10, 'the snapshot has the older cursor');
+      proxy.forward();
+      await waitForConvergence(sandbox, 60_000);
+    } finally {
+      await syncer.stop();
+      await proxy.close();
+    }
+  });
+
+  it('reads again what the live path queued after the snapshot', async () => {
+    const proxy = await EsFaultProxy.start(sandbox.config.elasticsearch.url);
+    const syncer = await startSyncer(sandbox, {
+      redisUrl: redis.url,
+      pollIntervalMs: 3_000,
+      sizeLimit: 5,
+      bulkSize: 5,
+      workers: 2,
+      elasticsearch: { ...sandbox.config.elasticsearch, url: proxy.url },
+    });
+    const watermarks = new Watermarks(store);
+    let older: PoolClient | undefined;
+    try {
+      await waitForConvergence(sandbox);
+      // The first full load is over once its sweep (which reads Elasticsearch) has set the marks.
+      await eventually(
+        async () => [...(await watermarks.getAll()).values()].every((mark) => mark !== null),
+        20_000,
+        'every watermark set',
+      );
+      await eventually(() => syncer.capture?.cadenceState === 'asleep', 20_000, 'asleep');
+      await redis.snapshot();
+      // Elasticsearch away: the films stay in the queue (two workers hold ten of them).
+      proxy.down();
+      // Another session's transaction, older and still open (a report, a migration, anything):
+      // the passes' snapshots keep it running, so what they learned about later transactions
+      // stays in memory until it ends.
+      older = await sandbox.pg.connect();
+      await older.query('BEGIN');
+      await older.query('SELECT pg_current_xact_id()');
+      // One statement, one message listing its 50 films, heard while asleep: the live path
+      // queues them and tells the pass to skip the transaction.
+      const client = await sandbox.pg.connect();
+      let txid: string;
+      try {
+        await client.query('BEGIN');
+        await client.query(
+          `UPDATE content.film_work SET rating = coalesce(rating, 0) + 1
+            WHERE id IN (SELECT id FROM content.film_work ORDER BY id LIMIT 50)`,
+        );
+        const { rows } = await client.query<{ x: string }>(
+          'SELECT pg_current_xact_id()::text AS x',
+        );
+        txid = rows[0]?.x ?? '';
+        await client.query('COMMIT');
+      } finally {
+        client.release();
+      }
+      await eventually(
+        async () => sees((await watermarks.getAll()).get('film_work'), txid),
+        20_000,
+        'a pass past the transaction',
+      );
+      // The crash: Redis comes back with the snapshot, from before the transaction. Its films
+      // are not in the queue, and the watermark is before it again.
+      await redis.restartFromSnapshot();
+      assert.equal(
+        sees((await watermarks.getAll()).get('film_work'), txid),
+        false,
+        'the snapshot predates the transaction',
+      );
+      proxy.forward();
+      await older.query('ROLLBACK');
+      // A pass after the restart must read the transaction again (periodic passes come every
+      // 3 s); one that skipped it would move the watermark past it for good.
+      await waitForConvergence(sandbox, 40_000);
+    } finally {
+      older?.release(true);
+      await syncer.stop();
+      await proxy.close();
+    }
+  });
+});
