@@ -68,6 +68,8 @@ const POLLED = Object.keys(sql.changedRowsByTable) as sql.PolledTable[];
 export interface IndexedIds {
   /** Ids in order, a page at a time; after `from` (an id) when resuming a walk. */
   pages(pageSize: number, from?: string): AsyncGenerator<string[]>;
+  /** Make every write acknowledged so far visible to pages(). */
+  refresh(): Promise<void>;
 }
 
 /** A kind as the poller loads it: its definition and the documents its index holds. */
@@ -394,11 +396,18 @@ export class Poller {
         if (halted()) return stopped(queued, rows);
         await run.advance(step, 'done', 0);
       }
+      let settled = false;
       for (const loaded of kinds) {
         const step = `sweep:${loaded.kind.name}`;
         const from = await run.cursor(step);
         if (halted()) return stopped(queued, rows);
         if (from === 'done') continue;
+        if (!settled) {
+          await this.settleEarlierWrites(walk);
+          settled = true;
+        }
+        if (halted()) return stopped(queued, rows);
+        await loaded.indexed.refresh();
         queued += await this.sweepOrphans(loaded, walk, {
           from: typeof from?.[0] === 'string' ? from[0] : undefined,
           onPage: (last, added) => run.advance(step, [last], added),
@@ -464,6 +473,31 @@ export class Poller {
   }
 
   /** Documents whose row no longer exists (deleted while nobody kept track) are queued for deletion. */
+  /**
+   * The sweep finds the documents of rows that left no tombstone (a TRUNCATE, a Redis that lost
+   * them) by walking the index. A write that read such a row before it went, and reaches
+   * Elasticsearch after the walk went by, would leave its document for good: so wait until every
+   * claim in flight now has ended (written, given back, or returned by a reaper), as any of them
+   * may have read before this load began; claims taken later read what the load reads. Then each
+   * index is refreshed before its walk, so what was just written is seen.
+   * Left open: after Redis lost everything, claims from before are not in it to wait for.
+   */
+  private async settleEarlierWrites(signal: AbortSignal): Promise<void> {
+    const { queue, log, sleepMs } = this.deps;
+    const earlier = new Set((await queue.inFlight()).map((c) => c.claimId));
+    let logged = false;
+    while (!signal.aborted) {
+      const still = (await queue.inFlight()).filter((c) => earlier.has(c.claimId));
+      if (still.length === 0) return;
+      if (!logged) {
+        log.info({ claims: still.length }, 'full load: waiting for writes begun before it');
+        logged = true;
+      }
+      await this.deps.whileWaiting?.();
+      await sleep(Math.max(50, sleepMs), signal);
+    }
+  }
+
   private async sweepOrphans(
     { kind, indexed }: LoadedKind,
     signal?: AbortSignal,

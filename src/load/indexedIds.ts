@@ -10,6 +10,10 @@ export class IndexedDocumentIds implements IndexedIds {
     private readonly target: IndexTarget,
   ) {}
 
+  async refresh(): Promise<void> {
+    await this.es.indices.refresh({ index: this.target.name });
+  }
+
   /** Ids in order, a page at a time; after `from` (an id) when resuming a walk. */
   pages(pageSize: number, from?: string): AsyncGenerator<string[]> {
     const hits = keysetPages({
