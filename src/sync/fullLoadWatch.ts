@@ -2,6 +2,14 @@
  * What a full load changes while it runs, and puts back when it ends: the progress bar (or its log
  * lines), and bulk-load mode on each index it fills (src/load/bulkLoadMode.ts). Once every queued
  * document is indexed (queue and claims empty), the indices get their own settings back.
+ *
+ * Every TIDY_MS, whatever this process is doing, it also puts back what nobody else will:
+ *  - settings relaxed by a syncer that is gone. A start does so too, but a syncer killed and
+ *    restarted at once (a restart policy) finds its predecessor's lease still standing and must
+ *    not touch them then; they are its to restore once that lease has lapsed;
+ *  - settings this process relaxed for a load that another syncer finished (this one's walk was
+ *    interrupted, the other resumed the plan): with no plan in force and the queue drained, the
+ *    load is over, and this process is the only one that can put them back.
  */
 import type { DocumentKind, KindName } from '../kinds/documentKind.js';
 import type { Logger } from '../logger.js';
@@ -10,10 +18,14 @@ import { LoadProgress } from '../metrics/loadProgress.js';
 import type { DocumentQueue } from '../queue/documentQueue.js';
 
 const DRAIN_CHECK_MS = 250;
+/** Past a crashed owner's lease (bulkLoadMode.ts: 15 s), so its settings wait one more round. */
+const TIDY_MS = 15_000;
 
 export class FullLoadWatch {
   private progress: LoadProgress | null = null;
   private drainWatch: NodeJS.Timeout | null = null;
+  private readonly tidyWatch: NodeJS.Timeout;
+  private tidying = false;
   private stopped = false;
 
   constructor(
@@ -22,7 +34,30 @@ export class FullLoadWatch {
     /** Documents processed so far by this process's indexers (indexed, deleted or stale). */
     private readonly processed: () => number,
     private readonly log: Logger,
-  ) {}
+    /** Whether a full load's plan is in force (src/queue/fullLoadPlan.ts), whoever runs it. */
+    private readonly loadInForce: () => Promise<boolean>,
+    tidyMs = TIDY_MS,
+  ) {
+    this.tidyWatch = setInterval(() => {
+      if (this.tidying) return;
+      this.tidying = true;
+      this.tidy()
+        .catch((err: unknown) =>
+          this.log.warn({ err: (err as Error).message }, 'bulk-load mode: tidy failed; retrying'),
+        )
+        .finally(() => (this.tidying = false));
+    }, tidyMs);
+    this.tidyWatch.unref();
+  }
+
+  /** See the header. */
+  async tidy(): Promise<void> {
+    for (const mode of this.modes.values()) await mode.restoreAbandoned();
+    if (!this.relaxing || this.drainWatch) return; // not relaxed, or this load's own watch is on
+    if ((await this.loadInForce()) || !(await this.drained())) return;
+    this.log.info('bulk-load mode: the full load was finished elsewhere; restoring');
+    for (const mode of this.modes.values()) if (mode.active) await mode.leave();
+  }
 
   /** A full load of these kinds began, with about `documents` to load. */
   async began(documents: number, kinds: readonly DocumentKind[]): Promise<void> {
@@ -68,6 +103,7 @@ export class FullLoadWatch {
   /** Stop watching; the indices this process relaxed, if any, are for `leave()` to restore. */
   stop(): void {
     this.stopped = true;
+    clearInterval(this.tidyWatch);
     if (this.drainWatch) clearInterval(this.drainWatch);
     this.drainWatch = null;
     this.progress?.stop();

@@ -320,6 +320,7 @@ export class Syncer {
       await mode.restoreAbandoned();
       modes.set(kind.name, mode);
     }
+    const plans = new FullLoadPlans(this.store);
     this.fullLoads = new FullLoadWatch(
       this.queue,
       modes,
@@ -328,6 +329,7 @@ export class Syncer {
         return stats ? stats.indexed + stats.deleted + stats.stale : 0;
       },
       this.log,
+      async () => (await plans.current()) !== null,
     );
     return targets;
   }

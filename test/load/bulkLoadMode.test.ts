@@ -8,7 +8,15 @@ import type { Syncer } from '../../src/sync/syncer.js';
 import { seedCatalog } from '../helpers/catalog.js';
 import { eventually, waitForConvergence } from '../helpers/convergence.js';
 import { createSandbox, type Sandbox } from '../helpers/isolation.js';
-import { migrateSandbox, startSyncer } from '../helpers/syncerHarness.js';
+import { migrateSandbox, startSyncer, testLog } from '../helpers/syncerHarness.js';
+import { Lease } from '../../src/queue/lease.js';
+import { RedisStore } from '../../src/queue/redisStore.js';
+import { DocumentQueue } from '../../src/queue/documentQueue.js';
+import { FullLoadPlans } from '../../src/queue/fullLoadPlan.js';
+import { BulkLoadMode } from '../../src/load/bulkLoadMode.js';
+import { ensureIndex } from '../../src/load/indexManager.js';
+import { filmsDefinition } from '../../src/load/indexDefinition.js';
+import { FullLoadWatch } from '../../src/sync/fullLoadWatch.js';
 
 describe('bulk-load mode', () => {
   let sandbox: Sandbox;
@@ -97,21 +105,59 @@ describe('bulk-load mode', () => {
     }
   });
 
-  it('leaves a non-empty index alone and restores what a crashed syncer left relaxed', async () => {
-    await syncer?.stop();
-    syncer = null;
-    // As a syncer killed mid-load leaves it: relaxed, with the old settings remembered.
+  /** As a syncer killed mid-load leaves its index: relaxed, the old settings remembered. */
+  const relaxAs = async (owner?: string) => {
     const [index = ''] = Object.keys(
       await sandbox.es.indices.getSettings({ index: sandbox.config.index }),
     );
     await sandbox.es.indices.putMapping({
       index,
-      _meta: { movies_etl_bulk_load: { refresh_interval: '1s', number_of_replicas: '1' } },
+      _meta: {
+        movies_etl_bulk_load: {
+          refresh_interval: '1s',
+          number_of_replicas: '1',
+          ...(owner ? { owner } : {}),
+        },
+      },
     });
     await sandbox.es.indices.putSettings({
       index,
       settings: { refresh_interval: '-1', number_of_replicas: 0 },
     });
+  };
+
+  it('restores what a syncer killed and restarted at once left relaxed, once its lease lapses', async () => {
+    await syncer?.stop();
+    syncer = null;
+    // The killed syncer's ownership lease still stands when its replacement starts (a restart
+    // policy brings it back within a second); it lapses a few seconds later.
+    const store = new RedisStore(sandbox.config.redisUrl, sandbox.config.redisPrefix, testLog());
+    try {
+      const lease = new Lease(store, store.key('bulk-load', sandbox.config.index), 4_000);
+      const ghost = await lease.tryAcquire('killed-syncer');
+      assert.ok(ghost);
+      ghost.abandon(); // killed: nobody refreshes it
+      await relaxAs(ghost.token);
+      syncer = await startSyncer(sandbox);
+      assert.equal((await settings()).refresh, '-1', "a live owner's settings are left alone");
+      await eventually(
+        async () => {
+          const now = await settings();
+          return now.refresh === '1s' && now.replicas === '1' && !now.remembered;
+        },
+        40_000,
+        'settings restored after the lease lapsed',
+      );
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('leaves a non-empty index alone and restores what a crashed syncer left relaxed', async () => {
+    await syncer?.stop();
+    syncer = null;
+    // A syncer of a version that did not record the owner.
+    await relaxAs();
     // And this sandbox's Redis state lost: the next start runs a full load again.
     const keys = await sandbox.redis.keys(`${sandbox.config.redisPrefix}*`);
     if (keys.length > 0) await sandbox.redis.del(...keys);
@@ -120,5 +166,40 @@ describe('bulk-load mode', () => {
     await waitForConvergence(sandbox, 60_000);
     // The full load found documents in the index, so it ran without relaxing anything.
     assert.deepEqual(await settings(), { refresh: '1s', replicas: '1', remembered: false });
+  });
+
+  it('puts back what it relaxed for a load that another syncer finished', async () => {
+    await syncer?.stop();
+    syncer = null;
+    // This process relaxed an empty index for a full load; its walk was interrupted and another
+    // syncer resumed the plan and finished it: no plan in force, nothing queued or claimed.
+    const name = `${sandbox.config.index}-handed-over`;
+    const prefix = `${sandbox.config.redisPrefix}handed-over:`;
+    const store = new RedisStore(sandbox.config.redisUrl, prefix, testLog());
+    const log = testLog();
+    await ensureIndex(sandbox.es, name, log, filmsDefinition);
+    const mode = new BulkLoadMode(sandbox.es, name, log, store, 'this-syncer');
+    const plans = new FullLoadPlans(store);
+    const watch = new FullLoadWatch(
+      new DocumentQueue(store),
+      new Map([['films', mode]]),
+      () => 0,
+      log,
+      async () => (await plans.current()) !== null,
+      200,
+    );
+    try {
+      assert.equal(await mode.enter(), true);
+      assert.equal(await plans.current(), null);
+      await eventually(() => !mode.active, 10_000, 'bulk-load mode left');
+      const [body] = Object.values(await sandbox.es.indices.getSettings({ index: name }));
+      assert.equal(body?.settings?.index?.refresh_interval?.toString(), '1s');
+    } finally {
+      watch.stop();
+      await mode.leave();
+      await store.close();
+      const concrete = Object.keys(await sandbox.es.indices.getSettings({ index: name }));
+      await sandbox.es.indices.delete({ index: concrete });
+    }
   });
 });
