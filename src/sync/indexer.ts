@@ -208,6 +208,11 @@ export class Indexer {
       await this.setState('reading');
       const batch = await extractor.read(kind, claim, ids.slice(i, i + extractor.bulkSize));
       await this.setState('writing');
+      // Whether a reindex runs is asked before the write as well as after it: a write can take
+      // long (items retried), and a reindex that read these documents earlier may swap its alias
+      // and end meanwhile. The write then landed in the index the alias left, the new one holds
+      // the older read, and the question asked after it alone would say "no reindex".
+      const mirroredBefore = await mirror?.();
       const result = await writer.write(batch, this.hardStop.signal);
       const target = await mirror?.();
       if (target) {
@@ -218,6 +223,10 @@ export class Indexer {
             { index: target.targetName, dead: mirrored.dead.length },
             'reindex target refused documents',
           );
+      } else if (mirroredBefore) {
+        // That reindex ended while this batch was written: once more through the alias, to the
+        // index that serves now (versions make a repeat that was not needed a no-op).
+        await writer.write(batch, this.hardStop.signal);
       }
       // A claim short of ETL_SIZE_LIMIT emptied the queue: live changes, worth a refresh now.
       // Every batch counts towards the rate that decides whether refreshing is worth it.

@@ -15,6 +15,8 @@
  *    rejectBulkItems() does, until forward(): one target that is overloaded for good.
  *  - failBulk(): after `after` more bulk requests, every `_bulk` is answered 400 (a permanent
  *    failure of the whole request, say a target that refuses writes) until forward().
+ *  - holdBulkAnswersTo(): a `_bulk` with an item for a matching target is written by ES as sent,
+ *    but its answer waits until forward(): a slow answer, or a write retried for a long time.
  * Per document id it counts bulk offers, sends to ES, rejections and damaged items; per target
  * index, items offered and when the last one came. Bodies are buffered whole.
  */
@@ -63,6 +65,11 @@ export class EsFaultProxy {
   private damage: { mode: BulkDamage; times: number } = { mode: 'drop', times: 0 };
   private failing: { after: number } | null = null;
   private rejectTo: ((index: string) => boolean) | null = null;
+  private hold: {
+    match: (index: string) => boolean;
+    released: Promise<void>;
+    release: () => void;
+  } | null = null;
   private readonly sockets = new Set<Socket>();
   private readonly server = http.createServer((req, res) => {
     this.handle(req, res).catch(() => req.socket.destroy());
@@ -92,6 +99,15 @@ export class EsFaultProxy {
     this.damage = { mode: 'drop', times: 0 };
     this.failing = null;
     this.rejectTo = null;
+    this.hold?.release();
+    this.hold = null;
+  }
+
+  /** See the header; held answers go out at forward(). */
+  holdBulkAnswersTo(match: (index: string) => boolean): void {
+    let release = () => {};
+    const released = new Promise<void>((resolve) => (release = resolve));
+    this.hold = { match, released, release };
   }
 
   down(): void {
@@ -183,6 +199,9 @@ export class EsFaultProxy {
       ...(body.length > 0 ? { body } : {}),
     });
     const raw = Buffer.from(await upstream.arrayBuffer());
+    const hold = this.hold;
+    if (bulk && hold && items.some((item) => hold.match(item.meta._index ?? bulk[1] ?? '')))
+      await hold.released;
     const answer =
       bulk && rejected.size > 0 && upstream.status === 200
         ? splice(JSON.parse(raw.toString()) as BulkResponse, items, rejected, bulk[1])
