@@ -106,4 +106,65 @@ describe('npm run verify', () => {
     }
     assert.equal((await runCli('verify', sandbox.env)).code, 0);
   });
+
+  it('reports documents whose id no row can have, and --repair deletes them', async () => {
+    const index = sandbox.config.index;
+    const { rows } = await sandbox.pg.query<{ id: string }>(
+      `SELECT id FROM content.film_work ORDER BY id LIMIT 1`,
+    );
+    const film = rows[0]?.id ?? '';
+    const doc = await sandbox.es.get<Record<string, unknown>>({ index, id: film });
+    // An operator's test document, and a film's document under its id in capitals (Postgres
+    // reads both spellings as the same uuid; the syncer only ever writes the canonical one).
+    const strays = ['smoke-test', film.toUpperCase()];
+    for (const id of strays)
+      await sandbox.es.index({ index, id, document: { ...doc._source, id }, refresh: true });
+
+    const found = await runCli('verify', sandbox.env, ['--json', '--index', 'films']);
+    assert.equal(found.code, 3, found.stderr);
+    const report = JSON.parse(found.stdout) as { indices: { films: { extra: string[] } } };
+    assert.deepEqual(new Set(report.indices.films.extra), new Set(strays));
+
+    const repaired = await runCli('verify', sandbox.env, ['--repair', '--index', 'films']);
+    assert.equal(repaired.code, 3, repaired.stderr);
+    assert.match(repaired.stdout, /2 documents with an id no row can have deleted/);
+    await sandbox.es.indices.refresh({ index });
+    assert.equal((await runCli('verify', sandbox.env)).code, 0);
+  });
+
+  it("a full load's sweep deletes documents whose id no row can have", async () => {
+    const index = sandbox.config.index;
+    const { rows } = await sandbox.pg.query<{ id: string }>(
+      `SELECT id FROM content.film_work ORDER BY id LIMIT 1`,
+    );
+    const film = rows[0]?.id ?? '';
+    const doc = await sandbox.es.get<Record<string, unknown>>({ index, id: film });
+    for (const id of ['smoke-test', film.toUpperCase()])
+      await sandbox.es.index({ index, id, document: { ...doc._source, id }, refresh: true });
+    // Redis lost everything: the next start runs a full load, and its sweep walks the index.
+    const keys = await sandbox.redis.keys(`${sandbox.config.redisPrefix}*`);
+    if (keys.length > 0) await sandbox.redis.del(...keys);
+    const syncer = await startSyncer(sandbox);
+    try {
+      await waitForConvergence(sandbox);
+    } finally {
+      await syncer.stop();
+    }
+  });
+
+  it('says what is wrong with a bad option, exit status 2', async () => {
+    for (const [script, args] of [
+      ['verify', ['--repiar']],
+      ['verify', ['--index']],
+      ['deadLetters', ['--retyr']],
+    ] as const) {
+      const result = await runCli(script, sandbox.env, [...args]);
+      assert.equal(result.code, 2, `${script} ${args.join(' ')}: ${result.stderr}`);
+      assert.match(
+        result.stderr,
+        new RegExp(`^${script === 'verify' ? 'verify' : 'dead-letters'}: `),
+      );
+      assert.doesNotMatch(result.stderr, /\n\s+at /, 'no stack trace');
+    }
+  });
 });

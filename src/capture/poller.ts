@@ -32,6 +32,7 @@ import type { ReadLock } from '../queue/readLock.js';
 import type { Snapshot, WatermarkTable, Watermarks } from '../queue/watermarks.js';
 import * as sql from '../sql/queries.js';
 import { sleep } from '../util/sleep.js';
+import { isCanonicalUuid } from '../util/uuid.js';
 import type { FanOut } from './fanOut.js';
 import type { HandledTransactions } from './handledTransactions.js';
 import type { PassSighting } from './pollCadence.js';
@@ -70,6 +71,8 @@ export interface IndexedIds {
   pages(pageSize: number, from?: string): AsyncGenerator<string[]>;
   /** Make every write acknowledged so far visible to pages(). */
   refresh(): Promise<void>;
+  /** Delete documents by exact id, unversioned (ids no row can have). */
+  remove(ids: string[]): Promise<void>;
 }
 
 /** A kind as the poller loads it: its definition and the documents its index holds. */
@@ -508,8 +511,19 @@ export class Poller {
   ): Promise<number> {
     const { db, queue, sizeLimit } = this.deps;
     let queued = 0;
-    for await (const ids of indexed.pages(sizeLimit, resume.from)) {
+    for await (const page of indexed.pages(sizeLimit, resume.from)) {
       if (signal?.aborted) break;
+      // An id no row can have (not a uuid as Postgres writes it) is not looked up (the cast
+      // would fail the query, and the sweep with it, for good): its document goes at once.
+      const ids = page.filter(isCanonicalUuid);
+      const strays = page.filter((id) => !isCanonicalUuid(id));
+      if (strays.length > 0) {
+        await indexed.remove(strays);
+        this.deps.log.warn(
+          { index: kind.name, ids: strays.slice(0, 10), count: strays.length },
+          'deleted documents whose id no row can have',
+        );
+      }
       const existing = await this.read(`orphan sweep ${kind.name}`, () =>
         db.query(kind.existing, [ids]),
       );
@@ -517,7 +531,7 @@ export class Poller {
       const orphans = ids.filter((id) => !present.has(id)).map((id) => memberOf(kind.name, id));
       const added = orphans.length > 0 ? await queue.enqueue(orphans) : 0;
       queued += added;
-      const last = ids.at(-1);
+      const last = page.at(-1);
       if (last !== undefined) await resume.onPage?.(last, added);
     }
     if (queued > 0)

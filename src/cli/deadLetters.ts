@@ -2,18 +2,16 @@
  * `npm run dead-letters`: films Elasticsearch refused for good, with the reason.
  * `-- --retry` puts them all back in the queue (after the cause is fixed); `-- --json` for machines.
  */
-import { parseArgs } from 'node:util';
 import { loadConfigOrExit } from '../config.js';
 import { createLogger } from '../logger.js';
 import { DeadLetters } from '../queue/deadLetters.js';
 import { DocumentQueue } from '../queue/documentQueue.js';
 import { RedisStore } from '../queue/redisStore.js';
+import { parseOptionsOrExit } from './options.js';
 
-const { values } = parseArgs({
-  options: {
-    retry: { type: 'boolean', default: false },
-    json: { type: 'boolean', default: false },
-  },
+const values = parseOptionsOrExit('dead-letters', {
+  retry: { type: 'boolean', default: false },
+  json: { type: 'boolean', default: false },
 });
 const config = loadConfigOrExit();
 const store = new RedisStore(config.redisUrl, config.redisPrefix, createLogger('warn', false));
@@ -34,7 +32,7 @@ try {
     }
   }
 } catch (err) {
-  process.stderr.write(`dead-letters: cannot reach Redis: ${(err as Error).message}\n`);
+  process.stderr.write(`dead-letters: ${(err as Error).message}\n`);
   process.exitCode = 1;
 } finally {
   await store.close();

@@ -9,7 +9,6 @@
  * the next reindex or syncer start. Exit status 0 when every alias was swapped, 1 otherwise (the
  * indices not yet rebuilt are left as they were), 2 for a bad option.
  */
-import { parseArgs } from 'node:util';
 import { loadConfigOrExit } from '../config.js';
 import { Postgres } from '../db/postgres.js';
 import type { DocumentKind } from '../kinds/documentKind.js';
@@ -21,6 +20,7 @@ import { ReindexTarget } from '../load/reindexTarget.js';
 import { DocumentQueue } from '../queue/documentQueue.js';
 import { ReadLock } from '../queue/readLock.js';
 import { RedisStore } from '../queue/redisStore.js';
+import { parseOptionsOrExit } from './options.js';
 
 /** The first signal aborts the returned signal; the second exits. */
 function stopOnSignals(log: Logger): AbortSignal {
@@ -44,7 +44,7 @@ function stopOnSignals(log: Logger): AbortSignal {
   return stop.signal;
 }
 
-const { values } = parseArgs({ options: { index: { type: 'string' } } });
+const values = parseOptionsOrExit('reindex', { index: { type: 'string' } });
 let kinds: readonly DocumentKind[] = KINDS;
 if (values.index !== undefined) {
   const kind = kindNamed(values.index);

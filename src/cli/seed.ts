@@ -3,15 +3,16 @@
  * Run `npm run migrate` first. Seeding twice with the same N changes nothing. `--sample` adds the
  * 1000 films only to an empty catalog (the quick start uses it, and must never pad a real one).
  */
-import { parseArgs } from 'node:util';
 import { loadConfigOrExit } from '../config.js';
 import { Postgres } from '../db/postgres.js';
 import { createLogger } from '../logger.js';
 import { generateCatalog } from '../seed/catalogGenerator.js';
 import { countFilms } from '../sql/queries.js';
+import { parseOptionsOrExit } from './options.js';
 
-const { values } = parseArgs({
-  options: { films: { type: 'string' }, sample: { type: 'boolean', default: false } },
+const values = parseOptionsOrExit('seed', {
+  films: { type: 'string' },
+  sample: { type: 'boolean', default: false },
 });
 const films = values.films === undefined ? 1_000 : Number(values.films);
 if (!Number.isInteger(films) || films < 1 || films > 10_000_000) {

@@ -2,7 +2,6 @@
  * `npm run status` (`-- --json` for machines): what the syncers are doing, read from Redis, with
  * the queue and the dead letters broken down by index.
  */
-import { parseArgs } from 'node:util';
 import { loadConfigOrExit } from '../config.js';
 import { createLogger } from '../logger.js';
 import { DeadLetters } from '../queue/deadLetters.js';
@@ -12,8 +11,9 @@ import { RedisStore } from '../queue/redisStore.js';
 import { readStatus, type StatusReport } from '../queue/statusReport.js';
 import { Watermarks } from '../queue/watermarks.js';
 import { WorkerRegistry } from '../queue/workerRegistry.js';
+import { parseOptionsOrExit } from './options.js';
 
-const { values } = parseArgs({ options: { json: { type: 'boolean', default: false } } });
+const values = parseOptionsOrExit('status', { json: { type: 'boolean', default: false } });
 const config = loadConfigOrExit();
 const log = createLogger('warn', false);
 const store = new RedisStore(config.redisUrl, config.redisPrefix, log);

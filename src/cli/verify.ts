@@ -4,7 +4,6 @@
  * three); `-- --repair` queues what drifted, so a running syncer fixes it; `-- --json` for
  * machines. Exit status 0 when in step, 3 when drift was found, 2 for a bad option.
  */
-import { parseArgs } from 'node:util';
 import { loadConfigOrExit } from '../config.js';
 import { Postgres } from '../db/postgres.js';
 import type { DocumentKind } from '../kinds/documentKind.js';
@@ -16,13 +15,13 @@ import { DocumentQueue } from '../queue/documentQueue.js';
 import { ReadLock } from '../queue/readLock.js';
 import { RedisStore } from '../queue/redisStore.js';
 import { checkDrift, type DriftReport } from '../verify/driftCheck.js';
+import { parseOptionsOrExit } from './options.js';
+import { isCanonicalUuid } from '../util/uuid.js';
 
-const { values } = parseArgs({
-  options: {
-    repair: { type: 'boolean', default: false },
-    json: { type: 'boolean', default: false },
-    index: { type: 'string' },
-  },
+const values = parseOptionsOrExit('verify', {
+  repair: { type: 'boolean', default: false },
+  json: { type: 'boolean', default: false },
+  index: { type: 'string' },
 });
 let kinds: readonly DocumentKind[] = KINDS;
 if (values.index !== undefined) {
@@ -63,8 +62,23 @@ try {
   const extra = members((r) => r.extra);
   const stale = members((r) => r.stale);
   const drift = [...missing, ...extra, ...stale];
+  // Documents under an id no row can have: no syncer would ever touch them, so repair deletes
+  // them here; everything else goes to the syncer through the queue.
+  const strays = [...reports].map(
+    ([kind, report]) => [kind, report.extra.filter((id) => !isCanonicalUuid(id))] as const,
+  );
+  const deleted = strays.reduce((n, [, ids]) => n + ids.length, 0);
   let queued = 0;
-  if (values.repair && drift.length > 0) queued = await new DocumentQueue(store).enqueue(drift);
+  if (values.repair && drift.length > 0) {
+    for (const [kind, ids] of strays)
+      await new IndexedDocumentIds(es, { name: kind.indexName(config), isAlias: false }).remove(
+        ids,
+      );
+    const stray = new Set(
+      strays.flatMap(([kind, ids]) => ids.map((id) => memberOf(kind.name, id))),
+    );
+    queued = await new DocumentQueue(store).enqueue(drift.filter((m) => !stray.has(m)));
+  }
   if (values.json) {
     const indices = Object.fromEntries(
       [...reports].map(([kind, report]) => [
@@ -93,7 +107,8 @@ try {
       drift.length === 0
         ? 'in step\n'
         : values.repair
-          ? `${queued} documents queued for the syncer to fix\n`
+          ? `${queued} documents queued for the syncer to fix` +
+            (deleted > 0 ? `; ${deleted} documents with an id no row can have deleted\n` : '\n')
           : 'run with -- --repair to queue them for the syncer\n',
     );
   }

@@ -10,6 +10,26 @@ export class IndexedDocumentIds implements IndexedIds {
     private readonly target: IndexTarget,
   ) {}
 
+  /**
+   * Delete documents by their exact ids, unversioned: for ids no row can have (isCanonicalUuid),
+   * which no syncer writes, so no write can race the delete. Already gone is fine.
+   */
+  async remove(ids: string[]): Promise<void> {
+    if (ids.length === 0) return;
+    const response = await this.es.bulk({
+      operations: ids.map((id) => ({ delete: { _index: this.target.name, _id: id } })),
+    });
+    const failed = response.items.filter((item) => {
+      const status = item.delete?.status ?? 500;
+      return status >= 300 && status !== 404;
+    });
+    if (failed.length > 0)
+      throw new Error(
+        `could not delete ${failed.length} documents from ${this.target.name}: ` +
+          JSON.stringify(failed[0]?.delete?.error ?? 'unknown'),
+      );
+  }
+
   async refresh(): Promise<void> {
     await this.es.indices.refresh({ index: this.target.name });
   }
