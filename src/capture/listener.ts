@@ -37,6 +37,11 @@ export interface ListenerHandlers {
    * notification.
    */
   onBarrier?(): void;
+  /**
+   * A connection was given up (or failed before it was in use): called at once, before anything
+   * else is heard. Messages it delivered may be part of a transaction's only.
+   */
+  onDisconnected?(): void;
   /** A heartbeat came back on the current connection (every `heartbeatMs`): we still listen. */
   onHeartbeat?(): void;
 }
@@ -75,6 +80,11 @@ export class ChangeListener {
   private backendPid: number | null = null;
   /** The connection notifications currently come from. */
   private current: Subscriber | null = null;
+  /**
+   * Connections given up: a half-open socket can still deliver what it had buffered after its
+   * replacement took over, and those late messages must not mix with the new connection's.
+   */
+  private readonly retired = new WeakSet<Subscriber>();
 
   constructor(
     private readonly databaseUrl: string,
@@ -135,7 +145,9 @@ export class ChangeListener {
       this.log.warn({ err: err.message }, 'listener connection error');
       this.connected = false;
     });
-    subscriber.notifications.on(CHANNEL, (payload: string | undefined) => this.receive(payload));
+    subscriber.notifications.on(CHANNEL, (payload: string | undefined) => {
+      if (!this.retired.has(subscriber)) this.receive(payload);
+    });
     subscriber.events.on(
       'notification',
       (n: { channel: string; processId: number; payload?: unknown }) => {
@@ -156,7 +168,7 @@ export class ChangeListener {
       if (!(await this.heartbeat(subscriber)))
         throw new ListenSelfCheckError(this.heartbeatTimeoutMs);
     } catch (err) {
-      void closeQuietly(subscriber);
+      this.retire(subscriber);
       throw err;
     }
     this.connected = true;
@@ -225,7 +237,7 @@ export class ChangeListener {
         await this.watch(subscriber);
         this.connected = false;
         this.current = null;
-        void closeQuietly(subscriber);
+        this.retire(subscriber);
         subscriber = null;
         const abandoned = this.backendPid;
         this.backendPid = null;
@@ -244,6 +256,13 @@ export class ChangeListener {
         this.log.warn({ err: (err as Error).message, attempt }, 'listener reconnect failed');
       }
     }
+  }
+
+  /** Nothing more is heard from it, and what it delivered is not trusted to be whole. */
+  private retire(subscriber: Subscriber): void {
+    this.retired.add(subscriber);
+    this.handlers.onDisconnected?.();
+    void closeQuietly(subscriber);
   }
 
   /** Returns when the connection stops answering heartbeats, or on stop(). */

@@ -178,6 +178,7 @@ export class Syncer {
         },
         onHeartbeat: () => void doorbell.listening(),
         onBarrier: () => handled.barrier(),
+        onDisconnected: () => handled.reset(),
         onAbandonedSession: (pid) =>
           void endAbandonedListener(this.db, pid, log.child({ component: 'listener' })),
       },

@@ -64,6 +64,9 @@ describe('postgres faults', () => {
     cleanups.push(() => syncer.stop());
     await waitForConvergence(sandbox);
     const logged = (msg: string) => captured.lines().filter((l) => l.msg === msg).length;
+    // The first full load over (its documents can all be in before it ends: its last steps, and
+    // the pass after it, would read the edits below).
+    await eventually(() => logged('full load queued') > 0, 15_000, 'the full load over');
     // Asleep, as an idle syncer is: no back-to-back passes that would find the edits below.
     await eventually(
       () => syncer.capture?.cadenceState === 'asleep',
