@@ -107,18 +107,26 @@ describe('npm run verify', () => {
     assert.equal((await runCli('verify', sandbox.env)).code, 0);
   });
 
-  it('reports documents whose id no row can have, and --repair deletes them', async () => {
+  /**
+   * An operator's test document, and a film's document under its id in capitals (Postgres reads
+   * both spellings as the same uuid; the syncer only ever writes the canonical one).
+   */
+  const addStrays = async (): Promise<string[]> => {
     const index = sandbox.config.index;
     const { rows } = await sandbox.pg.query<{ id: string }>(
       `SELECT id FROM content.film_work ORDER BY id LIMIT 1`,
     );
     const film = rows[0]?.id ?? '';
     const doc = await sandbox.es.get<Record<string, unknown>>({ index, id: film });
-    // An operator's test document, and a film's document under its id in capitals (Postgres
-    // reads both spellings as the same uuid; the syncer only ever writes the canonical one).
     const strays = ['smoke-test', film.toUpperCase()];
     for (const id of strays)
       await sandbox.es.index({ index, id, document: { ...doc._source, id }, refresh: true });
+    return strays;
+  };
+
+  it('reports documents whose id no row can have, and --repair deletes them', async () => {
+    const index = sandbox.config.index;
+    const strays = await addStrays();
 
     const found = await runCli('verify', sandbox.env, ['--json', '--index', 'films']);
     assert.equal(found.code, 3, found.stderr);
@@ -133,14 +141,7 @@ describe('npm run verify', () => {
   });
 
   it("a full load's sweep deletes documents whose id no row can have", async () => {
-    const index = sandbox.config.index;
-    const { rows } = await sandbox.pg.query<{ id: string }>(
-      `SELECT id FROM content.film_work ORDER BY id LIMIT 1`,
-    );
-    const film = rows[0]?.id ?? '';
-    const doc = await sandbox.es.get<Record<string, unknown>>({ index, id: film });
-    for (const id of ['smoke-test', film.toUpperCase()])
-      await sandbox.es.index({ index, id, document: { ...doc._source, id }, refresh: true });
+    await addStrays();
     // Redis lost everything: the next start runs a full load, and its sweep walks the index.
     const keys = await sandbox.redis.keys(`${sandbox.config.redisPrefix}*`);
     if (keys.length > 0) await sandbox.redis.del(...keys);

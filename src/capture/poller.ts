@@ -406,7 +406,7 @@ export class Poller {
         if (halted()) return stopped(queued, rows);
         if (from === 'done') continue;
         if (!settled) {
-          await this.settleEarlierWrites(walk);
+          await this.settleEarlierWrites(plan.earlierClaims ?? [], walk);
           settled = true;
         }
         if (halted()) return stopped(queued, rows);
@@ -458,6 +458,8 @@ export class Poller {
       tables: scope.tables === 'all' ? 'all' : [...scope.tables],
       total: [...counts.values()].reduce((a, b) => a + b, 0),
       began: new Date().toISOString(),
+      // After the snapshot: a claim taken later reads what the load reads (see the sweep).
+      earlierClaims: (await this.deps.queue.inFlight()).map((c) => c.claimId),
     } satisfies PlanState;
     const run = await plans.begin(plan, serverRun);
     log.info(Object.fromEntries(counts), 'full load: queueing every document');
@@ -480,14 +482,17 @@ export class Poller {
    * The sweep finds the documents of rows that left no tombstone (a TRUNCATE, a Redis that lost
    * them) by walking the index. A write that read such a row before it went, and reaches
    * Elasticsearch after the walk went by, would leave its document for good: so wait until every
-   * claim in flight now has ended (written, given back, or returned by a reaper), as any of them
-   * may have read before this load began; claims taken later read what the load reads. Then each
-   * index is refreshed before its walk, so what was just written is seen.
+   * claim that was in flight when the plan began has ended (written, given back, or returned by a
+   * reaper), as any of them may have read before the load's snapshot; claims taken later read
+   * what the load reads, and are not waited for (one stuck on an Elasticsearch outage would hold
+   * the sweep for nothing). Then each index is refreshed before its walk, so what was just
+   * written is seen.
    * Left open: after Redis lost everything, claims from before are not in it to wait for.
    */
-  private async settleEarlierWrites(signal: AbortSignal): Promise<void> {
+  private async settleEarlierWrites(claimIds: string[], signal: AbortSignal): Promise<void> {
     const { queue, log, sleepMs } = this.deps;
-    const earlier = new Set((await queue.inFlight()).map((c) => c.claimId));
+    const earlier = new Set(claimIds);
+    if (earlier.size === 0) return;
     let logged = false;
     while (!signal.aborted) {
       const still = (await queue.inFlight()).filter((c) => earlier.has(c.claimId));

@@ -38,6 +38,8 @@ export interface PlanState {
   /** Documents to load, as estimated when it began. */
   total: number;
   began: string;
+  /** Claims in flight when it began: its orphan sweep waits for them (absent before 0.3). */
+  earlierClaims?: string[];
 }
 
 export type StepCursor = unknown[] | 'done' | undefined;

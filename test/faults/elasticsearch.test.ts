@@ -10,7 +10,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { Config } from '../../src/config.js';
 import type { Syncer } from '../../src/sync/syncer.js';
 import { insertFilm, seedCatalog } from '../helpers/catalog.js';
-import { eventually, waitForConvergence } from '../helpers/convergence.js';
+import { eventually, waitForConvergence, waitForFullLoadDone } from '../helpers/convergence.js';
 import { EsFaultProxy } from '../helpers/esFaultProxy.js';
 import { createSandbox, type Sandbox } from '../helpers/isolation.js';
 import { capturingLog, migrateSandbox, startSyncer } from '../helpers/syncerHarness.js';
@@ -35,6 +35,7 @@ function rig(label: string, overrides: Partial<Config> = {}): Rig {
     const elasticsearch = { ...ctx.sandbox.config.elasticsearch, url: ctx.proxy.url };
     ctx.syncer = await startSyncer(ctx.sandbox, { ...overrides, elasticsearch }, log);
     await waitForConvergence(ctx.sandbox);
+    await waitForFullLoadDone(ctx.sandbox);
     await settled(ctx.syncer);
   });
   after(async () => {

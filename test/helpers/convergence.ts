@@ -4,10 +4,12 @@
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Client } from '@elastic/elasticsearch';
+import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import type { Config } from '../../src/config.js';
 import type { KindName } from '../../src/kinds/documentKind.js';
 import type { Sandbox } from './isolation.js';
+import { WATERMARK_TABLES } from '../../src/queue/watermarks.js';
 import {
   compare,
   describeDrift,
@@ -109,4 +111,22 @@ export async function eventually(
     }
     await delay(options.intervalMs ?? 100);
   }
+}
+
+/**
+ * The syncer's first full load over: every watermark set. Its documents can all be searchable
+ * before it ends (its orphan sweep, then the pass after it): a test that then takes a service
+ * away, or expects an edit to go unread, must wait for this, not only for convergence.
+ */
+export async function waitForFullLoadDone(
+  sandbox: Sandbox,
+  redis: Pick<Redis, 'mget'> = sandbox.redis,
+  timeoutMs = 30_000,
+): Promise<void> {
+  const keys = WATERMARK_TABLES.map((t) => `${sandbox.config.redisPrefix}watermark:${t}`);
+  await eventually(
+    async () => (await redis.mget(...keys)).every((v) => v !== null),
+    timeoutMs,
+    'the first full load over (every watermark set)',
+  );
 }

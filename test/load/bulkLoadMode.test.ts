@@ -43,6 +43,12 @@ describe('bulk-load mode', () => {
     };
   };
 
+  /** The index's own settings back, and nothing left remembered. */
+  const restored = async () => {
+    const now = await settings();
+    return now.refresh === '1s' && now.replicas === '1' && !now.remembered;
+  };
+
   it('loads an empty index with refresh off and puts the settings back once drained', async () => {
     await seedCatalog(sandbox.pg, 3_000);
     // Small batches and one worker: the load lasts long enough to be seen relaxed.
@@ -58,14 +64,7 @@ describe('bulk-load mode', () => {
       'refresh off and no replicas during the load',
     );
     await waitForConvergence(sandbox, 60_000); // searchable: the closing refresh happened
-    await eventually(
-      async () => {
-        const now = await settings();
-        return now.refresh === '1s' && now.replicas === '1' && !now.remembered;
-      },
-      10_000,
-      'settings restored',
-    );
+    await eventually(restored, 10_000, 'settings restored');
     const { count } = await sandbox.es.count({ index: sandbox.config.index });
     assert.equal(count, 3_000);
   });
@@ -91,14 +90,7 @@ describe('bulk-load mode', () => {
       second = await startSyncer(sandbox, { workers: 1, sizeLimit: 20, bulkSize: 20 });
       assert.equal((await settings()).refresh, '-1', 'the starting syncer restored the settings');
       await waitForConvergence(sandbox, 60_000);
-      await eventually(
-        async () => {
-          const now = await settings();
-          return now.refresh === '1s' && now.replicas === '1' && !now.remembered;
-        },
-        10_000,
-        'settings restored once the load drained',
-      );
+      await eventually(restored, 10_000, 'settings restored once the load drained');
     } finally {
       await second?.stop();
       await loader.stop();
@@ -140,14 +132,7 @@ describe('bulk-load mode', () => {
       await relaxAs(ghost.token);
       syncer = await startSyncer(sandbox);
       assert.equal((await settings()).refresh, '-1', "a live owner's settings are left alone");
-      await eventually(
-        async () => {
-          const now = await settings();
-          return now.refresh === '1s' && now.replicas === '1' && !now.remembered;
-        },
-        40_000,
-        'settings restored after the lease lapsed',
-      );
+      await eventually(restored, 40_000, 'settings restored after the lease lapsed');
     } finally {
       await store.close();
     }
