@@ -10,7 +10,7 @@ import { DocumentQueue } from '../../src/queue/documentQueue.js';
 import { RedisStore } from '../../src/queue/redisStore.js';
 import type { Syncer } from '../../src/sync/syncer.js';
 import { insertFilm, insertGenre, insertPerson, link, seedCatalog } from '../helpers/catalog.js';
-import { waitForConvergence } from '../helpers/convergence.js';
+import { waitForConvergence, waitForFullLoadDone } from '../helpers/convergence.js';
 import { createSandbox, type Sandbox } from '../helpers/isolation.js';
 import type { GenreDoc, PersonDoc } from '../helpers/expectedPersonsGenres.js';
 import { runCli } from '../helpers/runCli.js';
@@ -162,6 +162,8 @@ describe('persons and genres indices', () => {
     await waitForConvergence(sandbox, 60_000);
     assert.equal((await person(first))?.full_name, 'First');
     assert.equal((await genre(last))?.name, 'Last');
+    // Over, not only searchable: the next test stops the syncer and edits what it left.
+    await waitForFullLoadDone(sandbox);
   });
 
   it('an upgrade from films only loads the new indices and leaves the films index alone', async () => {
