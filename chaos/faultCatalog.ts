@@ -23,6 +23,7 @@ export const FAULT_KINDS = [
   'pg-terminate', // pg_terminate_backend of the syncers' sessions (`target`)
   'pg-down', // both Postgres proxies refuse connections for `ms`
   'listen-halfopen', // the listener's proxy goes silent (half-open) for `ms`
+  'index-deleted', // one index (films, persons or genres, by `pick`) deleted under the syncers
 ] as const;
 
 export type FaultKind = (typeof FAULT_KINDS)[number];
@@ -56,6 +57,7 @@ const WEIGHTS: Record<FaultKind, number> = {
   'pg-terminate': 2,
   'pg-down': 1.5,
   'listen-halfopen': 2,
+  'index-deleted': 1,
 };
 
 const secs = (rng: Rng, min: number, max: number) => Math.round(rng.between(min, max) * 1000);
@@ -105,6 +107,8 @@ export function drawFault(rng: Rng, atMs: number, only?: readonly FaultKind[]): 
       return { kind, atMs, ms: secs(rng, 2, 12) };
     case 'listen-halfopen':
       return { kind, atMs, ms: secs(rng, 3, 15) };
+    case 'index-deleted':
+      return { kind, atMs, ms: 0, pick };
   }
 }
 

@@ -154,6 +154,10 @@ export class FaultInjector {
         return this.counted(fault, 'pgDown', () => this.applyPg());
       case 'listen-halfopen':
         return this.counted(fault, 'halfOpen', () => this.applyPg());
+      case 'index-deleted':
+        // A frozen Elasticsearch would hold the delete, and every change queued behind it.
+        if (Date.now() < this.frozenUntil) return this.skip(fault);
+        return this.apply(() => this.deleteIndex(fault.pick ?? 0));
     }
   }
 
@@ -229,6 +233,18 @@ export class FaultInjector {
     await this.rig.redisServer.start();
     this.redisDown = false;
     await this.applyRedis();
+  }
+
+  /** One of the three indices, by `pick`, deleted straight on Elasticsearch (not the proxy). */
+  private async deleteIndex(pick: number): Promise<void> {
+    const { es, config } = this.rig.sandbox;
+    const names = [config.index, config.personsIndex, config.genresIndex];
+    const name = names[Math.min(names.length - 1, Math.floor(pick * names.length))] ?? config.index;
+    const concrete = Object.keys(
+      await es.indices.get({ index: name, ignore_unavailable: true, allow_no_indices: true }),
+    );
+    if (concrete.length > 0) await es.indices.delete({ index: concrete });
+    this.findings.note(`deleted index ${concrete.join(', ') || `${name} (already gone)`}`);
   }
 
   private async terminate(target: 'all' | 'pool' | 'listener'): Promise<void> {

@@ -29,6 +29,7 @@ import { memberOf } from '../kinds/kinds.js';
 import type { DocumentQueue } from '../queue/documentQueue.js';
 import type { FullLoadPlans, PlanRun, PlanState } from '../queue/fullLoadPlan.js';
 import type { ReadLock } from '../queue/readLock.js';
+import type { ReloadRequests } from '../queue/reloadRequests.js';
 import type { Snapshot, WatermarkTable, Watermarks } from '../queue/watermarks.js';
 import * as sql from '../sql/queries.js';
 import { sleep } from '../util/sleep.js';
@@ -109,6 +110,8 @@ export interface PollerDeps {
   clock?: { heard(members: Iterable<string>): void };
   /** Where a full load stands (src/queue/fullLoadPlan.ts): without it, a load cannot resume. */
   plans: FullLoadPlans;
+  /** Indices created again, to load whole (src/queue/reloadRequests.ts). */
+  reloads: Pick<ReloadRequests, 'key' | 'pending'>;
   /** Called while a walk waits for the queue to drain (the live path queues what it heard). */
   whileWaiting?: () => Promise<void>;
   /** A full load of these kinds began, with about this many documents to load. */
@@ -156,6 +159,14 @@ export class Poller {
         'watermarks missing: full load of the indices that read those tables',
       );
       return this.fullLoad(signal, { kinds, tables: missing });
+    }
+    const reload = await this.kindsToReload();
+    if (reload.length > 0) {
+      log.info(
+        { indices: reload.map((k) => k.kind.name) },
+        'indices created again: full load of those (the watermarks go on)',
+      );
+      return this.fullLoad(signal, { kinds: reload, tables: [] });
     }
     const { snapshot, awake } = await this.snapshotNow();
     const truncation = marks.get('truncation');
@@ -420,7 +431,11 @@ export class Poller {
       }
       // Watermarks and plan change together, and only while the epoch and the plan are still
       // the ones this load began in.
-      const complete = await run.finish(watermarks.epochKey, watermarks.keysOf(plan.tables));
+      const complete = await run.finish(
+        watermarks.epochKey,
+        this.deps.reloads.key,
+        watermarks.keysOf(plan.tables),
+      );
       // Resumed: `read` counts this run's part only, `resumed_after` what earlier runs queued.
       log.info({ read: rows, queued, resumed_after: before, complete }, 'full load queued');
       if (!complete) return stopped(queued, rows);
@@ -460,10 +475,26 @@ export class Poller {
       began: new Date().toISOString(),
       // After the snapshot: a claim taken later reads what the load reads (see the sweep).
       earlierClaims: (await this.deps.queue.inFlight()).map((c) => c.claimId),
+      // Before any page is queued: the walk comes after each request, so it serves it.
+      reloads: await this.pendingReloads(scope.kinds),
     } satisfies PlanState;
     const run = await plans.begin(plan, serverRun);
     log.info(Object.fromEntries(counts), 'full load: queueing every document');
     return { plan, run };
+  }
+
+  /** The kinds whose index was created again and not yet loaded whole since. */
+  private async kindsToReload(): Promise<LoadedKind[]> {
+    const pending = await this.deps.reloads.pending();
+    return this.deps.kinds.filter((loaded) => loaded.kind.name in pending);
+  }
+
+  /** The pending reload requests of these kinds: kind -> request id. */
+  private async pendingReloads(kinds: readonly LoadedKind[]): Promise<Record<string, string>> {
+    const pending = await this.deps.reloads.pending();
+    return Object.fromEntries(
+      Object.entries(pending).filter(([name]) => kinds.some((k) => k.kind.name === name)),
+    );
   }
 
   /** The planner's estimate when it is big (instant on any size); below 100,000 an exact count. */

@@ -18,15 +18,19 @@ export interface IndexTarget {
   isAlias: boolean;
 }
 
+/** Whether this call created the index: it holds no documents then. */
+export type EnsuredIndex = IndexTarget & { created: boolean };
+
 export async function ensureIndex(
   es: Client,
   name: string,
   log: Logger,
   definition: IndexDefinition = filmsDefinition,
-): Promise<IndexTarget> {
-  if (await es.indices.existsAlias({ name })) return { name, isAlias: true };
-  if (await es.indices.exists({ index: name })) return { name, isAlias: false };
+): Promise<EnsuredIndex> {
+  if (await es.indices.existsAlias({ name })) return { name, isAlias: true, created: false };
+  if (await es.indices.exists({ index: name })) return { name, isAlias: false, created: false };
   const concrete = `${name}_v${definition.version}`;
+  let created = false;
   try {
     await es.indices.create({
       index: concrete,
@@ -35,6 +39,7 @@ export async function ensureIndex(
       aliases: { [name]: { is_write_index: true } },
     });
     log.info({ index: concrete, alias: name }, 'created index');
+    created = true;
   } catch (err) {
     // Another syncer created it first: fine, as long as the alias is there now.
     if (!isAlreadyExists(err)) throw err;
@@ -42,7 +47,7 @@ export async function ensureIndex(
   if (!(await es.indices.existsAlias({ name }))) {
     await es.indices.putAlias({ index: concrete, name, is_write_index: true });
   }
-  return { name, isAlias: true };
+  return { name, isAlias: true, created };
 }
 
 function isAlreadyExists(err: unknown): boolean {

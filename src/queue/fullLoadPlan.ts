@@ -40,6 +40,11 @@ export interface PlanState {
   began: string;
   /** Claims in flight when it began: its orphan sweep waits for them (absent before 0.3). */
   earlierClaims?: string[];
+  /**
+   * The reload requests pending when it began, of its kinds (src/queue/reloadRequests.ts): its
+   * finish removes them. Absent before 0.4.
+   */
+  reloads?: Record<string, string>;
 }
 
 export type StepCursor = unknown[] | 'done' | undefined;
@@ -131,15 +136,21 @@ export class PlanRun {
   }
 
   /**
-   * Every step is done: set the plan's watermarks to its snapshot and drop the plan, in one step,
-   * if the epoch, the plan and the server's run are still the ones it began with. False (and
-   * superseded) otherwise.
+   * Every step is done: set the plan's watermarks to its snapshot, remove the reload requests it
+   * served (`reloadKey`) and drop the plan, in one step, if the epoch, the plan and the server's
+   * run are still the ones it began with. False (and superseded) otherwise.
    */
-  async finish(epochKey: string, watermarkKeys: string[]): Promise<boolean> {
+  async finish(epochKey: string, reloadKey: string, watermarkKeys: string[]): Promise<boolean> {
     const done = await this.store.run(
       'fullLoadFinish',
-      [epochKey, this.planKey, this.cursorKey, ...watermarkKeys],
-      [this.plan.epoch, this.plan.id, JSON.stringify(this.plan.snapshot), this.serverRun],
+      [epochKey, this.planKey, this.cursorKey, reloadKey, ...watermarkKeys],
+      [
+        this.plan.epoch,
+        this.plan.id,
+        JSON.stringify(this.plan.snapshot),
+        this.serverRun,
+        JSON.stringify(this.plan.reloads ?? {}),
+      ],
     );
     if (Number(done) !== 1) this.stop.abort();
     return Number(done) === 1;

@@ -31,11 +31,12 @@ import { BulkWriter } from '../load/bulkWriter.js';
 import { createElasticsearchClient } from '../load/elasticsearchClient.js';
 import { IndexedDocumentIds } from '../load/indexedIds.js';
 import { LiveRefresh } from '../load/liveRefresh.js';
-import { ensureIndex, removeReindexLeftovers, type IndexTarget } from '../load/indexManager.js';
+import { removeReindexLeftovers, type IndexTarget } from '../load/indexManager.js';
 import { ReindexTarget } from '../load/reindexTarget.js';
 import { readSearchHealth } from '../load/searchHealth.js';
 import { ChangeClock } from '../metrics/changeClock.js';
 import { FullLoadPlans } from '../queue/fullLoadPlan.js';
+import { ReloadRequests } from '../queue/reloadRequests.js';
 import { readStatus } from '../queue/statusReport.js';
 import { startHttpServer } from '../metrics/httpServer.js';
 import { sumStats, type IndexerStats } from '../metrics/indexerStats.js';
@@ -51,6 +52,7 @@ import { Watermarks } from '../queue/watermarks.js';
 import { WorkerRegistry } from '../queue/workerRegistry.js';
 import { settlesWithin } from '../util/timeouts.js';
 import { FullLoadWatch } from './fullLoadWatch.js';
+import { IndexWatch } from './indexWatch.js';
 import { Indexer, type KindSink } from './indexer.js';
 
 export interface SyncerOptions {
@@ -58,6 +60,8 @@ export interface SyncerOptions {
   listenerHeartbeatMs?: number;
   listenerHeartbeatTimeoutMs?: number;
   reapEveryMs?: number;
+  /** How often every index is checked for being there (ms; indexWatch.ts). */
+  indexCheckMs?: number;
   /** How long stop() waits for the loops before it stops without them (ms). */
   stopBoundMs?: number;
 }
@@ -89,6 +93,8 @@ export class Syncer {
   private readonly doorbell: Doorbell;
   private readonly bulkLoadModes = new Map<KindName, BulkLoadMode>();
   private readonly refreshes: LiveRefresh[] = [];
+  private readonly reloads: ReloadRequests;
+  private readonly indexWatch: IndexWatch;
 
   constructor(
     private readonly config: Config,
@@ -114,6 +120,14 @@ export class Syncer {
       (workerId) => this.indexers.find((i) => i.workerId === workerId)?.heldClaimId,
     );
     this.doorbell = new Doorbell(this.db, log.child({ component: 'doorbell' }));
+    this.reloads = new ReloadRequests(this.store);
+    this.indexWatch = new IndexWatch(
+      this.es,
+      KINDS.map((kind) => ({ kind, alias: kind.indexName(config) })),
+      this.reloads,
+      log.child({ component: 'index' }),
+      () => this.capture?.requestPoll(),
+    );
   }
 
   /** Ensure the indices, prove LISTEN works, then run every loop in the background. */
@@ -144,6 +158,7 @@ export class Syncer {
       handled,
       clock: this.clock,
       plans: new FullLoadPlans(this.store),
+      reloads: this.reloads,
       // While a walk over every document waits for room, live changes still reach the queue.
       whileWaiting: () => this.capture?.drain() ?? Promise.resolve(),
       ...(fullLoads
@@ -212,6 +227,7 @@ export class Syncer {
     await this.listener.start();
     const signal = this.stopping.signal;
     await this.reaper.start(this.options.reapEveryMs ?? 5_000);
+    this.indexWatch.start(this.options.indexCheckMs);
     this.loops = [capture.run(signal), ...this.indexers.map((indexer) => indexer.run(signal))];
     log.info(
       {
@@ -236,6 +252,7 @@ export class Syncer {
     this.stopping.abort();
     this.reaper.stop();
     this.fullLoads?.stop();
+    this.indexWatch.stop();
     for (const refresh of this.refreshes) refresh.stop();
     const server = this.server;
     if (server) {
@@ -316,7 +333,7 @@ export class Syncer {
     const modes = this.bulkLoadModes;
     for (const kind of KINDS) {
       const name = kind.indexName(this.config);
-      targets.set(kind.name, await ensureIndex(this.es, name, indexLog, kind.definition));
+      targets.set(kind.name, await this.indexWatch.ensure(kind.name));
       const mode = new BulkLoadMode(this.es, name, indexLog, this.store, this.processId);
       await mode.restoreAbandoned();
       modes.set(kind.name, mode);
@@ -348,7 +365,7 @@ export class Syncer {
           log.child({ component: 'loader' }),
           {
             onIndexMissing: async () => {
-              await ensureIndex(this.es, alias, indexLog, kind.definition);
+              await this.indexWatch.ensure(kind.name);
             },
           },
         );

@@ -20,6 +20,7 @@ import { IndexedDocumentIds } from '../../src/load/indexedIds.js';
 import { ensureIndex } from '../../src/load/indexManager.js';
 import { DocumentQueue } from '../../src/queue/documentQueue.js';
 import { FullLoadPlans } from '../../src/queue/fullLoadPlan.js';
+import { ReloadRequests } from '../../src/queue/reloadRequests.js';
 import { ReadLock } from '../../src/queue/readLock.js';
 import { RedisStore } from '../../src/queue/redisStore.js';
 import { Watermarks } from '../../src/queue/watermarks.js';
@@ -71,6 +72,7 @@ describe('a full load cut off by Redis restarting empty', () => {
       sleepMs: 0,
       owner,
       plans: new FullLoadPlans(store),
+      reloads: new ReloadRequests(store),
       ...hooks,
     });
     return { poller, queue, store, watermarks: new Watermarks(store) };

@@ -14,6 +14,7 @@ import { IndexedDocumentIds } from '../../src/load/indexedIds.js';
 import { ensureIndex } from '../../src/load/indexManager.js';
 import { DocumentQueue } from '../../src/queue/documentQueue.js';
 import { FullLoadPlans } from '../../src/queue/fullLoadPlan.js';
+import { ReloadRequests } from '../../src/queue/reloadRequests.js';
 import { ReadLock } from '../../src/queue/readLock.js';
 import { RedisStore } from '../../src/queue/redisStore.js';
 import { Watermarks } from '../../src/queue/watermarks.js';
@@ -47,6 +48,7 @@ describe('a long transaction that commits last', () => {
       queue,
       watermarks: new Watermarks(store),
       plans: new FullLoadPlans(store),
+      reloads: new ReloadRequests(store),
       // The films index alone: the watermark logic is the same for every kind.
       fanOut: new FanOut(queue, new Resolver(db, lock, 200, 0), [films]),
       kinds: [{ kind: films, indexed: new IndexedDocumentIds(sandbox.es, target) }],

@@ -1,0 +1,126 @@
+/**
+ * Someone deletes an index (by hand, a cleanup script, an Elasticsearch whose data was wiped): the
+ * syncer creates it again, and must then load every document of that index again, not only the
+ * ones that change from then on. Whether it was running or stopped when it happened.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { FullLoadPlans } from '../../src/queue/fullLoadPlan.js';
+import { RedisStore } from '../../src/queue/redisStore.js';
+import { ReloadRequests } from '../../src/queue/reloadRequests.js';
+import { Watermarks } from '../../src/queue/watermarks.js';
+import { insertFilm, seedCatalog } from '../helpers/catalog.js';
+import { eventually, waitForConvergence, waitForFullLoadDone } from '../helpers/convergence.js';
+import { createSandbox, type Sandbox } from '../helpers/isolation.js';
+import { migrateSandbox, startSyncer, testLog } from '../helpers/syncerHarness.js';
+
+/** The concrete indices behind an alias (or the index of that name), deleted. */
+/** Every reload asked for was served: none left to run again and again. */
+async function reloadsServed(sandbox: Sandbox): Promise<void> {
+  const key = `${sandbox.config.redisPrefix}full-load:reload`;
+  await eventually(async () => (await sandbox.redis.hlen(key)) === 0, 10_000, 'reloads served');
+}
+
+async function deleteIndex(sandbox: Sandbox, name: string): Promise<void> {
+  const concrete = Object.keys(await sandbox.es.indices.get({ index: name }));
+  await sandbox.es.indices.delete({ index: concrete });
+}
+
+describe('an index deleted under the syncer', () => {
+  let sandbox: Sandbox;
+
+  beforeEach(async () => {
+    sandbox = await createSandbox('index_deleted');
+    await migrateSandbox(sandbox);
+    await seedCatalog(sandbox.pg, 60, 6, 25);
+  });
+
+  afterEach(async () => {
+    await sandbox.cleanup();
+  });
+
+  it('is created again and reloaded when a change lands in it', async () => {
+    const syncer = await startSyncer(sandbox);
+    try {
+      await waitForConvergence(sandbox);
+      await waitForFullLoadDone(sandbox);
+      await deleteIndex(sandbox, sandbox.config.index);
+      await insertFilm(sandbox.pg, 'Written after the films index was deleted');
+      await waitForConvergence(sandbox, 30_000);
+      await reloadsServed(sandbox);
+    } finally {
+      await syncer.stop();
+    }
+  });
+
+  it('is created again and reloaded when nothing changes', async () => {
+    const syncer = await startSyncer(sandbox, {}, undefined, { indexCheckMs: 1_000 });
+    try {
+      await waitForConvergence(sandbox);
+      await waitForFullLoadDone(sandbox);
+      await deleteIndex(sandbox, sandbox.config.genresIndex);
+      await waitForConvergence(sandbox, 30_000);
+    } finally {
+      await syncer.stop();
+    }
+  });
+
+  it('is created again and reloaded when it went while the syncer was stopped', async () => {
+    let syncer = await startSyncer(sandbox);
+    await waitForConvergence(sandbox);
+    await waitForFullLoadDone(sandbox);
+    await syncer.stop();
+    await deleteIndex(sandbox, sandbox.config.personsIndex);
+    syncer = await startSyncer(sandbox);
+    try {
+      await waitForConvergence(sandbox, 30_000);
+      await reloadsServed(sandbox);
+    } finally {
+      await syncer.stop();
+    }
+  });
+
+  it('a load serves only the requests made before it began', async () => {
+    // The films index deleted again while its reload runs: documents that load wrote before the
+    // second deletion are gone with it, so the second request must outlive the first load.
+    const store = new RedisStore(sandbox.config.redisUrl, sandbox.config.redisPrefix, testLog());
+    try {
+      const reloads = new ReloadRequests(store);
+      const watermarks = new Watermarks(store);
+      const plans = new FullLoadPlans(store);
+      const { epoch } = await watermarks.ensureEpoch(randomUUID());
+      const serverRun = await watermarks.serverRun();
+      const films = async () => {
+        const pending = await reloads.pending();
+        return plans.begin(
+          {
+            id: randomUUID(),
+            epoch,
+            snapshot: { xmin: '1', xmax: '1', xip: [], at: new Date().toISOString() },
+            kinds: ['films'],
+            tables: [],
+            total: 0,
+            began: new Date().toISOString(),
+            reloads: pending.films === undefined ? {} : { films: pending.films },
+          },
+          serverRun,
+        );
+      };
+      const pendingKinds = async () => Object.keys(await reloads.pending()).sort();
+
+      await reloads.request('films');
+      await reloads.request('genres');
+      const first = await films();
+      await reloads.request('films');
+      assert.equal(await first.finish(watermarks.epochKey, reloads.key, []), true);
+      assert.deepEqual(await pendingKinds(), ['films', 'genres'], 'the newer films request stays');
+
+      const second = await films();
+      assert.equal(await second.finish(watermarks.epochKey, reloads.key, []), true);
+      assert.deepEqual(await pendingKinds(), ['genres'], 'served: gone; not in the load: stays');
+    } finally {
+      await store.close();
+    }
+  });
+});
