@@ -266,6 +266,7 @@ export class BulkWriter {
         case 'dead':
           result.dead.push({
             id: op.id,
+            version: op.version,
             status: outcome.status,
             reason: refusalReason(outcome),
             at: new Date().toISOString(),

@@ -16,6 +16,12 @@ export interface DeadLetter {
   reason: string;
   status: number;
   at: string;
+  /**
+   * The version of the read Elasticsearch refused (absent for letters of 0.3 and before, and for
+   * queue members that name no document). Only a write of this version or newer clears it: an
+   * older read that loads later leaves the refusal in view.
+   */
+  version?: number;
 }
 
 /** The hash of dead letters; the queue's acknowledgement clears letters there too. */

@@ -112,15 +112,27 @@ export class DocumentQueue {
   /**
    * The claim is done: Elasticsearch acknowledged every id (or it went to the dead letters).
    * `done` (the members indexed, deleted, or found newer there) go to the history, and their dead
-   * letters, if any, are cleared. Resolves to false when the reaper had given the claim back
-   * meanwhile (a worker paused past its heartbeat): harmless, its films are queued again.
+   * letters, if any, are cleared: only a letter whose refused read is no newer than the read done
+   * (`versions`, member -> version; without one, the letter goes). Resolves to false when the
+   * reaper had given the claim back meanwhile (a worker paused past its heartbeat): harmless, its
+   * films are queued again.
    */
-  async ack(claim: Claim, done: string[]): Promise<boolean> {
+  async ack(
+    claim: Claim,
+    done: readonly string[],
+    versions: ReadonlyMap<string, number> = new Map(),
+  ): Promise<boolean> {
     const { claims, history } = this.keys;
     const existed = await this.store.run(
       'ack',
       [this.claimKey(claim.id), claims, history, deadLettersKey(this.store)],
-      [claim.id, HISTORY_CAP, new Date().toISOString(), ...done],
+      [
+        claim.id,
+        HISTORY_CAP,
+        new Date().toISOString(),
+        ...done,
+        ...done.map((member) => String(versions.get(member) ?? '')),
+      ],
     );
     // An acknowledgement lost in a failover would leave the claim to a worker that forgot it.
     await this.store.confirm(claims);

@@ -170,17 +170,18 @@ export class Indexer {
       );
     }
     const done: string[] = [];
+    const versions = new Map<string, number>();
     let transientItems = 0;
     let dead = 0;
     for (const [name, ids] of groups) {
       const sink = this.deps.sinks.get(name);
       if (!sink) continue;
-      const counted = await this.load(sink, claim, ids, batchLog);
+      const counted = await this.load(sink, claim, ids, batchLog, versions);
       done.push(...counted.done);
       transientItems += counted.transientItems;
       dead += counted.dead;
     }
-    if (!(await this.deps.queue.ack(claim, done))) {
+    if (!(await this.deps.queue.ack(claim, done, versions))) {
       batchLog.info(
         'claim had been returned meanwhile (heartbeat lapsed); its films are queued again',
       );
@@ -192,12 +193,16 @@ export class Indexer {
     batchLog.debug({ indexed: done.length }, 'batch done');
   }
 
-  /** One kind's part of a claim; returns the queue members done (indexed, deleted or stale). */
+  /**
+   * One kind's part of a claim; returns the queue members done (indexed, deleted or stale), and
+   * records in `versions` the version each member was read at.
+   */
   private async load(
     { kind, writer, mirror, refresh }: KindSink,
     claim: Claim,
     ids: string[],
     batchLog: Logger,
+    versions: Map<string, number>,
   ): Promise<{ done: string[]; transientItems: number; dead: number }> {
     const { extractor, deadLetters } = this.deps;
     const member = (id: string) => memberOf(kind.name, id);
@@ -207,6 +212,8 @@ export class Indexer {
     for (let i = 0; i < ids.length; i += extractor.bulkSize) {
       await this.setState('reading');
       const batch = await extractor.read(kind, claim, ids.slice(i, i + extractor.bulkSize));
+      for (const read of [...batch.documents, ...batch.deletions])
+        versions.set(member(read.id), read.version);
       await this.setState('writing');
       // Whether a reindex runs is asked before the write as well as after it: a write can take
       // long (items retried), and a reindex that read these documents earlier may swap its alias
