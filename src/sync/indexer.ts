@@ -182,9 +182,13 @@ export class Indexer {
       dead += counted.dead;
     }
     if (!(await this.deps.queue.ack(claim, done, versions))) {
-      batchLog.info(
-        'claim had been returned meanwhile (heartbeat lapsed); its films are queued again',
-      );
+      // The claim was gone: a reaper gave it back (its documents are queued again already), or
+      // Redis lost it (restarted empty, flushed, rolled back to an older save). Then the full load
+      // that follows could not wait for this write, may have swept the index before it landed,
+      // and a change of these documents queued meanwhile (a deletion) is lost with the queue:
+      // queue them again so that they are read once more. Twice queued is one extra read.
+      await this.deps.queue.enqueue(claim.ids);
+      batchLog.info('claim was no longer in redis when done; its documents are queued again');
     }
     this.held = null;
     this.deps.observe?.({ claimedAt: claim.claimedAt, done, transientItems, dead });
