@@ -26,9 +26,19 @@ export async function ensureIndex(
   name: string,
   log: Logger,
   definition: IndexDefinition = filmsDefinition,
+  /** Runs before anything is created or an alias is added: the index may hold nothing after. */
+  beforeCreate: () => Promise<void> = () => Promise.resolve(),
 ): Promise<EnsuredIndex> {
   if (await es.indices.existsAlias({ name })) return { name, isAlias: true, created: false };
-  if (await es.indices.exists({ index: name })) return { name, isAlias: false, created: false };
+  if (await es.indices.exists({ index: name })) {
+    if (!(await isCreatedForADelete(es, name))) return { name, isAlias: false, created: false };
+    // The index behind the alias went, and a versioned delete sent to the alias's name made
+    // Elasticsearch create a concrete index of that name, with no mapping. Left there, it takes
+    // the alias's place: every later index write (sent with require_alias) fails for good.
+    await es.indices.delete({ index: name }, { ignore: [404] });
+    log.warn({ index: name }, "deleted an empty index Elasticsearch made in the alias's place");
+  }
+  await beforeCreate();
   const concrete = `${name}_v${definition.version}`;
   let created = false;
   try {
@@ -48,6 +58,17 @@ export async function ensureIndex(
     await es.indices.putAlias({ index: concrete, name, is_write_index: true });
   }
   return { name, isAlias: true, created };
+}
+
+/**
+ * An index with no field mapped and no document: what Elasticsearch creates for a delete (with
+ * external versioning) sent to a missing index. Nobody's own index looks like that.
+ */
+async function isCreatedForADelete(es: Client, index: string): Promise<boolean> {
+  const mappings = await es.indices.getMapping({ index });
+  const properties = Object.values(mappings)[0]?.mappings.properties ?? {};
+  if (Object.keys(properties).length > 0) return false;
+  return (await es.count({ index })).count === 0;
 }
 
 function isAlreadyExists(err: unknown): boolean {

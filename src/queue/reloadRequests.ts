@@ -23,6 +23,8 @@ export class ReloadRequests {
   /** This kind's index is new: load every document of the kind again. */
   async request(kind: KindName): Promise<void> {
     await this.store.redis.hset(this.key, kind, randomUUID());
+    // Lost in a failover, the index would stay partial for good: nothing asks again.
+    await this.store.confirm(this.key);
   }
 
   /** The requests not yet served: kind -> request id. */

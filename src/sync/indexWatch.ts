@@ -33,16 +33,17 @@ export class IndexWatch {
   async ensure(name: KindName): Promise<IndexTarget> {
     const entry = this.kinds.find((k) => k.kind.name === name);
     if (!entry) throw new Error(`no index for ${name}`);
+    // The request goes before the index is made: made after, it would be lost to a crash or a
+    // Redis away in between, and the next look would find the index there and ask for nothing.
+    // A request for an index another syncer made first costs one more load, nothing else.
     const { created, ...target } = await ensureIndex(
       this.es,
       entry.alias,
       this.log,
       entry.kind.definition,
+      () => this.reloads.request(name),
     );
     if (created) {
-      // Before the index takes its first write would be tidier, but a request made now is what
-      // matters: it outlives this process, and any load that begins after it serves it.
-      await this.reloads.request(name);
       this.log.warn(
         { index: entry.alias },
         'index was missing and is created again: every document of it is queued again',

@@ -54,6 +54,26 @@ describe('an index deleted under the syncer', () => {
     }
   });
 
+  it('is created again and reloaded when the first change after is a deletion', async () => {
+    // Elasticsearch creates a missing index for a versioned delete, under the name it was sent to
+    // (the alias's), with no mapping: a concrete index that must not take the alias's place.
+    const syncer = await startSyncer(sandbox);
+    try {
+      await waitForConvergence(sandbox);
+      await waitForFullLoadDone(sandbox);
+      await deleteIndex(sandbox, sandbox.config.index);
+      await sandbox.pg.query(
+        'DELETE FROM content.film_work WHERE id = (SELECT min(id::text)::uuid FROM content.film_work)',
+      );
+      await insertFilm(sandbox.pg, 'Written after a deletion reached the deleted index');
+      await waitForConvergence(sandbox, 30_000);
+      await reloadsServed(sandbox);
+      assert.equal(await sandbox.es.indices.existsAlias({ name: sandbox.config.index }), true);
+    } finally {
+      await syncer.stop();
+    }
+  });
+
   it('is created again and reloaded when nothing changes', async () => {
     const syncer = await startSyncer(sandbox, {}, undefined, { indexCheckMs: 1_000 });
     try {
