@@ -333,6 +333,37 @@ describe('film queue', () => {
       assert.deepEqual(lost.slice(0, 5), [], `${lost.length} new letters deleted by the retry`);
     });
 
+    it('an acknowledgement clears a letter only when its read is as new as the refused one', async () => {
+      const dead = new DeadLetters(store);
+      const versioned = (id: string, version: number) => ({
+        ...letter(id, 'refused', '2024-01-01T00:00:00Z'),
+        version,
+      });
+      // older: a read before the refused one; same/newer: at or after it; legacy: a letter of an
+      // older version (no version: any acknowledgement clears it); unknown: no read version.
+      await dead.add([
+        versioned('older', 20),
+        versioned('same', 20),
+        versioned('newer', 20),
+        letter('legacy', 'refused', '2024-01-01T00:00:00Z'),
+        versioned('unknown', 20),
+      ]);
+      await queue.enqueue(['older', 'same', 'newer', 'legacy', 'unknown']);
+      const claim = await queue.claim('w1', 10);
+      assert.ok(claim);
+      const versions = new Map([
+        ['older', 19],
+        ['same', 20],
+        ['newer', 21],
+        ['legacy', 5],
+      ]);
+      assert.equal(await queue.ack(claim, claim.ids, versions), true);
+      assert.deepEqual(
+        (await dead.list()).map((l) => l.id),
+        ['older'],
+      );
+    });
+
     it('retry queues every dead film again and clears the list', async () => {
       const dead = new DeadLetters(store);
       assert.equal(await dead.retry(queue), 0);
