@@ -174,15 +174,16 @@ export class BulkWriter {
     if (state.deadline !== null && Date.now() >= state.deadline) {
       throw new BudgetSpent(state.last);
     }
+    let why = '';
     try {
-      state.pending = await this.send(state.pending, result, state.deadline);
+      ({ retry: state.pending, why } = await this.send(state.pending, result, state.deadline));
     } catch (err) {
       state.last = (err as Error).message;
       throw err;
     }
     if (state.pending.length > 0) {
-      state.last = `${state.pending.length} items answered 429/5xx`;
-      throw new ItemsPending(state.pending.length, 'transient item errors');
+      state.last = `${state.pending.length} items answered 429/5xx or index missing (${why})`;
+      throw new ItemsPending(state.pending.length, why);
     }
   }
 
@@ -207,12 +208,12 @@ export class BulkWriter {
     await bestEffort.onAbandoned(ids, err.message);
   }
 
-  /** One bulk request; returns the operations to try again. */
+  /** One bulk request; returns the operations to try again, and why (the first one's answer). */
   private async send(
     operations: Operation[],
     result: LoadResult,
     deadline: number | null,
-  ): Promise<Operation[]> {
+  ): Promise<{ retry: Operation[]; why: string }> {
     // The body is written by hand: documents arrive as JSON text and go out as they are. Each
     // operation is encoded on its own and the buffers joined: one string of every document, built
     // with +=, is a rope that the client must flatten and measure before encoding it, which cost
@@ -244,9 +245,11 @@ export class BulkWriter {
       deadline === null ? {} : { requestTimeout: Math.max(1, deadline - Date.now()) },
     );
     const retryLater: Operation[] = [];
+    let why = '';
     let indexMissing = false;
     for (const { op, outcome } of matchOutcomes(operations, response)) {
-      switch (classifyItem(op, outcome)) {
+      const verdict = classifyItem(op, outcome);
+      switch (verdict) {
         case 'indexed':
           result.indexed.push(op.id);
           break;
@@ -257,10 +260,9 @@ export class BulkWriter {
           result.stale.push(op.id);
           break;
         case 'index-missing':
-          indexMissing = true;
-          retryLater.push(op);
-          break;
         case 'retry':
+          indexMissing ||= verdict === 'index-missing';
+          why ||= `${op.kind} ${outcome.status} ${outcome.error?.type ?? ''} in ${this.target.name}`;
           retryLater.push(op);
           break;
         case 'dead':
@@ -279,7 +281,7 @@ export class BulkWriter {
       await onIndexMissing();
     }
     result.transientItems += retryLater.length;
-    return retryLater;
+    return { retry: retryLater, why };
   }
 }
 

@@ -142,12 +142,17 @@ export class DocumentQueue {
   /**
    * Give one claim back to the head of the queue; returns how many ids went back. With
    * `unlessAlive` (a heartbeat key), nothing happens while that key exists, and -1 is returned.
+   * `claim.ids` (the worker's own call): the ids it holds, given back from its hand when Redis no
+   * longer has the claim's list (release.lua).
    */
-  async release(claim: { id: string; key?: string }, unlessAlive?: string): Promise<number> {
+  async release(
+    claim: { id: string; key?: string; ids?: readonly string[] },
+    unlessAlive?: string,
+  ): Promise<number> {
     const { queue, queued, claims } = this.keys;
     const keys = [claim.key ?? this.claimKey(claim.id), queue, queued, claims];
     if (unlessAlive !== undefined) keys.push(unlessAlive);
-    return Number(await this.store.run('release', keys, [claim.id]));
+    return Number(await this.store.run('release', keys, [claim.id, ...(claim.ids ?? [])]));
   }
 
   async depth(): Promise<number> {

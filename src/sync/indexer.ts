@@ -181,16 +181,19 @@ export class Indexer {
       transientItems += counted.transientItems;
       dead += counted.dead;
     }
-    if (!(await this.deps.queue.ack(claim, done, versions))) {
+    if (await this.deps.queue.ack(claim, done, versions)) {
+      this.held = null;
+    } else {
       // The claim was gone: a reaper gave it back (its documents are queued again already), or
       // Redis lost it (restarted empty, flushed, rolled back to an older save). Then the full load
       // that follows could not wait for this write, may have swept the index before it landed,
       // and a change of these documents queued meanwhile (a deletion) is lost with the queue:
-      // queue them again so that they are read once more. Twice queued is one extra read.
-      await this.deps.queue.enqueue(claim.ids);
+      // give them back from this worker's hand, so that they are read once more (release.lua).
+      // Twice queued is one extra read. Should that fail, the claim stays in hand and is given
+      // back before the next claim, as after any failure.
       batchLog.info('claim was no longer in redis when done; its documents are queued again');
+      await this.giveBack();
     }
-    this.held = null;
     this.deps.observe?.({ claimedAt: claim.claimedAt, done, transientItems, dead });
     this.stats.batches++;
     this.stats.lastBatchAt = new Date().toISOString();

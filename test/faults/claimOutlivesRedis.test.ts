@@ -10,8 +10,9 @@ import { after, before, describe, it } from 'node:test';
 import { insertFilm, seedCatalog } from '../helpers/catalog.js';
 import { eventually, waitForConvergence, waitForFullLoadDone } from '../helpers/convergence.js';
 import { EsFaultProxy } from '../helpers/esFaultProxy.js';
+import { proxiedUrl, startFaultProxy } from '../helpers/faultProxy.js';
 import { createSandbox, type Sandbox } from '../helpers/isolation.js';
-import { migrateSandbox, startSyncer } from '../helpers/syncerHarness.js';
+import { capturingLog, migrateSandbox, startSyncer } from '../helpers/syncerHarness.js';
 
 describe('a claim in flight while Redis loses everything', () => {
   let sandbox: Sandbox;
@@ -26,14 +27,29 @@ describe('a claim in flight while Redis loses everything', () => {
     await sandbox.cleanup();
   });
 
-  it('leaves no document of a film deleted meanwhile', async () => {
+  /**
+   * The shared part: a film's write held back by Elasticsearch, the film deleted (its deletion
+   * queued behind the claim in hand), then every key of the syncer's Redis state deleted and the
+   * full load after it run to its end while the write is still held. `beforeRelease` runs just
+   * before the write is let through.
+   */
+  async function heldWriteThroughRedisLoss(
+    redisUrl: string,
+    beforeRelease: () => Promise<void>,
+    afterRelease: () => Promise<void> = () => Promise.resolve(),
+  ): Promise<void> {
     const proxy = await EsFaultProxy.start(sandbox.config.elasticsearch.url);
     // One indexer: while its claim is held, what is queued stays queued.
-    const syncer = await startSyncer(sandbox, {
-      workers: 1,
-      pollIntervalMs: 200,
-      elasticsearch: { ...sandbox.config.elasticsearch, url: proxy.url },
-    });
+    const syncer = await startSyncer(
+      sandbox,
+      {
+        workers: 1,
+        pollIntervalMs: 200,
+        redisUrl,
+        elasticsearch: { ...sandbox.config.elasticsearch, url: proxy.url },
+      },
+      log,
+    );
     const prefix = sandbox.config.redisPrefix;
     try {
       await waitForConvergence(sandbox);
@@ -45,7 +61,6 @@ describe('a claim in flight while Redis loses everything', () => {
       const id = await insertFilm(sandbox.pg, 'Claimed before Redis lost everything');
       await eventually(() => items() > sent, 15_000, 'the new film read and its write refused');
 
-      // Deleted: the deletion is queued behind the claim in hand, then lost with everything else.
       await sandbox.pg.query('DELETE FROM content.film_work WHERE id = $1', [id]);
       await eventually(
         async () => (await sandbox.redis.lrange(`${prefix}queue`, 0, -1)).includes(id),
@@ -54,21 +69,59 @@ describe('a claim in flight while Redis loses everything', () => {
       );
       const keys = await sandbox.redis.keys(`${prefix}*`);
       await sandbox.redis.del(...keys);
-      // The full load after it runs to its end while the write is still held.
       await waitForFullLoadDone(sandbox);
 
-      // The write goes through; once every claim is done, the index must equal Postgres.
+      await beforeRelease();
       proxy.forward();
+      await afterRelease();
+      // Once every claim is done, the index must equal Postgres.
       await eventually(
         async () =>
-          (await syncer.queue.inFlight()).length === 0 && (await syncer.queue.depth()) === 0,
-        20_000,
+          (await sandbox.redis.llen(`${prefix}queue`)) === 0 &&
+          (await sandbox.redis.hlen(`${prefix}claims`)) === 0,
+        30_000,
         'every claim done',
       );
       await waitForConvergence(sandbox, 30_000);
     } finally {
       await syncer.stop();
       await proxy.close();
+    }
+  }
+
+  let log = capturingLog().log;
+
+  it('leaves no document of a film deleted meanwhile', async () => {
+    log = capturingLog().log;
+    await heldWriteThroughRedisLoss(sandbox.config.redisUrl, () => Promise.resolve());
+  });
+
+  it('leaves none either when the acknowledgement itself times out', async () => {
+    // Redis away when the write is done: the acknowledgement times out here (it still runs when
+    // Redis is back, finding no claim), and the claim in hand is given back instead.
+    const captured = capturingLog();
+    log = captured.log;
+    const redisProxy = await startFaultProxy(sandbox.config.redisUrl);
+    try {
+      await heldWriteThroughRedisLoss(
+        proxiedUrl(sandbox.config.redisUrl, redisProxy),
+        () => redisProxy.refuse(),
+        async () => {
+          await eventually(
+            () =>
+              captured
+                .lines()
+                .some(
+                  (l) => l.msg === 'could not return the claim yet' || l.msg === 'batch failed',
+                ),
+            20_000,
+            'the acknowledgement failed',
+          );
+          await redisProxy.forward();
+        },
+      );
+    } finally {
+      await redisProxy.close();
     }
   });
 });
