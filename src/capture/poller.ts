@@ -162,7 +162,9 @@ export class Poller {
     }
     const reload = await this.kindsToReload();
     if (reload.length > 0) {
-      log.info(
+      // Debug: while another syncer runs that load, every pass here comes back this way. The load
+      // itself says at info which indices it queues.
+      log.debug(
         { indices: reload.map((k) => k.kind.name) },
         'indices created again: full load of those (the watermarks go on)',
       );
