@@ -95,7 +95,12 @@ export interface BulkWriterOptions {
 export interface BestEffort {
   /** Retries stop this long after the write began (each request is cut off by then too). */
   budgetMs: number;
-  /** The films not written, and why. Must not throw; the write returns normally after it. */
+  /**
+   * The films not written, and why: those still pending when the budget ran out, and those
+   * refused for good (a reindex's new mapping refusing a change: handed over, the change is
+   * queued again after the swap and refused there, where the dead letters show it). Must not
+   * throw; the write returns normally after it.
+   */
   onAbandoned: (ids: string[], reason: string) => Promise<void>;
 }
 
@@ -166,6 +171,12 @@ export class BulkWriter {
     } finally {
       listener.dispose();
     }
+    const { bestEffort } = this.options;
+    if (bestEffort && result.dead.length > 0)
+      await bestEffort.onAbandoned(
+        result.dead.map((d) => d.id),
+        `refused: ${result.dead[0]?.reason ?? ''}`,
+      );
     return result;
   }
 

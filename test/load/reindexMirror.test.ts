@@ -114,6 +114,36 @@ describe('reindex mirror', () => {
     }
   });
 
+  it('hands over the documents the new index refuses for good', async () => {
+    // A reindex for a mapping change: a change its new mapping refuses, mirrored while it runs, is
+    // not in the new index; handed over, it is queued again after the swap, and then refused
+    // there where the dead letters show it (before: only logged, and the new index kept the
+    // older document with no letter).
+    const alias = sandbox.config.index;
+    const index = `${alias}_20000101000003`;
+    const writeAlias = `${alias}-reindex-20000101000003`;
+    await createBuild(sandbox.es, index, writeAlias);
+    const target = new ReindexTarget(store, sandbox.es, testLog());
+    const held = await target.set(writeAlias);
+    try {
+      const mirror = await target.mirror();
+      assert.ok(mirror);
+      const batch = batchOf(3);
+      const [refused] = batch.documents;
+      assert.ok(refused);
+      refused.json = JSON.stringify({ id: refused.id, title: 'x', no_such_field: 1 });
+      const result = await within(10_000, (signal) => mirror.write(batch, signal));
+      assert.ok(result);
+      assert.deepEqual(
+        result.dead.map((d) => d.id),
+        [refused.id],
+      );
+      assert.deepEqual(await target.missed(writeAlias), [refused.id]);
+    } finally {
+      await release(held);
+    }
+  });
+
   it('gives up on a target that keeps refusing (429) within its budget', async () => {
     const alias = sandbox.config.index;
     const index = `${alias}_20000101000001`;
