@@ -119,6 +119,7 @@ export function formatFailure(c: FailureContext): string {
   if (c.traces.length > 0) lines.push('drifted ids in Redis:', ...c.traces);
   if (o?.stranded.length) lines.push('stranded in Redis:', ...o.stranded.map((s) => `  ${s}`));
   if (o?.settings.length) lines.push('index settings:', ...o.settings.map((s) => `  ${s}`));
+  if (o?.indices.length) lines.push('indices:', ...o.indices.map((s) => `  ${s}`));
   if (o?.errors.length) lines.push('errors while observing:', ...o.errors.map((s) => `  ${s}`));
   if (o?.redis) {
     const r = o.redis;

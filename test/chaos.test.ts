@@ -14,7 +14,7 @@ import { runCampaign } from '../chaos/campaign.js';
 import { createLogger } from '../src/logger.js';
 
 describe('chaos campaign (seed 1, two rounds)', () => {
-  it('converges after every round, with nothing left behind', { timeout: 240_000 }, async () => {
+  it('converges after every round, with nothing left behind', { timeout: 320_000 }, async () => {
     const reports: string[] = [];
     const summary = await runCampaign({
       seed: 1,
@@ -22,6 +22,10 @@ describe('chaos campaign (seed 1, two rounds)', () => {
       minutes: 3,
       roundSeconds: 25,
       syncers: 2,
+      // A round that kills a syncer while it holds the read lock waits out its 30 s lease, then
+      // the backlog: 33–74 s alone on this machine for round 2, more beside another test file.
+      // The bound is for liveness (a loop, a stuck claim), not for speed.
+      settleSeconds: 120,
       // Held by the proxy, not SIGSTOP: the suite runs files side by side, and stopping the
       // shared Elasticsearch would stall every other test too.
       esFreeze: 'proxy',
