@@ -109,7 +109,10 @@ describe('redis away longer than a command waits', () => {
         'the claim given back',
       );
       assert.ok(
-        lines().some((l) => l.level === 50 && JSON.stringify(l.claims).includes(orphan.id)),
+        // Other error lines may come too (a metrics port another file's syncer holds): no claims.
+        lines().some(
+          (l) => l.level === 50 && Array.isArray(l.claims) && l.claims.includes(orphan.id),
+        ),
         'the give-back is logged as an error',
       );
       await waitForConvergence(sandbox, 60_000);
