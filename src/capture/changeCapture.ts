@@ -15,6 +15,7 @@ import type { Logger } from '../logger.js';
 import type { ChangeClock } from '../metrics/changeClock.js';
 import type { DocumentQueue } from '../queue/documentQueue.js';
 import { RetryDelays } from '../util/backoff.js';
+import { Mutex } from '../util/mutex.js';
 import { sleep } from '../util/sleep.js';
 import type { Doorbell } from './doorbell.js';
 import type { FanOut, Resolution } from './fanOut.js';
@@ -31,6 +32,8 @@ export interface CaptureStats {
 export class ChangeCapture {
   /** Queue members heard of and not yet queued. */
   private members = new Set<string>();
+  /** One drain at a time: see drain(). */
+  private readonly draining = new Mutex();
   /** Ids heard of that still need resolving, merged per kind and touch. */
   private resolutions = new Map<string, Resolution>();
   private pollRequested = true; // the first pass is the start-up catch-up
@@ -173,9 +176,14 @@ export class ChangeCapture {
 
   /** Queue what the live path heard so far (a long pass calls this while it waits, too). */
   async drain(): Promise<void> {
-    const drain = this.live?.handled.beginDrain() ?? 0;
-    await this.drainPending();
-    this.live?.handled.drained(drain);
+    // One at a time (a full load's two walks both drain while they wait): a drain that began
+    // later and ended first would mark transactions handled whose ids the other still holds,
+    // not yet queued, and a pass would then skip them.
+    await this.draining.run(async () => {
+      const drain = this.live?.handled.beginDrain() ?? 0;
+      await this.drainPending();
+      this.live?.handled.drained(drain);
+    });
   }
 
   private async drainPending(): Promise<void> {

@@ -62,6 +62,8 @@ export interface SyncerOptions {
   reapEveryMs?: number;
   /** How often every index is checked for being there (ms; indexWatch.ts). */
   indexCheckMs?: number;
+  /** Ids per Elasticsearch page of the orphan sweep; tests shrink it to cross many pages. */
+  sweepPageSize?: number;
   /** How long stop() waits for the loops before it stops without them (ms). */
   stopBoundMs?: number;
 }
@@ -153,6 +155,7 @@ export class Syncer {
       })),
       log: log.child({ component: 'poller' }),
       sizeLimit: config.sizeLimit,
+      ...(this.options.sweepPageSize ? { sweepPageSize: this.options.sweepPageSize } : {}),
       sleepMs: config.sleepMs,
       owner: this.processId,
       handled,
