@@ -97,7 +97,7 @@ const schema = z.object({
   ETL_SIZE_LIMIT: int(1, 10_000).default(200),
   ETL_BULK_SIZE: int(1, 10_000).default(200),
   ETL_SLEEP_MS: int(0, 60_000).default(10),
-  ETL_WORKERS: int(1, 16).default(4),
+  ETL_WORKERS: int(1, 16).default(6),
   ETL_POLL_INTERVAL_MS: int(100, 3_600_000).default(5_000),
   ETL_REFRESH_MS: int(0, 60_000).default(100),
   LOG_LEVEL: z

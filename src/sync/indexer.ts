@@ -61,6 +61,8 @@ export class Indexer {
   private stateWrittenAt = 0;
   /** The claim this worker holds: claimed, and neither acknowledged nor given back yet. */
   private held: Claim | null = null;
+  /** When this worker's last read of Postgres ended (Date.now()): ETL_SLEEP_MS counts from it. */
+  private lastReadAt = 0;
   private readonly hardStop = new AbortController();
 
   constructor(private readonly deps: IndexerDeps) {}
@@ -110,7 +112,10 @@ export class Indexer {
           await this.process(claim);
           failures = 0;
           delays.reset();
-          await sleep(this.deps.sleepMs, signal);
+          // ETL_SLEEP_MS apart from this worker's last read, not after its write: the write
+          // (longer than the pause in a full load) already kept it off the database. Slept after
+          // the write, the pause left a tenth of the machine idle in a full load.
+          await sleep(Math.max(0, this.deps.sleepMs - (Date.now() - this.lastReadAt)), signal);
         } catch (err) {
           failures++;
           await this.deps.reportError?.((err as Error).message).catch(() => undefined);
@@ -219,6 +224,7 @@ export class Indexer {
     for (let i = 0; i < ids.length; i += extractor.bulkSize) {
       await this.setState('reading');
       const batch = await extractor.read(kind, claim, ids.slice(i, i + extractor.bulkSize));
+      this.lastReadAt = Date.now();
       for (const read of [...batch.documents, ...batch.deletions])
         versions.set(member(read.id), read.version);
       await this.setState('writing');
