@@ -32,7 +32,7 @@ import type { ReadLock } from '../queue/readLock.js';
 import type { ReloadRequests } from '../queue/reloadRequests.js';
 import type { Snapshot, WatermarkTable, Watermarks } from '../queue/watermarks.js';
 import * as sql from '../sql/queries.js';
-import { sideBySide } from '../util/sideBySide.js';
+import { allSettled } from '../util/allSettled.js';
 import { sleep } from '../util/sleep.js';
 import { isCanonicalUuid } from '../util/uuid.js';
 import type { FanOut } from './fanOut.js';
@@ -406,14 +406,22 @@ export class Poller {
         Math.max(0, plan.total - before),
         kinds.map((k) => k.kind),
       );
-      // The sweep walks the index beside the walk that queues every document, not after it: it
+      // The sweep walks each index beside the walk that queues every document, not after it: it
       // has nothing to do with what the load queues (rows that exist), and the indexers are busy
-      // meanwhile. After it, a sweep held the load's end for a quarter of its time on a first
-      // load (an index filling up behind it), with the machine idle.
+      // meanwhile. Run after it, the sweep of a first load walked the whole index just filled
+      // while the machine idled: a fifth of the load's time (50,000 films).
+      // A failing sweep does not stop the queueing: one that Elasticsearch refuses (a search
+      // rejected under the load's own writes) must not hold up loading every index. A failing
+      // walk (Postgres away) stops the sweep, which may otherwise wait long for earlier writes.
+      // Either failure is thrown once both have ended; the next pass resumes from the cursors.
       const tally = { queued: 0, rows: 0 };
-      await sideBySide(walk, [
-        (signal) => this.queueSteps(kinds, run, signal, tally),
-        (signal) => this.sweepSteps(kinds, plan, run, signal, tally),
+      const walkFailed = new AbortController();
+      await allSettled([
+        this.queueSteps(kinds, run, walk, tally).catch((err: unknown) => {
+          walkFailed.abort();
+          throw err;
+        }),
+        this.sweepSteps(kinds, plan, run, AbortSignal.any([walk, walkFailed.signal]), tally),
       ]);
       const { queued, rows } = tally;
       if (halted()) return stopped(queued, rows);
@@ -472,21 +480,33 @@ export class Poller {
     let settled = false;
     for (const loaded of kinds) {
       const step = `sweep:${loaded.kind.name}`;
-      const from = await run.cursor(step);
-      if (aborted()) return;
-      if (from === 'done') continue;
-      if (!settled) {
-        await this.settleEarlierWrites(plan.earlierClaims ?? [], signal);
-        settled = true;
+      try {
+        const from = await run.cursor(step);
+        if (aborted()) return;
+        if (from === 'done') continue;
+        if (!settled) {
+          await this.settleEarlierWrites(plan.earlierClaims ?? [], signal);
+          settled = true;
+        }
+        if (aborted()) return;
+        await loaded.indexed.refresh();
+        // Added after the await, not with +=: the queueing walk adds to the tally meanwhile.
+        const orphans = await this.sweepOrphans(loaded, signal, {
+          from: typeof from?.[0] === 'string' ? from[0] : undefined,
+          onPage: (last, added) => run.advance(step, [last], added),
+        });
+        tally.queued += orphans;
+        if (aborted()) return;
+        await run.advance(step, 'done', 0);
+      } catch (err) {
+        // Said now: the pass fails only once the queueing walk beside it has ended, maybe long
+        // after.
+        this.deps.log.warn(
+          { index: loaded.kind.name, err: (err as Error).message },
+          'orphan sweep failed; the load goes on, and the next pass resumes the sweep',
+        );
+        throw err;
       }
-      if (aborted()) return;
-      await loaded.indexed.refresh();
-      tally.queued += await this.sweepOrphans(loaded, signal, {
-        from: typeof from?.[0] === 'string' ? from[0] : undefined,
-        onPage: (last, added) => run.advance(step, [last], added),
-      });
-      if (aborted()) return;
-      await run.advance(step, 'done', 0);
     }
   }
 
@@ -592,7 +612,7 @@ export class Poller {
     const { db, queue, sizeLimit } = this.deps;
     let queued = 0;
     const pageSize = this.deps.sweepPageSize ?? SWEEP_PAGE_SIZE;
-    for await (const page of indexed.pages(pageSize, resume.from)) {
+    pages: for await (const page of indexed.pages(pageSize, resume.from)) {
       if (signal?.aborted) break;
       // An id no row can have (not a uuid as Postgres writes it) is not looked up (the cast
       // would fail the query, and the sweep with it, for good): its document goes at once.
@@ -607,7 +627,8 @@ export class Poller {
       // The cursor moves slice by slice: a sweep stopped within a page resumes after the last
       // slice it finished, and reads the rest of that page again.
       for (let at = 0; at < page.length; at += sizeLimit) {
-        if (signal?.aborted) break;
+        // The whole walk: another page would be one more search of up to 5,000 ids for nothing.
+        if (signal?.aborted) break pages;
         const slice = page.slice(at, at + sizeLimit);
         const ids = slice.filter(isCanonicalUuid);
         const existing =

@@ -61,7 +61,10 @@ export class Indexer {
   private stateWrittenAt = 0;
   /** The claim this worker holds: claimed, and neither acknowledged nor given back yet. */
   private held: Claim | null = null;
-  /** When this worker's last read of Postgres ended (Date.now()): ETL_SLEEP_MS counts from it. */
+  /**
+   * When this worker's last read of Postgres ended (performance.now(), which no clock step moves):
+   * ETL_SLEEP_MS counts from it.
+   */
   private lastReadAt = 0;
   private readonly hardStop = new AbortController();
 
@@ -115,7 +118,10 @@ export class Indexer {
           // ETL_SLEEP_MS apart from this worker's last read, not after its write: the write
           // (longer than the pause in a full load) already kept it off the database. Slept after
           // the write, the pause left a tenth of the machine idle in a full load.
-          await sleep(Math.max(0, this.deps.sleepMs - (Date.now() - this.lastReadAt)), signal);
+          await sleep(
+            Math.max(0, this.deps.sleepMs - (performance.now() - this.lastReadAt)),
+            signal,
+          );
         } catch (err) {
           failures++;
           await this.deps.reportError?.((err as Error).message).catch(() => undefined);
@@ -224,7 +230,7 @@ export class Indexer {
     for (let i = 0; i < ids.length; i += extractor.bulkSize) {
       await this.setState('reading');
       const batch = await extractor.read(kind, claim, ids.slice(i, i + extractor.bulkSize));
-      this.lastReadAt = Date.now();
+      this.lastReadAt = performance.now();
       for (const read of [...batch.documents, ...batch.deletions])
         versions.set(member(read.id), read.version);
       await this.setState('writing');

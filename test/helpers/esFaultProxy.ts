@@ -17,6 +17,8 @@
  *    failure of the whole request, say a target that refuses writes) until forward().
  *  - holdBulkAnswersTo(): a `_bulk` with an item for a matching target is written by ES as sent,
  *    but its answer waits until forward(): a slow answer, or a write retried for a long time.
+ *  - rejectSearches(): every `_search` is answered 429 (search thread pool full) until forward(),
+ *    while writes go through.
  * Per document id it counts bulk offers, sends to ES, rejections and damaged items; per target
  * index, items offered and when the last one came. Bodies are buffered whole.
  */
@@ -47,6 +49,7 @@ const DROPPED = new Set(
   'host connection keep-alive transfer-encoding content-length content-encoding'.split(' '),
 );
 const BULK = /^\/(?:([^/?]+)\/)?_bulk(?:\?|$)/;
+const SEARCH = /^\/(?:[^/?]+\/)?_search(?:\?|$)/;
 const bump = (map: Map<string, number>, id: string) => map.set(id, (map.get(id) ?? 0) + 1);
 const newStats = (): BulkStats => ({
   requests: 0,
@@ -65,6 +68,7 @@ export class EsFaultProxy {
   private damage: { mode: BulkDamage; times: number } = { mode: 'drop', times: 0 };
   private failing: { after: number } | null = null;
   private rejectTo: ((index: string) => boolean) | null = null;
+  private refuseSearch = false;
   private hold: {
     match: (index: string) => boolean;
     released: Promise<void>;
@@ -99,6 +103,7 @@ export class EsFaultProxy {
     this.damage = { mode: 'drop', times: 0 };
     this.failing = null;
     this.rejectTo = null;
+    this.refuseSearch = false;
     this.hold?.release();
     this.hold = null;
   }
@@ -130,6 +135,11 @@ export class EsFaultProxy {
     this.rejectTo = match;
   }
 
+  /** Answer every `_search` 429 until forward(). */
+  rejectSearches(): void {
+    this.refuseSearch = true;
+  }
+
   /** Let `after` more bulk requests through, then answer every later one 400 until forward(). */
   failBulk(after: number): void {
     this.failing = { after };
@@ -148,6 +158,13 @@ export class EsFaultProxy {
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     let body = Buffer.concat(chunks);
+    if (this.refuseSearch && SEARCH.test(req.url ?? '')) {
+      const error = {
+        type: 'es_rejected_execution_exception',
+        reason: 'simulated by esFaultProxy',
+      };
+      return this.reply(res, 429, { 'content-type': 'application/json' }, { error, status: 429 });
+    }
     const bulk = req.method === 'POST' ? BULK.exec(req.url ?? '') : null;
     let items: BulkItem[] = [];
     let rejected = new Set<number>();

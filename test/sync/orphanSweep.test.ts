@@ -9,7 +9,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { FullLoadPlans } from '../../src/queue/fullLoadPlan.js';
 import { seedCatalog } from '../helpers/catalog.js';
-import { waitForConvergence } from '../helpers/convergence.js';
+import { eventually, waitForConvergence } from '../helpers/convergence.js';
+import { EsFaultProxy } from '../helpers/esFaultProxy.js';
 import { createSandbox, type Sandbox } from '../helpers/isolation.js';
 import { capturingLog, migrateSandbox, startSyncer } from '../helpers/syncerHarness.js';
 
@@ -28,25 +29,31 @@ describe('the orphan sweep of a full load', () => {
     await sandbox.cleanup();
   });
 
-  it('removes every document whose row went while Redis had lost track', async () => {
+  /** Converge, stop, then Redis loses everything and rows go meanwhile (no tombstone is read). */
+  async function loseTrackAndDelete(films: number, persons: number): Promise<void> {
     const first = await startSyncer(sandbox, SMALL);
     try {
       await waitForConvergence(sandbox);
     } finally {
       await first.stop();
     }
-    // Redis restarted empty; meanwhile rows went, spread over the whole id range.
     const keys = await sandbox.redis.keys(`${sandbox.config.redisPrefix}*`);
     if (keys.length > 0) await sandbox.redis.del(...keys);
     const gone = await sandbox.pg.query(
       `DELETE FROM content.film_work WHERE id IN
-         (SELECT id FROM content.film_work ORDER BY md5(id::text) LIMIT 61)`,
+         (SELECT id FROM content.film_work ORDER BY md5(id::text) LIMIT $1)`,
+      [films],
     );
+    assert.equal(gone.rowCount, films);
     await sandbox.pg.query(
       `DELETE FROM content.person WHERE id IN
-         (SELECT id FROM content.person ORDER BY md5(id::text) LIMIT 23)`,
+         (SELECT id FROM content.person ORDER BY md5(id::text) LIMIT $1)`,
+      [persons],
     );
-    assert.equal(gone.rowCount, 61);
+  }
+
+  it('removes every document whose row went while Redis had lost track', async () => {
+    await loseTrackAndDelete(61, 23);
 
     const { log, lines } = capturingLog();
     const second = await startSyncer(sandbox, SMALL, log, { sweepPageSize: 25 });
@@ -59,8 +66,50 @@ describe('the orphan sweep of a full load', () => {
         swept.map((l) => [l.index as string, l.orphans as number]),
       );
       assert.deepEqual(orphans, { films: 61, persons: 23 });
+      // What the load says it queued: every document of a row, and the 84 of rows gone.
+      const [rows] = (
+        await sandbox.pg.query<{ n: number }>(
+          `SELECT (SELECT count(*) FROM content.film_work) + (SELECT count(*) FROM content.person)
+                + (SELECT count(*) FROM content.genre) AS n`,
+        )
+      ).rows;
+      const done = lines().find((l) => l.msg === 'full load queued' && l.complete === true);
+      assert.equal(done?.queued, (rows?.n ?? 0) + 84);
     } finally {
       await second.stop();
+    }
+  });
+
+  it('queues every document while Elasticsearch refuses the sweep, and sweeps once it stops', async () => {
+    await loseTrackAndDelete(9, 4);
+    const proxy = await EsFaultProxy.start(sandbox.config.elasticsearch.url);
+    proxy.rejectSearches();
+    const elasticsearch = { ...sandbox.config.elasticsearch, url: proxy.url };
+    const { log, lines } = capturingLog();
+    const syncer = await startSyncer(sandbox, { ...SMALL, elasticsearch }, log);
+    try {
+      const plans = new FullLoadPlans(syncer.store);
+      // The sweep fails at its first search, again at every pass; the walk beside it goes on.
+      await eventually(
+        async () =>
+          (await plans.cursor('queue:films')) === 'done' &&
+          (await plans.cursor('queue:persons')) === 'done' &&
+          (await plans.cursor('queue:genres')) === 'done',
+        20_000,
+        'every document queued while the sweep is refused',
+      );
+      assert.ok(
+        lines().some(
+          (l) =>
+            l.msg === 'orphan sweep failed; the load goes on, and the next pass resumes the sweep',
+        ),
+      );
+      assert.notEqual(await plans.current(), null, 'the load is not over without its sweep');
+      proxy.forward();
+      await waitForConvergence(sandbox);
+    } finally {
+      await syncer.stop();
+      await proxy.close();
     }
   });
 });
