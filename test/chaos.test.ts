@@ -22,8 +22,9 @@ describe('chaos campaign (seed 1, two rounds)', () => {
       minutes: 3,
       roundSeconds: 25,
       syncers: 2,
-      // A round that kills a syncer while it holds the read lock waits out its 30 s lease, then
-      // the backlog: 33–74 s alone on this machine for round 2, more beside another test file.
+      // A round that kills a syncer while it holds the read lock waits out its lease, then the
+      // backlog: 33–74 s alone on this machine for round 2 with the 30 s lease of before 0.3,
+      // more beside another test file.
       // The bound is for liveness (a loop, a stuck claim), not for speed.
       settleSeconds: 120,
       // Held by the proxy, not SIGSTOP: the suite runs files side by side, and stopping the

@@ -28,6 +28,12 @@ import type { RedisStore } from './redisStore.js';
 
 export type { LeaseValue as LockHolder };
 
+/**
+ * The lease: how long a holder that died (kill -9, a lost host) keeps every other reader waiting.
+ * The holder refreshes it every third of that while it reads, so a read may take longer; 30 s, as
+ * before, held a whole deployment's reads that long after each crash.
+ */
+const LEASE_MS = 10_000;
 /** How long readers of one process may pass the lease among themselves before releasing it. */
 const RUN_MS = 50;
 /** After a release that found a knock, how long this process's next reader lets the knocker in. */
@@ -64,7 +70,7 @@ export class ReadLock {
     private readonly log: Logger,
     options: ReadLockOptions = {},
   ) {
-    this.lease = new Lease(store, store.key('lock', 'postgres-read'), options.leaseMs ?? 30_000);
+    this.lease = new Lease(store, store.key('lock', 'postgres-read'), options.leaseMs ?? LEASE_MS);
     this.knockKey = store.key('lock', 'postgres-read', 'knock');
     this.logEveryMs = options.logEveryMs ?? 5_000;
   }

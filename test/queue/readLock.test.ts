@@ -150,6 +150,14 @@ describe('postgres read lock', () => {
     assert.equal(await observer.holder(), null);
   });
 
+  it('holds a lease of 10 s: a crashed holder keeps the others waiting no longer', async () => {
+    const lock = new ReadLock(connect(), 'proc-a', silent);
+    const observer = new ReadLock(connect(), 'proc-b', silent);
+    const seen = await lock.withLock('films batch', () => observer.holder());
+    assert.ok(seen);
+    assert.ok(seen.leaseLeftMs > 9_000 && seen.leaseLeftMs <= 10_000, `${seen.leaseLeftMs} ms`);
+  });
+
   it('waits at most about one lease for a holder that crashed, logging who holds it', async () => {
     const store = connect();
     const { log, lines } = capturingLogger();
