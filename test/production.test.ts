@@ -252,4 +252,23 @@ describe('production: node dist/cli/start.js under a supervisor', { timeout: 600
     assert.ok(syncer.messages().includes('stopped'), 'logged that it stopped');
     await assertNothingInFlight();
   });
+
+  it('with the most indexers, idle, writes nothing but its log lines (no runtime warnings)', async () => {
+    const syncer = startProduction({ ETL_WORKERS: '16' });
+    await waitForConvergence(sandbox, 120_000);
+    // Idle: every indexer waits for work, each with its own listener on the stop signal.
+    await eventually(
+      () => syncer.messages().includes('syncer started'),
+      30_000,
+      'the syncer started',
+    );
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    const { code } = await terminate(syncer);
+    assert.equal(code, 0);
+    const stray = syncer
+      .output()
+      .split('\n')
+      .filter((line) => line.trim() !== '' && !line.startsWith('{'));
+    assert.deepEqual(stray, []);
+  });
 });

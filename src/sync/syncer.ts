@@ -9,6 +9,7 @@
  * (metrics/, which read the narrow SyncerView built here).
  */
 import { randomBytes } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import type { Server } from 'node:http';
 import { hostname } from 'node:os';
 import type { Client } from '@elastic/elasticsearch';
@@ -229,6 +230,12 @@ export class Syncer {
 
     await this.listener.start();
     const signal = this.stopping.signal;
+    // Every indexer listens on the stop signal for good (its hard stop) and again while it sleeps
+    // or waits for work, and on the queue's events while it waits: past ten listeners node
+    // prints a leak warning to stderr, which six idle indexers reached. The bounds still catch a
+    // real leak (one listener per batch).
+    setMaxListeners(10 + 3 * this.indexers.length, signal);
+    this.queue.events.setMaxListeners(10 + this.indexers.length);
     await this.reaper.start(this.options.reapEveryMs ?? 5_000);
     this.indexWatch.start(this.options.indexCheckMs);
     this.loops = [capture.run(signal), ...this.indexers.map((indexer) => indexer.run(signal))];

@@ -39,11 +39,14 @@ describe('kill -9 between the Elasticsearch acknowledgement and the claim remova
 
   it('re-indexes the acknowledged films and converges', async () => {
     const queue = new DocumentQueue(store);
-    // 40 bulk requests per claim: the claim is open long after its first documents landed.
+    // 100 bulk requests per claim, two workers: the claim is open long after its first documents
+    // landed, even when this process polls late (beside another test file, on a fast machine,
+    // 40 requests and six workers indexed all 2,000 films between two polls).
     const first = spawnSyncer(sandbox, {
       REDIS_URL: proxiedUrl(sandbox.config.redisUrl, proxy),
       ETL_SIZE_LIMIT: '1000',
-      ETL_BULK_SIZE: '25',
+      ETL_BULK_SIZE: '10',
+      ETL_WORKERS: '2',
     });
     // Refreshed first: an initial load runs with refresh off (bulk-load mode).
     const indexed = async () => {
