@@ -83,7 +83,7 @@ export async function createRig(options: RigOptions): Promise<Rig> {
       ETL_BULK_SIZE: '25',
       ETL_POLL_INTERVAL_MS: '1000',
       ETL_SLEEP_MS: '5',
-      LOG_LEVEL: 'info',
+      LOG_LEVEL: process.env.CHAOS_SYNCER_LOG_LEVEL ?? 'info',
     };
     return {
       sandbox,

@@ -69,6 +69,9 @@ const PAGES_PER_TURN = 5;
  */
 export const SWEEP_PAGE_SIZE = 5_000;
 
+/** How often an incremental pass looks for a full-load plan left behind (dropUnneededPlan). */
+const PLAN_CHECK_MS = 10_000;
+
 /** How often a paused walk looks at the queue again. */
 const ROOM_CHECK_MS = 100;
 
@@ -133,6 +136,8 @@ export interface PollerDeps {
 
 export class Poller {
   private passes = 0;
+  /** When a pass last looked for a full-load plan that no pass needs (dropUnneededPlan). */
+  private planCheckedAt = 0;
   /** The Redis server's run_id at the last pass's start (RedisStore.serverRun). */
   private serverRun: string | null = null;
 
@@ -223,6 +228,7 @@ export class Poller {
     if (!(await watermarks.advance(epoch, read, snapshot, run))) return reset();
     this.deps.handled?.forgetBelow(snapshot.xmin);
     if (++this.passes % 100 === 1) await this.pruneTombstones();
+    if (Date.now() - this.planCheckedAt >= PLAN_CHECK_MS) await this.dropUnneededPlan();
     if (rows > 0) log.debug({ rows, queued }, 'poll pass found changes');
     return {
       kind: 'incremental',
@@ -646,6 +652,34 @@ export class Poller {
     if (queued > 0)
       this.deps.log.info({ index: kind.name, orphans: queued }, 'documents of deleted rows queued');
     return queued;
+  }
+
+  /**
+   * A plan that no pass will resume: one begun on what turned out to be stale news (two syncers
+   * saw the same TRUNCATE; one loaded and moved the watermarks past it while the other began a
+   * fresh plan, which then failed), left in Redis for good: `status` showed a load under way, and
+   * a later load would have resumed its old cursor. Called only at the end of an incremental pass,
+   * which found every watermark set, no TRUNCATE and no index to reload: whatever plan is in
+   * Redis then serves nothing. Dropped under the full-load lease (not while another syncer runs
+   * it), and only if still the plan read. Dropping a plan is always safe: a pass that needs a load
+   * begins a new one (the reload requests and watermarks say so, not the plan).
+   */
+  private async dropUnneededPlan(): Promise<void> {
+    const { plans, watermarks, log, owner } = this.deps;
+    this.planCheckedAt = Date.now();
+    const plan = await plans.current();
+    if (!plan?.id) return;
+    const guard = await watermarks.guardFullLoad(owner, () => undefined);
+    if (!guard) return; // another syncer runs a load: maybe this plan
+    try {
+      if (await plans.discard(plan.id))
+        log.info(
+          { plan: plan.id, began: plan.began, indices: plan.kinds },
+          'dropped a full-load plan that no pass needs any more (its load was done by another)',
+        );
+    } finally {
+      await guard.release();
+    }
   }
 
   private async pruneTombstones(): Promise<void> {

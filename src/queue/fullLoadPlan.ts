@@ -91,6 +91,16 @@ export class FullLoadPlans {
     return parseCursor(await this.store.redis.hget(this.cursorKey, step));
   }
 
+  /**
+   * Drop the plan `id` and its cursor if it is still the one in force; whether it was. Only for a
+   * plan no pass needs (src/capture/poller.ts): whoever needs a load again begins a new plan.
+   */
+  async discard(id: string): Promise<boolean> {
+    return (
+      Number(await this.store.run('fullLoadDiscard', [this.planKey, this.cursorKey], [id])) === 1
+    );
+  }
+
   /** Documents the plan in force queued so far. */
   async queued(): Promise<number> {
     return Number((await this.store.redis.hget(this.cursorKey, 'queued')) ?? 0);

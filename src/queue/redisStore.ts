@@ -27,6 +27,7 @@ const SCRIPTS = {
   advanceWatermarks: lua('advanceWatermarks'),
   fullLoadAdvance: lua('fullLoadAdvance'),
   fullLoadFinish: lua('fullLoadFinish'),
+  fullLoadDiscard: lua('fullLoadDiscard'),
   serverRun: lua('serverRun'),
 } as const;
 
