@@ -389,6 +389,13 @@ export class Poller {
       return { kind: 'skipped', queued: 0, rows: 0 };
     }
     try {
+      if (!(await this.stillNeeded(scope, fresh))) {
+        log.info(
+          { indices: scope.kinds.map((k) => k.kind.name), truncation: fresh },
+          'full load not needed any more: another syncer served its reason',
+        );
+        return { kind: 'skipped', queued: 0, rows: 0 };
+      }
       const serverRun = await watermarks.serverRun();
       const { epoch } = await watermarks.ensureEpoch(randomUUID());
       const { plan, run } = await this.plan(epoch, scope, fresh, serverRun);
@@ -514,6 +521,40 @@ export class Poller {
         throw err;
       }
     }
+  }
+
+  /**
+   * Under the full-load lease: whether the reason the pass found for this load still holds. The
+   * pass read it before taking the lease, and another syncer's load may have finished in between
+   * (it moves the watermarks and removes the reload requests it served before it lets the lease
+   * go). Without this, two syncers that saw the same TRUNCATE could each load the whole catalog.
+   * Reads what a new pass would, so answering "not needed" is never unsafe: the next pass decides
+   * again from the same state.
+   */
+  private async stillNeeded(
+    scope: { kinds: readonly LoadedKind[]; tables: readonly WatermarkTable[] | 'all' },
+    truncation: boolean,
+  ): Promise<boolean> {
+    const { watermarks } = this.deps;
+    if ((await watermarks.epoch()) === null) return true;
+    const marks = await watermarks.getAll();
+    // Missing watermarks (a first load, one interrupted, state lost) are a reason until set.
+    const tables = scope.tables === 'all' ? [...marks.keys()] : scope.tables;
+    if (tables.some((table) => marks.get(table) === null)) return true;
+    if (truncation) {
+      const mark = marks.get('truncation');
+      if (!mark) return true;
+      const truncated = await this.read('truncations', () =>
+        this.deps.db.query(sql.truncationsSince, [mark.xmin, mark.xmax, mark.xip]),
+      );
+      return truncated.length > 0;
+    }
+    // A reload (no watermark to set): while one of its indices still has a request pending.
+    if (scope.tables !== 'all' && scope.tables.length === 0) {
+      const pending = await this.kindsToReload();
+      return scope.kinds.some((loaded) => pending.includes(loaded));
+    }
+    return false;
   }
 
   /** The plan in force: the interrupted one when it covers `scope`, else a new one. */
