@@ -109,12 +109,27 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
       if (report.ceiling) {
         report.fullLoadRatio =
           report.fullLoad.documentsPerSecond / report.ceiling.bulk.docsPerSecond;
+        const loaded = report.fullLoad.documentsPerSecond;
         const limit = loadLimit(report.ceiling, cpus().length);
+        const shape = report.ceiling.bulk.syncerShape;
+        const atShape = shape
+          ? loadLimit(report.ceiling, cpus().length, {
+              docsPerSecond: shape.trial.docsPerSecond,
+              cpu: shape.cpu,
+            })
+          : null;
         if (limit)
           report.loadLimit = {
             ...limit,
-            ratio: report.fullLoad.documentsPerSecond / limit.docsPerSecond,
+            ratio: loaded / limit.docsPerSecond,
             fullLoadCpuMs: fullLoadCpuPerDocument(report.fullLoad, cpus().length),
+            ...(atShape && {
+              syncerShape: {
+                bulkCpuMs: atShape.bulkCpuMs,
+                docsPerSecond: atShape.docsPerSecond,
+                ratio: loaded / atShape.docsPerSecond,
+              },
+            }),
           };
       }
     }

@@ -23,15 +23,20 @@ export interface LoadLimit {
 const perDocument = (sharePct: number, cores: number, docsPerSecond: number) =>
   ((sharePct / 100) * cores * 1_000) / docsPerSecond;
 
-export function loadLimit(ceiling: CeilingResult, cores: number): LoadLimit | null {
-  const es = ceiling.bulk.cpu?.elasticsearch;
+export function loadLimit(
+  ceiling: CeilingResult,
+  cores: number,
+  /** Elasticsearch alone: by default the best shape of the grid (the limit). */
+  bulk: { docsPerSecond: number; cpu: CpuShares | null } = ceiling.bulk,
+): LoadLimit | null {
+  const es = bulk.cpu?.elasticsearch;
   const pg = ceiling.extraction.cpu?.postgres;
-  if (es === undefined || pg === undefined || ceiling.bulk.docsPerSecond <= 0) return null;
-  const bulkCpuMs = perDocument(es, cores, ceiling.bulk.docsPerSecond);
+  if (es === undefined || pg === undefined || bulk.docsPerSecond <= 0) return null;
+  const bulkCpuMs = perDocument(es, cores, bulk.docsPerSecond);
   // The pass's CPU shares cover its wall time, which includes keeping the documents.
   const { documents, wallSeconds } = ceiling.extraction;
   const extractCpuMs = perDocument(pg, cores, documents / wallSeconds);
-  const wallMs = Math.max(1_000 / ceiling.bulk.docsPerSecond, (bulkCpuMs + extractCpuMs) / cores);
+  const wallMs = Math.max(1_000 / bulk.docsPerSecond, (bulkCpuMs + extractCpuMs) / cores);
   return { bulkCpuMs, extractCpuMs, docsPerSecond: 1_000 / wallMs };
 }
 

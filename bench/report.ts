@@ -68,6 +68,7 @@ export function formatReport(r: BenchReport): string {
   if (ceiling) {
     const best = ceiling.bulk.best;
     cpu('bulk ceiling', ceiling.bulk.cpu);
+    if (ceiling.bulk.syncerShape) cpu("bulk ceiling, syncer's shape", ceiling.bulk.syncerShape.cpu);
     row(
       'full load',
       'bulk ceiling',
@@ -95,6 +96,13 @@ export function formatReport(r: BenchReport): string {
       'syncer / limit',
       `${pct(l.ratio)} (CPU ms/doc in the load: ES ${ms(l.fullLoadCpuMs.elasticsearch)}, PG ${ms(l.fullLoadCpuMs.postgres)}, syncer ${ms(l.fullLoadCpuMs.syncer)}, Redis ${ms(l.fullLoadCpuMs.redis)})`,
     );
+    const shape = ceiling?.bulk.syncerShape?.trial;
+    if (l.syncerShape && shape)
+      row(
+        'full load',
+        `limit, ES in the syncer's shape (${shape.bulkSize} x ${shape.concurrency}, versioned)`,
+        `${n0(l.syncerShape.docsPerSecond)} docs/s (ES ${ms(l.syncerShape.bulkCpuMs)} ms/doc); syncer / it ${pct(l.syncerShape.ratio)}`,
+      );
   }
   if (ceiling) {
     const e = ceiling.extraction;

@@ -44,6 +44,8 @@ export interface BulkTrial {
   docsPerSecond: number;
   mbPerSecond: number;
   error?: string;
+  /** Where the CPU went while the documents were sent (not while indices were made or removed). */
+  cpu?: CpuShares | null;
 }
 
 export interface CeilingResult {
@@ -67,6 +69,8 @@ export interface CeilingResult {
     best: BulkTrial;
     docsPerSecond: number;
     cpu: CpuShares | null;
+    /** Everything again as the syncer sends it: ETL_BULK_SIZE x ETL_WORKERS, versioned. */
+    syncerShape?: { trial: BulkTrial; cpu: CpuShares | null };
   };
   concurrentTests: number;
 }
@@ -147,6 +151,8 @@ export interface BenchReport {
     ratio: number;
     /** ms of CPU per document each part spent during the full load. */
     fullLoadCpuMs: Partial<Record<'elasticsearch' | 'postgres' | 'syncer' | 'redis', number>>;
+    /** The same limit with Elasticsearch's part measured in the syncer's bulk shape. */
+    syncerShape?: { bulkCpuMs: number; docsPerSecond: number; ratio: number };
   };
   live?: LiveResult[];
   fanOut?: FanOutResult;

@@ -45,6 +45,12 @@ describe('npm run bench', () => {
     positive(report.fullLoadRatio, 'full load / ceiling');
     positive(report.loadLimit?.docsPerSecond, 'the machine limit');
     positive(report.loadLimit?.ratio, 'full load / limit');
+    // Elasticsearch alone in the syncer's own shape, over the same documents.
+    assert.equal(ceiling.bulk.syncerShape?.trial.docs, fullLoad.documents);
+    assert.equal(ceiling.bulk.syncerShape.trial.bulkSize, report.syncerConfig.bulkSize);
+    positive(report.loadLimit?.syncerShape?.docsPerSecond, 'the limit in the syncer shape');
+    // CPU shares cover the sending only, so Elasticsearch was busy in them.
+    positive(ceiling.bulk.cpu?.elasticsearch, 'Elasticsearch CPU in the bulk ceiling');
 
     assert.deepEqual(
       report.live.map((l) => l.rate),
