@@ -78,7 +78,10 @@ export class ChangeCapture {
       !change.many && op !== 'T'
         ? this.fanOut.plan({ table: change.t, keys: keysOf(change), op })
         : null;
-    if (this.cadence.state !== 'asleep' && !sameAsLive) {
+    // While a full load runs (here or in another syncer), no pass reads the changes before it
+    // ends: the live path queues them, as when asleep, and does not wake the cadence.
+    const passesServeLive = this.poller.servesLive;
+    if (this.cadence.state !== 'asleep' && passesServeLive && !sameAsLive) {
       // Polling back to back already: the next pass (its snapshot is later than this commit)
       // reads the change. Queued here too, it would be indexed twice whenever it committed just
       // before a pass's snapshot, which back-to-back passes make the common case. Its
@@ -90,7 +93,7 @@ export class ChangeCapture {
       this.requestPoll();
       return;
     }
-    if (this.doorbell) this.cadence.heard(Date.now());
+    if (this.doorbell && passesServeLive) this.cadence.heard(Date.now());
     this.liveTx = change.x;
     if (change.x !== undefined) this.live?.handled.heardFrom(change.x, plan !== null);
     if (!plan) {
@@ -147,6 +150,11 @@ export class ChangeCapture {
           const result = await this.poller.pass(signal);
           this.stats.passes++;
           if (result.sighting && this.doorbell) this.cadence.passed(Date.now(), result.sighting);
+          if (!this.poller.servesLive && this.cadence.state !== 'asleep') {
+            this.cadence.rest();
+            // Writers that saw the window open stay quiet until it closes: close it now.
+            await this.doorbell?.close();
+          }
           if (result.kind !== 'incremental' || result.queued > 0) {
             this.log.debug({ ...result, sighting: undefined }, 'poll pass');
           }

@@ -77,6 +77,17 @@ export class PollCadence {
     return this.windowEnd - now;
   }
 
+  /**
+   * Passes are full loads for now, not the live path (Poller.servesLive): back to polling every
+   * ETL_POLL_INTERVAL_MS, and no window held open, so writers notify and the live path queues
+   * what they change.
+   */
+  rest(): void {
+    this.current = 'asleep';
+    this.settling = null;
+    this.windowEnd = 0;
+  }
+
   /** A pass finished at `now`, having seen this. */
   passed(now: number, seen: PassSighting): void {
     if (seen.rows > 0) this.heard(now);

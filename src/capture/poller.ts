@@ -141,7 +141,20 @@ export class Poller {
   /** The Redis server's run_id at the last pass's start (RedisStore.serverRun). */
   private serverRun: string | null = null;
 
+  /** See `servesLive`. */
+  private incremental = true;
+
   constructor(private readonly deps: PollerDeps) {}
+
+  /**
+   * Whether this syncer's poll passes read the changes as they come. Not from the moment a pass
+   * turns into a full load (its own, or one that finds another syncer's under way and returns)
+   * until an incremental pass ends: a load can take an hour, and the live path must then queue
+   * what it hears itself instead of leaving it to "the next pass" (src/capture/changeCapture.ts).
+   */
+  get servesLive(): boolean {
+    return this.incremental;
+  }
 
   async pass(signal?: AbortSignal): Promise<PassResult> {
     const { watermarks, log } = this.deps;
@@ -164,7 +177,7 @@ export class Poller {
       .map(([table]) => table);
     if (epoch === null || missing.includes('truncation')) {
       log.info({ missing_watermarks: missing, epoch }, 'no complete watermark: full load');
-      return this.fullLoad(signal);
+      return this.load(signal);
     }
     if (missing.length > 0) {
       const kinds = this.deps.kinds.filter((loaded) =>
@@ -174,7 +187,7 @@ export class Poller {
         { missing_watermarks: missing, indices: kinds.map((k) => k.kind.name) },
         'watermarks missing: full load of the indices that read those tables',
       );
-      return this.fullLoad(signal, { kinds, tables: missing });
+      return this.load(signal, { kinds, tables: missing });
     }
     const reload = await this.kindsToReload();
     if (reload.length > 0) {
@@ -184,7 +197,7 @@ export class Poller {
         { indices: reload.map((k) => k.kind.name) },
         'indices created again: full load of those (the watermarks go on)',
       );
-      return this.fullLoad(signal, { kinds: reload, tables: [] });
+      return this.load(signal, { kinds: reload, tables: [] });
     }
     const { snapshot, awake } = await this.snapshotNow();
     const truncation = marks.get('truncation');
@@ -198,7 +211,7 @@ export class Poller {
       );
       if (truncated.length > 0) {
         log.info({ tables: truncated.map((t) => t.table_name) }, 'table truncated: full load');
-        return this.fullLoad(signal, undefined, true);
+        return this.load(signal, undefined, true);
       }
     }
 
@@ -230,6 +243,7 @@ export class Poller {
     if (++this.passes % 100 === 1) await this.pruneTombstones();
     if (Date.now() - this.planCheckedAt >= PLAN_CHECK_MS) await this.dropUnneededPlan();
     if (rows > 0) log.debug({ rows, queued }, 'poll pass found changes');
+    this.incremental = true;
     return {
       kind: 'incremental',
       queued,
@@ -363,6 +377,12 @@ export class Poller {
       depth = await queue.depth();
     } while (!signal?.aborted && depth >= bound / 2);
     return depth;
+  }
+
+  /** A pass that turns into a full load: see `servesLive`. */
+  private load(...args: Parameters<Poller['fullLoad']>): Promise<PassResult> {
+    this.incremental = false;
+    return this.fullLoad(...args);
   }
 
   /**
