@@ -369,6 +369,9 @@ export class Poller {
   private async room(signal?: AbortSignal): Promise<number> {
     const { queue, sizeLimit, whileWaiting } = this.deps;
     const bound = fullLoadQueueBound(sizeLimit);
+    // What the live path heard meanwhile goes in now, ahead of the next page: while this load
+    // runs, no pass reads it (see servesLive).
+    await whileWaiting?.();
     let depth = await queue.depth();
     if (depth < bound) return depth;
     do {

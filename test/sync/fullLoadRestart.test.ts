@@ -85,7 +85,10 @@ describe('a full load cut off by Redis restarting empty', () => {
     let release!: () => void;
     const released = new Promise<void>((resolve) => (release = resolve));
     const old = await syncerPoller('old', {
+      // Called before every page too (to queue what the live path heard): stall only once the
+      // queue is full, where the loader waits for room.
       whileWaiting: async () => {
+        if ((await old.queue.depth()) < fullLoadQueueBound(SIZE)) return;
         stalled();
         await released;
       },
