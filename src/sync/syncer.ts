@@ -20,6 +20,7 @@ import { FanOut } from '../capture/fanOut.js';
 import { HandledTransactions } from '../capture/handledTransactions.js';
 import { ChangeListener } from '../capture/listener.js';
 import { Poller } from '../capture/poller.js';
+import { evictionRisk } from '../queue/evictionPolicy.js';
 import { Resolver } from '../capture/resolver.js';
 import type { Config } from '../config.js';
 import { Postgres } from '../db/postgres.js';
@@ -136,6 +137,8 @@ export class Syncer {
   /** Ensure the indices, prove LISTEN works, then run every loop in the background. */
   async start(): Promise<void> {
     const { config, log } = this;
+    const eviction = await evictionRisk(this.store.redis);
+    if (eviction) log.warn({ detail: eviction }, "redis may delete this syncer's keys when full");
     const targets = await this.ensureIndices();
     const fanOut = new FanOut(
       this.queue,
