@@ -78,8 +78,8 @@ export class ChangeCapture {
       !change.many && op !== 'T'
         ? this.fanOut.plan({ table: change.t, keys: keysOf(change), op })
         : null;
-    // While this syncer's full load runs, no pass reads the changes before it ends: the live path
-    // queues them, as when asleep, and does not wake the cadence.
+    // While a full load runs (here or in another syncer), no pass reads the changes before it
+    // ends: the live path queues them, as when asleep, and does not wake the cadence.
     const passesServeLive = this.poller.servesLive;
     if (this.cadence.state !== 'asleep' && passesServeLive && !sameAsLive) {
       // Polling back to back already: the next pass (its snapshot is later than this commit)
@@ -109,18 +109,6 @@ export class ChangeCapture {
       else this.resolutions.set(key, { ...resolution, ids: [...resolution.ids] });
     }
     this.wake();
-  }
-
-  /**
-   * This syncer's full load begins (Poller.servesLive): no pass reads changes until it ends. Stop
-   * polling back to back and close the doorbell's window, so writers notify again and the live
-   * path queues what they change. (Writers that looked at the window just before stay quiet; what
-   * they change is read by the load itself, or by the first pass after it.)
-   */
-  loadBegins(): void {
-    if (this.cadence.state === 'asleep') return;
-    this.cadence.rest();
-    void this.doorbell?.close();
   }
 
   requestPoll(): void {
@@ -162,7 +150,11 @@ export class ChangeCapture {
           const result = await this.poller.pass(signal);
           this.stats.passes++;
           if (result.sighting && this.doorbell) this.cadence.passed(Date.now(), result.sighting);
-
+          if (!this.poller.servesLive && this.cadence.state !== 'asleep') {
+            this.cadence.rest();
+            // Writers that saw the window open stay quiet until it closes: close it now.
+            await this.doorbell?.close();
+          }
           if (result.kind !== 'incremental' || result.queued > 0) {
             this.log.debug({ ...result, sighting: undefined }, 'poll pass');
           }

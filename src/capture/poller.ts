@@ -128,11 +128,6 @@ export interface PollerDeps {
   reloads: Pick<ReloadRequests, 'key' | 'pending'>;
   /** Called while a walk waits for the queue to drain (the live path queues what it heard). */
   whileWaiting?: () => Promise<void>;
-  /**
-   * This syncer's own full load begins: its passes stop reading changes until it ends (see
-   * `servesLive`), so the live path must stop leaving them to the next pass.
-   */
-  onLoading?: () => void;
   /** A full load of these kinds began, with about this many documents to load. */
   onFullLoad?: (documents: number, kinds: readonly DocumentKind[]) => void | Promise<void>;
   /** Every document of that full load is queued (not yet indexed). */
@@ -147,17 +142,18 @@ export class Poller {
   private serverRun: string | null = null;
 
   /** See `servesLive`. */
-  private loading = false;
+  private incremental = true;
 
   constructor(private readonly deps: PollerDeps) {}
 
   /**
-   * Whether this syncer's poll passes read the changes as they come: not while its own full load
-   * runs (the pass is the load, which can take an hour). The live path then queues what it hears
-   * itself instead of leaving it to "the next pass" (src/capture/changeCapture.ts).
+   * Whether this syncer's poll passes read the changes as they come. Not from the moment a pass
+   * turns into a full load (its own, or one that finds another syncer's under way and returns)
+   * until an incremental pass ends: a load can take an hour, and the live path must then queue
+   * what it hears itself instead of leaving it to "the next pass" (src/capture/changeCapture.ts).
    */
   get servesLive(): boolean {
-    return !this.loading;
+    return this.incremental;
   }
 
   async pass(signal?: AbortSignal): Promise<PassResult> {
@@ -181,13 +177,8 @@ export class Poller {
       .map(([table]) => table);
     if (epoch === null || missing.includes('truncation')) {
       log.info({ missing_watermarks: missing, epoch }, 'no complete watermark: full load');
-      return this.fullLoad(signal);
+      return this.load(signal);
     }
-    // A load to run, if any. The changes to the tables whose watermarks stand are read first all
-    // the same: a load runs for as long as the catalog takes (while another syncer holds it, every
-    // pass here finds it taken), and edits made meanwhile must not wait for its end, nor edits
-    // whose writers stayed quiet because this syncer was polling back to back until now.
-    let load: { scope: LoadScope; fresh: boolean } | null = null;
     if (missing.length > 0) {
       const kinds = this.deps.kinds.filter((loaded) =>
         missing.some((table) => table in loaded.kind.touchedBy),
@@ -196,34 +187,31 @@ export class Poller {
         { missing_watermarks: missing, indices: kinds.map((k) => k.kind.name) },
         'watermarks missing: full load of the indices that read those tables',
       );
-      load = { scope: { kinds, tables: missing }, fresh: false };
-    } else {
-      const reload = await this.kindsToReload();
-      // Debug: while another syncer runs that load, every pass here says so. The load itself
-      // says at info which indices it queues.
-      if (reload.length > 0) {
-        log.debug(
-          { indices: reload.map((k) => k.kind.name) },
-          'indices created again: full load of those (the watermarks go on)',
-        );
-        load = { scope: { kinds: reload, tables: [] }, fresh: false };
-      }
+      return this.load(signal, { kinds, tables: missing });
+    }
+    const reload = await this.kindsToReload();
+    if (reload.length > 0) {
+      // Debug: while another syncer runs that load, every pass here comes back this way. The load
+      // itself says at info which indices it queues.
+      log.debug(
+        { indices: reload.map((k) => k.kind.name) },
+        'indices created again: full load of those (the watermarks go on)',
+      );
+      return this.load(signal, { kinds: reload, tables: [] });
     }
     const { snapshot, awake } = await this.snapshotNow();
     const truncation = marks.get('truncation');
-    let truncated = false;
     if (truncation) {
-      const tables = await this.read('truncations', () =>
+      const truncated = await this.read('truncations', () =>
         this.deps.db.query(sql.truncationsSince, [
           truncation.xmin,
           truncation.xmax,
           truncation.xip,
         ]),
       );
-      truncated = tables.length > 0;
-      if (truncated && !load) {
-        log.info({ tables: tables.map((t) => t.table_name) }, 'table truncated: full load');
-        load = { scope: { kinds: this.deps.kinds, tables: 'all' }, fresh: true };
+      if (truncated.length > 0) {
+        log.info({ tables: truncated.map((t) => t.table_name) }, 'table truncated: full load');
+        return this.load(signal, undefined, true);
       }
     }
 
@@ -231,9 +219,8 @@ export class Poller {
     let rows = 0;
     // Watermarks of tables read in one page move together at the end (one Redis call for most
     // passes, which run back to back while changes keep coming); a table that took several pages
-    // moves at once, so a long catch-up keeps what it did if it is interrupted. The truncation
-    // watermark never moves past a TRUNCATE that no full load has served yet.
-    const read: WatermarkTable[] = truncated ? [] : ['truncation'];
+    // moves at once, so a long catch-up keeps what it did if it is interrupted.
+    const read: WatermarkTable[] = ['truncation'];
     const reset = () => {
       log.warn(
         'redis state was reset or restarted during a pass; the next pass reads again from what ' +
@@ -251,23 +238,18 @@ export class Poller {
       if (counted.rows < this.deps.sizeLimit) read.push(table);
       else if (!(await watermarks.advance(epoch, [table], snapshot, run))) return reset();
     }
-    if (read.length > 0 && !(await watermarks.advance(epoch, read, snapshot, run))) return reset();
+    if (!(await watermarks.advance(epoch, read, snapshot, run))) return reset();
     this.deps.handled?.forgetBelow(snapshot.xmin);
     if (++this.passes % 100 === 1) await this.pruneTombstones();
+    if (Date.now() - this.planCheckedAt >= PLAN_CHECK_MS) await this.dropUnneededPlan();
     if (rows > 0) log.debug({ rows, queued }, 'poll pass found changes');
-    const incremental: PassResult = {
+    this.incremental = true;
+    return {
       kind: 'incremental',
       queued,
       rows,
       sighting: { rows, xmin: snapshot.xmin, xmax: snapshot.xmax, awake },
     };
-    if (load) {
-      const loaded = await this.fullLoad(signal, load.scope, load.fresh);
-      // Taken by another syncer (or served meanwhile): this pass was an incremental one.
-      return loaded.kind === 'skipped' ? incremental : loaded;
-    }
-    if (Date.now() - this.planCheckedAt >= PLAN_CHECK_MS) await this.dropUnneededPlan();
-    return incremental;
   }
 
   private async pollTable(
@@ -400,6 +382,12 @@ export class Poller {
     return depth;
   }
 
+  /** A pass that turns into a full load: see `servesLive`. */
+  private load(...args: Parameters<Poller['fullLoad']>): Promise<PassResult> {
+    this.incremental = false;
+    return this.fullLoad(...args);
+  }
+
   /**
    * Queue every document of `scope.kinds` (all kinds by default) and sweep those whose row is
    * gone; then set the watermarks of `scope.tables` (all by default) to the snapshot taken first.
@@ -408,7 +396,10 @@ export class Poller {
    */
   async fullLoad(
     signal?: AbortSignal,
-    scope: LoadScope = { kinds: this.deps.kinds, tables: 'all' },
+    scope: { kinds: readonly LoadedKind[]; tables: readonly WatermarkTable[] | 'all' } = {
+      kinds: this.deps.kinds,
+      tables: 'all',
+    },
     fresh = false,
   ): Promise<PassResult> {
     const { watermarks, log, onFullLoad, plans } = this.deps;
@@ -420,8 +411,6 @@ export class Poller {
       log.debug('another syncer is running the full load');
       return { kind: 'skipped', queued: 0, rows: 0 };
     }
-    this.loading = true;
-    this.deps.onLoading?.();
     try {
       if (!(await this.stillNeeded(scope, fresh))) {
         log.info(
@@ -485,7 +474,6 @@ export class Poller {
       this.deps.onFullLoadQueued?.();
       return { kind: 'full', queued, rows };
     } finally {
-      this.loading = false;
       await guard.release();
     }
   }
@@ -787,9 +775,6 @@ export class Poller {
     return this.deps.lock.withLock(what, fn, options);
   }
 }
-
-/** What a full load covers: these kinds' documents, then these tables' watermarks. */
-type LoadScope = { kinds: readonly LoadedKind[]; tables: readonly WatermarkTable[] | 'all' };
 
 /** Whether an interrupted plan loads at least what `scope` asks for. */
 function covers(

@@ -168,7 +168,6 @@ export class Syncer {
       reloads: this.reloads,
       // While a walk over every document waits for room, live changes still reach the queue.
       whileWaiting: () => this.capture?.drain() ?? Promise.resolve(),
-      onLoading: () => this.capture?.loadBegins(),
       ...(fullLoads
         ? {
             onFullLoad: (documents, kinds) => fullLoads.began(documents, kinds),
