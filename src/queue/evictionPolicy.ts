@@ -16,8 +16,8 @@ export async function evictionRisk(redis: RedisClient): Promise<string | null> {
   let maxmemory: string | undefined;
   let policy: string | undefined;
   try {
-    maxmemory = ((await redis.config('GET', 'maxmemory')))[1];
-    policy = ((await redis.config('GET', 'maxmemory-policy')))[1];
+    maxmemory = (await redis.config('GET', 'maxmemory'))[1];
+    policy = (await redis.config('GET', 'maxmemory-policy'))[1];
   } catch {
     return null;
   }
