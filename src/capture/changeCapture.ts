@@ -24,6 +24,16 @@ import { keysOf, type ChangeNotification } from './notification.js';
 import { PollCadence } from './pollCadence.js';
 import type { Poller } from './poller.js';
 
+/**
+ * While a full load runs, the live path reads Postgres (to resolve what an edit touches) at most
+ * this often, all it heard meanwhile in one read per kind. The load's readers and these reads take
+ * turns at the single read lock, and another syncer's read costs the loader more than the read
+ * itself (src/queue/readLock.ts: the holder lets a knocker in and pauses): resolved as they came,
+ * 50 edits/s in one syncer slowed the other's full load 2.4 times. Edits during a load are then
+ * searchable within about this much more than usual.
+ */
+export const LOAD_RESOLVE_GAP_MS = 500;
+
 export interface CaptureStats {
   notifications: number;
   passes: number;
@@ -43,6 +53,8 @@ export class ChangeCapture {
   private readonly cadence: PollCadence;
   /** The transaction whose messages the live path is taking (see onChange). */
   private liveTx: string | undefined;
+  /** When the live path last read Postgres to resolve (performance.now()): LOAD_RESOLVE_GAP_MS. */
+  private resolvedAt = -Infinity;
   readonly stats: CaptureStats = { notifications: 0, passes: 0 };
 
   constructor(
@@ -174,12 +186,27 @@ export class ChangeCapture {
         await sleep(delays.next(), AbortSignal.any([signal, this.backoff.signal]));
         continue;
       }
-      if (this.idle()) await this.waitForWork(nextPoll() - Date.now(), signal);
+      if (this.idle()) {
+        // Resolutions held back while a load runs (resolveIn) are due before the next pass may be.
+        const held = this.resolveIn();
+        const untilPoll = nextPoll() - Date.now();
+        await this.waitForWork(held > 0 ? Math.min(untilPoll, held) : untilPoll, signal);
+      }
     }
   }
 
   private idle(): boolean {
-    return !this.pollRequested && this.members.size === 0 && this.resolutions.size === 0;
+    return (
+      !this.pollRequested &&
+      this.members.size === 0 &&
+      (this.resolutions.size === 0 || this.resolveIn() > 0)
+    );
+  }
+
+  /** How long resolutions must wait (a full load runs, LOAD_RESOLVE_GAP_MS); 0: now. */
+  private resolveIn(): number {
+    if (this.resolutions.size === 0 || this.poller.servesLive) return 0;
+    return Math.max(0, this.resolvedAt + LOAD_RESOLVE_GAP_MS - performance.now());
   }
 
   /** Queue what the live path heard so far (a long pass calls this while it waits, too). */
@@ -189,12 +216,14 @@ export class ChangeCapture {
     // not yet queued, and a pass would then skip them.
     await this.draining.run(async () => {
       const drain = this.live?.handled.beginDrain() ?? 0;
-      await this.drainPending();
-      this.live?.handled.drained(drain);
+      // A drain that left resolutions for later queued only part of what was heard: it must not
+      // mark their transactions handled, or a pass would skip them. A later drain does.
+      if (await this.drainPending()) this.live?.handled.drained(drain);
     });
   }
 
-  private async drainPending(): Promise<void> {
+  /** Queue what is pending; false when resolutions were left for later (see resolveIn). */
+  private async drainPending(): Promise<boolean> {
     if (this.members.size > 0) {
       const members = this.members;
       this.members = new Set();
@@ -205,6 +234,7 @@ export class ChangeCapture {
         throw err;
       }
     }
+    if (this.resolveIn() > 0) return false;
     for (const [key, resolution] of [...this.resolutions]) {
       this.resolutions.delete(key);
       resolution.ids = [...new Set(resolution.ids)];
@@ -216,8 +246,11 @@ export class ChangeCapture {
         if (since) resolution.ids.push(...since.ids);
         this.resolutions.set(key, resolution);
         throw err;
+      } finally {
+        this.resolvedAt = performance.now();
       }
     }
+    return true;
   }
 
   private wake(): void {

@@ -13,6 +13,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { LOAD_RESOLVE_GAP_MS } from '../../src/capture/changeCapture.js';
 import type { HeldLease } from '../../src/queue/lease.js';
 import { ReloadRequests } from '../../src/queue/reloadRequests.js';
 import { Watermarks } from '../../src/queue/watermarks.js';
@@ -20,6 +21,28 @@ import { seedCatalog } from '../helpers/catalog.js';
 import { eventually, waitForConvergence, waitForFullLoadDone } from '../helpers/convergence.js';
 import { createSandbox, type Sandbox } from '../helpers/isolation.js';
 import { capturingLog, migrateSandbox, startSyncer } from '../helpers/syncerHarness.js';
+import type { Syncer } from '../../src/sync/syncer.js';
+
+/** Hold the full-load lease as another syncer would and ask for a reload: see the header. */
+async function playTheLoader(syncer: Syncer, lines: () => Record<string, unknown>[]) {
+  const held: { lease: HeldLease | null } = { lease: null };
+  // Free once the syncer under test finished any load of its own.
+  await eventually(
+    async () => {
+      held.lease = await new Watermarks(syncer.store).guardFullLoad('other-syncer');
+      return held.lease !== null;
+    },
+    30_000,
+    'the test holds the full-load lease',
+  );
+  await new ReloadRequests(syncer.store).request('persons');
+  await eventually(
+    () => lines().some((l) => l.msg === 'another syncer is running the full load'),
+    10_000,
+    'the syncer asks for the reload and finds the lease taken',
+  );
+  return held.lease;
+}
 
 describe('edits while another syncer reloads an index', () => {
   let sandbox: Sandbox;
@@ -43,14 +66,7 @@ describe('edits while another syncer reloads an index', () => {
     try {
       await waitForFullLoadDone(sandbox);
       await waitForConvergence(sandbox);
-      other = await new Watermarks(syncer.store).guardFullLoad('other-syncer');
-      assert.ok(other, 'the test holds the full-load lease');
-      await new ReloadRequests(syncer.store).request('persons');
-      await eventually(
-        () => lines().some((l) => l.msg === 'another syncer is running the full load'),
-        10_000,
-        'the syncer asks for the reload and finds the lease taken',
-      );
+      other = await playTheLoader(syncer, lines);
 
       const { rows } = await sandbox.pg.query<{ id: string }>(
         'SELECT id FROM content.film_work ORDER BY id LIMIT 4',
@@ -73,6 +89,69 @@ describe('edits while another syncer reloads an index', () => {
           `edit ${i + 1} of ${rows.length} searchable while the reload runs`,
         );
       }
+    } finally {
+      await other?.release();
+      await syncer.stop();
+    }
+  });
+
+  // A person's document shows their films' titles, so a film's new title is resolved to its
+  // people with a read of Postgres. Resolved one edit at a time, as they came, those reads took
+  // turns at the read lock with the load's own: 50 edits/s in one syncer made another syncer's
+  // full load 2.4 times slower (the holder also pauses for every other process that knocks).
+  it('are resolved together, with at most one read every LOAD_RESOLVE_GAP_MS', async () => {
+    const { log, lines } = capturingLog();
+    const syncer = await startSyncer(sandbox, { pollIntervalMs: 300 }, log);
+    let other: HeldLease | null = null;
+    try {
+      await waitForConvergence(sandbox);
+      other = await playTheLoader(syncer, lines);
+      let resolveReads = 0;
+      const withLock = syncer.lock.withLock.bind(syncer.lock);
+      syncer.lock.withLock = (what, read, options) => {
+        if (what.startsWith('resolve ')) resolveReads++;
+        return withLock(what, read, options);
+      };
+
+      const { rows } = await sandbox.pg.query<{ id: string; person_id: string }>(
+        `SELECT DISTINCT ON (fw.id) fw.id, pfw.person_id
+           FROM content.film_work fw JOIN content.person_film_work pfw ON pfw.film_work_id = fw.id
+          WHERE pfw.role IN ('actor', 'director', 'writer')
+          ORDER BY fw.id LIMIT 20`,
+      );
+      assert.equal(rows.length, 20, 'twenty films with people');
+      const started = performance.now();
+      for (const [i, { id }] of rows.entries()) {
+        await sandbox.pg.query('UPDATE content.film_work SET title = $1 WHERE id = $2', [
+          `Renamed during the reload ${i}`,
+          id,
+        ]);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      const editing = performance.now() - started;
+      for (const [i, { id, person_id }] of rows.entries()) {
+        await eventually(
+          async () => {
+            const doc = await sandbox.es.get<{ films: { id: string; title: string }[] }>({
+              index: sandbox.config.personsIndex,
+              id: person_id,
+            });
+            const film = doc._source?.films.find((f) => f.id === id);
+            return film?.title === `Renamed during the reload ${i}`;
+          },
+          10_000,
+          `the new title of film ${i + 1} in its person's document while the reload runs`,
+        );
+      }
+      // One read per gap at most while the edits came, and the last of them after: one per edit
+      // (twenty) before.
+      const most = Math.ceil(editing / LOAD_RESOLVE_GAP_MS) + 2;
+      assert.ok(most < rows.length, 'the edits came faster than one a gap');
+      assert.ok(resolveReads >= 1, 'the edits were resolved by the live path');
+      assert.ok(
+        resolveReads <= most,
+        `${resolveReads} reads to resolve 20 edits made in ${Math.round(editing)} ms (at most ${most})`,
+      );
     } finally {
       await other?.release();
       await syncer.stop();
