@@ -16,11 +16,12 @@ import { measureFanOut } from './fanOut.js';
 import { measureFullLoad } from './fullLoad.js';
 import { fullLoadCpuPerDocument, loadLimit } from './loadLimit.js';
 import { measureLiveLatency } from './liveLatency.js';
+import { measureLoadBesideEdits } from './loadBesideEdits.js';
 import type { BenchReport } from './results.js';
 import { runCompiledSyncer } from './profiledSyncer.js';
 import { measureWriterOverhead } from './writerOverhead.js';
 
-export const PHASES = ['ceiling', 'full', 'live', 'fanout', 'catchup', 'writer'] as const;
+export const PHASES = ['ceiling', 'full', 'live', 'fanout', 'catchup', 'beside', 'writer'] as const;
 export type Phase = (typeof PHASES)[number];
 
 export interface BenchOptions {
@@ -31,6 +32,8 @@ export interface BenchOptions {
   liveSeconds: number;
   /** Films changed while the syncer is down (default: every film). */
   catchUpChanges?: number;
+  /** Edits per second beside the second full load of the `beside` phase. */
+  besideRate: number;
   writerSeconds: number;
   writerRepeats: number;
   /** Films in each writer-overhead database (default: min(films, 20,000)). */
@@ -47,6 +50,7 @@ export const DEFAULTS: Omit<BenchOptions, 'phases'> & { phases: readonly Phase[]
   phases: PHASES,
   rates: [50, 500],
   liveSeconds: 20,
+  besideRate: 50,
   writerSeconds: 10,
   writerRepeats: 3,
 };
@@ -100,7 +104,7 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
       const bulk = await measureBulkCeiling(sb, documents, progress);
       report.ceiling = { extraction, bulk, concurrentTests: Math.max(tests, concurrentTests()) };
     }
-    const needsIndex = wants('live') || wants('fanout') || wants('catchup');
+    const needsIndex = wants('live') || wants('fanout') || wants('catchup') || wants('beside');
     if (wants('full') || needsIndex) {
       progress('full load (syncer)');
       report.fullLoad = await measureFullLoad(sb, progress);
@@ -164,6 +168,10 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
       report.catchUp = await measureCatchUp(sb, changes, progress);
       report.memory['catch-up'] = report.catchUp.peakRssMb;
       report.redisMemory['catch-up'] = report.catchUp.redisPeakMb;
+    }
+    if (wants('beside')) {
+      progress(`full load by two syncers, beside no edits and beside ${options.besideRate}/s`);
+      report.loadBesideEdits = await measureLoadBesideEdits(sb, options.besideRate, progress);
     }
     if (wants('writer')) {
       progress('writer overhead (pgbench, triggers on vs off)');

@@ -146,6 +146,17 @@ export function formatReport(r: BenchReport): string {
     );
     profile('catch-up', c);
   }
+  if (r.loadBesideEdits) {
+    const b = r.loadBesideEdits;
+    const run = (x: typeof b.quiet) =>
+      `${n1(x.seconds)} s (${n0(x.documentsPerSecond)} docs/s; ${n0(x.edits)} edits)`;
+    row('beside edits', 'full load, two syncers, no edits', run(b.quiet));
+    row(
+      'beside edits',
+      `full load, two syncers, ${n0(b.busy.editsPerSecond)} edits/s`,
+      `${run(b.busy)}: ${pct(b.ratio)} of the speed without`,
+    );
+  }
   if (r.writerOverhead) {
     const w = r.writerOverhead;
     const runs = (c: WriterCondition) => `${n0(w.medians[c])} tps [${w.tps[c].map(n0).join(', ')}]`;

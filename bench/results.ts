@@ -106,6 +106,25 @@ export interface CatchUpResult extends SyncerPhase {
   filmsPerSecond: number;
 }
 
+export interface LoadBesideEditsRun {
+  editsPerSecond: number;
+  /** Edits committed while the load ran. */
+  edits: number;
+  /** Spawn of the two syncers to every document searchable, s. */
+  seconds: number;
+  /** Documents of all three indices / seconds. */
+  documentsPerSecond: number;
+}
+
+export interface LoadBesideEditsResult {
+  /** Documents per index (films, persons, genres) the load had to reach. */
+  documents: number[];
+  quiet: LoadBesideEditsRun;
+  busy: LoadBesideEditsRun;
+  /** quiet seconds / busy seconds: 1 = the edits cost the load nothing. */
+  ratio: number;
+}
+
 /** The writers' conditions: no triggers, and triggers in each doorbell state. */
 export type WriterCondition = 'off' | 'awake' | 'ringing' | 'nobody';
 
@@ -157,6 +176,7 @@ export interface BenchReport {
   live?: LiveResult[];
   fanOut?: FanOutResult;
   catchUp?: CatchUpResult;
+  loadBesideEdits?: LoadBesideEditsResult;
   writerOverhead?: WriterResult;
   /** Peak RSS of each phase's syncer, MB. */
   memory: Record<string, number>;

@@ -1,7 +1,7 @@
 /**
- * `npm run bench [-- --films N] [--phases ceiling,full,live,fanout,catchup,writer] [--out FILE]
- *  [--rates 50,500] [--live-seconds 20] [--writer-seconds 10] [--writer-repeats 3] [--compiled]
- *  [--cpu-prof DIR]`
+ * `npm run bench [-- --films N] [--phases ceiling,full,live,fanout,catchup,beside,writer]
+ *  [--out FILE] [--rates 50,500] [--live-seconds 20] [--beside-rate 50] [--writer-seconds 10]
+ *  [--writer-repeats 3] [--compiled] [--cpu-prof DIR]`
  *
  * `--compiled` builds the program (`npm run build`) and runs the syncer as a container does,
  * `node dist/cli/start.js`: the memory it reports is then production's, but there is no profile
@@ -10,7 +10,8 @@
  *
  * Measures, in one run against the services of .env / the environment, in a sandbox of its own:
  * full load vs a plain `_bulk` ceiling, the extract query alone, live latency at steady write
- * rates, a genre fan-out, catch-up after downtime, the triggers' cost to writers, and the syncer's
+ * rates, a genre fan-out, catch-up after downtime, a full load by two syncers beside a stream of
+ * edits against one beside none, the triggers' cost to writers, and the syncer's
  * peak memory per phase. Prints a table and writes the report to bench-results/<timestamp>.json.
  * The syncer runs with the configuration of the environment (ETL_BULK_SIZE, ...).
  */
@@ -44,6 +45,7 @@ const { values } = parseArgs({
     rates: { type: 'string' },
     'live-seconds': { type: 'string' },
     'catch-up-changes': { type: 'string' },
+    'beside-rate': { type: 'string' },
     'writer-seconds': { type: 'string' },
     'writer-repeats': { type: 'string' },
     compiled: { type: 'boolean', default: false },
@@ -53,10 +55,11 @@ const { values } = parseArgs({
 });
 if (values.help) {
   process.stdout.write(
-    'npm run bench -- [--films 100000] [--phases ceiling,full,live,fanout,catchup,writer]\n' +
+    'npm run bench -- [--films 100000]\n' +
+      '  [--phases ceiling,full,live,fanout,catchup,beside,writer]\n' +
       '  [--out bench-results/<timestamp>.json] [--rates 50,500] [--live-seconds 20]\n' +
-      '  [--catch-up-changes N] [--writer-seconds 10] [--writer-repeats 3] [--compiled]\n' +
-      '  [--cpu-prof DIR]\n',
+      '  [--catch-up-changes N] [--beside-rate 50] [--writer-seconds 10] [--writer-repeats 3]\n' +
+      '  [--compiled] [--cpu-prof DIR]\n',
   );
   process.exit(0);
 }
@@ -101,6 +104,7 @@ try {
     rates,
     liveSeconds: whole('live-seconds', values['live-seconds'], DEFAULTS.liveSeconds),
     ...(catchUp === undefined ? {} : { catchUpChanges: whole('catch-up-changes', catchUp, 0) }),
+    besideRate: whole('beside-rate', values['beside-rate'], DEFAULTS.besideRate),
     writerSeconds: whole('writer-seconds', values['writer-seconds'], DEFAULTS.writerSeconds),
     writerRepeats: whole('writer-repeats', values['writer-repeats'], DEFAULTS.writerRepeats),
     progress,

@@ -25,6 +25,7 @@ describe('npm run bench', () => {
       phases: [...PHASES],
       rates: [20, 100],
       liveSeconds: 1,
+      besideRate: 20,
       writerSeconds: 1,
       writerRepeats: 1,
     });
@@ -76,6 +77,14 @@ describe('npm run bench', () => {
     assert.equal(catchUp.changes, 300);
     positive(catchUp.seconds, 'catch-up seconds');
     positive(catchUp.filmsPerSecond, 'catch-up films/s');
+    // Two syncers loaded every document again, once beside edits that committed meanwhile.
+    const beside = report.loadBesideEdits;
+    assert.ok(beside, 'the load beside edits was measured');
+    assert.equal(beside.documents[0], 300);
+    for (const run of [beside.quiet, beside.busy]) positive(run.seconds, 'load beside edits, s');
+    assert.equal(beside.quiet.edits, 0);
+    positive(beside.busy.edits, 'edits beside the load');
+    positive(beside.ratio, 'load beside edits / without');
     for (const condition of ['off', 'awake', 'ringing', 'nobody'] as const) {
       positive(writerOverhead.medians[condition], `tps ${condition}`);
       positive(writerOverhead.ratios[condition], `writer ratio ${condition}`);

@@ -1,0 +1,124 @@
+/**
+ * A full load beside live edits: what a deployment's second syncer, hearing a stream of edits,
+ * costs the first one's full load. Twice, from the same start (the indices deleted, the sandbox's
+ * Redis keys gone, the catalog as the earlier phases left it): two syncers load everything, once
+ * with no edits and once while `rate` film edits a second commit (each its own transaction: a new
+ * rating, which reaches the film's document and, resolved through Postgres, its people's). The
+ * clock runs from the spawn until all three indices hold every document, which happens when the
+ * load ends (bulk-load mode keeps refresh off until then).
+ *
+ * Both syncers hear every edit, and the one not loading queues them itself; its reads of Postgres
+ * take turns with the load's at the single read lock. Resolved one edit at a time, 50 edits/s made
+ * a 30,000-film load 2.4 times slower (src/capture/changeCapture.ts, LOAD_RESOLVE_GAP_MS).
+ */
+import { eventually } from '../test/helpers/convergence.js';
+import type { Sandbox } from '../test/helpers/isolation.js';
+import { waitForIdle } from './convergence.js';
+import { spawnProfiledSyncer } from './profiledSyncer.js';
+import type { LoadBesideEditsResult, LoadBesideEditsRun } from './results.js';
+
+const EDIT = `UPDATE content.film_work SET rating = round((random() * 10)::numeric, 1)::float
+  WHERE id = $1`;
+
+function indices(sb: Sandbox): string[] {
+  return [sb.config.index, sb.config.personsIndex, sb.config.genresIndex];
+}
+
+async function documentCounts(sb: Sandbox): Promise<number[]> {
+  return Promise.all(
+    indices(sb).map((index) =>
+      sb.es.count({ index }).then(
+        (r) => r.count,
+        () => 0,
+      ),
+    ),
+  );
+}
+
+/** Nothing left of the earlier load: no index, no key under the sandbox's prefix. */
+async function startOver(sb: Sandbox): Promise<void> {
+  const keys = await sb.redis.keys(`${sb.config.redisPrefix}*`);
+  for (let i = 0; i < keys.length; i += 1_000) await sb.redis.del(...keys.slice(i, i + 1_000));
+  const found = await sb.es.indices.get({
+    index: indices(sb).map((name) => `${name}*`),
+    allow_no_indices: true,
+    expand_wildcards: 'all',
+  });
+  const names = Object.keys(found);
+  if (names.length > 0) await sb.es.indices.delete({ index: names });
+}
+
+/** Edits at `rate` a second (open loop) until `stop` aborts; returns how many committed. */
+async function edit(sb: Sandbox, films: string[], rate: number, stop: AbortSignal) {
+  const started = performance.now();
+  // A function, not a field read: it changes while we await, which narrowing cannot see.
+  const stopped = () => stop.aborted;
+  let edits = 0;
+  while (rate > 0 && !stopped()) {
+    const wait = started + (edits * 1_000) / rate - performance.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    if (stopped()) break;
+    await sb.pg.query(EDIT, [films[edits % films.length]]);
+    edits++;
+  }
+  return edits;
+}
+
+async function loadOnce(
+  sb: Sandbox,
+  expected: number[],
+  films: string[],
+  rate: number,
+  progress: (line: string) => void,
+): Promise<LoadBesideEditsRun> {
+  await startOver(sb);
+  const syncers = [spawnProfiledSyncer(sb, 'beside-a'), spawnProfiledSyncer(sb, 'beside-b')];
+  const spawnedAt = Math.min(...syncers.map((s) => s.spawnedAt));
+  const stop = new AbortController();
+  const editing = edit(sb, films, rate, stop.signal);
+  try {
+    const total = expected.reduce((a, b) => a + b, 0);
+    await eventually(
+      async () => (await documentCounts(sb)).every((n, i) => n >= (expected[i] ?? 0)),
+      Math.max(120_000, total * 2),
+      `full load beside ${rate} edits/s`,
+      {
+        intervalMs: 250,
+        progress,
+        describe: async () => `${(await documentCounts(sb)).join('/')} of ${expected.join('/')}`,
+      },
+    );
+    const seconds = (performance.now() - spawnedAt) / 1_000;
+    stop.abort();
+    const edits = await editing;
+    // The edits made during the load reach the index too before the syncers stop.
+    await waitForIdle(sb, `edits beside the load (${rate}/s)`);
+    return {
+      editsPerSecond: rate,
+      edits,
+      seconds,
+      documentsPerSecond: total / seconds,
+    };
+  } finally {
+    stop.abort();
+    await editing.catch(() => undefined);
+    for (const syncer of syncers) await syncer.stop();
+  }
+}
+
+export async function measureLoadBesideEdits(
+  sb: Sandbox,
+  rate: number,
+  progress: (line: string) => void,
+): Promise<LoadBesideEditsResult> {
+  const expected = await documentCounts(sb);
+  const { rows } = await sb.pg.query<{ id: string }>(
+    `SELECT id FROM content.film_work ORDER BY md5(id::text || 'beside') LIMIT 10000`,
+  );
+  const films = rows.map((r) => r.id);
+  const quiet = await loadOnce(sb, expected, films, 0, progress);
+  progress(`full load beside no edits: ${quiet.seconds.toFixed(1)} s`);
+  const busy = await loadOnce(sb, expected, films, rate, progress);
+  progress(`full load beside ${rate} edits/s: ${busy.seconds.toFixed(1)} s`);
+  return { documents: expected, quiet, busy, ratio: quiet.seconds / busy.seconds };
+}
