@@ -186,20 +186,20 @@ export class ChangeCapture {
         await sleep(delays.next(), AbortSignal.any([signal, this.backoff.signal]));
         continue;
       }
-      if (this.idle()) {
-        // Resolutions held back while a load runs (resolveIn) are due before the next pass may be.
-        const held = this.resolveIn();
+      // Read once: resolutions held back while a load runs (resolveIn) are due before the next
+      // pass may be, and a second reading could find them due and wait for the pass instead.
+      const held = this.resolveIn();
+      if (this.idle(held)) {
         const untilPoll = nextPoll() - Date.now();
         await this.waitForWork(held > 0 ? Math.min(untilPoll, held) : untilPoll, signal);
       }
     }
   }
 
-  private idle(): boolean {
+  /** Nothing to do before the next pass, or before `held` ms (resolutions held back) pass. */
+  private idle(held: number): boolean {
     return (
-      !this.pollRequested &&
-      this.members.size === 0 &&
-      (this.resolutions.size === 0 || this.resolveIn() > 0)
+      !this.pollRequested && this.members.size === 0 && (this.resolutions.size === 0 || held > 0)
     );
   }
 
@@ -245,10 +245,12 @@ export class ChangeCapture {
         const since = this.resolutions.get(key);
         if (since) resolution.ids.push(...since.ids);
         this.resolutions.set(key, resolution);
+        // Not counted as a read for the gap: the retry is the failure backoff's to time. Counted,
+        // the drain after the first short backoff would hold back instead of failing again, pass
+        // for a success, and reset the backoff: a failing read retried every gap for ever.
         throw err;
-      } finally {
-        this.resolvedAt = performance.now();
       }
+      this.resolvedAt = performance.now();
     }
     return true;
   }

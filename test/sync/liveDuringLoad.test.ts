@@ -23,8 +23,15 @@ import { createSandbox, type Sandbox } from '../helpers/isolation.js';
 import { capturingLog, migrateSandbox, startSyncer } from '../helpers/syncerHarness.js';
 import type { Syncer } from '../../src/sync/syncer.js';
 
-/** Hold the full-load lease as another syncer would and ask for a reload: see the header. */
-async function playTheLoader(syncer: Syncer, lines: () => Record<string, unknown>[]) {
+/**
+ * Hold the full-load lease as another syncer would and ask for a reload: see the header.
+ * `nudge` (an edit) wakes a syncer whose next periodic pass is far off.
+ */
+async function playTheLoader(
+  syncer: Syncer,
+  lines: () => Record<string, unknown>[],
+  nudge: () => Promise<unknown> = () => Promise.resolve(),
+) {
   const held: { lease: HeldLease | null } = { lease: null };
   // Free once the syncer under test finished any load of its own.
   await eventually(
@@ -36,6 +43,7 @@ async function playTheLoader(syncer: Syncer, lines: () => Record<string, unknown
     'the test holds the full-load lease',
   );
   await new ReloadRequests(syncer.store).request('persons');
+  await nudge();
   await eventually(
     () => lines().some((l) => l.msg === 'another syncer is running the full load'),
     10_000,
@@ -101,11 +109,18 @@ describe('edits while another syncer reloads an index', () => {
   // full load 2.4 times slower (the holder also pauses for every other process that knocks).
   it('are resolved together, with at most one read every LOAD_RESOLVE_GAP_MS', async () => {
     const { log, lines } = capturingLog();
-    const syncer = await startSyncer(sandbox, { pollIntervalMs: 300 }, log);
+    // Passes far apart: only the syncer's own timer can resolve what it held back last (a
+    // pass would resolve it on its way, and hide a held-back read waiting for the next pass).
+    const syncer = await startSyncer(sandbox, { pollIntervalMs: 60_000 }, log);
     let other: HeldLease | null = null;
     try {
       await waitForConvergence(sandbox);
-      other = await playTheLoader(syncer, lines);
+      other = await playTheLoader(syncer, lines, () =>
+        sandbox.pg.query(
+          `UPDATE content.film_work SET description = 'nudge'
+            WHERE id = (SELECT max(id::text)::uuid FROM content.film_work)`,
+        ),
+      );
       let resolveReads = 0;
       const withLock = syncer.lock.withLock.bind(syncer.lock);
       syncer.lock.withLock = (what, read, options) => {
