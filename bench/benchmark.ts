@@ -170,7 +170,7 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
       report.redisMemory['catch-up'] = report.catchUp.redisPeakMb;
     }
     if (wants('beside')) {
-      progress(`full load by two syncers, beside no edits and beside ${options.besideRate}/s`);
+      progress(`full load beside ${options.besideRate} edits/s, by one syncer and by two`);
       report.loadBesideEdits = await measureLoadBesideEdits(sb, options.besideRate, progress);
     }
     if (wants('writer')) {

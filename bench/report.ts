@@ -147,15 +147,15 @@ export function formatReport(r: BenchReport): string {
     profile('catch-up', c);
   }
   if (r.loadBesideEdits) {
-    const b = r.loadBesideEdits;
-    const run = (x: typeof b.quiet) =>
-      `${n1(x.seconds)} s (${n0(x.documentsPerSecond)} docs/s; ${n0(x.edits)} edits)`;
-    row('beside edits', 'full load, two syncers, no edits', run(b.quiet));
-    row(
-      'beside edits',
-      `full load, two syncers, ${n0(b.busy.editsPerSecond)} edits/s`,
-      `${run(b.busy)}: ${pct(b.ratio)} of the speed without`,
-    );
+    for (const run of r.loadBesideEdits.runs) {
+      const who = run.syncers === 1 ? 'one syncer' : `${run.syncers} syncers`;
+      const edits = run.editsPerSecond === 0 ? 'no edits' : `${n0(run.editsPerSecond)} edits/s`;
+      row(
+        'beside edits',
+        `full load, ${who}, ${edits}`,
+        `${n1(run.seconds)} s (${n0(run.documentsPerSecond)} docs/s; ${n0(run.edits)} edits): ${pct(run.ratio)} of the speed of the first`,
+      );
+    }
   }
   if (r.writerOverhead) {
     const w = r.writerOverhead;

@@ -107,22 +107,24 @@ export interface CatchUpResult extends SyncerPhase {
 }
 
 export interface LoadBesideEditsRun {
+  /** Syncers running (the second one hears the edits as well, and does not load). */
+  syncers: number;
   editsPerSecond: number;
   /** Edits committed while the load ran. */
   edits: number;
-  /** Spawn of the two syncers to every document searchable, s. */
+  /** Spawn to every document searchable, s. */
   seconds: number;
   /** Documents of all three indices / seconds. */
   documentsPerSecond: number;
+  /** The first run's seconds / this run's: 1 = as fast as one syncer with no edits. */
+  ratio: number;
 }
 
 export interface LoadBesideEditsResult {
   /** Documents per index (films, persons, genres) the load had to reach. */
   documents: number[];
-  quiet: LoadBesideEditsRun;
-  busy: LoadBesideEditsRun;
-  /** quiet seconds / busy seconds: 1 = the edits cost the load nothing. */
-  ratio: number;
+  /** One syncer and no edits; one syncer beside the edits; two syncers beside them. */
+  runs: LoadBesideEditsRun[];
 }
 
 /** The writers' conditions: no triggers, and triggers in each doorbell state. */

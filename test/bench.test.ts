@@ -77,14 +77,24 @@ describe('npm run bench', () => {
     assert.equal(catchUp.changes, 300);
     positive(catchUp.seconds, 'catch-up seconds');
     positive(catchUp.filmsPerSecond, 'catch-up films/s');
-    // Two syncers loaded every document again, once beside edits that committed meanwhile.
+    // Every document loaded again three times: alone, beside edits, and by two syncers beside them.
     const beside = report.loadBesideEdits;
     assert.ok(beside, 'the load beside edits was measured');
     assert.equal(beside.documents[0], 300);
-    for (const run of [beside.quiet, beside.busy]) positive(run.seconds, 'load beside edits, s');
-    assert.equal(beside.quiet.edits, 0);
-    positive(beside.busy.edits, 'edits beside the load');
-    positive(beside.ratio, 'load beside edits / without');
+    assert.deepEqual(
+      beside.runs.map((run) => [run.syncers, run.editsPerSecond]),
+      [
+        [1, 0],
+        [1, 20],
+        [2, 20],
+      ],
+    );
+    assert.equal(beside.runs[0]?.edits, 0);
+    for (const run of beside.runs) {
+      positive(run.seconds, 'load beside edits, s');
+      positive(run.ratio, 'load beside edits / alone');
+    }
+    for (const run of beside.runs.slice(1)) positive(run.edits, 'edits beside the load');
     for (const condition of ['off', 'awake', 'ringing', 'nobody'] as const) {
       positive(writerOverhead.medians[condition], `tps ${condition}`);
       positive(writerOverhead.ratios[condition], `writer ratio ${condition}`);
