@@ -36,19 +36,6 @@ async function documentCounts(sb: Sandbox): Promise<number[]> {
   );
 }
 
-/** Nothing left of the earlier load: no index, no key under the sandbox's prefix. */
-async function startOver(sb: Sandbox): Promise<void> {
-  const keys = await sb.redis.keys(`${sb.config.redisPrefix}*`);
-  for (let i = 0; i < keys.length; i += 1_000) await sb.redis.del(...keys.slice(i, i + 1_000));
-  const found = await sb.es.indices.get({
-    index: indices(sb).map((name) => `${name}*`),
-    allow_no_indices: true,
-    expand_wildcards: 'all',
-  });
-  const names = Object.keys(found);
-  if (names.length > 0) await sb.es.indices.delete({ index: names });
-}
-
 /** Edits at `rate` a second (open loop) until `stop` aborts; returns how many committed. */
 async function edit(sb: Sandbox, films: string[], rate: number, stop: AbortSignal) {
   const started = performance.now();
@@ -73,7 +60,7 @@ async function loadOnce(
   progress: (line: string) => void,
 ): Promise<Omit<LoadBesideEditsRun, 'ratio'>> {
   const { syncers: count, rate } = run;
-  await startOver(sb);
+  await sb.emptyRedisAndIndices();
   const syncers = Array.from({ length: count }, (_, i) => spawnProfiledSyncer(sb, `beside-${i}`));
   const spawnedAt = Math.min(...syncers.map((s) => s.spawnedAt));
   const stop = new AbortController();

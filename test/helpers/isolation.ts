@@ -21,6 +21,11 @@ export interface Sandbox {
   es: Client;
   /** Another empty database beside the sandbox's own, dropped with it; returns its URL. */
   createDatabase(suffix: string): Promise<string>;
+  /**
+   * Every Redis key under the prefix and every index of the sandbox removed, the databases left
+   * as they are: a syncer started now begins as on a new deployment. Nothing may run on them.
+   */
+  emptyRedisAndIndices(): Promise<void>;
   /** Runs at cleanup before anything is removed: stop what still uses the sandbox. */
   onCleanup(fn: () => Promise<void>): void;
   /** Removes everything; later calls do nothing (an interrupted bench and its own end both call it). */
@@ -98,6 +103,20 @@ export async function createSandbox(label: string, options: SandboxOptions = {})
   };
   const hooks: (() => Promise<void>)[] = [];
   let cleaned = false;
+  const emptyRedisAndIndices = async () => {
+    const keys = await redis.keys(`${config.redisPrefix}*`);
+    // In slices: spreading very many keys into one call overflows the stack.
+    for (let i = 0; i < keys.length; i += 1_000) await redis.del(...keys.slice(i, i + 1_000));
+    // Wildcard deletes are refused (action.destructive_requires_name): name each index. The
+    // persons and genres indices share the films index's name as a prefix.
+    const indices = await es.indices.get({
+      index: `${config.index}*`,
+      allow_no_indices: true,
+      expand_wildcards: 'all',
+    });
+    const names = Object.keys(indices);
+    if (names.length > 0) await es.indices.delete({ index: names });
+  };
 
   return {
     name,
@@ -112,6 +131,7 @@ export async function createSandbox(label: string, options: SandboxOptions = {})
       databases.push(database);
       return withDatabase(base.databaseUrl, database);
     },
+    emptyRedisAndIndices,
     onCleanup(fn) {
       hooks.push(fn);
     },
@@ -126,18 +146,8 @@ export async function createSandbox(label: string, options: SandboxOptions = {})
         await es.close();
         return;
       }
-      const keys = await redis.keys(`${config.redisPrefix}*`);
-      // In slices: spreading very many keys into one call overflows the stack.
-      for (let i = 0; i < keys.length; i += 1_000) await redis.del(...keys.slice(i, i + 1_000));
+      await emptyRedisAndIndices();
       redis.disconnect();
-      // Wildcard deletes are refused (action.destructive_requires_name): name each index.
-      const indices = await es.indices.get({
-        index: `${config.index}*`,
-        allow_no_indices: true,
-        expand_wildcards: 'all',
-      });
-      const names = Object.keys(indices);
-      if (names.length > 0) await es.indices.delete({ index: names });
       await es.close();
       for (const database of databases)
         await asAdmin(base, `DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
