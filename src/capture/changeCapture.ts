@@ -10,6 +10,9 @@
  * While changes keep coming, the passes run back to back and are the live path themselves: this
  * syncer holds the doorbell open (src/capture/pollCadence.ts, doorbell.ts) and writers stop
  * notifying, which spares them the commit lock every notifying transaction takes.
+ *
+ * With several syncers, one captures at a time (src/capture/captureLease.ts): the others ignore
+ * what they hear and only index, until the lease is theirs.
  */
 import type { Logger } from '../logger.js';
 import type { ChangeClock } from '../metrics/changeClock.js';
@@ -17,6 +20,7 @@ import type { DocumentQueue } from '../queue/documentQueue.js';
 import { RetryDelays } from '../util/backoff.js';
 import { Mutex } from '../util/mutex.js';
 import { sleep } from '../util/sleep.js';
+import { CAPTURE_CHECK_MS, type CaptureRole } from './captureLease.js';
 import type { Doorbell } from './doorbell.js';
 import type { FanOut, Resolution } from './fanOut.js';
 import type { HandledTransactions } from './handledTransactions.js';
@@ -55,6 +59,10 @@ export class ChangeCapture {
   private liveTx: string | undefined;
   /** When the live path last read Postgres to resolve (performance.now()): LOAD_RESOLVE_GAP_MS. */
   private resolvedAt = -Infinity;
+  /** Whether this process captured at the last look (a change means it took over or lost it). */
+  private leading = false;
+  /** The transaction of the last message ignored while another syncer captured. */
+  private ignoredTx: string | undefined;
   readonly stats: CaptureStats = { notifications: 0, passes: 0 };
 
   constructor(
@@ -69,6 +77,8 @@ export class ChangeCapture {
     private readonly live?: { handled: HandledTransactions; barrier: () => Promise<unknown> },
     /** Tells writers when this syncer polls back to back; without it, it never does. */
     private readonly doorbell?: Doorbell,
+    /** Whether this syncer is the one capturing (captureLease.ts); without it, always. */
+    private readonly role?: CaptureRole,
   ) {
     this.cadence = new PollCadence(pollIntervalMs);
   }
@@ -81,13 +91,21 @@ export class ChangeCapture {
   /** From the listener. Never throws and never waits: the work happens in run(). */
   onChange(change: ChangeNotification): void {
     this.stats.notifications++;
+    // Another syncer captures; it heard this too.
+    if (this.role && !this.role.leading) {
+      this.ignoredTx = change.x;
+      return;
+    }
+    // The rest of a transaction whose first messages came before we took over: those were not
+    // queued here, so this transaction must not be skipped by a pass. The pass reads it whole.
+    const partial = change.x !== undefined && change.x === this.ignoredTx;
     // A transaction's messages arrive one after another; the first one wakes the cadence up, and
     // the rest of that transaction must take the same path as the first.
     const sameAsLive = change.x !== undefined && change.x === this.liveTx;
     // A TRUNCATE, or a statement too big to list its keys, leaves the work to a pass.
     const op = change.op;
     const plan =
-      !change.many && op !== 'T'
+      !partial && !change.many && op !== 'T'
         ? this.fanOut.plan({ table: change.t, keys: keysOf(change), op })
         : null;
     // While a full load runs (here or in another syncer), no pass reads the changes before it
@@ -150,6 +168,12 @@ export class ChangeCapture {
     while (!signal.aborted) {
       try {
         await this.drain();
+        if (!(await this.leads())) {
+          failures = 0;
+          delays.reset();
+          await sleep(CAPTURE_CHECK_MS, signal);
+          continue;
+        }
         const arm = this.doorbell ? this.cadence.toArm(Date.now()) : null;
         if (arm !== null) await this.doorbell?.awake(arm);
         if (this.pollRequested || Date.now() >= nextPoll()) {
@@ -194,6 +218,27 @@ export class ChangeCapture {
         await this.waitForWork(held > 0 ? Math.min(untilPoll, held) : untilPoll, signal);
       }
     }
+  }
+
+  /**
+   * Whether this process captures now (always, without a role). Taking over starts with a
+   * catch-up pass: it reads what the last holder heard and did not queue. Losing it closes the
+   * doorbell window this process may hold open: writers ring again, and the new holder hears them.
+   */
+  private async leads(): Promise<boolean> {
+    const role = this.role;
+    if (!role || role.leading) return true;
+    if (this.leading) {
+      this.leading = false;
+      if (this.cadence.state !== 'asleep') {
+        this.cadence.rest();
+        await this.doorbell?.close();
+      }
+    }
+    if (!(await role.claim())) return false;
+    this.leading = true;
+    this.pollRequested = true;
+    return true;
   }
 
   /** Nothing to do before the next pass, or before `held` ms (resolutions held back) pass. */

@@ -66,6 +66,7 @@ function render(r: StatusReport): string {
     `queue        ${r.queue.depth} documents waiting (${perIndex(r.queue.byIndex, r.queue.exact)})`,
     `in flight    ${r.inFlight.length === 0 ? 'none' : r.inFlight.map((c) => `${c.documents} documents by ${c.worker} for ${age(c.ageMs)}`).join('; ')}`,
     `read lock    ${r.readLock ? `held by ${r.readLock.holder} for ${age(r.readLock.heldMs)}` : 'free'}`,
+    `capturing    ${r.capture ? `${r.capture.holder} for ${age(r.capture.heldMs)}` : 'nobody (a syncer takes over within seconds)'}`,
     `dead letters ${r.deadLetters} (${perIndex(r.deadLettersByIndex, true)})`,
     `last batch   ${r.lastBatch ? `${r.lastBatch.at} (${r.lastBatch.id})` : 'none yet'}`,
     `full load    ${r.fullLoad ? `${r.fullLoad.queued} of ~${r.fullLoad.total} documents queued (${r.fullLoad.indices.join(', ')}), began ${r.fullLoad.began}` : 'none under way'}`,

@@ -118,6 +118,14 @@ export class SyncerMetrics {
       },
     });
     new Gauge({
+      name: 'movies_etl_capturing',
+      help: '1 while this syncer is the one capturing changes (one at a time; the others only index)',
+      registers: [registry],
+      collect() {
+        this.set(view.capturing() ? 1 : 0);
+      },
+    });
+    new Gauge({
       name: 'movies_etl_ready',
       help: '1 when /readyz would answer 200 (services reachable, listener subscribed, not stalled), 0 otherwise',
       registers: [registry],

@@ -20,6 +20,8 @@ export interface SyncerView {
   lockWaitedMs(): number;
   /** Who holds the Postgres read lock now (any syncer, or a seed), and for how long; null when free. */
   readLockHolder(): Promise<LeaseInfo | null>;
+  /** Whether this process is the syncer capturing changes (one at a time: capture/captureLease.ts). */
+  capturing(): boolean;
   queue: Pick<DocumentQueue, 'depth' | 'depthByKind' | 'inFlight'>;
   deadLetters: Pick<DeadLetters, 'count' | 'countByKind'>;
   watermarks: Pick<Watermarks, 'getAll'>;

@@ -1,11 +1,12 @@
 /**
  * Everything `npm run status` shows, read from Redis: what is waiting (per index), what is in
- * flight and for how long, who holds the Postgres read lock, what each worker does, how far each
+ * flight and for how long, who holds the Postgres read lock, which syncer captures changes, what each worker does, how far each
  * table's watermark is behind, dead letters (per index), the last batch and the last error.
  */
 import type { KindName } from '../kinds/documentKind.js';
 import type { DeadLetters } from './deadLetters.js';
 import type { DocumentQueue } from './documentQueue.js';
+import { captureLease } from '../capture/captureLease.js';
 import { FullLoadPlans } from './fullLoadPlan.js';
 import type { ReadLock } from './readLock.js';
 import type { RedisStore } from './redisStore.js';
@@ -18,6 +19,8 @@ export interface StatusReport {
   queue: { depth: number; byIndex: Record<KindName, number>; exact: boolean };
   inFlight: { worker: string; documents: number; ageMs: number }[];
   readLock: { holder: string; since: string; heldMs: number; leaseLeftMs: number } | null;
+  /** The syncer capturing changes (the others only index); null: none now (one takes over soon). */
+  capture: { holder: string; since: string; heldMs: number } | null;
   workers: { id: string; state: string; since: string; forMs: number; alive: boolean }[];
   watermarks: { table: string; at: string | null; lagMs: number | null }[];
   deadLetters: number;
@@ -38,7 +41,11 @@ export async function readStatus(parts: {
 }): Promise<StatusReport> {
   const now = Date.now();
   const plans = new FullLoadPlans(parts.store);
-  const [plan, planQueued] = await Promise.all([plans.current(), plans.queued()]);
+  const [plan, planQueued, capturer] = await Promise.all([
+    plans.current(),
+    plans.queued(),
+    captureLease(parts.store).holder(),
+  ]);
   const [depth, byKind, inFlight, holder, workers, marks, dead, deadByKind, history, lastError] =
     await Promise.all([
       parts.queue.depth(),
@@ -65,6 +72,11 @@ export async function readStatus(parts: {
       since: holder.since,
       heldMs: holder.ageMs,
       leaseLeftMs: holder.leaseLeftMs,
+    },
+    capture: capturer && {
+      holder: capturer.holder,
+      since: capturer.since,
+      heldMs: capturer.ageMs,
     },
     workers: workers.map((w) => ({
       id: w.id,

@@ -14,6 +14,7 @@ import type { Server } from 'node:http';
 import { hostname } from 'node:os';
 import type { Client } from '@elastic/elasticsearch';
 import { endAbandonedListener } from '../capture/abandonedListener.js';
+import { CaptureLease } from '../capture/captureLease.js';
 import { ChangeCapture } from '../capture/changeCapture.js';
 import { Doorbell } from '../capture/doorbell.js';
 import { FanOut } from '../capture/fanOut.js';
@@ -99,6 +100,8 @@ export class Syncer {
   private readonly refreshes: LiveRefresh[] = [];
   private readonly reloads: ReloadRequests;
   private readonly indexWatch: IndexWatch;
+  /** Whether this process is the one capturing changes (only one syncer at a time does). */
+  readonly captureLease: CaptureLease;
 
   constructor(
     private readonly config: Config,
@@ -125,6 +128,11 @@ export class Syncer {
     );
     this.doorbell = new Doorbell(this.db, log.child({ component: 'doorbell' }));
     this.reloads = new ReloadRequests(this.store);
+    this.captureLease = new CaptureLease(
+      this.store,
+      this.processId,
+      log.child({ component: 'capture' }),
+    );
     this.indexWatch = new IndexWatch(
       this.es,
       KINDS.map((kind) => ({ kind, alias: kind.indexName(config) })),
@@ -185,6 +193,7 @@ export class Syncer {
       this.clock,
       { handled, barrier: () => this.listener?.barrier() ?? Promise.resolve(false) },
       doorbell,
+      this.captureLease,
     );
     this.capture = capture;
     this.listener = new ChangeListener(
@@ -284,6 +293,11 @@ export class Syncer {
     // Writers that see our window open stay silent, and nobody would poll for them now.
     if (this.capture && this.capture.cadenceState !== 'asleep')
       await settlesWithin(this.doorbell.close(), 2_000);
+    // Another syncer captures from its next look on, not only once the lease lapses.
+    await settlesWithin(
+      this.captureLease.release().catch(() => undefined),
+      2_000,
+    );
     // Whatever is indexed becomes searchable even if nobody starts a syncer again soon. Bounded:
     // with Elasticsearch away, stopping must not wait for it (the next start restores instead).
     if (this.fullLoads?.relaxing) await settlesWithin(this.fullLoads.leave(), 3_000);
@@ -311,6 +325,7 @@ export class Syncer {
       listenerConnected: () => this.listener?.connected ?? false,
       lockWaitedMs: () => this.lock.waitedMs,
       readLockHolder: () => this.lock.holder(),
+      capturing: () => this.captureLease.leading,
       queue: this.queue,
       deadLetters: this.deadLetters,
       watermarks: this.watermarks,

@@ -1,0 +1,161 @@
+/**
+ * Several syncers: one captures changes, all of them index (src/capture/captureLease.ts).
+ *
+ * Before, every syncer acted on every notification and ran every pass, so with two syncers an
+ * edit was often queued twice and, once an indexer had claimed the first copy, indexed twice: 60
+ * edits, 96 indexings here (2.0 per edit at 20 edits/s on a 20,000-film catalog). Then: a stopped
+ * capturer hands over at once, and a killed one when its lease lapses, losing nothing it heard.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { CAPTURE_LEASE_MS } from '../../src/capture/captureLease.js';
+import { DocumentQueue } from '../../src/queue/documentQueue.js';
+import { RedisStore } from '../../src/queue/redisStore.js';
+import { readStatus } from '../../src/queue/statusReport.js';
+import type { Syncer } from '../../src/sync/syncer.js';
+import { generateInto } from '../../bench/catalog.js';
+import { eventually, waitForConvergence, waitForFullLoadDone } from '../helpers/convergence.js';
+import { createSandbox, type Sandbox } from '../helpers/isolation.js';
+import { migrateSandbox, startSyncer, testLog } from '../helpers/syncerHarness.js';
+import { spawnSyncer } from '../helpers/syncerProcess.js';
+
+async function filmsIndexed(sandbox: Sandbox): Promise<number> {
+  const stats = await sandbox.es.indices.stats({ index: sandbox.config.index, metric: 'indexing' });
+  return stats._all.primaries?.indexing?.index_total ?? 0;
+}
+
+async function queueIdle(queue: DocumentQueue): Promise<boolean> {
+  return (await queue.depth()) === 0 && (await queue.inFlight()).length === 0;
+}
+
+function statusOf(syncer: Syncer) {
+  return readStatus({
+    store: syncer.store,
+    queue: syncer.queue,
+    lock: syncer.lock,
+    registry: syncer.registry,
+    watermarks: syncer.watermarks,
+    deadLetters: syncer.deadLetters,
+  });
+}
+
+/** Who holds the capture lease, as Redis has it ('' for nobody). */
+async function captureHolder(sandbox: Sandbox): Promise<string> {
+  const raw = await sandbox.redis.get(`${sandbox.config.redisPrefix}capture`);
+  return raw === null ? '' : (JSON.parse(raw) as { holder: string }).holder;
+}
+
+/** One title edit per film, each its own transaction, `gapMs` apart. */
+async function editTitles(sandbox: Sandbox, ids: string[], tag: string, gapMs: number) {
+  for (const [i, id] of ids.entries()) {
+    await sandbox.pg.query(`UPDATE content.film_work SET title = $2 WHERE id = $1`, [
+      id,
+      `${tag} ${i}`,
+    ]);
+    await new Promise((resolve) => setTimeout(resolve, gapMs));
+  }
+}
+
+describe('several syncers, one capturing', () => {
+  let sandbox: Sandbox;
+  let films: string[];
+  let store: RedisStore;
+  let queue: DocumentQueue;
+
+  before(async () => {
+    sandbox = await createSandbox('one_capturer');
+    await migrateSandbox(sandbox);
+    // The generator's catalog, whose people are in many films: a pass then spends long enough
+    // between reading its rows and moving the watermark for another syncer's pass to read them
+    // too. On a 60-film catalog the old code indexed each edit once anyway.
+    await generateInto(sandbox.config.databaseUrl, 3_000);
+    const { rows } = await sandbox.pg.query<{ id: string }>(
+      'SELECT id FROM content.film_work ORDER BY id',
+    );
+    films = rows.map((r) => r.id);
+    store = new RedisStore(sandbox.config.redisUrl, sandbox.config.redisPrefix, testLog());
+    queue = new DocumentQueue(store);
+  });
+
+  after(async () => {
+    await store.close();
+    await sandbox.cleanup();
+  });
+
+  it('index each edit once, not once per syncer', async () => {
+    // Processes of their own, as deployed: in one process the two hear each notification in the
+    // same instant, and the queue merges their copies before an indexer can claim either.
+    const syncers = [spawnSyncer(sandbox), spawnSyncer(sandbox)];
+    try {
+      await Promise.all(syncers.map((s) => s.started));
+      await waitForFullLoadDone(sandbox);
+      await waitForConvergence(sandbox);
+      await eventually(() => queueIdle(queue), 15_000, 'queue drained after the load');
+      const holder = await captureHolder(sandbox);
+      assert.ok(
+        syncers.some((s) => holder.includes(`-${s.child.pid}-`)),
+        `one of the two captures (holder: ${holder || 'nobody'})`,
+      );
+
+      const before = await filmsIndexed(sandbox);
+      const edits = films.slice(0, 60);
+      // 20 a second, each its own transaction and film: 96 indexings for the 60 before, the
+      // changes read by both syncers' passes and the copies queued after the first was claimed.
+      await editTitles(sandbox, edits, 'once', 50);
+      await waitForConvergence(sandbox);
+      await eventually(() => queueIdle(queue), 15_000, 'queue drained after the edits');
+      // A late second copy would land after convergence: give one a poll interval to show.
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      const indexed = (await filmsIndexed(sandbox)) - before;
+      // A pass re-reading one at a reconnect may add a little, never an edit's worth per syncer.
+      assert.ok(
+        indexed >= edits.length && indexed <= edits.length + 3,
+        `films indexed ${indexed} times for ${edits.length} edits`,
+      );
+    } finally {
+      await Promise.all(syncers.map((s) => s.stop()));
+    }
+  });
+
+  it('hand over when the capturer stops, and when it is killed', async () => {
+    // The capturer is a process of its own, so that it can be killed outright.
+    const first = spawnSyncer(sandbox);
+    await first.started;
+    await eventually(
+      async () => (await captureHolder(sandbox)).includes(`-${first.child.pid}-`),
+      10_000,
+      'the spawned syncer captures',
+    ).catch(async (err: unknown) => {
+      await first.stop();
+      throw err;
+    });
+    const second = await startSyncer(sandbox);
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      assert.equal(second.captureLease.leading, false, 'the later syncer waits its turn');
+
+      // Killed: its lease lapses, then the other syncer catches up on what it missed.
+      first.child.kill('SIGKILL');
+      await editTitles(sandbox, films.slice(60, 70), 'killed', 50);
+      const killedAt = performance.now();
+      await eventually(() => second.captureLease.leading, CAPTURE_LEASE_MS + 5_000, 'taken over');
+      assert.equal((await statusOf(second)).capture?.holder, second.processId, 'status says so');
+      await waitForConvergence(sandbox, 15_000);
+      assert.ok(performance.now() - killedAt < CAPTURE_LEASE_MS + 10_000);
+
+      // Stopped: released at once; a third syncer takes over within a check or two.
+      const third = await startSyncer(sandbox);
+      try {
+        await second.stop();
+        await eventually(() => third.captureLease.leading, 2_000, 'taken over after a stop');
+        await editTitles(sandbox, films.slice(70, 80), 'stopped', 50);
+        await waitForConvergence(sandbox, 15_000);
+      } finally {
+        await third.stop();
+      }
+    } finally {
+      await second.stop();
+      await first.stop();
+    }
+  });
+});
