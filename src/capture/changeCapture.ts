@@ -38,6 +38,9 @@ import type { Poller } from './poller.js';
  */
 export const LOAD_RESOLVE_GAP_MS = 500;
 
+/** Failed steps in a row after which this syncer hands capturing to one that asks for it. */
+const FAILING_STEPS = 3;
+
 export interface CaptureStats {
   notifications: number;
   passes: number;
@@ -94,6 +97,8 @@ export class ChangeCapture {
     // Another syncer captures; it heard this too.
     if (this.role && !this.role.leading) {
       this.ignoredTx = change.x;
+      // Its first messages may have come while we still captured (the lease lost between two).
+      if (change.x !== undefined) this.live?.handled.missed(change.x);
       return;
     }
     // The rest of a transaction whose first messages came before we took over: those were not
@@ -157,6 +162,12 @@ export class ChangeCapture {
     this.requestPoll();
   }
 
+  /** From the listener when its connection is gone: a capturer that cannot hear looks for a taker. */
+  onListenerLost(): void {
+    this.live?.handled.reset();
+    this.wake();
+  }
+
   /** The loop: drain notifications, run requested and periodic polls, until `signal` aborts. */
   async run(signal: AbortSignal): Promise<void> {
     // When the last pass began; the next one is due the cadence's delay after it, and that delay
@@ -168,7 +179,7 @@ export class ChangeCapture {
     while (!signal.aborted) {
       try {
         await this.drain();
-        if (!(await this.leads())) {
+        if (!(await this.leads(signal, failures >= FAILING_STEPS))) {
           failures = 0;
           delays.reset();
           await sleep(CAPTURE_CHECK_MS, signal);
@@ -214,7 +225,9 @@ export class ChangeCapture {
       // pass may be, and a second reading could find them due and wait for the pass instead.
       const held = this.resolveIn();
       if (this.idle(held)) {
-        const untilPoll = nextPoll() - Date.now();
+        // A capturer that cannot hear looks often for a syncer that can, to hand capturing over.
+        const deaf = this.role && !this.role.hearing ? CAPTURE_CHECK_MS : Infinity;
+        const untilPoll = Math.min(nextPoll() - Date.now(), deaf);
         await this.waitForWork(held > 0 ? Math.min(untilPoll, held) : untilPoll, signal);
       }
     }
@@ -222,23 +235,28 @@ export class ChangeCapture {
 
   /**
    * Whether this process captures now (always, without a role). Taking over starts with a
-   * catch-up pass: it reads what the last holder heard and did not queue. Losing it closes the
-   * doorbell window this process may hold open: writers ring again, and the new holder hears them.
+   * catch-up pass, which reads what the last holder heard and did not queue, and settles as after
+   * a window of our own: writers that saw the last holder's window open sent nothing. Losing it
+   * closes the window this process may hold open, so writers ring again for the new holder.
    */
-  private async leads(): Promise<boolean> {
+  private async leads(signal: AbortSignal, failing: boolean): Promise<boolean> {
     const role = this.role;
-    if (!role || role.leading) return true;
-    if (this.leading) {
+    if (!role) return true;
+    // Stopping: the lease is released (or about to be) and must not be taken back.
+    const captures = !signal.aborted && (await role.claim(failing));
+    if (!captures && this.leading) {
       this.leading = false;
       if (this.cadence.state !== 'asleep') {
         this.cadence.rest();
         await this.doorbell?.close();
       }
     }
-    if (!(await role.claim())) return false;
-    this.leading = true;
-    this.pollRequested = true;
-    return true;
+    if (captures && !this.leading) {
+      this.leading = true;
+      this.pollRequested = true;
+      if (this.doorbell) this.cadence.takeOver(Date.now());
+    }
+    return captures;
   }
 
   /** Nothing to do before the next pass, or before `held` ms (resolutions held back) pass. */

@@ -35,6 +35,14 @@ export class HandledTransactions {
     this.heard.set(txid, (this.heard.get(txid) ?? true) && listed);
   }
 
+  /**
+   * A message of `txid` was not acted on (another syncer captured when it came): if earlier ones
+   * were heard, the transaction is not queued whole here. Nothing is kept for one not heard.
+   */
+  missed(txid: string): void {
+    if (this.heard.has(txid)) this.heard.set(txid, false);
+  }
+
   /** Something was heard since the last barrier (only then does a barrier seal anything). */
   get unsealed(): boolean {
     return this.heard.size > 0;

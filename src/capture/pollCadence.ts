@@ -88,9 +88,24 @@ export class PollCadence {
     this.windowEnd = 0;
   }
 
+  /**
+   * This syncer took capturing over from another (captureLease.ts): writers that saw the other's
+   * window open sent nothing and may still commit. Poll back to back until they have ended, as
+   * after a window of our own (the first pass's snapshot is the reference).
+   */
+  takeOver(now: number): void {
+    this.current = 'settling';
+    this.settling = {
+      xmax: null,
+      deadline: now + Math.min(this.pollIntervalMs, SETTLE_AT_MOST_MS),
+    };
+  }
+
   /** A pass finished at `now`, having seen this. */
   passed(now: number, seen: PassSighting): void {
-    if (seen.rows > 0) this.heard(now);
+    // Asleep, yet writers see a window open: another syncer's, which stopped capturing and still
+    // held it (it lost the lease while paused). Its writers are quiet: poll for them.
+    if (seen.rows > 0 || (this.current === 'asleep' && seen.awake)) this.heard(now);
     if (this.current === 'awake' && now >= this.windowEnd && !seen.awake) {
       this.current = 'settling';
       const longest = Math.min(this.pollIntervalMs, SETTLE_AT_MOST_MS);

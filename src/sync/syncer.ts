@@ -131,6 +131,7 @@ export class Syncer {
     this.captureLease = new CaptureLease(
       this.store,
       this.processId,
+      () => this.listener?.connected ?? false,
       log.child({ component: 'capture' }),
     );
     this.indexWatch = new IndexWatch(
@@ -209,7 +210,7 @@ export class Syncer {
         },
         onHeartbeat: () => void doorbell.listening(),
         onBarrier: () => handled.barrier(),
-        onDisconnected: () => handled.reset(),
+        onDisconnected: () => capture.onListenerLost(),
         onAbandonedSession: (pid) =>
           void endAbandonedListener(this.db, pid, log.child({ component: 'listener' })),
       },
@@ -283,21 +284,24 @@ export class Syncer {
     }
     await this.listener?.stop();
     const bound = this.options.stopBoundMs ?? STOP_BOUND_MS;
-    if (!(await settlesWithin(Promise.allSettled(this.loops), bound))) {
+    const until = performance.now() + bound;
+    // Capturing first: while this process holds the capture lease no other syncer captures, so
+    // it is handed over before the indexers' batches in flight are waited for.
+    const [capturing, ...indexing] = this.loops;
+    const captureStopped = await settlesWithin(capturing ?? Promise.resolve(), bound);
+    // Writers that see our window open stay silent, and nobody would poll for them now.
+    if (this.capture && this.capture.cadenceState !== 'asleep')
+      await settlesWithin(this.doorbell.close(), 2_000);
+    // Another syncer captures from its next look on, not only once the lease lapses.
+    await settlesWithin(this.captureLease.release(), 2_000);
+    const left = Math.max(0, until - performance.now());
+    if (!captureStopped || !(await settlesWithin(Promise.allSettled(indexing), left))) {
       this.log.warn(
         { after_ms: bound, redis: this.store.redis.status },
         'stopping without waiting any longer (is Redis or Elasticsearch unreachable?); claims in ' +
           'hand come back through the reaper of the next syncer',
       );
     }
-    // Writers that see our window open stay silent, and nobody would poll for them now.
-    if (this.capture && this.capture.cadenceState !== 'asleep')
-      await settlesWithin(this.doorbell.close(), 2_000);
-    // Another syncer captures from its next look on, not only once the lease lapses.
-    await settlesWithin(
-      this.captureLease.release().catch(() => undefined),
-      2_000,
-    );
     // Whatever is indexed becomes searchable even if nobody starts a syncer again soon. Bounded:
     // with Elasticsearch away, stopping must not wait for it (the next start restores instead).
     if (this.fullLoads?.relaxing) await settlesWithin(this.fullLoads.leave(), 3_000);

@@ -158,4 +158,30 @@ describe('several syncers, one capturing', () => {
       await first.stop();
     }
   });
+
+  it('hand over when the capturer cannot hear and another can', async () => {
+    // Passes a minute apart: only the live path, or a takeover's catch-up pass, can index the edit
+    // within the wait below.
+    const slow = { pollIntervalMs: 60_000 };
+    const deaf = await startSyncer(sandbox, slow);
+    const other = await eventually(() => deaf.captureLease.leading, 5_000, 'the first captures')
+      .then(() => startSyncer(sandbox, slow))
+      .catch(async (err: unknown) => {
+        await deaf.stop();
+        throw err;
+      });
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      assert.equal(other.captureLease.leading, false, 'the second waits its turn');
+      // Its listener gone for good (as after a failing reconnect): its lease would stand for ever.
+      await deaf.listener?.stop();
+      await eventually(() => other.captureLease.leading, 5_000, 'the one that hears took over');
+      assert.equal(deaf.captureLease.leading, false);
+      await editTitles(sandbox, films.slice(80, 85), 'deaf', 50);
+      await waitForConvergence(sandbox, 10_000);
+    } finally {
+      await other.stop();
+      await deaf.stop();
+    }
+  });
 });

@@ -112,4 +112,23 @@ describe('poll cadence', () => {
     cadence.passed(800, pass({ xmin: '9007199254741000', xmax: '9007199254741001' }));
     assert.equal(cadence.state, 'asleep');
   });
+
+  it("takes over settling: the last capturer's writers may have sent nothing", () => {
+    const cadence = new PollCadence(INTERVAL, AWAKE, FAST);
+    cadence.takeOver(0);
+    assert.equal(cadence.state, 'settling');
+    assert.equal(cadence.nextDelay(), FAST, 'polls back to back at once');
+    assert.equal(cadence.toArm(0), null, 'holds no window of its own');
+    cadence.passed(30, pass({ xmin: '100', xmax: '120' }));
+    cadence.passed(60, pass({ xmin: '110', xmax: '125' }));
+    assert.equal(cadence.state, 'settling', 'a writer of the reference snapshot still runs');
+    cadence.passed(90, pass({ xmin: '120', xmax: '130' }));
+    assert.equal(cadence.state, 'asleep');
+  });
+
+  it('wakes when it finds a window open that it did not open', () => {
+    const cadence = new PollCadence(INTERVAL, AWAKE, FAST);
+    cadence.passed(0, pass({ awake: true }));
+    assert.equal(cadence.state, 'awake', "another syncer's window: its writers are quiet");
+  });
 });

@@ -1,0 +1,43 @@
+/**
+ * The handled-transactions ledger alone (the live path's use of it: test/capture/). A message of
+ * a transaction that this syncer did not act on (another syncer captured by then) keeps the
+ * transaction from being skipped; found by an outside reading: a capturer that lost its lease
+ * between two messages of one transaction, then took it back, let a pass skip the second one.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { HandledTransactions } from '../../src/capture/handledTransactions.js';
+
+/** The ledger's full cycle: seal what was heard, then a drain begun after the seal ends. */
+function sealAndDrain(handled: HandledTransactions) {
+  handled.barrier();
+  handled.drained(handled.beginDrain());
+}
+
+describe('handled transactions', () => {
+  it('skips a transaction whose every message was acted on', () => {
+    const handled = new HandledTransactions();
+    handled.heardFrom('7', true);
+    handled.heardFrom('7', true);
+    sealAndDrain(handled);
+    assert.equal(handled.has('7'), true);
+  });
+
+  it('reads one of whose messages one was missed', () => {
+    const handled = new HandledTransactions();
+    handled.heardFrom('7', true);
+    handled.missed('7');
+    sealAndDrain(handled);
+    assert.equal(handled.has('7'), false);
+  });
+
+  it('keeps nothing for a missed transaction it never heard', () => {
+    const handled = new HandledTransactions();
+    handled.missed('8');
+    assert.equal(handled.unsealed, false, 'a standby ignoring every message grows no ledger');
+    handled.heardFrom('9', true);
+    sealAndDrain(handled);
+    assert.equal(handled.has('8'), false);
+    assert.equal(handled.has('9'), true);
+  });
+});
