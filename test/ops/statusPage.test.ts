@@ -146,6 +146,7 @@ describe('status page', { skip }, () => {
     assert.equal(fieldText(dom, 'queue.depth'), json.status.queue.depth.toLocaleString('en-US'));
     assert.equal(fieldText(dom, 'deadLetters'), '2');
     assert.equal(fieldText(dom, 'deadLettersByIndex'), 'films 1 · persons 1 · genres 0');
+    assert.equal(fieldText(dom, 'capture.holder'), syncer.processId, 'the syncer capturing');
     assert.deepEqual(
       column(dom, 'watermarks', 'table'),
       json.status.watermarks.map((w) => w.table),
