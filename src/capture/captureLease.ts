@@ -12,13 +12,14 @@
  * past what was queued, so two holders for a moment (one paused past its lease, then woken) only
  * do the work twice, as every syncer did before. What the lease costs is the handover: a holder
  * that stops releases it and another takes it within CAPTURE_CHECK_MS; one killed outright holds
- * it until it lapses (CAPTURE_LEASE_MS). Either way the new holder begins with a catch-up pass,
- * which reads whatever the old one heard and had not queued: its watermarks never passed that.
+ * it until it lapses (CAPTURE_LEASE_MS). The new holder replays what it heard meanwhile and begins
+ * with a catch-up pass (src/capture/changeCapture.ts), so nothing the old one missed waits.
  *
- * Holding the lease says only that the process runs. A holder that cannot capture well (its
- * listener is down, or its steps keep failing) hands the lease to a syncer that can and asks for
- * it (a knock beside the lease, as the read lock's); with nobody asking it keeps it, so a lone
- * syncer with its listener down still polls, as it always did.
+ * The lease is looked after on its own timer, not by the capture loop: a loop inside an hour-long
+ * full load must still notice a lost lease and take it back. Holding it says only that the
+ * process runs, though: a holder that cannot capture well (its listener is down, or its steps
+ * keep failing) hands it to a syncer that can and asks for it (a knock naming the asker); with
+ * nobody asking it keeps it, so a lone syncer with its listener down still polls, as it always did.
  */
 import type { Logger } from '../logger.js';
 import { Lease, type HeldLease, type LeaseInfo } from '../queue/lease.js';
@@ -26,9 +27,9 @@ import type { RedisStore } from '../queue/redisStore.js';
 
 /** A killed holder's changes wait at most this long (plus a check) for another syncer. */
 export const CAPTURE_LEASE_MS = 3_000;
-/** How often a syncer that does not capture asks whether the lease is free. */
+/** How often each syncer looks after the lease: takes it when free, hands it over when asked. */
 export const CAPTURE_CHECK_MS = 500;
-/** How long a knock stands: a healthy syncer knocks again at every check. */
+/** How long a knock stands: a syncer that can capture knocks again at every check. */
 const KNOCK_MS = 3 * CAPTURE_CHECK_MS;
 
 /** The capture lease (under the prefix), for status readers. */
@@ -36,22 +37,24 @@ export function captureLease(store: RedisStore, ttlMs = CAPTURE_LEASE_MS): Lease
   return new Lease(store, store.key('capture'), ttlMs);
 }
 
-/** What ChangeCapture asks: whether it captures now, and to capture if it should. */
+/** What ChangeCapture sees of the lease. */
 export interface CaptureRole {
   /** Read on every notification: no round trip. */
   readonly leading: boolean;
-  /** Whether this process's listener is up (a holder that cannot hear looks for a taker often). */
-  readonly hearing: boolean;
-  /**
-   * Take the lease if this process should capture, keep it if it holds it and should go on;
-   * resolves to whether this process captures. `failing`: its last capture steps failed.
-   */
-  claim(failing: boolean): Promise<boolean>;
+  /** Calls `fn` with true when this process begins capturing, false when it stops. */
+  onTransition(fn: (leading: boolean) => void): void;
+  /** The capture loop's last steps failed (true) or it works again (false). */
+  failing: boolean;
 }
 
 export class CaptureLease implements CaptureRole {
+  failing = false;
   private held: HeldLease | null = null;
   private closed = false;
+  private timer: NodeJS.Timeout | null = null;
+  private checking = false;
+  private was = false;
+  private transition: (leading: boolean) => void = () => undefined;
   private readonly lease: Lease;
   private readonly knockKey: string;
 
@@ -59,7 +62,7 @@ export class CaptureLease implements CaptureRole {
     private readonly store: RedisStore,
     private readonly owner: string,
     /** Whether this process's listener is up: one that cannot hear yields to one that can. */
-    private readonly listening: () => boolean,
+    private readonly hearing: () => boolean,
     private readonly log: Logger,
     ttlMs = CAPTURE_LEASE_MS,
   ) {
@@ -71,46 +74,78 @@ export class CaptureLease implements CaptureRole {
     return this.held !== null && !this.held.lost;
   }
 
-  get hearing(): boolean {
-    return this.listening();
+  onTransition(fn: (leading: boolean) => void): void {
+    this.transition = fn;
   }
 
-  async claim(failing: boolean): Promise<boolean> {
-    if (this.closed) return false;
-    const healthy = this.hearing && !failing;
-    if (this.leading) {
-      if (healthy || !(await this.knocked())) return true;
-      this.log.warn(
-        { listening: this.hearing, failing },
-        'handing the capture lease to a syncer that asked for it: this one cannot capture well now',
-      );
-      await this.drop();
-      return false;
-    }
-    if (this.held) {
-      this.log.warn('another syncer captures changes now (the capture lease lapsed)');
-      this.held.abandon();
-      this.held = null;
-    }
-    // Unhealthy: take the lease only when no healthy syncer is asking for it.
-    if (!healthy && (await this.knocked())) return false;
-    this.held = await this.lease.tryAcquire(
-      this.owner,
-      (reason) => this.log.warn({ reason }, 'capture lease: could not refresh it, or lost it'),
-      healthy ? { key: this.knockKey, ms: KNOCK_MS } : undefined,
-    );
-    if (this.held) this.log.info('capturing changes (this syncer holds the capture lease)');
-    return this.held !== null;
+  /** Look after the lease from now on, every CAPTURE_CHECK_MS; the first look is at once. */
+  start(): Promise<void> {
+    this.timer = setInterval(() => void this.check(), CAPTURE_CHECK_MS);
+    return this.check();
+  }
+
+  /** Stopping: no more looks (a syncer on its way out must not take the lease); see release(). */
+  stopLooking(): void {
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
   }
 
   /** On stop: another syncer takes over within CAPTURE_CHECK_MS, and this one never again. */
   async release(): Promise<void> {
-    this.closed = true;
+    this.stopLooking();
     await this.drop();
+    this.changed();
   }
 
   holder(): Promise<LeaseInfo | null> {
     return this.lease.holder();
+  }
+
+  /** One look: never throws (Redis away: the next look tries again). */
+  async check(): Promise<void> {
+    if (this.checking || this.closed) return;
+    this.checking = true;
+    try {
+      await this.look();
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'capture lease: could not look after it');
+    } finally {
+      this.checking = false;
+      this.changed();
+    }
+  }
+
+  private async look(): Promise<void> {
+    const able = this.hearing() && !this.failing;
+    if (this.leading) {
+      if (able) return;
+      const asker = await this.store.redis.get(this.knockKey);
+      if (asker === null || asker === this.owner) return;
+      this.log.warn(
+        { listening: this.hearing(), failing: this.failing, to: asker },
+        'handing the capture lease to a syncer that asked for it: this one cannot capture well now',
+      );
+      await this.drop();
+      return;
+    }
+    if (this.held) {
+      this.log.warn('the capture lease lapsed (this process paused, or Redis lost it)');
+      this.held.abandon();
+      this.held = null;
+    }
+    // One that cannot capture well takes the lease only when no other syncer asks for it.
+    const asker = await this.store.redis.get(this.knockKey);
+    if (!able && asker !== null && asker !== this.owner) return;
+    this.held = await this.lease.tryAcquire(this.owner, (reason) => {
+      this.log.warn({ reason }, 'capture lease: could not refresh it, or lost it');
+      this.changed();
+    });
+    if (this.held) {
+      this.log.info('capturing changes (this syncer holds the capture lease)');
+      if (asker === this.owner) await this.store.redis.del(this.knockKey);
+    } else if (able) {
+      await this.store.redis.set(this.knockKey, this.owner, 'PX', KNOCK_MS);
+    }
   }
 
   private async drop(): Promise<void> {
@@ -119,7 +154,11 @@ export class CaptureLease implements CaptureRole {
     await held?.release();
   }
 
-  private async knocked(): Promise<boolean> {
-    return (await this.store.redis.exists(this.knockKey)) === 1;
+  /** Tell ChangeCapture when capturing began or ended (a lost lease is noticed by its refresh). */
+  private changed(): void {
+    const now = this.leading;
+    if (now === this.was) return;
+    this.was = now;
+    this.transition(now);
   }
 }

@@ -20,7 +20,7 @@ import type { DocumentQueue } from '../queue/documentQueue.js';
 import { RetryDelays } from '../util/backoff.js';
 import { Mutex } from '../util/mutex.js';
 import { sleep } from '../util/sleep.js';
-import { CAPTURE_CHECK_MS, type CaptureRole } from './captureLease.js';
+import { CAPTURE_CHECK_MS, CAPTURE_LEASE_MS, type CaptureRole } from './captureLease.js';
 import type { Doorbell } from './doorbell.js';
 import type { FanOut, Resolution } from './fanOut.js';
 import type { HandledTransactions } from './handledTransactions.js';
@@ -40,6 +40,15 @@ export const LOAD_RESOLVE_GAP_MS = 500;
 
 /** Failed steps in a row after which this syncer hands capturing to one that asks for it. */
 const FAILING_STEPS = 3;
+
+/**
+ * What a syncer that does not capture keeps of what it hears, to replay should it take over: the
+ * last holder may have heard the same and died before queueing it, and during a full load no pass
+ * would read it before the load's end. A killed holder's lease lapses within CAPTURE_LEASE_MS,
+ * and it may have held what it heard a little before that.
+ */
+const UNHEARD_MS = 2 * CAPTURE_LEASE_MS;
+const UNHEARD_AT_MOST = 20_000;
 
 export interface CaptureStats {
   notifications: number;
@@ -62,10 +71,8 @@ export class ChangeCapture {
   private liveTx: string | undefined;
   /** When the live path last read Postgres to resolve (performance.now()): LOAD_RESOLVE_GAP_MS. */
   private resolvedAt = -Infinity;
-  /** Whether this process captured at the last look (a change means it took over or lost it). */
-  private leading = false;
-  /** The transaction of the last message ignored while another syncer captured. */
-  private ignoredTx: string | undefined;
+  /** Heard while another syncer captured, newest last (UNHEARD_MS): replayed on taking over. */
+  private unheard: { change: ChangeNotification; at: number }[] = [];
   readonly stats: CaptureStats = { notifications: 0, passes: 0 };
 
   constructor(
@@ -84,6 +91,7 @@ export class ChangeCapture {
     private readonly role?: CaptureRole,
   ) {
     this.cadence = new PollCadence(pollIntervalMs);
+    role?.onTransition((leading) => (leading ? this.tookOver() : this.steppedDown()));
   }
 
   /** asleep, awake or settling: see pollCadence.ts. */
@@ -94,23 +102,30 @@ export class ChangeCapture {
   /** From the listener. Never throws and never waits: the work happens in run(). */
   onChange(change: ChangeNotification): void {
     this.stats.notifications++;
-    // Another syncer captures; it heard this too.
+    // Another syncer captures; it heard this too. Kept for a while, in case we take over.
     if (this.role && !this.role.leading) {
-      this.ignoredTx = change.x;
       // Its first messages may have come while we still captured (the lease lost between two).
       if (change.x !== undefined) this.live?.handled.missed(change.x);
+      this.keepUnheard(change);
       return;
     }
-    // The rest of a transaction whose first messages came before we took over: those were not
-    // queued here, so this transaction must not be skipped by a pass. The pass reads it whole.
-    const partial = change.x !== undefined && change.x === this.ignoredTx;
+    this.take(change, false);
+  }
+
+  /**
+   * Act on one message. `replayed`: heard while another syncer captured (tookOver): queued all
+   * the same, but its transaction is never skipped by a pass. Its earlier messages may have been
+   * dropped from the replay, or taken another way while this process captured before; a pass
+   * reading it once more costs a document indexed twice, skipping it could lose a change.
+   */
+  private take(change: ChangeNotification, replayed: boolean): void {
     // A transaction's messages arrive one after another; the first one wakes the cadence up, and
     // the rest of that transaction must take the same path as the first.
     const sameAsLive = change.x !== undefined && change.x === this.liveTx;
     // A TRUNCATE, or a statement too big to list its keys, leaves the work to a pass.
     const op = change.op;
     const plan =
-      !partial && !change.many && op !== 'T'
+      !change.many && op !== 'T'
         ? this.fanOut.plan({ table: change.t, keys: keysOf(change), op })
         : null;
     // While a full load runs (here or in another syncer), no pass reads the changes before it
@@ -130,7 +145,7 @@ export class ChangeCapture {
     }
     if (this.doorbell && passesServeLive) this.cadence.heard(Date.now());
     this.liveTx = change.x;
-    if (change.x !== undefined) this.live?.handled.heardFrom(change.x, plan !== null);
+    if (change.x !== undefined) this.live?.handled.heardFrom(change.x, plan !== null && !replayed);
     if (!plan) {
       this.requestPoll();
       return;
@@ -162,10 +177,47 @@ export class ChangeCapture {
     this.requestPoll();
   }
 
-  /** From the listener when its connection is gone: a capturer that cannot hear looks for a taker. */
+  /**
+   * From the listener when its connection is gone: what it delivered last may be a part of a
+   * transaction. (What a syncer not capturing kept stays: replayed, it is never skipped.)
+   */
   onListenerLost(): void {
     this.live?.handled.reset();
+  }
+
+  private keepUnheard(change: ChangeNotification): void {
+    const now = performance.now();
+    this.unheard.push({ change, at: now });
+    let drop = 0;
+    while (
+      drop < this.unheard.length &&
+      ((this.unheard[drop]?.at ?? now) < now - UNHEARD_MS ||
+        this.unheard.length - drop > UNHEARD_AT_MOST)
+    )
+      drop++;
+    if (drop > 0) this.unheard = this.unheard.slice(drop);
+  }
+
+  /**
+   * This process began capturing (captureLease.ts). A catch-up pass reads what the last holder
+   * heard and did not queue, and settles as after a window of our own (writers that saw the last
+   * holder's window open sent nothing); what we heard meanwhile is replayed, so that during a full
+   * load, when no pass reads changes before its end, it is queued at once all the same.
+   */
+  private tookOver(): void {
+    this.pollRequested = true;
+    if (this.doorbell) this.cadence.takeOver(Date.now());
+    const unheard = this.unheard;
+    this.unheard = [];
+    for (const { change } of unheard) this.take(change, true);
     this.wake();
+  }
+
+  /** Another syncer captures now: close the window we may hold open, so writers ring for it. */
+  private steppedDown(): void {
+    if (this.cadence.state === 'asleep') return;
+    this.cadence.rest();
+    void this.doorbell?.close().catch(() => undefined);
   }
 
   /** The loop: drain notifications, run requested and periodic polls, until `signal` aborts. */
@@ -179,10 +231,10 @@ export class ChangeCapture {
     while (!signal.aborted) {
       try {
         await this.drain();
-        if (!(await this.leads(signal, failures >= FAILING_STEPS))) {
-          failures = 0;
-          delays.reset();
-          await sleep(CAPTURE_CHECK_MS, signal);
+        if (this.role && !this.role.leading) {
+          // Woken at once on taking over. The failure streak stands: a syncer whose steps failed
+          // must not count as able to capture (and ask for the lease) just for having rested.
+          await this.waitForWork(CAPTURE_CHECK_MS, signal);
           continue;
         }
         const arm = this.doorbell ? this.cadence.toArm(Date.now()) : null;
@@ -208,9 +260,11 @@ export class ChangeCapture {
         }
         failures = 0;
         delays.reset();
+        if (this.role) this.role.failing = false;
       } catch (err) {
         // Postgres or Redis went away mid-step: nothing was acknowledged, so retrying is safe.
         failures++;
+        if (this.role) this.role.failing = failures >= FAILING_STEPS;
         await this.reportError?.((err as Error).message).catch(() => undefined);
         this.pollRequested = true;
         this.log.warn(
@@ -225,38 +279,10 @@ export class ChangeCapture {
       // pass may be, and a second reading could find them due and wait for the pass instead.
       const held = this.resolveIn();
       if (this.idle(held)) {
-        // A capturer that cannot hear looks often for a syncer that can, to hand capturing over.
-        const deaf = this.role && !this.role.hearing ? CAPTURE_CHECK_MS : Infinity;
-        const untilPoll = Math.min(nextPoll() - Date.now(), deaf);
+        const untilPoll = nextPoll() - Date.now();
         await this.waitForWork(held > 0 ? Math.min(untilPoll, held) : untilPoll, signal);
       }
     }
-  }
-
-  /**
-   * Whether this process captures now (always, without a role). Taking over starts with a
-   * catch-up pass, which reads what the last holder heard and did not queue, and settles as after
-   * a window of our own: writers that saw the last holder's window open sent nothing. Losing it
-   * closes the window this process may hold open, so writers ring again for the new holder.
-   */
-  private async leads(signal: AbortSignal, failing: boolean): Promise<boolean> {
-    const role = this.role;
-    if (!role) return true;
-    // Stopping: the lease is released (or about to be) and must not be taken back.
-    const captures = !signal.aborted && (await role.claim(failing));
-    if (!captures && this.leading) {
-      this.leading = false;
-      if (this.cadence.state !== 'asleep') {
-        this.cadence.rest();
-        await this.doorbell?.close();
-      }
-    }
-    if (captures && !this.leading) {
-      this.leading = true;
-      this.pollRequested = true;
-      if (this.doorbell) this.cadence.takeOver(Date.now());
-    }
-    return captures;
   }
 
   /** Nothing to do before the next pass, or before `held` ms (resolutions held back) pass. */

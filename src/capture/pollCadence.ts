@@ -103,9 +103,10 @@ export class PollCadence {
 
   /** A pass finished at `now`, having seen this. */
   passed(now: number, seen: PassSighting): void {
-    // Asleep, yet writers see a window open: another syncer's, which stopped capturing and still
-    // held it (it lost the lease while paused). Its writers are quiet: poll for them.
-    if (seen.rows > 0 || (this.current === 'asleep' && seen.awake)) this.heard(now);
+    // Not awake, yet writers see a window open: not ours (we open one only while awake, and left
+    // awake only once a pass saw it closed) but the last capturer's, still open after a handover
+    // or re-armed by one that paused past its lease. Its writers are quiet: poll for them.
+    if (seen.rows > 0 || (this.current !== 'awake' && seen.awake)) this.heard(now);
     if (this.current === 'awake' && now >= this.windowEnd && !seen.awake) {
       this.current = 'settling';
       const longest = Math.min(this.pollIntervalMs, SETTLE_AT_MOST_MS);

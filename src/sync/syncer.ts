@@ -251,6 +251,8 @@ export class Syncer {
     this.queue.events.setMaxListeners(10 + this.indexers.length);
     await this.reaper.start(this.options.reapEveryMs ?? 5_000);
     this.indexWatch.start(this.options.indexCheckMs);
+    // The first look takes the lease if it is free; the capture loop starts with it either way.
+    await this.captureLease.start();
     this.loops = [capture.run(signal), ...this.indexers.map((indexer) => indexer.run(signal))];
     log.info(
       {
@@ -273,6 +275,7 @@ export class Syncer {
   async stop(): Promise<void> {
     this.log.info('stopping');
     this.stopping.abort();
+    this.captureLease.stopLooking();
     this.reaper.stop();
     this.fullLoads?.stop();
     this.indexWatch.stop();

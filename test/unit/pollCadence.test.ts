@@ -130,5 +130,9 @@ describe('poll cadence', () => {
     const cadence = new PollCadence(INTERVAL, AWAKE, FAST);
     cadence.passed(0, pass({ awake: true }));
     assert.equal(cadence.state, 'awake', "another syncer's window: its writers are quiet");
+    const takenOver = new PollCadence(INTERVAL, AWAKE, FAST);
+    takenOver.takeOver(0);
+    takenOver.passed(30, pass({ awake: true }));
+    assert.equal(takenOver.state, 'awake', 'the last capturer left its window open');
   });
 });
