@@ -52,7 +52,10 @@ export class CaptureLease implements CaptureRole {
   private held: HeldLease | null = null;
   private closed = false;
   private timer: NodeJS.Timeout | null = null;
-  private checking = false;
+  /** The look under way, if any: one at a time, and release() waits for it. */
+  private looking: Promise<void> | null = null;
+  /** The last look failed (Redis away): said once, not at every look. */
+  private lookFailed = false;
   private was = false;
   private transition: (leading: boolean) => void = () => undefined;
   private readonly lease: Lease;
@@ -93,8 +96,9 @@ export class CaptureLease implements CaptureRole {
   /** On stop: another syncer takes over within CAPTURE_CHECK_MS, and this one never again. */
   async release(): Promise<void> {
     this.stopLooking();
+    // A look still under way could take the lease after the drop below, and keep it refreshed.
+    await this.looking;
     await this.drop();
-    this.changed();
   }
 
   holder(): Promise<LeaseInfo | null> {
@@ -102,17 +106,28 @@ export class CaptureLease implements CaptureRole {
   }
 
   /** One look: never throws (Redis away: the next look tries again). */
-  async check(): Promise<void> {
-    if (this.checking || this.closed) return;
-    this.checking = true;
-    try {
-      await this.look();
-    } catch (err) {
-      this.log.warn({ err: (err as Error).message }, 'capture lease: could not look after it');
-    } finally {
-      this.checking = false;
-      this.changed();
-    }
+  check(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    this.looking ??= this.look()
+      .then(
+        () => {
+          if (this.lookFailed) this.log.info('capture lease: looked after again');
+          this.lookFailed = false;
+        },
+        (err: unknown) => {
+          if (!this.lookFailed)
+            this.log.warn(
+              { err: (err as Error).message },
+              'capture lease: could not look after it',
+            );
+          this.lookFailed = true;
+        },
+      )
+      .finally(() => {
+        this.looking = null;
+        this.changed();
+      });
+    return this.looking;
   }
 
   private async look(): Promise<void> {
@@ -136,10 +151,20 @@ export class CaptureLease implements CaptureRole {
     // One that cannot capture well takes the lease only when no other syncer asks for it.
     const asker = await this.store.redis.get(this.knockKey);
     if (!able && asker !== null && asker !== this.owner) return;
-    this.held = await this.lease.tryAcquire(this.owner, (reason) => {
-      this.log.warn({ reason }, 'capture lease: could not refresh it, or lost it');
+    const held = await this.lease.tryAcquire(this.owner, (reason) => {
+      // A refresh that failed (Redis away) is not a loss, and comes every second: not a warning.
+      if (held?.lost) this.log.warn({ reason }, 'capture lease lost');
+      else this.log.debug({ reason }, 'capture lease: could not refresh it');
       this.changed();
     });
+    if (held && this.closed) {
+      await held.release();
+      return;
+    }
+    this.held = held;
+    // At once, before any other await: a message that arrives from now on is taken as the
+    // capturer's, so what was heard before (tookOver's replay) must be taken first.
+    this.changed();
     if (this.held) {
       this.log.info('capturing changes (this syncer holds the capture lease)');
       if (asker === this.owner) await this.store.redis.del(this.knockKey);
@@ -151,6 +176,7 @@ export class CaptureLease implements CaptureRole {
   private async drop(): Promise<void> {
     const held = this.held;
     this.held = null;
+    this.changed();
     await held?.release();
   }
 

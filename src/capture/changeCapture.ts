@@ -40,6 +40,8 @@ export const LOAD_RESOLVE_GAP_MS = 500;
 
 /** Failed steps in a row after which this syncer hands capturing to one that asks for it. */
 const FAILING_STEPS = 3;
+/** A streak of failures is forgotten this long after the last one (a syncer standing by runs none). */
+const FAILURES_FORGOTTEN_MS = 10_000;
 
 /**
  * What a syncer that does not capture keeps of what it hears, to replay should it take over: the
@@ -71,6 +73,8 @@ export class ChangeCapture {
   private liveTx: string | undefined;
   /** When the live path last read Postgres to resolve (performance.now()): LOAD_RESOLVE_GAP_MS. */
   private resolvedAt = -Infinity;
+  /** Bumped when this process begins or stops capturing: what a pass begun before saw is stale. */
+  private epoch = 0;
   /** Heard while another syncer captured, newest last (UNHEARD_MS): replayed on taking over. */
   private unheard: { change: ChangeNotification; at: number }[] = [];
   readonly stats: CaptureStats = { notifications: 0, passes: 0 };
@@ -205,9 +209,11 @@ export class ChangeCapture {
    * load, when no pass reads changes before its end, it is queued at once all the same.
    */
   private tookOver(): void {
+    this.epoch++;
     this.pollRequested = true;
     if (this.doorbell) this.cadence.takeOver(Date.now());
-    const unheard = this.unheard;
+    const since = performance.now() - UNHEARD_MS;
+    const unheard = this.unheard.filter((u) => u.at >= since);
     this.unheard = [];
     for (const { change } of unheard) this.take(change, true);
     this.wake();
@@ -215,6 +221,7 @@ export class ChangeCapture {
 
   /** Another syncer captures now: close the window we may hold open, so writers ring for it. */
   private steppedDown(): void {
+    this.epoch++;
     if (this.cadence.state === 'asleep') return;
     this.cadence.rest();
     void this.doorbell?.close().catch(() => undefined);
@@ -227,18 +234,27 @@ export class ChangeCapture {
     let lastPoll = -Infinity;
     const nextPoll = () => lastPoll + this.cadence.nextDelay();
     let failures = 0;
+    let failedAt = 0;
     const delays = new RetryDelays({ initialMs: 250, maxMs: 10_000 });
     while (!signal.aborted) {
       try {
         await this.drain();
         if (this.role && !this.role.leading) {
-          // Woken at once on taking over. The failure streak stands: a syncer whose steps failed
-          // must not count as able to capture (and ask for the lease) just for having rested.
+          // Woken at once on taking over. The failure streak stands for a while: a syncer whose
+          // steps failed must not ask for the lease back just for having rested (two failing
+          // syncers would hand it to each other every few steps).
+          if (failures > 0 && Date.now() - failedAt > FAILURES_FORGOTTEN_MS) {
+            failures = 0;
+            this.role.failing = false;
+          }
           await this.waitForWork(CAPTURE_CHECK_MS, signal);
           continue;
         }
+        const epoch = this.epoch;
         const arm = this.doorbell ? this.cadence.toArm(Date.now()) : null;
         if (arm !== null) await this.doorbell?.awake(arm);
+        // Stopped capturing meanwhile: the window just armed is another syncer's trouble now.
+        if (arm !== null && epoch !== this.epoch) await this.doorbell?.close();
         if (this.pollRequested || Date.now() >= nextPoll()) {
           this.pollRequested = false;
           lastPoll = Date.now();
@@ -248,7 +264,11 @@ export class ChangeCapture {
           await this.drain();
           const result = await this.poller.pass(signal);
           this.stats.passes++;
-          if (result.sighting && this.doorbell) this.cadence.passed(Date.now(), result.sighting);
+          // A pass begun before this process began or stopped capturing says nothing of the
+          // cadence now: its own window seen open would wake a standby, an old snapshot would
+          // end a new holder's settling early.
+          if (result.sighting && this.doorbell && epoch === this.epoch)
+            this.cadence.passed(Date.now(), result.sighting);
           if (!this.poller.servesLive && this.cadence.state !== 'asleep') {
             this.cadence.rest();
             // Writers that saw the window open stay quiet until it closes: close it now.
@@ -264,6 +284,7 @@ export class ChangeCapture {
       } catch (err) {
         // Postgres or Redis went away mid-step: nothing was acknowledged, so retrying is safe.
         failures++;
+        failedAt = Date.now();
         if (this.role) this.role.failing = failures >= FAILING_STEPS;
         await this.reportError?.((err as Error).message).catch(() => undefined);
         this.pollRequested = true;
