@@ -1,7 +1,8 @@
 /**
  * Everything `npm run status` shows, read from Redis: what is waiting (per index), what is in
- * flight and for how long, who holds the Postgres read lock, which syncer captures changes, what each worker does, how far each
- * table's watermark is behind, dead letters (per index), the last batch and the last error.
+ * flight and for how long, who holds the Postgres read lock, which syncer captures changes, what
+ * each worker does, how far each table's watermark is behind, dead letters (per index), the last
+ * batch and the last error.
  */
 import type { KindName } from '../kinds/documentKind.js';
 import type { DeadLetters } from './deadLetters.js';
