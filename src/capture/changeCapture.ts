@@ -73,6 +73,8 @@ export class ChangeCapture {
   private liveTx: string | undefined;
   /** When the live path last read Postgres to resolve (performance.now()): LOAD_RESOLVE_GAP_MS. */
   private resolvedAt = -Infinity;
+  /** The loop runs: a takeover from now on follows another holder (see tookOver). */
+  private running = false;
   /** Bumped when this process begins or stops capturing: what a pass begun before saw is stale. */
   private epoch = 0;
   /** Heard while another syncer captured, newest last (UNHEARD_MS): replayed on taking over. */
@@ -211,7 +213,10 @@ export class ChangeCapture {
   private tookOver(): void {
     this.epoch++;
     this.pollRequested = true;
-    if (this.doorbell) this.cadence.takeOver(Date.now());
+    // Not at start (the first look, before the loop runs): then, as ever, writers that saw an
+    // earlier syncer's window open are read by the periodic pass. Settling there polled back to
+    // back for up to 10 s whenever any transaction of the cluster ran long.
+    if (this.doorbell && this.running) this.cadence.takeOver(Date.now());
     const since = performance.now() - UNHEARD_MS;
     const unheard = this.unheard.filter((u) => u.at >= since);
     this.unheard = [];
@@ -229,6 +234,7 @@ export class ChangeCapture {
 
   /** The loop: drain notifications, run requested and periodic polls, until `signal` aborts. */
   async run(signal: AbortSignal): Promise<void> {
+    this.running = true;
     // When the last pass began; the next one is due the cadence's delay after it, and that delay
     // shrinks the moment a notification wakes the cadence up.
     let lastPoll = -Infinity;
