@@ -191,17 +191,19 @@ export class ChangeCapture {
     this.live?.handled.reset();
   }
 
+  /**
+   * Trimmed a second's worth (or a thousand) at a time, not at every message: a standby hears
+   * every edit, and a copy of the list per message would cost it more than the edits themselves.
+   * tookOver() drops what is older than UNHEARD_MS.
+   */
   private keepUnheard(change: ChangeNotification): void {
     const now = performance.now();
     this.unheard.push({ change, at: now });
-    let drop = 0;
-    while (
-      drop < this.unheard.length &&
-      ((this.unheard[drop]?.at ?? now) < now - UNHEARD_MS ||
-        this.unheard.length - drop > UNHEARD_AT_MOST)
-    )
-      drop++;
-    if (drop > 0) this.unheard = this.unheard.slice(drop);
+    const oldest = this.unheard[0]?.at ?? now;
+    if (oldest >= now - UNHEARD_MS - 1_000 && this.unheard.length <= UNHEARD_AT_MOST + 1_000)
+      return;
+    const fresh = this.unheard.findIndex((u) => u.at >= now - UNHEARD_MS);
+    this.unheard = this.unheard.slice(Math.max(fresh, this.unheard.length - UNHEARD_AT_MOST));
   }
 
   /**
