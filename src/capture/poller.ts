@@ -86,6 +86,8 @@ export interface IndexedIds {
   refresh(): Promise<void>;
   /** Delete documents by exact id, unversioned (ids no row can have). */
   remove(ids: string[]): Promise<void>;
+  /** Elasticsearch's uuid of the index written to now; null when there is none. */
+  uuid(): Promise<string | null>;
 }
 
 /** A kind as the poller loads it: its definition and the documents its index holds. */
@@ -125,13 +127,18 @@ export interface PollerDeps {
   /** Where a full load stands (src/queue/fullLoadPlan.ts): without it, a load cannot resume. */
   plans: FullLoadPlans;
   /** Indices created again, to load whole (src/queue/reloadRequests.ts). */
-  reloads: Pick<ReloadRequests, 'key' | 'pending'>;
+  reloads: Pick<ReloadRequests, 'key' | 'loadedKey' | 'pending'>;
   /** Called while a walk waits for the queue to drain (the live path queues what it heard). */
   whileWaiting?: () => Promise<void>;
   /** A full load of these kinds began, with about this many documents to load. */
   onFullLoad?: (documents: number, kinds: readonly DocumentKind[]) => void | Promise<void>;
   /** Every document of that full load is queued (not yet indexed). */
   onFullLoadQueued?: () => void;
+  /**
+   * Redis restarted since the last pass (maybe from an older save: reload requests may be gone).
+   * Awaited before the pass reads anything else; it must not throw, and should be bounded.
+   */
+  onRedisRestarted?: () => Promise<void>;
 }
 
 export class Poller {
@@ -165,8 +172,11 @@ export class Poller {
       // the live path queued before may be gone from the queue, and the watermarks from before
       // them. Read them again rather than skip them. (The first pass of a process forgets only
       // what it heard while starting.)
-      if (this.serverRun !== null && run !== '')
+      if (this.serverRun !== null && run !== '') {
         log.warn('redis restarted since the last pass: reading again what the live path queued');
+        // Awaited: a load this pass begins then serves what the look asks for again.
+        await this.deps.onRedisRestarted?.();
+      }
       this.deps.handled?.forgetAll();
       this.serverRun = run;
     }
@@ -465,7 +475,7 @@ export class Poller {
       // the ones this load began in.
       const complete = await run.finish(
         watermarks.epochKey,
-        this.deps.reloads.key,
+        this.deps.reloads,
         watermarks.keysOf(plan.tables),
       );
       // Resumed: `read` counts this run's part only, `resumed_after` what earlier runs queued.
@@ -611,10 +621,33 @@ export class Poller {
       earlierClaims: (await this.deps.queue.inFlight()).map((c) => c.claimId),
       // Before any page is queued: the walk comes after each request, so it serves it.
       reloads: await this.pendingReloads(scope.kinds),
+      // Before any page is queued too: an index created later was not filled by this load.
+      indices: await this.indicesToFill(scope.kinds),
     } satisfies PlanState;
     const run = await plans.begin(plan, serverRun);
     log.info(Object.fromEntries(counts), 'full load: queueing every document');
     return { plan, run };
+  }
+
+  /**
+   * kind -> the uuid of the index its documents go to now (src/queue/reloadRequests.ts). One that
+   * cannot be read is left out: the load goes on, and an index born empty that it filled is then
+   * loaded once more (IndexWatch finds no load on record for it), never missed.
+   */
+  private async indicesToFill(kinds: readonly LoadedKind[]): Promise<Record<string, string>> {
+    const indices: Record<string, string> = {};
+    for (const { kind, indexed } of kinds) {
+      try {
+        const uuid = await indexed.uuid();
+        if (uuid !== null) indices[kind.name] = uuid;
+      } catch (err) {
+        this.deps.log.warn(
+          { index: kind.name, err: (err as Error).message },
+          'full load: could not read which index it fills; that index may be loaded once more',
+        );
+      }
+    }
+    return indices;
   }
 
   /** The kinds whose index was created again and not yet loaded whole since. */

@@ -16,6 +16,7 @@
  */
 import type { Client } from '@elastic/elasticsearch';
 import type { Logger } from '../logger.js';
+import { removeMetaKey, setMetaKey } from './indexManager.js';
 import { Lease, type HeldLease } from '../queue/lease.js';
 import type { RedisStore } from '../queue/redisStore.js';
 
@@ -82,7 +83,7 @@ export class BulkLoadMode {
     this.held = held;
     for (const [index, settings] of saved) {
       // Remember first: a crash between the two calls then leaves something to restore from.
-      await this.es.indices.putMapping({ index, _meta: { [META_KEY]: settings } });
+      await setMetaKey(this.es, index, META_KEY, settings);
       await this.es.indices.putSettings({
         index,
         settings: { refresh_interval: '-1', number_of_replicas: 0 },
@@ -123,7 +124,7 @@ export class BulkLoadMode {
           number_of_replicas: saved.number_of_replicas,
         } as Record<string, string | null>,
       });
-      await this.es.indices.putMapping({ index, _meta: {} });
+      await removeMetaKey(this.es, index, META_KEY);
       await this.es.indices.refresh({ index });
       this.log.info(
         { index, refresh_interval: saved.refresh_interval, replicas: saved.number_of_replicas },

@@ -45,7 +45,11 @@ export async function ensureIndex(
     await es.indices.create({
       index: concrete,
       settings: definition.settings,
-      mappings: definition.mappings,
+      // Marked in the same call: there is no moment when it exists unmarked (see BORN_EMPTY_KEY).
+      mappings: {
+        ...definition.mappings,
+        _meta: { ...definition.mappings._meta, [BORN_EMPTY_KEY]: new Date().toISOString() },
+      },
       aliases: { [name]: { is_write_index: true } },
     });
     log.info({ index: concrete, alias: name }, 'created index');
@@ -58,6 +62,48 @@ export async function ensureIndex(
     await es.indices.putAlias({ index: concrete, name, is_write_index: true });
   }
   return { name, isAlias: true, created };
+}
+
+/**
+ * In `_meta` of every index this module creates, with the time: the index was born empty, and
+ * holds every document only once a full load that began after its birth has filled it. The
+ * request for that load lives in Redis (src/queue/reloadRequests.ts), and Redis with persistence
+ * can come back from a save older than the request: the index, which is there, would then never be
+ * loaded. The mark lets a syncer see such an index and ask again (src/sync/indexWatch.ts).
+ * Indices made otherwise (a reindex builds its index whole; an older version's) carry none.
+ */
+const BORN_EMPTY_KEY = 'movies_etl_born_empty';
+
+/** The index an alias writes to, as a full load and the index check need to know it. */
+export interface WriteIndex {
+  index: string;
+  /** Elasticsearch's own id for it: a new one for every index created, even of the same name. */
+  uuid: string;
+  /** Created empty by ensureIndex (BORN_EMPTY_KEY). */
+  bornEmpty: boolean;
+}
+
+/** The index `alias` writes to (or the plain index of that name); null when there is none. */
+export async function writeIndexOf(es: Client, alias: string): Promise<WriteIndex | null> {
+  let found: Awaited<ReturnType<Client['indices']['get']>>;
+  try {
+    found = await es.indices.get({
+      index: alias,
+      filter_path: ['*.aliases', '*.mappings._meta', '*.settings.index.uuid'],
+    });
+  } catch (err) {
+    if ((err as { meta?: { statusCode?: number } }).meta?.statusCode === 404) return null;
+    throw err;
+  }
+  const entries = Object.entries(found);
+  // Behind an alias over several indices, the one it writes to; a single one writes anyway.
+  const [index, state] =
+    entries.find(([, s]) => s.aliases?.[alias]?.is_write_index === true) ??
+    (entries.length === 1 ? entries[0] : undefined) ??
+    [];
+  const uuid = state?.settings?.index?.uuid;
+  if (!index || !uuid) return null;
+  return { index, uuid, bornEmpty: BORN_EMPTY_KEY in (state.mappings?._meta ?? {}) };
 }
 
 /**
@@ -97,16 +143,37 @@ export function reindexMeta(marker: ReindexMarker): Record<string, unknown> {
   return { [REINDEX_META_KEY]: marker };
 }
 
-/** Add the marker to the index's `_meta` (a put replaces `_meta` whole, so merge). */
 export async function markIndex(es: Client, index: string, marker: ReindexMarker): Promise<void> {
-  const meta = await metaOf(es, index);
-  await es.indices.putMapping({ index, _meta: { ...meta, ...reindexMeta(marker) } });
+  await setMetaKey(es, index, REINDEX_META_KEY, marker);
 }
 
 export async function unmarkIndex(es: Client, index: string): Promise<void> {
+  await removeMetaKey(es, index, REINDEX_META_KEY);
+}
+
+/**
+ * Set one key of the index's `_meta`, keeping the others: a put replaces `_meta` whole, and three
+ * things keep keys there (the reindex marker, bulk-load mode's saved settings, BORN_EMPTY_KEY).
+ * Read, then written: two writers of one index at once can still lose a key. They meet only when
+ * a reindex retires an index whose first load is draining just then (bulk-load mode puts its
+ * settings back as the reindex marks it): the reindex marker or the saved settings may then be
+ * lost. The born-empty mark is never lost so: every writer read it, and nothing removes it.
+ */
+export async function setMetaKey(
+  es: Client,
+  index: string,
+  key: string,
+  value: unknown,
+): Promise<void> {
   const meta = await metaOf(es, index);
-  if (!(REINDEX_META_KEY in meta)) return;
-  const rest = Object.fromEntries(Object.entries(meta).filter(([key]) => key !== REINDEX_META_KEY));
+  await es.indices.putMapping({ index, _meta: { ...meta, [key]: value } });
+}
+
+/** Remove one key of the index's `_meta`, keeping the others (see setMetaKey). */
+export async function removeMetaKey(es: Client, index: string, key: string): Promise<void> {
+  const meta = await metaOf(es, index);
+  if (!(key in meta)) return;
+  const rest = Object.fromEntries(Object.entries(meta).filter(([k]) => k !== key));
   await es.indices.putMapping({ index, _meta: rest });
 }
 

@@ -2,7 +2,7 @@
 import type { Client, estypes } from '@elastic/elasticsearch';
 import { keysetPages } from '../db/keysetPages.js';
 import type { IndexedIds } from '../capture/poller.js';
-import type { IndexTarget } from './indexManager.js';
+import { writeIndexOf, type IndexTarget } from './indexManager.js';
 
 export class IndexedDocumentIds implements IndexedIds {
   constructor(
@@ -28,6 +28,10 @@ export class IndexedDocumentIds implements IndexedIds {
         `could not delete ${failed.length} documents from ${this.target.name}: ` +
           JSON.stringify(failed[0]?.delete?.error ?? 'unknown'),
       );
+  }
+
+  async uuid(): Promise<string | null> {
+    return (await writeIndexOf(this.es, this.target.name))?.uuid ?? null;
   }
 
   async refresh(): Promise<void> {

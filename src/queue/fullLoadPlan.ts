@@ -25,7 +25,7 @@
  * (RedisStore.serverRun) and is refused on another; the next pass resumes from the saved cursor.
  */
 import type { KindName } from '../kinds/documentKind.js';
-import type { RedisStore } from './redisStore.js';
+import { transactionResults, type RedisStore } from './redisStore.js';
 import type { Snapshot, WatermarkTable } from './watermarks.js';
 
 export interface PlanState {
@@ -45,6 +45,11 @@ export interface PlanState {
    * finish removes them. Absent before 0.4.
    */
   reloads?: Record<string, string>;
+  /**
+   * The index each kind's documents go to, by Elasticsearch's uuid, when it began: its finish
+   * records them as filled (src/queue/reloadRequests.ts). Absent in earlier versions' plans.
+   */
+  indices?: Record<string, string>;
 }
 
 export type StepCursor = unknown[] | 'done' | undefined;
@@ -52,7 +57,7 @@ export type StepCursor = unknown[] | 'done' | undefined;
 export class FullLoadPlans {
   constructor(private readonly store: RedisStore) {}
 
-  private get planKey(): string {
+  get planKey(): string {
     return this.store.key('full-load', 'plan');
   }
 
@@ -70,7 +75,7 @@ export class FullLoadPlans {
    * the server's run_id, read before anything the loader relies on (see the header).
    */
   async begin(plan: PlanState & { id: string }, run: string): Promise<PlanRun> {
-    failed(
+    transactionResults(
       await this.store.redis
         .multi()
         .del(this.cursorKey)
@@ -147,19 +152,25 @@ export class PlanRun {
 
   /**
    * Every step is done: set the plan's watermarks to its snapshot, remove the reload requests it
-   * served (`reloadKey`) and drop the plan, in one step, if the epoch, the plan and the server's
-   * run are still the ones it began with. False (and superseded) otherwise.
+   * served and record the indices it filled (`reloads`: ReloadRequests' keys) and drop the plan,
+   * in one step, if the epoch, the plan and the server's run are still the ones it began with.
+   * False (and superseded) otherwise.
    */
-  async finish(epochKey: string, reloadKey: string, watermarkKeys: string[]): Promise<boolean> {
+  async finish(
+    epochKey: string,
+    reloads: { key: string; loadedKey: string },
+    watermarkKeys: string[],
+  ): Promise<boolean> {
     const done = await this.store.run(
       'fullLoadFinish',
-      [epochKey, this.planKey, this.cursorKey, reloadKey, ...watermarkKeys],
+      [epochKey, this.planKey, this.cursorKey, reloads.key, reloads.loadedKey, ...watermarkKeys],
       [
         this.plan.epoch,
         this.plan.id,
         JSON.stringify(this.plan.snapshot),
         this.serverRun,
         JSON.stringify(this.plan.reloads ?? {}),
+        JSON.stringify(this.plan.indices ?? {}),
       ],
     );
     if (Number(done) !== 1) this.stop.abort();
@@ -169,10 +180,4 @@ export class PlanRun {
 
 function parseCursor(raw: string | null): StepCursor {
   return raw === null ? undefined : (JSON.parse(raw) as unknown[] | 'done');
-}
-
-/** A transaction's command that failed at run time is in its results, not thrown: throw it. */
-function failed(results: [Error | null, unknown][] | null): void {
-  if (results === null) throw new Error('redis transaction discarded');
-  for (const [err] of results) if (err) throw err;
 }

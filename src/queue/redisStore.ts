@@ -39,6 +39,16 @@ const REPLICA_CHECK_MS = 5_000;
 
 export type ScriptName = keyof typeof SCRIPTS;
 
+/**
+ * A MULTI's results, as values. A command that failed at run time is in its results, not thrown
+ * (ioredis): throw it, so that a transaction is never taken as done when part of it failed.
+ */
+export function transactionResults(results: [Error | null, unknown][] | null): unknown[] {
+  if (results === null) throw new Error('redis transaction discarded');
+  for (const [err] of results) if (err) throw err;
+  return results.map(([, value]) => value);
+}
+
 /** Each script's SHA1, as EVALSHA names it: computed here, so no SCRIPT LOAD is needed. */
 const SHAS = Object.fromEntries(
   Object.entries(SCRIPTS).map(([name, body]) => [

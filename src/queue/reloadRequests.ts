@@ -8,10 +8,20 @@
  * removes only those (fullLoadFinish.lua). An index deleted again while a load runs gets a new id,
  * which that load does not remove, so the kind is loaded once more. A syncer that dies meanwhile
  * leaves the request for the next one.
+ *
+ * Which index each request is for is recorded too, by Elasticsearch's uuid (kind -> uuid):
+ * `full-load:born`, the index created after its request (by the syncer that created it), and
+ * `full-load:loaded`, the index a finished load filled (the load read it when it began). A Redis
+ * that comes back from an older save loses requests made since: an index born empty (marked so by
+ * ensureIndex) that Redis has no request, no record and no load in progress for is asked for
+ * again (`accountedFor`, src/sync/indexWatch.ts). Two records, not one: a load that began between
+ * a request and its index's creation cannot read the index, and a syncer of an earlier version
+ * serves requests without recording what it filled; the birth record covers both.
  */
 import { randomUUID } from 'node:crypto';
 import type { KindName } from '../kinds/documentKind.js';
-import type { RedisStore } from './redisStore.js';
+import { FullLoadPlans, type PlanState } from './fullLoadPlan.js';
+import { transactionResults, type RedisStore } from './redisStore.js';
 
 export class ReloadRequests {
   constructor(private readonly store: RedisStore) {}
@@ -20,10 +30,62 @@ export class ReloadRequests {
     return this.store.key('full-load', 'reload');
   }
 
+  /** kind -> the uuid of the index the last finished load of that kind filled. */
+  get loadedKey(): string {
+    return this.store.key('full-load', 'loaded');
+  }
+
+  /** kind -> the uuid of the last index created after a request of that kind. */
+  private get bornKey(): string {
+    return this.store.key('full-load', 'born');
+  }
+
   /** This kind's index is new: load every document of the kind again. */
   async request(kind: KindName): Promise<void> {
     await this.store.redis.hset(this.key, kind, randomUUID());
     // Lost in a failover, the index would stay partial for good: nothing asks again.
+    await this.store.confirm(this.key);
+  }
+
+  /**
+   * Whether Redis knows that index `uuid` of `kind` is loaded or will be: a request is pending, it
+   * was born after a request (which only a finished load removes), the load in force fills it, or
+   * a finished one did. Read in one transaction: a load's finish removes its requests and records
+   * what it filled in one step, so no look falls between the two.
+   */
+  async accountedFor(kind: KindName, uuid: string): Promise<boolean> {
+    const [pending, born, loaded, plan] = transactionResults(
+      await this.store.redis
+        .multi()
+        .hexists(this.key, kind)
+        .hget(this.bornKey, kind)
+        .hget(this.loadedKey, kind)
+        .get(new FullLoadPlans(this.store).planKey)
+        .exec(),
+    );
+    if (pending === 1 || born === uuid || loaded === uuid) return true;
+    if (typeof plan !== 'string') return false;
+    return (JSON.parse(plan) as Pick<PlanState, 'indices'>).indices?.[kind] === uuid;
+  }
+
+  /**
+   * The index `uuid` of `kind` was created after the request for its load (made before it): once
+   * no request is pending, a finish served it. Lost with a crash just before, it costs one more
+   * load of the kind at most (see accountedFor).
+   */
+  async born(kind: KindName, uuid: string): Promise<void> {
+    await this.store.redis.hset(this.bornKey, kind, uuid);
+  }
+
+  /** Redis lost track of index `uuid`: request its load again, and record it born since. */
+  async requestAgain(kind: KindName, uuid: string): Promise<void> {
+    transactionResults(
+      await this.store.redis
+        .multi()
+        .hset(this.key, kind, randomUUID())
+        .hset(this.bornKey, kind, uuid)
+        .exec(),
+    );
     await this.store.confirm(this.key);
   }
 

@@ -6,19 +6,27 @@
  *
  * It looks at start, whenever a bulk write finds its index missing, and every CHECK_MS: an index
  * deleted while nothing is edited would otherwise stay empty until the next edit.
+ *
+ * The request lives in Redis, and a Redis with persistence can come back from a save older than
+ * it (a crash): the index, which is there, would never be loaded. So each look (at start, every
+ * CHECK_MS, and at once when a pass sees Redis restarted) also asks again for any index born empty
+ * (indexManager.ts) that Redis has no request, load in progress or finished load for.
  */
 import type { Client } from '@elastic/elasticsearch';
 import type { DocumentKind, KindName } from '../kinds/documentKind.js';
 import type { Logger } from '../logger.js';
-import { ensureIndex, type IndexTarget } from '../load/indexManager.js';
+import { ensureIndex, writeIndexOf, type IndexTarget } from '../load/indexManager.js';
 import type { ReloadRequests } from '../queue/reloadRequests.js';
 
-/** Three HEAD requests per look. */
+/** Per index and look: a HEAD, a GET and one Redis transaction. */
 const CHECK_MS = 15_000;
 
 export class IndexWatch {
   private timer: NodeJS.Timeout | null = null;
-  private checking = false;
+  /** The look under way. */
+  private look: Promise<void> | null = null;
+  /** A look was asked for while one ran: it may have read Redis before the restart. */
+  private again = false;
 
   constructor(
     private readonly es: Client,
@@ -31,8 +39,7 @@ export class IndexWatch {
 
   /** The kind's index, created (and its kind's reload asked for) when missing. */
   async ensure(name: KindName): Promise<IndexTarget> {
-    const entry = this.kinds.find((k) => k.kind.name === name);
-    if (!entry) throw new Error(`no index for ${name}`);
+    const entry = this.entry(name);
     // The request goes before the index is made: made after, it would be lost to a crash or a
     // Redis away in between, and the next look would find the index there and ask for nothing.
     // A request for an index another syncer made first costs one more load, nothing else.
@@ -49,8 +56,44 @@ export class IndexWatch {
         'index was missing and is created again: every document of it is queued again',
       );
       this.onCreated();
+      await this.recordBirth(name, entry.alias);
     }
     return target;
+  }
+
+  /**
+   * Ask again for the load of `name`'s index if it was born empty and Redis has lost track of it
+   * (see the header); resolves to whether it asked.
+   */
+  async askIfForgotten(name: KindName): Promise<boolean> {
+    const entry = this.entry(name);
+    const written = await writeIndexOf(this.es, entry.alias);
+    if (!written?.bornEmpty) return false;
+    if (await this.reloads.accountedFor(name, written.uuid)) return false;
+    await this.reloads.requestAgain(name, written.uuid);
+    this.log.warn(
+      { index: written.index },
+      'index has no load on record (redis came back from an older save?): every document of it ' +
+        'is queued again',
+    );
+    this.onCreated();
+    return true;
+  }
+
+  /**
+   * Which index the request just made is for (ReloadRequests.born). Not recorded (Elasticsearch or
+   * Redis failing just now), the index may be loaded once more, never less: the request stands.
+   */
+  private async recordBirth(name: KindName, alias: string): Promise<void> {
+    try {
+      const written = await writeIndexOf(this.es, alias);
+      if (written) await this.reloads.born(name, written.uuid);
+    } catch (err) {
+      this.log.warn(
+        { index: alias, err: (err as Error).message },
+        'could not record which index the reload is for; it may be loaded twice',
+      );
+    }
   }
 
   /** Look every `everyMs`, until stop(). */
@@ -59,20 +102,57 @@ export class IndexWatch {
     this.timer.unref();
   }
 
+  /**
+   * Look now, and resolve once a look begun after this call has ended (Redis restarted: requests
+   * made since its last save may be gone, and a look under way may have read Redis before).
+   */
+  checkNow(): Promise<void> {
+    return this.checkAll();
+  }
+
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
   }
 
-  private async checkAll(): Promise<void> {
-    if (this.checking) return;
-    this.checking = true;
-    try {
-      for (const { kind } of this.kinds) await this.ensure(kind.name);
-    } catch (err) {
-      this.log.warn({ err: (err as Error).message }, 'could not check the indices; retrying');
-    } finally {
-      this.checking = false;
+  /** A method, not a field read: it changes while a look awaits, which narrowing cannot see. */
+  private askedAgain(): boolean {
+    return this.again;
+  }
+
+  private entry(name: KindName): { kind: DocumentKind; alias: string } {
+    const entry = this.kinds.find((k) => k.kind.name === name);
+    if (!entry) throw new Error(`no index for ${name}`);
+    return entry;
+  }
+
+  private checkAll(): Promise<void> {
+    if (this.look) {
+      this.again = true;
+      return this.look;
     }
+    this.look = this.lookUntilDone().finally(() => {
+      this.look = null;
+    });
+    return this.look;
+  }
+
+  /** Every kind, again while another look was asked for meanwhile; never throws. */
+  private async lookUntilDone(): Promise<void> {
+    do {
+      this.again = false;
+      // Each kind on its own: one index Elasticsearch will not answer for holds up no other.
+      for (const { kind } of this.kinds) {
+        try {
+          await this.ensure(kind.name);
+          await this.askIfForgotten(kind.name);
+        } catch (err) {
+          this.log.warn(
+            { index: kind.name, err: (err as Error).message },
+            'could not check the index; retrying',
+          );
+        }
+      }
+    } while (this.askedAgain());
   }
 }

@@ -73,6 +73,11 @@ export interface SyncerOptions {
 
 /** The indexers' grace for a batch in flight (10 s), plus room for giving a claim back. */
 const STOP_BOUND_MS = 15_000;
+/**
+ * How long a pass that finds Redis restarted waits for the index look (IndexWatch.checkNow): long
+ * enough for a healthy Elasticsearch, so that a load the pass begins serves what the look asks for.
+ */
+const REDIS_RESTART_LOOK_MS = 5_000;
 
 export class Syncer {
   readonly processId = `${hostname()}-${process.pid}-${randomBytes(6).toString('hex')}`;
@@ -183,6 +188,10 @@ export class Syncer {
             onFullLoadQueued: () => fullLoads.queued(),
           }
         : {}),
+      // Bounded: an Elasticsearch that does not answer must not hold up capture. The look goes on.
+      onRedisRestarted: async () => {
+        await settlesWithin(this.indexWatch.checkNow(), REDIS_RESTART_LOOK_MS);
+      },
     });
     const capture = new ChangeCapture(
       this.queue,
@@ -369,6 +378,7 @@ export class Syncer {
     for (const kind of KINDS) {
       const name = kind.indexName(this.config);
       targets.set(kind.name, await this.indexWatch.ensure(kind.name));
+      await this.indexWatch.askIfForgotten(kind.name);
       const mode = new BulkLoadMode(this.es, name, indexLog, this.store, this.processId);
       await mode.restoreAbandoned();
       modes.set(kind.name, mode);

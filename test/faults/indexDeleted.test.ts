@@ -6,6 +6,8 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, it } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
+import { writeIndexOf } from '../../src/load/indexManager.js';
 import { FullLoadPlans } from '../../src/queue/fullLoadPlan.js';
 import { RedisStore } from '../../src/queue/redisStore.js';
 import { ReloadRequests } from '../../src/queue/reloadRequests.js';
@@ -15,13 +17,13 @@ import { eventually, waitForConvergence, waitForFullLoadDone } from '../helpers/
 import { createSandbox, type Sandbox } from '../helpers/isolation.js';
 import { migrateSandbox, startSyncer, testLog } from '../helpers/syncerHarness.js';
 
-/** The concrete indices behind an alias (or the index of that name), deleted. */
 /** Every reload asked for was served: none left to run again and again. */
 async function reloadsServed(sandbox: Sandbox): Promise<void> {
   const key = `${sandbox.config.redisPrefix}full-load:reload`;
   await eventually(async () => (await sandbox.redis.hlen(key)) === 0, 10_000, 'reloads served');
 }
 
+/** The concrete indices behind an alias (or the index of that name), deleted. */
 async function deleteIndex(sandbox: Sandbox, name: string): Promise<void> {
   const concrete = Object.keys(await sandbox.es.indices.get({ index: name }));
   await sandbox.es.indices.delete({ index: concrete });
@@ -101,6 +103,88 @@ describe('an index deleted under the syncer', () => {
     }
   });
 
+  it('is loaded once: a reloaded index is not asked for again', async () => {
+    // The index is marked born empty, and every look asks again for one Redis has no load on
+    // record for (a Redis rollback loses requests): the load that filled it must be on record.
+    const syncer = await startSyncer(sandbox, {}, undefined, { indexCheckMs: 200 });
+    const films = sandbox.config.index;
+    const written = async () =>
+      (await sandbox.es.indices.stats({ index: films, metric: 'indexing' }))._all.primaries
+        ?.indexing?.index_total ?? 0;
+    try {
+      await waitForConvergence(sandbox);
+      await waitForFullLoadDone(sandbox);
+      await deleteIndex(sandbox, films);
+      await waitForConvergence(sandbox, 30_000);
+      await reloadsServed(sandbox);
+      await waitForFullLoadDone(sandbox);
+      const index = await writeIndexOf(sandbox.es, films);
+      assert.equal(index?.bornEmpty, true, 'marked born empty, still after bulk-load mode');
+      const loaded = await sandbox.redis.hget(
+        `${sandbox.config.redisPrefix}full-load:loaded`,
+        'films',
+      );
+      assert.equal(loaded, index.uuid, 'the load that filled it is on record');
+      const before = await written();
+      await delay(2_000); // ten looks
+      assert.equal(await sandbox.redis.hlen(`${sandbox.config.redisPrefix}full-load:reload`), 0);
+      assert.equal(await written(), before, 'no document written again');
+    } finally {
+      await syncer.stop();
+    }
+  });
+
+  it('Redis keeps track of the index each reload is for, and loses only what it loses', async () => {
+    // What IndexWatch asks before it requests a reload again (src/queue/reloadRequests.ts).
+    const store = new RedisStore(sandbox.config.redisUrl, sandbox.config.redisPrefix, testLog());
+    try {
+      const reloads = new ReloadRequests(store);
+      const watermarks = new Watermarks(store);
+      const plans = new FullLoadPlans(store);
+      const { epoch } = await watermarks.ensureEpoch(randomUUID());
+      const serverRun = await watermarks.serverRun();
+      const load = async (indices?: Record<string, string>) =>
+        plans.begin(
+          {
+            id: randomUUID(),
+            epoch,
+            snapshot: { xmin: '1', xmax: '1', xip: [], at: new Date().toISOString() },
+            kinds: ['films'],
+            tables: [],
+            total: 0,
+            began: new Date().toISOString(),
+            reloads: await reloads.pending(),
+            ...(indices ? { indices } : {}),
+          },
+          serverRun,
+        );
+      const known = (uuid: string) => reloads.accountedFor('films', uuid);
+
+      assert.equal(await known('u1'), false, 'nothing on record: a rollback lost it all');
+      await reloads.request('films');
+      assert.equal(await known('u1'), true, 'a request pending');
+      const filling = await load({ films: 'u1' });
+      assert.equal(await known('u1'), true, 'the load in force fills it');
+      assert.equal(await filling.finish(watermarks.epochKey, reloads, []), true);
+      assert.equal(await known('u1'), true, 'a finished load filled it');
+      assert.equal(await known('u2'), false, 'a newer index is not covered by that load');
+
+      // A load that could not read the index (it began before the index was created), or a
+      // syncer of an earlier version: the birth record answers.
+      await reloads.request('films');
+      await reloads.born('films', 'u2');
+      const blind = await load();
+      assert.equal(await blind.finish(watermarks.epochKey, reloads, []), true);
+      assert.equal(await known('u2'), true, 'born after its request, which a load served');
+
+      await reloads.requestAgain('films', 'u3');
+      assert.deepEqual(Object.keys(await reloads.pending()), ['films']);
+      assert.equal(await known('u3'), true);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('a load serves only the requests made before it began', async () => {
     // The films index deleted again while its reload runs: documents that load wrote before the
     // second deletion are gone with it, so the second request must outlive the first load.
@@ -133,11 +217,11 @@ describe('an index deleted under the syncer', () => {
       await reloads.request('genres');
       const first = await films();
       await reloads.request('films');
-      assert.equal(await first.finish(watermarks.epochKey, reloads.key, []), true);
+      assert.equal(await first.finish(watermarks.epochKey, reloads, []), true);
       assert.deepEqual(await pendingKinds(), ['films', 'genres'], 'the newer films request stays');
 
       const second = await films();
-      assert.equal(await second.finish(watermarks.epochKey, reloads.key, []), true);
+      assert.equal(await second.finish(watermarks.epochKey, reloads, []), true);
       assert.deepEqual(await pendingKinds(), ['genres'], 'served: gone; not in the load: stays');
     } finally {
       await store.close();

@@ -160,52 +160,48 @@ describe('redis restarted from an older snapshot', () => {
   // Chaos seed 71205311, round 9: the films index deleted and created again (its reload asked
   // for in Redis), then Redis came back from a save made before: the request, the load's plan and
   // its queue were gone, and the index, which was there, was never loaded again (971 films
-  // missing for good). Not fixed yet: the request lives only in Redis. Marked todo so that it is
-  // run and reported; the fix (the index remembers it is owed a load) makes it pass.
-  it(
-    'an index created again just before the crash is still loaded again',
-    { todo: 'a reload request lost with a Redis rollback is not asked for again' },
-    async () => {
-      const proxy = await EsFaultProxy.start(sandbox.config.elasticsearch.url);
-      const syncer = await startSyncer(
-        sandbox,
-        {
-          redisUrl: redis.url,
-          elasticsearch: { ...sandbox.config.elasticsearch, url: proxy.url },
-        },
-        testLog(),
-        { indexCheckMs: 300 },
+  // missing for good). The index is marked born empty, and a syncer that finds no request, load
+  // or finished load in Redis for it asks again (src/sync/indexWatch.ts).
+  it('an index created again just before the crash is still loaded again', async () => {
+    const proxy = await EsFaultProxy.start(sandbox.config.elasticsearch.url);
+    const syncer = await startSyncer(
+      sandbox,
+      {
+        redisUrl: redis.url,
+        elasticsearch: { ...sandbox.config.elasticsearch, url: proxy.url },
+      },
+      testLog(),
+      { indexCheckMs: 300 },
+    );
+    const reloadKey = `${sandbox.config.redisPrefix}full-load:reload`;
+    try {
+      await waitForConvergence(sandbox);
+      const watermarks = new Watermarks(store);
+      await eventually(
+        async () => [...(await watermarks.getAll()).values()].every((mark) => mark !== null),
+        20_000,
+        'every watermark set',
       );
-      const reloadKey = `${sandbox.config.redisPrefix}full-load:reload`;
-      try {
-        await waitForConvergence(sandbox);
-        const watermarks = new Watermarks(store);
-        await eventually(
-          async () => [...(await watermarks.getAll()).values()].every((mark) => mark !== null),
-          20_000,
-          'every watermark set',
-        );
-        await redis.snapshot();
-        // The reload cannot finish before the crash: film documents are refused (429, retried).
-        proxy.rejectBulkItemsTo(
-          (name) => name === sandbox.config.index || name.startsWith(`${sandbox.config.index}_v`),
-        );
-        const concrete = Object.keys(await sandbox.es.indices.get({ index: sandbox.config.index }));
-        await sandbox.es.indices.delete({ index: concrete });
-        await eventually(
-          async () =>
-            (await sandbox.es.indices.existsAlias({ name: sandbox.config.index })) &&
-            (await store.redis.hlen(reloadKey)) > 0,
-          20_000,
-          'the index created again and its reload asked for',
-        );
-        await redis.restartFromSnapshot();
-        proxy.forward();
-        await waitForConvergence(sandbox, 60_000);
-      } finally {
-        await syncer.stop();
-        await proxy.close();
-      }
-    },
-  );
+      await redis.snapshot();
+      // The reload cannot finish before the crash: film documents are refused (429, retried).
+      proxy.rejectBulkItemsTo(
+        (name) => name === sandbox.config.index || name.startsWith(`${sandbox.config.index}_v`),
+      );
+      const concrete = Object.keys(await sandbox.es.indices.get({ index: sandbox.config.index }));
+      await sandbox.es.indices.delete({ index: concrete });
+      await eventually(
+        async () =>
+          (await sandbox.es.indices.existsAlias({ name: sandbox.config.index })) &&
+          (await store.redis.hlen(reloadKey)) > 0,
+        20_000,
+        'the index created again and its reload asked for',
+      );
+      await redis.restartFromSnapshot();
+      proxy.forward();
+      await waitForConvergence(sandbox, 60_000);
+    } finally {
+      await syncer.stop();
+      await proxy.close();
+    }
+  });
 });
