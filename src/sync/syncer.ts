@@ -378,7 +378,14 @@ export class Syncer {
     for (const kind of KINDS) {
       const name = kind.indexName(this.config);
       targets.set(kind.name, await this.indexWatch.ensure(kind.name));
-      await this.indexWatch.askIfForgotten(kind.name);
+      // Before the first pass, so that a load it begins serves what this asks for. Not fatal: a
+      // Redis refusing writes now is waited for elsewhere, and the periodic look asks again.
+      await this.indexWatch.askIfForgotten(kind.name).catch((err: unknown) => {
+        indexLog.warn(
+          { index: name, err: (err as Error).message },
+          'could not check whether the index is owed a load; the next look does',
+        );
+      });
       const mode = new BulkLoadMode(this.es, name, indexLog, this.store, this.processId);
       await mode.restoreAbandoned();
       modes.set(kind.name, mode);
