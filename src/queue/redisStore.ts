@@ -28,6 +28,7 @@ const SCRIPTS = {
   fullLoadAdvance: lua('fullLoadAdvance'),
   fullLoadFinish: lua('fullLoadFinish'),
   fullLoadDiscard: lua('fullLoadDiscard'),
+  reloadBorn: lua('reloadBorn'),
   serverRun: lua('serverRun'),
 } as const;
 

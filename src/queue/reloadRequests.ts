@@ -40,11 +40,13 @@ export class ReloadRequests {
     return this.store.key('full-load', 'born');
   }
 
-  /** This kind's index is new: load every document of the kind again. */
-  async request(kind: KindName): Promise<void> {
-    await this.store.redis.hset(this.key, kind, randomUUID());
+  /** This kind's index is new: load every document of the kind again. Resolves to the request id. */
+  async request(kind: KindName): Promise<string> {
+    const id = randomUUID();
+    await this.store.redis.hset(this.key, kind, id);
     // Lost in a failover, the index would stay partial for good: nothing asks again.
     await this.store.confirm(this.key);
+    return id;
   }
 
   /**
@@ -69,12 +71,12 @@ export class ReloadRequests {
   }
 
   /**
-   * The index `uuid` of `kind` was created after the request for its load (made before it): once
-   * no request is pending, a finish served it. Lost with a crash just before, it costs one more
-   * load of the kind at most (see accountedFor).
+   * The index `uuid` of `kind` was created after request `id` (made before it): once no request is
+   * pending, a finish served it. Recorded only while that request is pending (reloadBorn.lua);
+   * not recorded, the index may be loaded once more at most (see accountedFor).
    */
-  async born(kind: KindName, uuid: string): Promise<void> {
-    await this.store.redis.hset(this.bornKey, kind, uuid);
+  async born(kind: KindName, id: string, uuid: string): Promise<void> {
+    await this.store.run('reloadBorn', [this.key, this.bornKey], [kind, id, uuid]);
   }
 
   /** Redis lost track of index `uuid`: request its load again, and record it born since. */

@@ -43,12 +43,15 @@ export class IndexWatch {
     // The request goes before the index is made: made after, it would be lost to a crash or a
     // Redis away in between, and the next look would find the index there and ask for nothing.
     // A request for an index another syncer made first costs one more load, nothing else.
+    let request = '';
     const { created, ...target } = await ensureIndex(
       this.es,
       entry.alias,
       this.log,
       entry.kind.definition,
-      () => this.reloads.request(name),
+      async () => {
+        request = await this.reloads.request(name);
+      },
     );
     if (created) {
       this.log.warn(
@@ -56,7 +59,7 @@ export class IndexWatch {
         'index was missing and is created again: every document of it is queued again',
       );
       this.onCreated();
-      await this.recordBirth(name, entry.alias);
+      await this.recordBirth(name, entry.alias, request);
     }
     return target;
   }
@@ -81,13 +84,14 @@ export class IndexWatch {
   }
 
   /**
-   * Which index the request just made is for (ReloadRequests.born). Not recorded (Elasticsearch or
-   * Redis failing just now), the index may be loaded once more, never less: the request stands.
+   * Which index request `request`, just made, is for (ReloadRequests.born). Not recorded (it was
+   * served or replaced already, or Elasticsearch or Redis failed just now), the index may be loaded
+   * once more, never less.
    */
-  private async recordBirth(name: KindName, alias: string): Promise<void> {
+  private async recordBirth(name: KindName, alias: string, request: string): Promise<void> {
     try {
       const written = await writeIndexOf(this.es, alias);
-      if (written) await this.reloads.born(name, written.uuid);
+      if (written) await this.reloads.born(name, request, written.uuid);
     } catch (err) {
       this.log.warn(
         { index: alias, err: (err as Error).message },
@@ -131,28 +135,32 @@ export class IndexWatch {
       this.again = true;
       return this.look;
     }
-    this.look = this.lookUntilDone().finally(() => {
-      this.look = null;
-    });
+    this.look = this.lookUntilDone();
     return this.look;
   }
 
   /** Every kind, again while another look was asked for meanwhile; never throws. */
   private async lookUntilDone(): Promise<void> {
-    do {
-      this.again = false;
-      // Each kind on its own: one index Elasticsearch will not answer for holds up no other.
-      for (const { kind } of this.kinds) {
-        try {
-          await this.ensure(kind.name);
-          await this.askIfForgotten(kind.name);
-        } catch (err) {
-          this.log.warn(
-            { index: kind.name, err: (err as Error).message },
-            'could not check the index; retrying',
-          );
+    try {
+      do {
+        this.again = false;
+        // Each kind on its own: one index Elasticsearch will not answer for holds up no other.
+        for (const { kind } of this.kinds) {
+          try {
+            await this.ensure(kind.name);
+            await this.askIfForgotten(kind.name);
+          } catch (err) {
+            this.log.warn(
+              { index: kind.name, err: (err as Error).message },
+              'could not check the index; retrying',
+            );
+          }
         }
-      }
-    } while (this.askedAgain());
+      } while (this.askedAgain());
+    } finally {
+      // In the same step as the last askedAgain() (no await between): a checkNow() after this
+      // starts a look of its own instead of joining one that read Redis before it.
+      this.look = null;
+    }
   }
 }

@@ -14,7 +14,7 @@ import { DocumentQueue } from '../../src/queue/documentQueue.js';
 import { FullLoadPlans } from '../../src/queue/fullLoadPlan.js';
 import { RedisStore } from '../../src/queue/redisStore.js';
 import { Watermarks, type Snapshot } from '../../src/queue/watermarks.js';
-import { seedCatalog } from '../helpers/catalog.js';
+import { insertFilm, seedCatalog } from '../helpers/catalog.js';
 import { eventually, waitForConvergence } from '../helpers/convergence.js';
 import { EsFaultProxy } from '../helpers/esFaultProxy.js';
 import { createSandbox, type Sandbox } from '../helpers/isolation.js';
@@ -161,43 +161,92 @@ describe('redis restarted from an older snapshot', () => {
   // for in Redis), then Redis came back from a save made before: the request, the load's plan and
   // its queue were gone, and the index, which was there, was never loaded again (971 films
   // missing for good). The index is marked born empty, and a syncer that finds no request, load
-  // or finished load in Redis for it asks again (src/sync/indexWatch.ts).
-  it('an index created again just before the crash is still loaded again', async () => {
+  // or finished load in Redis for it asks again (src/sync/indexWatch.ts): a running one when a
+  // pass sees Redis restarted, a starting one before its first pass. The periodic look (every
+  // 15 s) is put out of reach here, so each test shows its own path.
+  const films = (name: string) =>
+    name === sandbox.config.index || name.startsWith(`${sandbox.config.index}_v`);
+  const reloadKey = () => `${sandbox.config.redisPrefix}full-load:reload`;
+
+  /**
+   * Snapshot Redis, delete the films index, and have an edit's write find it gone: the syncer
+   * creates it again and asks for its reload, which cannot finish (film documents are refused).
+   */
+  async function deleteAfterSnapshot(proxy: EsFaultProxy): Promise<void> {
+    await waitForConvergence(sandbox);
+    const watermarks = new Watermarks(store);
+    await eventually(
+      async () => [...(await watermarks.getAll()).values()].every((mark) => mark !== null),
+      20_000,
+      'every watermark set',
+    );
+    await redis.snapshot();
+    const concrete = Object.keys(await sandbox.es.indices.get({ index: sandbox.config.index }));
+    await sandbox.es.indices.delete({ index: concrete });
+    await insertFilm(sandbox.pg, 'Written after the films index was deleted');
+    await eventually(
+      async () =>
+        (await sandbox.es.indices.existsAlias({ name: sandbox.config.index })) &&
+        (await store.redis.hlen(reloadKey())) > 0,
+      20_000,
+      'the index created again and its reload asked for',
+    );
+    // The walk stops at the queue's bound (25 × ETL_SIZE_LIMIT), below the 400 films.
+    proxy.rejectBulkItemsTo(films);
+  }
+
+  const slowLoad = { sizeLimit: 5, bulkSize: 5 };
+  const noPeriodicLook = { indexCheckMs: 600_000 };
+
+  it('an index created again just before the crash is loaded again: a running syncer', async () => {
     const proxy = await EsFaultProxy.start(sandbox.config.elasticsearch.url);
     const syncer = await startSyncer(
       sandbox,
       {
         redisUrl: redis.url,
         elasticsearch: { ...sandbox.config.elasticsearch, url: proxy.url },
+        ...slowLoad,
       },
       testLog(),
-      { indexCheckMs: 300 },
+      noPeriodicLook,
     );
-    const reloadKey = `${sandbox.config.redisPrefix}full-load:reload`;
     try {
-      await waitForConvergence(sandbox);
-      const watermarks = new Watermarks(store);
+      await deleteAfterSnapshot(proxy);
+      await redis.restartFromSnapshot();
+      assert.equal(await store.redis.hlen(reloadKey()), 0, 'the request is gone with the crash');
+      proxy.forward();
       await eventually(
-        async () => [...(await watermarks.getAll()).values()].every((mark) => mark !== null),
-        20_000,
-        'every watermark set',
+        async () => (await store.redis.hlen(reloadKey())) > 0,
+        10_000,
+        'the reload asked for again once a pass saw Redis restarted',
       );
-      await redis.snapshot();
-      // The reload cannot finish before the crash: film documents are refused (429, retried).
-      proxy.rejectBulkItemsTo(
-        (name) => name === sandbox.config.index || name.startsWith(`${sandbox.config.index}_v`),
-      );
-      const concrete = Object.keys(await sandbox.es.indices.get({ index: sandbox.config.index }));
-      await sandbox.es.indices.delete({ index: concrete });
-      await eventually(
-        async () =>
-          (await sandbox.es.indices.existsAlias({ name: sandbox.config.index })) &&
-          (await store.redis.hlen(reloadKey)) > 0,
-        20_000,
-        'the index created again and its reload asked for',
-      );
+      await waitForConvergence(sandbox, 60_000);
+    } finally {
+      await syncer.stop();
+      await proxy.close();
+    }
+  });
+
+  it('an index created again just before the crash is loaded again: a syncer started after', async () => {
+    const proxy = await EsFaultProxy.start(sandbox.config.elasticsearch.url);
+    const es = { ...sandbox.config.elasticsearch, url: proxy.url };
+    let syncer = await startSyncer(
+      sandbox,
+      { redisUrl: redis.url, elasticsearch: es, ...slowLoad },
+      testLog(),
+      noPeriodicLook,
+    );
+    try {
+      await deleteAfterSnapshot(proxy);
+      await syncer.stop();
       await redis.restartFromSnapshot();
       proxy.forward();
+      syncer = await startSyncer(
+        sandbox,
+        { redisUrl: redis.url, elasticsearch: es },
+        testLog(),
+        noPeriodicLook,
+      );
       await waitForConvergence(sandbox, 60_000);
     } finally {
       await syncer.stop();
