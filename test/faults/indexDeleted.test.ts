@@ -30,6 +30,38 @@ async function deleteIndex(sandbox: Sandbox, name: string): Promise<void> {
   await sandbox.es.indices.delete({ index: concrete });
 }
 
+/**
+ * Full loads of the films index begun and finished by hand, as a pass's plan() and finish would:
+ * the reload bookkeeping alone, in Redis, with no syncer.
+ */
+async function filmsLoads(store: RedisStore) {
+  const reloads = new ReloadRequests(store);
+  const watermarks = new Watermarks(store);
+  const plans = new FullLoadPlans(store);
+  const { epoch } = await watermarks.ensureEpoch(randomUUID());
+  const serverRun = await watermarks.serverRun();
+  /** Serves the films request pending now; `indices`: the index it fills, when it could read it. */
+  const begin = async (indices?: Record<string, string>) => {
+    const pending = await reloads.pending();
+    const run = await plans.begin(
+      {
+        id: randomUUID(),
+        epoch,
+        snapshot: { xmin: '1', xmax: '1', xip: [], at: new Date().toISOString() },
+        kinds: ['films'],
+        tables: [],
+        total: 0,
+        began: new Date().toISOString(),
+        reloads: pending.films === undefined ? {} : { films: pending.films },
+        ...(indices ? { indices } : {}),
+      },
+      serverRun,
+    );
+    return { finish: () => run.finish(watermarks.epochKey, reloads, []) };
+  };
+  return { reloads, begin };
+}
+
 describe('an index deleted under the syncer', () => {
   let sandbox: Sandbox;
 
@@ -141,26 +173,7 @@ describe('an index deleted under the syncer', () => {
     // What IndexWatch asks before it requests a reload again (src/queue/reloadRequests.ts).
     const store = new RedisStore(sandbox.config.redisUrl, sandbox.config.redisPrefix, testLog());
     try {
-      const reloads = new ReloadRequests(store);
-      const watermarks = new Watermarks(store);
-      const plans = new FullLoadPlans(store);
-      const { epoch } = await watermarks.ensureEpoch(randomUUID());
-      const serverRun = await watermarks.serverRun();
-      const load = async (indices?: Record<string, string>) =>
-        plans.begin(
-          {
-            id: randomUUID(),
-            epoch,
-            snapshot: { xmin: '1', xmax: '1', xip: [], at: new Date().toISOString() },
-            kinds: ['films'],
-            tables: [],
-            total: 0,
-            began: new Date().toISOString(),
-            reloads: await reloads.pending(),
-            ...(indices ? { indices } : {}),
-          },
-          serverRun,
-        );
+      const { reloads, begin: load } = await filmsLoads(store);
       const known = (uuid: string) => reloads.accountedFor('films', uuid);
 
       assert.equal(await known('u1'), false, 'nothing on record: a rollback lost it all');
@@ -168,7 +181,7 @@ describe('an index deleted under the syncer', () => {
       assert.equal(await known('u1'), true, 'a request pending');
       const filling = await load({ films: 'u1' });
       assert.equal(await known('u1'), true, 'the load in force fills it');
-      assert.equal(await filling.finish(watermarks.epochKey, reloads, []), true);
+      assert.equal(await filling.finish(), true);
       assert.equal(await known('u1'), true, 'a finished load filled it');
       assert.equal(await known('u2'), false, 'a newer index is not covered by that load');
 
@@ -176,7 +189,7 @@ describe('an index deleted under the syncer', () => {
       // syncer of an earlier version: the birth record answers.
       await reloads.born('films', await reloads.request('films'), 'u2');
       const blind = await load();
-      assert.equal(await blind.finish(watermarks.epochKey, reloads, []), true);
+      assert.equal(await blind.finish(), true);
       assert.equal(await known('u2'), true, 'born after its request, which a load served');
 
       // A birth recorded after its request was lost (Redis restarted from an older save between
@@ -197,38 +210,18 @@ describe('an index deleted under the syncer', () => {
     // second deletion are gone with it, so the second request must outlive the first load.
     const store = new RedisStore(sandbox.config.redisUrl, sandbox.config.redisPrefix, testLog());
     try {
-      const reloads = new ReloadRequests(store);
-      const watermarks = new Watermarks(store);
-      const plans = new FullLoadPlans(store);
-      const { epoch } = await watermarks.ensureEpoch(randomUUID());
-      const serverRun = await watermarks.serverRun();
-      const films = async () => {
-        const pending = await reloads.pending();
-        return plans.begin(
-          {
-            id: randomUUID(),
-            epoch,
-            snapshot: { xmin: '1', xmax: '1', xip: [], at: new Date().toISOString() },
-            kinds: ['films'],
-            tables: [],
-            total: 0,
-            began: new Date().toISOString(),
-            reloads: pending.films === undefined ? {} : { films: pending.films },
-          },
-          serverRun,
-        );
-      };
+      const { reloads, begin: films } = await filmsLoads(store);
       const pendingKinds = async () => Object.keys(await reloads.pending()).sort();
 
       await reloads.request('films');
       await reloads.request('genres');
       const first = await films();
       await reloads.request('films');
-      assert.equal(await first.finish(watermarks.epochKey, reloads, []), true);
+      assert.equal(await first.finish(), true);
       assert.deepEqual(await pendingKinds(), ['films', 'genres'], 'the newer films request stays');
 
       const second = await films();
-      assert.equal(await second.finish(watermarks.epochKey, reloads, []), true);
+      assert.equal(await second.finish(), true);
       assert.deepEqual(await pendingKinds(), ['genres'], 'served: gone; not in the load: stays');
     } finally {
       await store.close();

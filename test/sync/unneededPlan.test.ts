@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { FullLoadPlans } from '../../src/queue/fullLoadPlan.js';
 import { Watermarks } from '../../src/queue/watermarks.js';
 import { seedCatalog } from '../helpers/catalog.js';
-import { eventually, waitForConvergence } from '../helpers/convergence.js';
+import { eventually, waitForConvergence, waitForFullLoadDone } from '../helpers/convergence.js';
 import { createSandbox, type Sandbox } from '../helpers/isolation.js';
 import { capturingLog, migrateSandbox, startSyncer } from '../helpers/syncerHarness.js';
 
@@ -32,6 +32,8 @@ describe('a full-load plan that no pass needs', () => {
     const syncer = await startSyncer(sandbox, { pollIntervalMs: 300 }, log);
     try {
       await waitForConvergence(sandbox);
+      // Searchable is not over: the load sets the watermarks once it has queued and swept all.
+      await waitForFullLoadDone(sandbox);
       const watermarks = new Watermarks(syncer.store);
       const plans = new FullLoadPlans(syncer.store);
       const epoch = await watermarks.epoch();
