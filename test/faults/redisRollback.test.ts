@@ -212,8 +212,9 @@ describe('redis restarted from an older snapshot', () => {
     );
     try {
       await deleteAfterSnapshot(proxy);
+      // The snapshot predates the request: a request from now on is one asked for again (not
+      // asserted absent first: a pass may already have seen the restart and asked).
       await redis.restartFromSnapshot();
-      assert.equal(await store.redis.hlen(reloadKey()), 0, 'the request is gone with the crash');
       proxy.forward();
       await eventually(
         async () => (await store.redis.hlen(reloadKey())) > 0,
