@@ -44,7 +44,7 @@ export class ReloadRequests {
   async request(kind: KindName): Promise<string> {
     const id = randomUUID();
     await this.store.redis.hset(this.key, kind, id);
-    // Lost in a failover, the index would stay partial for good: nothing asks again.
+    // Confirmed: lost in a failover, it would wait for IndexWatch's next look to be asked again.
     await this.store.confirm(this.key);
     return id;
   }
