@@ -17,7 +17,8 @@ import { generateInto } from '../../bench/catalog.js';
 import { eventually, waitForConvergence, waitForFullLoadDone } from '../helpers/convergence.js';
 import { createSandbox, type Sandbox } from '../helpers/isolation.js';
 import { migrateSandbox, startSyncer, testLog } from '../helpers/syncerHarness.js';
-import { spawnSyncer } from '../helpers/syncerProcess.js';
+import { freePort } from '../helpers/freePort.js';
+import { spawnSyncer, type SyncerProcess } from '../helpers/syncerProcess.js';
 
 async function filmsIndexed(sandbox: Sandbox): Promise<number> {
   const stats = await sandbox.es.indices.stats({ index: sandbox.config.index, metric: 'indexing' });
@@ -31,6 +32,35 @@ function warnings(output: string): string {
     .filter((line) => /"level":(4|5|6)0|capture|full load/.test(line))
     .slice(-30)
     .join('\n');
+}
+
+/** Counters of a spawned syncer's /metrics that tell who read and wrote an edit. */
+const COUNTERS = [
+  'movies_etl_notifications_total',
+  'movies_etl_poll_passes_total',
+  'movies_etl_batches_total',
+  'movies_etl_bulk_retries_total',
+  'movies_etl_documents_indexed_total{index="films"}',
+  'movies_etl_documents_stale_total{index="films"}',
+];
+
+/** A syncer spawned with /metrics on a port of its own. */
+async function spawnWithMetrics(
+  sandbox: Sandbox,
+): Promise<{ syncer: SyncerProcess; port: number }> {
+  const port = await freePort();
+  return { syncer: spawnSyncer(sandbox, { METRICS_PORT: String(port) }), port };
+}
+
+/** The COUNTERS as one syncer's /metrics has them now (NaN where it cannot be read). */
+async function counters(port: number): Promise<number[]> {
+  const text = await fetch(`http://127.0.0.1:${port}/metrics`)
+    .then((r) => r.text())
+    .catch(() => '');
+  return COUNTERS.map((name) => {
+    const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+    return line === undefined ? NaN : Number(line.slice(name.length + 1));
+  });
 }
 
 async function queueIdle(queue: DocumentQueue): Promise<boolean> {
@@ -94,7 +124,8 @@ describe('several syncers, one capturing', () => {
   it('index each edit once, not once per syncer', async () => {
     // Processes of their own, as deployed: in one process the two hear each notification in the
     // same instant, and the queue merges their copies before an indexer can claim either.
-    const syncers = [spawnSyncer(sandbox), spawnSyncer(sandbox)];
+    const spawned = [await spawnWithMetrics(sandbox), await spawnWithMetrics(sandbox)];
+    const syncers = spawned.map((s) => s.syncer);
     try {
       await Promise.all(syncers.map((s) => s.started));
       await waitForFullLoadDone(sandbox);
@@ -108,14 +139,34 @@ describe('several syncers, one capturing', () => {
 
       // 20 a second, each its own transaction and film: 96 indexings for the 60 before, the
       // changes read by both syncers' passes and the copies queued after the first was claimed.
+      // What each syncer's counters did in each round, for the failure message: which one heard
+      // the edits, ran passes, wrote the films, retried.
+      const seen: string[] = [];
       const round = async (edits: string[], tag: string): Promise<number> => {
+        const countersBefore = await Promise.all(spawned.map((s) => counters(s.port)));
         const before = await filmsIndexed(sandbox);
         await editTitles(sandbox, edits, tag, 50);
         await waitForConvergence(sandbox);
         await eventually(() => queueIdle(queue), 15_000, 'queue drained after the edits');
         // A late second copy would land after convergence: give one a poll interval to show.
         await new Promise((resolve) => setTimeout(resolve, 1_500));
-        return (await filmsIndexed(sandbox)) - before;
+        const indexed = (await filmsIndexed(sandbox)) - before;
+        const countersAfter = await Promise.all(spawned.map((s) => counters(s.port)));
+        const holder = await captureHolder(sandbox);
+        seen.push(
+          `round ${tag}: ${indexed} films written; capture lease ${holder || 'nobody'}\n` +
+            spawned
+              .map(
+                (s, i) =>
+                  `  syncer pid ${s.syncer.child.pid}: ` +
+                  COUNTERS.map(
+                    (name, c) =>
+                      `${name.replace('movies_etl_', '')} +${(countersAfter[i]?.[c] ?? NaN) - (countersBefore[i]?.[c] ?? NaN)}`,
+                  ).join(', '),
+              )
+              .join('\n'),
+        );
+        return indexed;
       };
       // A pass re-reading one at a reconnect may add a little, never an edit's worth per syncer.
       const once = (indexed: number) => indexed >= 60 && indexed <= 60 + 3;
@@ -129,7 +180,7 @@ describe('several syncers, one capturing', () => {
       const second = once(first) ? first : await round(films.slice(60, 120), 'again');
       assert.ok(
         once(second),
-        `films indexed ${first}, then ${second} times for 60 edits; warnings:\n` +
+        `films indexed ${first}, then ${second} times for 60 edits\n${seen.join('\n')}\nwarnings:\n` +
           syncers.map((s) => warnings(s.output())).join('\n---\n'),
       );
     } finally {
