@@ -35,6 +35,12 @@ export class IndexWatch {
     private readonly log: Logger,
     /** An index was created again: wake the poller so its load begins now. */
     private readonly onCreated: () => void = () => undefined,
+    /**
+     * Whether nothing was ever synced through this Redis (no watermarks): a first start, or a
+     * Redis that lost everything. An index made then is filled by the full load that such a start
+     * runs anyway, which is no news worth a warning.
+     */
+    private readonly neverSynced: () => Promise<boolean> = () => Promise.resolve(false),
   ) {}
 
   /** The kind's index, created (and its kind's reload asked for) when missing. */
@@ -54,10 +60,13 @@ export class IndexWatch {
       },
     );
     if (created) {
-      this.log.warn(
-        { index: entry.alias },
-        'index was missing and is created again: every document of it is queued again',
-      );
+      if (await this.neverSynced().catch(() => false))
+        this.log.info({ index: entry.alias }, 'index is new: the first full load fills it');
+      else
+        this.log.warn(
+          { index: entry.alias },
+          'index was missing and is created again: every document of it is queued again',
+        );
       this.onCreated();
       await this.recordBirth(name, entry.alias, request);
     }

@@ -145,6 +145,7 @@ export class Syncer {
       this.reloads,
       log.child({ component: 'index' }),
       () => this.capture?.requestPoll(),
+      async () => (await this.watermarks.epoch()) === null,
     );
   }
 
