@@ -236,13 +236,14 @@ describe('production: node dist/cli/start.js under a supervisor', { timeout: 600
     await assertNothingInFlight();
     assert.ok((await queue.depth()) > 0, 'it stopped mid load: work is left for the next start');
     // A first start on a fresh install is no cause for alarm: its new indices are filled by the
-    // full load such a start runs anyway.
+    // full load such a start runs anyway. (Only the indices' lines: a busy machine may make a
+    // bulk retry or a lease warning on any start.)
     assert.ok(messages.includes('index is new: the first full load fills it'), 'said so');
     const warnings = syncer
       .output()
       .split('\n')
-      .filter((line) => /^\{"level":[4-6]0,/.test(line));
-    assert.deepEqual(warnings, [], 'a first start warns of nothing');
+      .filter((line) => /^\{"level":[4-6]0,/.test(line) && line.includes('"component":"index"'));
+    assert.deepEqual(warnings, [], 'a first start warns of nothing about its indices');
     console.log(`# SIGTERM to the main pid: exit 0 in ${ms} ms`);
   });
 

@@ -36,9 +36,10 @@ export class IndexWatch {
     /** An index was created again: wake the poller so its load begins now. */
     private readonly onCreated: () => void = () => undefined,
     /**
-     * Whether nothing was ever synced through this Redis (no watermarks): a first start, or a
+     * Whether no full load ever began through this Redis (no watermark epoch): a first start, or a
      * Redis that lost everything. An index made then is filled by the full load that such a start
-     * runs anyway, which is no news worth a warning.
+     * runs anyway, which is no news worth a warning. (A Redis and an Elasticsearch that both lost
+     * everything look the same as a first start, and are logged as one: the load restores both.)
      */
     private readonly neverSynced: () => Promise<boolean> = () => Promise.resolve(false),
   ) {}

@@ -83,6 +83,42 @@ describe('row stamps', () => {
     assert.equal(stamp.modified.getTime(), stamp.now.getTime());
   });
 
+  it('a writer that set modified itself keeps it through a later UPDATE of the row', async () => {
+    // An ORM stamping modified on save, then a bulk update of other columns in the same
+    // transaction: the second UPDATE leaves modified as the first one set it.
+    const when = new Date(Date.now() + 3_600_000);
+    const stamp = await inTransaction(async (c) => {
+      await c.query(`UPDATE content.film_work SET title = 'Saved', modified = $2 WHERE id = $1`, [
+        film,
+        when,
+      ]);
+      await c.query(`UPDATE content.film_work SET rating = 8 WHERE id = $1`, [film]);
+    });
+    assert.equal(stamp.etl_txid, stamp.tx);
+    assert.equal(stamp.modified.getTime(), when.getTime());
+  });
+
+  it('a person and a genre: stamped, modified now', async () => {
+    const { rows } = await sandbox.pg.query<{ table: string; stamped: boolean; current: boolean }>(
+      `WITH p AS (
+         UPDATE content.person SET full_name = full_name || '.'
+          WHERE id = (SELECT id FROM content.person ORDER BY id LIMIT 1)
+         RETURNING etl_txid, modified),
+       g AS (
+         UPDATE content.genre SET name = name || '.'
+          WHERE id = (SELECT id FROM content.genre ORDER BY id LIMIT 1)
+         RETURNING etl_txid, modified)
+       SELECT 'person' AS table, etl_txid = pg_current_xact_id() AS stamped,
+              modified = now() AS current FROM p
+       UNION ALL
+       SELECT 'genre', etl_txid = pg_current_xact_id(), modified = now() FROM g`,
+    );
+    assert.deepEqual(rows, [
+      { table: 'person', stamped: true, current: true },
+      { table: 'genre', stamped: true, current: true },
+    ]);
+  });
+
   it('a row copied with its old etl_txid: stamped with the copying transaction', async () => {
     const { rows } = await sandbox.pg.query<{ copied: boolean; link: boolean }>(
       `WITH film AS (
@@ -102,14 +138,23 @@ describe('row stamps', () => {
     assert.deepEqual(rows[0], { copied: true, link: true });
   });
 
-  it('a link UPDATE: stamped with its transaction', async () => {
-    const { rows } = await sandbox.pg.query<{ stamped: boolean }>(
-      `WITH moved AS (
+  it('link UPDATEs: stamped with their transaction', async () => {
+    const { rows } = await sandbox.pg.query<{ link: string; stamped: boolean }>(
+      `WITH person_link AS (
          UPDATE content.person_film_work SET role = role || '!', etl_txid = '3'::xid8
-          WHERE id = (SELECT id FROM content.person_film_work LIMIT 1)
+          WHERE id = (SELECT id FROM content.person_film_work ORDER BY id LIMIT 1)
+         RETURNING etl_txid),
+       genre_link AS (
+         UPDATE content.genre_film_work SET created = now()
+          WHERE id = (SELECT id FROM content.genre_film_work ORDER BY id LIMIT 1)
          RETURNING etl_txid)
-       SELECT etl_txid = pg_current_xact_id() AS stamped FROM moved`,
+       SELECT 'person' AS link, etl_txid = pg_current_xact_id() AS stamped FROM person_link
+       UNION ALL
+       SELECT 'genre', etl_txid = pg_current_xact_id() FROM genre_link`,
     );
-    assert.deepEqual(rows, [{ stamped: true }]);
+    assert.deepEqual(rows, [
+      { link: 'person', stamped: true },
+      { link: 'genre', stamped: true },
+    ]);
   });
 });

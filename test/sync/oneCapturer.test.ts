@@ -54,7 +54,9 @@ async function spawnWithMetrics(
 
 /** The COUNTERS as one syncer's /metrics has them now (NaN where it cannot be read). */
 async function counters(port: number): Promise<number[]> {
-  const text = await fetch(`http://127.0.0.1:${port}/metrics`)
+  const text = await fetch(`http://127.0.0.1:${port}/metrics`, {
+    signal: AbortSignal.timeout(5_000),
+  })
     .then((r) => r.text())
     .catch(() => '');
   return COUNTERS.map((name) => {
