@@ -27,10 +27,11 @@ import { generateInto } from './catalog.js';
 import { watchNoise, which } from './environment.js';
 import { median, type WriterCondition, type WriterResult } from './results.js';
 
-const TABLES = ['film_work', 'genre', 'person', 'genre_film_work', 'person_film_work'];
+export const TABLES = ['film_work', 'genre', 'person', 'genre_film_work', 'person_film_work'];
 const CLIENTS = 8;
 
-const EDIT = `\\set i random(1, :films)
+/** The editor's transaction, a pgbench script (variables `films` and `persons`). */
+export const EDIT = `\\set i random(1, :films)
 \\set p random(1, :persons)
 BEGIN;
 UPDATE content.film_work SET rating = round((random() * 10)::numeric, 1)::float, modified = now()
@@ -62,7 +63,7 @@ async function prepare(sb: Sandbox, suffix: string, films: number, triggers: boo
   return url;
 }
 
-function run(command: string, args: string[]): Promise<string> {
+export function run(command: string, args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
@@ -75,7 +76,7 @@ function run(command: string, args: string[]): Promise<string> {
   });
 }
 
-const psql = (url: string, sqlText: string) =>
+export const psql = (url: string, sqlText: string) =>
   run('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', url, '-c', sqlText]);
 
 /** A session that LISTENs as a syncer would, so notifications are consumed, not left queued. */
