@@ -3,7 +3,7 @@
  * writer, counted in CPU instructions instead of seconds.
  *
  * Throughput (`npm run bench -- --phases writer`) scatters from run to run by more than the
- * differences worth measuring; instruction counts repeat to within about 1 %. This runs a
+ * differences worth measuring; instruction counts repeat to within a few per cent. This runs a
  * PostgreSQL cluster of its own (a temporary directory, a free port) under
  * `valgrind --tool=callgrind`, loads the generated catalog with every migration, and runs the
  * writers' bench transaction (bench/writerOverhead.ts) from one pgbench client with a fixed random
@@ -17,8 +17,15 @@
  * server runs some fifty times slower under valgrind.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { writeFileSync } from 'node:fs';
+import {
+  chownSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -42,13 +49,16 @@ const films = Number(values.films);
 const repeats = Number(values.repeats);
 const short = Number(values.short);
 const long = Number(values.long);
-if (![films, repeats, short, long].every(Number.isInteger) || films < 20 || long <= short)
-  throw new Error('--films, --repeats, --short and --long take whole numbers (long > short)');
-
 const say = (line: string) => process.stderr.write(`[instructions] ${line}\n`);
+function fail(message: string): never {
+  say(message);
+  process.exit(2);
+}
+if (![films, repeats, short, long].every(Number.isInteger) || films < 20 || long <= short)
+  fail('--films (20 or more), --repeats, --short and --long take whole numbers, long > short');
 
 const missing = ['valgrind', 'pgbench', 'pg_config'].filter((tool) => !which(tool));
-if (missing.length > 0) throw new Error(`needs ${missing.join(', ')} on the PATH`);
+if (missing.length > 0) fail(`needs ${missing.join(', ')} on the PATH`);
 const bin = execFileSync('pg_config', ['--bindir'], { encoding: 'utf8' }).trim();
 
 // The server refuses to run as root: then it runs as the postgres user, in a directory it owns.
@@ -138,7 +148,6 @@ async function instructions(db: string, transactions: number, script: string): P
 }
 
 try {
-  if (asRoot) execFileSync('chown', ['-R', 'postgres', dir]);
   const [initdb, initArgs] = serverCommand(join(bin, 'initdb'), [
     ...['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync'],
   ]);
