@@ -61,14 +61,18 @@ export class IndexWatch {
       },
     );
     if (created) {
-      if (await this.neverSynced().catch(() => false))
+      // Asked before the poller is woken, so that its answer predates anything a woken pass
+      // writes (one Redis connection answers in order); not awaited first, so that a slow Redis
+      // delays only the log line, not the wake-up.
+      const firstStart = this.neverSynced().catch(() => false);
+      this.onCreated();
+      if (await firstStart)
         this.log.info({ index: entry.alias }, 'index is new: the first full load fills it');
       else
         this.log.warn(
           { index: entry.alias },
           'index was missing and is created again: every document of it is queued again',
         );
-      this.onCreated();
       await this.recordBirth(name, entry.alias, request);
     }
     return target;
