@@ -102,6 +102,54 @@ describe('the doorbell', () => {
     }
   });
 
+  it('runs no notification function for a silent statement', async () => {
+    // What a writer's statements call, counted by PostgreSQL itself for the open transaction.
+    const writer = new pg.Client({ connectionString: sandbox.config.databaseUrl });
+    await writer.connect();
+    const called = async () =>
+      (
+        await writer.query<{ name: string }>(
+          `SELECT funcname AS name FROM pg_stat_xact_user_functions
+            WHERE schemaname = 'etl' AND calls > 0 ORDER BY funcname`,
+        )
+      ).rows.map((r) => r.name);
+    const editAndInsert = async () => {
+      await writer.query(
+        `UPDATE content.film_work SET rating = coalesce(rating, 0) + 0.1
+          WHERE id = (SELECT id FROM content.film_work ORDER BY id LIMIT 1)`,
+      );
+      await writer.query(
+        `INSERT INTO content.genre (id, name) VALUES (gen_random_uuid(), 'Counted genre')`,
+      );
+    };
+    try {
+      await writer.query(`SET track_functions = 'all'`);
+      await bell('1 minute', '1 minute'); // awake: the syncer polls back to back
+      await writer.query('BEGIN');
+      await editAndInsert();
+      // The question itself is a function (a WHEN cannot hold a query; README, "Writer overhead,
+      // counted", for what a WHEN of built-in functions costs instead).
+      assert.deepEqual(
+        await called(),
+        ['doorbell_rings', 'stamp_row_modified'],
+        'awake: only the row stamp and the question run',
+      );
+      await writer.query('ROLLBACK');
+
+      await bell('1 minute', '-1 minute'); // asleep: the statements ring
+      await writer.query('BEGIN');
+      await editAndInsert();
+      const rang = await called();
+      assert.ok(
+        rang.includes('notify_rows_update') && rang.includes('capture_rows_new'),
+        rang.join(', '),
+      );
+      await writer.query('ROLLBACK');
+    } finally {
+      await writer.end();
+    }
+  });
+
   it('keeps a transaction ringing once it rang, and says "many" after a silent statement', async () => {
     const listener = await listen(sandbox);
     const writer = new pg.Client({ connectionString: sandbox.config.databaseUrl });
