@@ -155,6 +155,16 @@ describe('film queue', () => {
     assert.deepEqual(await claimIds('w2', 12_000), ids);
   });
 
+  it("gives back more than 8,000 films from the worker's hand when Redis lost the claim", async () => {
+    const ids = films(10_000);
+    await queue.enqueue(ids);
+    const claim = await queue.claim('w1', 10_000);
+    assert.ok(claim);
+    await store.redis.del(queue.claimKey(claim.id)); // as after a flush or a rollback
+    assert.equal(await queue.release(claim), 10_000);
+    assert.deepEqual(await claimIds('w2', 10_000), ids);
+  });
+
   describe('claims never merge', () => {
     it('a second claim by the same worker leaves the first one whole when acknowledged', async () => {
       // A worker whose give-back failed (Redis refusing writes) claims again once Redis is back;

@@ -16,8 +16,11 @@ local ids = redis.call('LRANGE', KEYS[1], 0, -1)
 -- (restarted empty, flushed, failed over to a replica that never had it). The worker's ids go back
 -- from its hand: what was done is read once more; what was not, and may have changed since (a
 -- deletion queued meanwhile and lost with the queue), is not lost.
+-- One id at a time: unpack() of thousands of values overflows Lua's stack (claim.lua).
 if #ids == 0 and #ARGV > 1 then
-  ids = { unpack(ARGV, 2) }
+  for i = 2, #ARGV do
+    ids[i - 1] = ARGV[i]
+  end
 end
 local back = 0
 for i = #ids, 1, -1 do
