@@ -740,6 +740,10 @@ export class Poller {
             : await this.read(`orphan sweep ${kind.name}`, () => db.query(kind.existing, [ids]));
         const present = new Set(existing.map((r) => r.id));
         const orphans = ids.filter((id) => !present.has(id)).map((id) => memberOf(kind.name, id));
+        // Within the load's bound, as the walk beside it: after a TRUNCATE every document is an
+        // orphan, and a sweep that queued them as fast as it found them would hold the whole
+        // index in Redis (and stall everything once Redis refuses writes at its maxmemory).
+        if (orphans.length > 0) await this.room(signal);
         const added = orphans.length > 0 ? await queue.enqueue(orphans) : 0;
         queued += added;
         const last = slice.at(-1);

@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { fullLoadQueueBound } from '../../src/capture/poller.js';
 import { FullLoadPlans } from '../../src/queue/fullLoadPlan.js';
 import { seedCatalog } from '../helpers/catalog.js';
 import { eventually, waitForConvergence } from '../helpers/convergence.js';
@@ -108,6 +109,41 @@ describe('the orphan sweep of a full load', () => {
       proxy.forward();
       await waitForConvergence(sandbox);
     } finally {
+      await syncer.stop();
+      await proxy.close();
+    }
+  });
+  it("keeps the queue within the load's bound while it sweeps many orphans", async () => {
+    // More orphans than the bound, and no film written meanwhile (Elasticsearch answers 429 to
+    // every films item): a sweep that queued whatever it found would take the queue past the
+    // bound, and with a whole catalog truncated, Redis past its memory.
+    await loseTrackAndDelete(400, 0);
+    const { config } = sandbox;
+    const films = (index: string) =>
+      index.startsWith(config.index) &&
+      !index.startsWith(config.personsIndex) &&
+      !index.startsWith(config.genresIndex);
+    const proxy = await EsFaultProxy.start(config.elasticsearch.url);
+    proxy.rejectBulkItemsTo(films);
+    const elasticsearch = { ...config.elasticsearch, url: proxy.url };
+    const syncer = await startSyncer(sandbox, { ...SMALL, elasticsearch });
+    const bound = fullLoadQueueBound(SMALL.sizeLimit);
+    let deepest = 0;
+    try {
+      const plans = new FullLoadPlans(syncer.store);
+      const until = Date.now() + 8_000;
+      while (Date.now() < until) {
+        deepest = Math.max(deepest, await syncer.queue.depth());
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      assert.notEqual(await plans.current(), null, 'the load still runs');
+      // A check for room and the enqueue after it are two steps: the walk and the sweep, side by
+      // side, may each add a few slices past it.
+      assert.ok(deepest <= bound + 5 * SMALL.sizeLimit, `queue ${deepest}, bound ${bound}`);
+      proxy.forward();
+      await waitForConvergence(sandbox);
+    } finally {
+      proxy.forward();
       await syncer.stop();
       await proxy.close();
     }
