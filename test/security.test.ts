@@ -51,6 +51,7 @@ describe('security', () => {
     await sandbox.pg.query(`GRANT SELECT ON ${tombstones}, etl.truncation TO ${role}`);
     await sandbox.pg.query(`GRANT DELETE ON ${tombstones} TO ${role}`);
     await sandbox.pg.query(`GRANT UPDATE ON etl.doorbell TO ${role}`);
+    await sandbox.pg.query(`GRANT UPDATE ON etl.version_base TO ${role}`);
 
     const databaseUrl = withCredentials(sandbox.config.databaseUrl, role, '');
     let syncer: Syncer | null = null;

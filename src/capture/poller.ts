@@ -38,6 +38,7 @@ import { isCanonicalUuid } from '../util/uuid.js';
 import type { FanOut } from './fanOut.js';
 import type { HandledTransactions } from './handledTransactions.js';
 import type { PassSighting } from './pollCadence.js';
+import { rewindOf, type Rewind } from './rewind.js';
 
 /**
  * Past this many changed rows of one table in one pass, resolving each page (a film's people, a
@@ -210,6 +211,9 @@ export class Poller {
       return this.load(signal, { kinds: reload, tables: [] });
     }
     const { snapshot, awake } = await this.snapshotNow();
+    // Before any watermark is relied on: ahead of the server, they would skip its rows.
+    const rewind = rewindOf(snapshot, marks.values());
+    if (rewind && (await this.recoverFromRewind(rewind, snapshot))) return this.load(signal);
     const truncation = marks.get('truncation');
     if (truncation) {
       const truncated = await this.read('truncations', () =>
@@ -390,6 +394,44 @@ export class Poller {
       depth = await queue.depth();
     } while (!signal?.aborted && depth >= bound / 2);
     return depth;
+  }
+
+  /**
+   * The database went back in time (src/capture/rewind.ts): raise the version base if needed,
+   * then, when the watermarks are ahead of it, drop them; resolves to whether every index must be
+   * loaded again. Each step may be repeated: interrupted, the next pass finds what is left.
+   */
+  private async recoverFromRewind(rewind: Rewind, now: Snapshot): Promise<boolean> {
+    const { db, log, watermarks } = this.deps;
+    log.error(
+      {
+        behind_by: rewind.behindBy.toString(),
+        server_xmax: now.xmax,
+        version_base: now.base,
+        raise_base_to: rewind.raiseBaseTo?.toString() ?? null,
+      },
+      'the database went back in time (restored from a backup, a standby promoted, or moved to ' +
+        'another server): its transaction ids are behind what the indices were synced from. ' +
+        "Versions are raised past the indices' and every index is loaded again",
+    );
+    if (rewind.raiseBaseTo !== null) {
+      const target = rewind.raiseBaseTo.toString();
+      const raised = await this.read('raise version base', () =>
+        db.query(sql.raiseVersionBase, [target]).catch((err: unknown) => {
+          throw new Error(
+            `cannot raise etl.version_base to ${target} (${(err as Error).message}): ` +
+              "grant UPDATE on it to the syncer's role (README, Security); until then every " +
+              'write is refused as stale',
+          );
+        }),
+      );
+      if (raised.length === 0) throw new Error('etl.version_base has no row: run npm run migrate');
+    }
+    // Transactions heard before: their ids are being used again by the new timeline.
+    this.deps.handled?.forgetAll();
+    if (rewind.behindBy === 0n) return false;
+    await watermarks.forget();
+    return true;
   }
 
   /** A pass that turns into a full load: see `servesLive`. */
@@ -599,7 +641,14 @@ export class Poller {
   ): Promise<{ plan: PlanState; run: PlanRun }> {
     const { plans, log } = this.deps;
     const old = fresh ? null : await plans.current();
-    if (old?.id !== undefined && old.epoch === epoch && covers(old, scope)) {
+    if (
+      old?.id !== undefined &&
+      old.epoch === epoch &&
+      covers(old, scope) &&
+      // Never a plan of a timeline the database has lost (src/capture/rewind.ts): its snapshot,
+      // ahead of the server, would become the watermarks.
+      !rewindOf(await this.snapshot(), [old.snapshot])?.behindBy
+    ) {
       log.info(
         { began: old.began, queued: await plans.queued(), indices: old.kinds },
         'full load: resuming where it stopped',
@@ -803,7 +852,13 @@ export class Poller {
     const [row] = await this.read('snapshot', () => this.deps.db.query(sql.currentSnapshot));
     if (!row) throw new Error('current_snapshot returned no row');
     return {
-      snapshot: { xmin: row.xmin, xmax: row.xmax, xip: row.xip, at: row.at.toISOString() },
+      snapshot: {
+        xmin: row.xmin,
+        xmax: row.xmax,
+        xip: row.xip,
+        at: row.at.toISOString(),
+        base: row.base,
+      },
       awake: row.awake,
     };
   }

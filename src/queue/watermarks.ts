@@ -34,6 +34,12 @@ export interface Snapshot {
   xmax: string;
   xip: string[];
   at: string;
+  /**
+   * The version base in force when it was taken (migrations/0008_version_base.sql): xmax plus
+   * base is how far the versions of this deployment had gone (src/capture/rewind.ts). Absent in
+   * snapshots recorded before 0.3.
+   */
+  base?: string;
 }
 
 export class Watermarks {
@@ -82,6 +88,15 @@ export class Watermarks {
       [epoch, JSON.stringify(snapshot), run],
     );
     return Number(done) === 1;
+  }
+
+  /**
+   * Drop every watermark (the epoch stays): the next pass loads every index and sets them anew,
+   * resuming that load if it is interrupted. For a database that went back in time
+   * (src/capture/rewind.ts), whose watermarks are ahead of it.
+   */
+  async forget(): Promise<void> {
+    await this.store.redis.del(...this.keysOf('all'));
   }
 
   /** The run_id of the server holding the state (RedisStore.serverRun). */

@@ -77,6 +77,7 @@ export const currentSnapshot = query<{
   xip: string[];
   at: Date;
   awake: boolean;
+  base: string;
 }>(
   'current_snapshot',
   // `awake`: whether writers still see the doorbell's awake window open (src/capture/doorbell.ts).
@@ -84,7 +85,8 @@ export const currentSnapshot = query<{
           pg_snapshot_xmax(s)::text AS xmax,
           coalesce((SELECT array_agg(x::text) FROM pg_snapshot_xip(s) x), '{}') AS xip,
           now() AS at,
-          coalesce((SELECT awake_until > clock_timestamp() FROM etl.doorbell), false) AS awake
+          coalesce((SELECT awake_until > clock_timestamp() FROM etl.doorbell), false) AS awake,
+          coalesce((SELECT base FROM etl.version_base), 0)::text AS base
      FROM pg_current_snapshot() s`,
 );
 
@@ -266,11 +268,20 @@ export const filmsOfGenres = filmsOf('films_of_genres', 'content.genre_film_work
  * The read's version for Elasticsearch's external versioning, from this statement's snapshot:
  * xmax only grows, and while it stands still the in-progress list only shrinks, so a later
  * snapshot never gets a smaller number, and an equal number means it sees the same data. Every
- * document query selects it (`version` column of a `snap` CTE).
+ * document query selects it (`version` column of a `snap` CTE). The version base is added to xmax:
+ * raised once the database went back in time (migrations/0008_version_base.sql), it keeps the new
+ * timeline's reads above everything the index holds.
  */
-export const SNAPSHOT_VERSION = `SELECT (pg_snapshot_xmax(s)::text::numeric * 65536
+export const SNAPSHOT_VERSION = `SELECT ((pg_snapshot_xmax(s)::text::numeric
+               + coalesce((SELECT base FROM etl.version_base), 0)) * 65536
              + 65535 - least(65535, (SELECT count(*) FROM pg_snapshot_xip(s))))::text AS version
        FROM pg_current_snapshot() s`;
+
+/** Raise the version base to at least $1 (src/capture/rewind.ts); returns the base in force. */
+export const raiseVersionBase = query<{ base: string }>(
+  'raise_version_base',
+  `UPDATE etl.version_base SET base = greatest(base, $1::bigint) RETURNING base::text AS base`,
+);
 
 /** A document query's rows: the document as JSON text, or null when its row is gone. */
 export interface DocumentRow {

@@ -1,0 +1,118 @@
+/**
+ * A database that went back in time (restored from a backup, a standby promoted before it had
+ * replayed everything, moved to another server): its transaction counter is below what the
+ * deployment saw. PostgreSQL's counter cannot be wound back here, so the test moves the rest
+ * forward instead, which is the same thing as seen from the syncer: the watermarks in Redis and
+ * the versions of some documents in the index are set a million transactions ahead, as a lost
+ * timeline would have left them, with its content (a title, a film this database never had).
+ * Edits, a deletion and an insertion on the database as it is must all reach the index.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { Watermarks, type Snapshot } from '../../src/queue/watermarks.js';
+import { insertFilm, seedCatalog } from '../helpers/catalog.js';
+import { waitForConvergence } from '../helpers/convergence.js';
+import { createSandbox, type Sandbox } from '../helpers/isolation.js';
+import { capturingLog, migrateSandbox, startSyncer } from '../helpers/syncerHarness.js';
+
+const AHEAD = 1_000_000n;
+
+describe('a database that went back in time', () => {
+  let sandbox: Sandbox;
+
+  before(async () => {
+    sandbox = await createSandbox('rewound');
+    await migrateSandbox(sandbox);
+    await seedCatalog(sandbox.pg, 80, 3, 10);
+  });
+
+  after(async () => {
+    await sandbox.cleanup();
+  });
+
+  it('raises the versions past the index, loads every index again, and loses no edit', async () => {
+    const first = await startSyncer(sandbox, { pollIntervalMs: 500 });
+    let watermarkKeys: string[];
+    try {
+      await waitForConvergence(sandbox);
+      watermarkKeys = new Watermarks(first.store).keysOf('all');
+    } finally {
+      await first.stop();
+    }
+
+    // The lost timeline: watermarks and versions a million transactions ahead of the server.
+    const marks = await sandbox.redis.mget(...watermarkKeys);
+    for (const [i, raw] of marks.entries()) {
+      assert.ok(raw, 'every watermark set');
+      const mark = JSON.parse(raw) as Snapshot;
+      const ahead = (x: string) => (BigInt(x) + AHEAD).toString();
+      const moved = { ...mark, xmin: ahead(mark.xmin), xmax: ahead(mark.xmax), xip: [] };
+      await sandbox.redis.set(watermarkKeys[i] ?? '', JSON.stringify(moved));
+    }
+    const [now] = (
+      await sandbox.pg.query<{ xmax: string }>(
+        `SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS xmax`,
+      )
+    ).rows;
+    const lostVersion = Number((BigInt(now?.xmax ?? '0') + AHEAD) * 65536n);
+    const { rows: films } = await sandbox.pg.query<{ id: string }>(
+      `SELECT id FROM content.film_work ORDER BY id LIMIT 3`,
+    );
+    const [edited, deleted, untouched] = films.map((f) => f.id);
+    assert.ok(edited && deleted && untouched);
+    const index = sandbox.config.index;
+    const phantom = randomUUID(); // a film only the lost timeline had
+    for (const id of [edited, deleted, untouched, phantom]) {
+      const current = await sandbox.es
+        .get<Record<string, unknown>>({ index, id })
+        .catch(() => ({ _source: { id, title: '', imdb_rating: null } }));
+      await sandbox.es.index({
+        index,
+        id,
+        version: lostVersion,
+        version_type: 'external_gte',
+        document: { ...current._source, id, title: 'From the lost timeline' },
+      });
+    }
+
+    // The database as it is now.
+    await sandbox.pg.query(`UPDATE content.film_work SET title = 'Edited after' WHERE id = $1`, [
+      edited,
+    ]);
+    await sandbox.pg.query(`DELETE FROM content.film_work WHERE id = $1`, [deleted]);
+    await insertFilm(sandbox.pg, 'Inserted after');
+
+    const { log, lines } = capturingLog();
+    const second = await startSyncer(sandbox, { pollIntervalMs: 500 }, log);
+    try {
+      // The oracle: every index equal to the documents Postgres makes now.
+      await waitForConvergence(sandbox, 60_000);
+      assert.ok(
+        lines().some((l) => String(l.msg).startsWith('the database went back in time')),
+        'said what happened',
+      );
+      const { rows } = await sandbox.pg.query<{ base: string }>(
+        'SELECT base::text AS base FROM etl.version_base',
+      );
+      assert.ok(BigInt(rows[0]?.base ?? '0') >= AHEAD, `version base ${rows[0]?.base}`);
+      const doc = await sandbox.es.get<{ title: string }>({ index, id: untouched });
+      assert.notEqual(doc._source?.title, 'From the lost timeline');
+    } finally {
+      await second.stop();
+    }
+
+    // Recovered: an edit now goes through at once, and the next start finds nothing to recover.
+    const later = capturingLog();
+    const third = await startSyncer(sandbox, { pollIntervalMs: 500 }, later.log);
+    try {
+      await sandbox.pg.query(`UPDATE content.film_work SET title = 'Edited later' WHERE id = $1`, [
+        edited,
+      ]);
+      await waitForConvergence(sandbox);
+      assert.ok(!later.lines().some((l) => String(l.msg).startsWith('the database went back')));
+    } finally {
+      await third.stop();
+    }
+  });
+});
