@@ -216,13 +216,7 @@ export class Poller {
     if (rewind && (await this.recoverFromRewind(rewind, snapshot))) return this.load(signal);
     const truncation = marks.get('truncation');
     if (truncation) {
-      const truncated = await this.read('truncations', () =>
-        this.deps.db.query(sql.truncationsSince, [
-          truncation.xmin,
-          truncation.xmax,
-          truncation.xip,
-        ]),
-      );
+      const truncated = await this.truncatedSince(truncation);
       if (truncated.length > 0) {
         log.info({ tables: truncated.map((t) => t.table_name) }, 'table truncated: full load');
         return this.load(signal, undefined, true);
@@ -443,8 +437,9 @@ export class Poller {
   /**
    * Queue every document of `scope.kinds` (all kinds by default) and sweep those whose row is
    * gone; then set the watermarks of `scope.tables` (all by default) to the snapshot taken first.
-   * A load that was interrupted resumes where it stopped, unless `fresh` (after a TRUNCATE, the
-   * old plan's snapshot is older than the truncation: it must start over).
+   * A load that was interrupted resumes where it stopped. `fresh` (after a TRUNCATE): only one
+   * begun after the truncation, i.e. the load it called for; an older plan's snapshot still holds
+   * the removed rows, and its load starts over.
    */
   async fullLoad(
     signal?: AbortSignal,
@@ -619,10 +614,7 @@ export class Poller {
     if (truncation) {
       const mark = marks.get('truncation');
       if (!mark) return true;
-      const truncated = await this.read('truncations', () =>
-        this.deps.db.query(sql.truncationsSince, [mark.xmin, mark.xmax, mark.xip]),
-      );
-      return truncated.length > 0;
+      return (await this.truncatedSince(mark)).length > 0;
     }
     // A reload (no watermark to set): while one of its indices still has a request pending.
     if (scope.tables !== 'all' && scope.tables.length === 0) {
@@ -640,11 +632,14 @@ export class Poller {
     serverRun: string,
   ): Promise<{ plan: PlanState; run: PlanRun }> {
     const { plans, log } = this.deps;
-    const old = fresh ? null : await plans.current();
+    const old = await plans.current();
     if (
       old?.id !== undefined &&
       old.epoch === epoch &&
       covers(old, scope) &&
+      // After a TRUNCATE, only a plan begun after it (the interrupted load it called for): an
+      // older one's snapshot still holds the removed rows.
+      (!fresh || (await this.truncatedSince(old.snapshot)).length === 0) &&
       // Never a plan of a timeline the database has lost (src/capture/rewind.ts): its snapshot,
       // ahead of the server, would become the watermarks.
       !rewindOf(await this.snapshot(), [old.snapshot])?.behindBy
@@ -841,6 +836,13 @@ export class Poller {
       .reduce((a, b) => (b < a ? b : a))
       .toString();
     await this.read('prune tombstones', () => this.deps.db.query(sql.pruneTombstones, [oldest]));
+  }
+
+  /** The tables truncated by transactions `since` could not see (committed after it). */
+  private truncatedSince(since: Snapshot): Promise<{ table_name: string }[]> {
+    return this.read('truncations', () =>
+      this.deps.db.query(sql.truncationsSince, [since.xmin, since.xmax, since.xip]),
+    );
   }
 
   private async snapshot(): Promise<Snapshot> {

@@ -104,4 +104,34 @@ describe('a full load of a catalog many times the queue bound', () => {
     assert.ok(peak <= MOST, `queue reached ${peak} (bound ${BOUND})`);
     assert.equal(await plansNow.current(), null, 'the finished plan is gone');
   });
+  it('resumes the load a TRUNCATE began, once interrupted, instead of starting over', async () => {
+    // The load a TRUNCATE calls for begins after it: its plan serves the truncation, and one
+    // interrupted (a restart, a lost lease) must be resumed, not begun again each time.
+    for (const running of syncers.splice(0)) await running.stop();
+    proxy ??= await EsFaultProxy.start(sandbox.config.elasticsearch.url);
+    proxy.forward();
+    const elasticsearch = { ...sandbox.config.elasticsearch, url: proxy.url };
+    const first = await startSyncer(sandbox, { ...SMALL, elasticsearch });
+    syncers.push(first);
+    await waitForConvergence(sandbox, 60_000);
+    proxy.down();
+    await sandbox.pg.query('TRUNCATE content.genre_film_work');
+    const plans = new FullLoadPlans(first.store);
+    await eventually(
+      async () => (await plans.current()) !== null && (await first.queue.depth()) >= BOUND,
+      30_000,
+      'the load after the TRUNCATE under way',
+    );
+    await first.stop();
+    syncers.pop();
+    proxy.forward();
+
+    const { log, lines } = capturingLog();
+    const second = await startSyncer(sandbox, SMALL, log);
+    syncers.push(second);
+    await waitForConvergence(sandbox, 120_000);
+    const messages = lines().map((l) => l.msg);
+    assert.ok(messages.includes('full load: resuming where it stopped'), messages.join('\n'));
+    assert.ok(!messages.includes('full load: queueing every document'), 'it did not start over');
+  });
 });
