@@ -31,6 +31,20 @@ interface SavedSettings {
   owner?: string;
 }
 
+/**
+ * The replicas `index` had before a full load relaxed it, as saved in its `_meta` (null: the
+ * index did not set them); undefined when it is not relaxed. A reindex gives its new index these,
+ * not the load's 0: the saved settings go with the old index.
+ */
+export async function replicasBeforeBulkLoad(
+  es: Client,
+  index: string,
+): Promise<string | null | undefined> {
+  const mappings = await es.indices.getMapping({ index });
+  const saved = Object.values(mappings)[0]?.mappings._meta?.[META_KEY] as SavedSettings | undefined;
+  return saved?.number_of_replicas;
+}
+
 export class BulkLoadMode {
   private held: HeldLease | null = null;
   private readonly lease: Lease;

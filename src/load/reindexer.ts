@@ -26,6 +26,7 @@ import type { DocumentQueue } from '../queue/documentQueue.js';
 import type { HeldLease } from '../queue/lease.js';
 import type { ReadLock } from '../queue/readLock.js';
 import { sleep } from '../util/sleep.js';
+import { replicasBeforeBulkLoad } from './bulkLoadMode.js';
 import { BulkWriter } from './bulkWriter.js';
 import {
   markIndex,
@@ -136,9 +137,15 @@ async function buildAndSwap(
   const { es, log, kind } = deps;
   const { settings, mappings } = kind.definition;
   const { alias, from, to, writeAlias } = build;
-  const replicas = (
-    await es.indices.getSettings({ index: from[0] ?? alias, name: 'index.number_of_replicas' })
-  )[from[0] ?? alias]?.settings?.index?.number_of_replicas;
+  const source = from[0] ?? alias;
+  // A full load may hold the old index in bulk-load mode (no replicas until it ends): then what
+  // the index had before, which is put back on the old index only, and lost with it.
+  const relaxed = await replicasBeforeBulkLoad(es, source);
+  const replicas =
+    relaxed !== undefined
+      ? relaxed
+      : (await es.indices.getSettings({ index: source, name: 'index.number_of_replicas' }))[source]
+          ?.settings?.index?.number_of_replicas;
   await es.indices.create({
     index: to,
     settings: { ...settings, refresh_interval: '-1', number_of_replicas: 0 },
