@@ -137,7 +137,9 @@ export class ChangeCapture {
     // While a full load runs (here or in another syncer), no pass reads the changes before it
     // ends: the live path queues them, as when asleep, and does not wake the cadence.
     const passesServeLive = this.poller.servesLive;
-    if (this.cadence.state !== 'asleep' && passesServeLive && !sameAsLive) {
+    // Not a replay: a syncer that just took over has not run a pass yet, so it cannot know
+    // whether its passes serve live (its first one may resume another syncer's load).
+    if (this.cadence.state !== 'asleep' && passesServeLive && !sameAsLive && !replayed) {
       // Polling back to back already: the next pass (its snapshot is later than this commit)
       // reads the change. Queued here too, it would be indexed twice whenever it committed just
       // before a pass's snapshot, which back-to-back passes make the common case. Its

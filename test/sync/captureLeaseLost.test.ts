@@ -88,3 +88,79 @@ describe('a capture lease lost during a full load', () => {
     }
   });
 });
+
+describe("the capture lease taken over during another syncer's full load", () => {
+  let sandbox: Sandbox;
+
+  before(async () => {
+    sandbox = await createSandbox('capture_handover');
+    await migrateSandbox(sandbox);
+    await generateInto(sandbox.config.databaseUrl, 20_000);
+  });
+
+  after(async () => {
+    await sandbox.cleanup();
+  });
+
+  it('queues at once what the new holder heard before it took over', async () => {
+    // The new holder never ran a pass, and its first one resumes the other's load: no pass reads
+    // changes before the load's end, so what it heard as a standby must be queued at once.
+    const small = { sizeLimit: 50, bulkSize: 50 };
+    const loader = await startSyncer(sandbox, small);
+    let standby: Awaited<ReturnType<typeof startSyncer>> | null = null;
+    const title = async (id: string) => {
+      const doc = await sandbox.es
+        .get<{ title: string }>({ index: sandbox.config.index, id })
+        .catch(() => null);
+      return doc?._source?.title ?? null;
+    };
+    try {
+      standby = await startSyncer(sandbox, small);
+      const plans = new FullLoadPlans(standby.store);
+      const { rows } = await sandbox.pg.query<{ id: string }>(
+        'SELECT id FROM content.film_work ORDER BY id LIMIT 400',
+      );
+      let film = '';
+      await eventually(
+        async () => {
+          for (const { id } of rows) {
+            if ((await title(id)) !== null) {
+              film = id;
+              return true;
+            }
+          }
+          return false;
+        },
+        30_000,
+        'the load wrote one of the first films',
+      );
+      assert.ok(loader.captureLease.leading && !standby.captureLease.leading);
+      // Nobody captures for two seconds (the holder paused, say); the edit is heard by both.
+      const other = { holder: 'another-syncer', since: new Date().toISOString(), token: 'x' };
+      await sandbox.redis.set(
+        `${sandbox.config.redisPrefix}capture`,
+        JSON.stringify(other),
+        'PX',
+        2_000,
+      );
+      await eventually(() => !loader.captureLease.leading, 5_000, 'the loss noticed');
+      await sandbox.pg.query(
+        `UPDATE content.film_work SET title = 'edited at the handover' WHERE id = $1`,
+        [film],
+      );
+      await new Promise((resolve) => setTimeout(resolve, 300)); // the notification delivered
+      await loader.stop(); // its load's lease goes with it: the standby resumes the load
+      const next = standby;
+      await eventually(() => next.captureLease.leading, 10_000, 'the standby taking over');
+      await eventually(
+        async () => (await title(film)) === 'edited at the handover',
+        20_000,
+        'the edit written',
+      );
+      assert.notEqual(await plans.current(), null, 'written while the full load still runs');
+    } finally {
+      await standby?.stop();
+      await loader.stop();
+    }
+  });
+});
