@@ -307,6 +307,15 @@ export class Poller {
       }
       queued += await fanOut.run(plan);
     }
+    // A walk of whole indices lasts as long as a full load, and this pass is the one the live
+    // path would leave what it hears to: meanwhile it queues it, as during a load, instead.
+    if (reload.size > 0) {
+      this.incremental = false;
+      this.deps.log.info(
+        { table, rows, indices: [...reload].map((k) => k.name) },
+        'many rows changed: queueing every document of the indices they fan out to',
+      );
+    }
     for (const kind of reload) queued += (await this.queueEvery(kind, signal)).queued;
     if (reload.size > 0)
       this.deps.log.info(

@@ -1,0 +1,91 @@
+/**
+ * A statement that changes more rows than are worth resolving one by one (over 10,000 people,
+ * say) has its pass queue every document of the indices they fan out to instead: a walk of a
+ * whole index, as long as a full load. Edits made meanwhile must not wait for its end.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { generateInto } from '../../bench/catalog.js';
+import { eventually } from '../helpers/convergence.js';
+import { createSandbox, type Sandbox } from '../helpers/isolation.js';
+import { capturingLog, migrateSandbox, startSyncer } from '../helpers/syncerHarness.js';
+
+const WALK_BEGUN = 'many rows changed: queueing every document of the indices they fan out to';
+const WALK_DONE =
+  'many rows changed: every document of the indices they fan out to is queued instead';
+
+describe('a statement that changes very many rows', () => {
+  let sandbox: Sandbox;
+
+  before(async () => {
+    sandbox = await createSandbox('big_statement');
+    await migrateSandbox(sandbox);
+    await generateInto(sandbox.config.databaseUrl, 5_000);
+  });
+
+  after(async () => {
+    await sandbox.cleanup();
+  });
+
+  it('lets an edit made during the walk it causes through at once', async () => {
+    // One indexer: the people's own documents fill the queue first, and the walk waits for room
+    // behind them, so it lasts many seconds.
+    const { log, lines } = capturingLog();
+    const syncer = await startSyncer(
+      sandbox,
+      { sizeLimit: 50, bulkSize: 50, sleepMs: 0, workers: 1 },
+      log,
+    );
+    const title = async (id: string) =>
+      (
+        await sandbox.es
+          .get<{ title: string }>({ index: sandbox.config.index, id })
+          .catch(() => null)
+      )?._source?.title ?? null;
+    try {
+      await eventually(
+        async () =>
+          (await syncer.queue.depth()) === 0 &&
+          (await syncer.queue.inFlight()).length === 0 &&
+          lines().some((l) => l.msg === 'full load queued'),
+        180_000,
+        'the first full load done',
+      );
+      // The film the walk reaches last; none of its people change (their fan-out would read it
+      // again): only the live path can bring its edit in before the walk ends.
+      const { rows } = await sandbox.pg.query<{ id: string }>(
+        `SELECT id FROM content.film_work ORDER BY id DESC LIMIT 1`,
+      );
+      const film = rows[0]?.id ?? '';
+      const people = await sandbox.pg.query(
+        `UPDATE content.person SET full_name = full_name || ' ' WHERE id IN
+           (SELECT id FROM content.person p
+             WHERE NOT EXISTS (SELECT 1 FROM content.person_film_work l
+                                WHERE l.person_id = p.id AND l.film_work_id = $1)
+             ORDER BY id LIMIT 10500)`,
+        [film],
+      );
+      assert.equal(people.rowCount, 10_500);
+      await eventually(
+        () => lines().some((l) => l.msg === WALK_BEGUN),
+        30_000,
+        'the walk under way',
+      );
+      await sandbox.pg.query(
+        `UPDATE content.film_work SET title = 'During the walk' WHERE id = $1`,
+        [film],
+      );
+      await eventually(
+        async () => (await title(film)) === 'During the walk',
+        30_000,
+        'the edit written',
+      );
+      assert.ok(
+        !lines().some((l) => l.msg === WALK_DONE),
+        'the edit was written while the walk still ran',
+      );
+    } finally {
+      await syncer.stop();
+    }
+  });
+});
