@@ -56,7 +56,7 @@ export function matchOutcomes(
  * - indexed / deleted: done (a delete of a document that is not there is done too);
  * - stale: 409, a newer version is indexed: done, nothing to write;
  * - index-missing: the index or alias is gone: retry once it is back;
- * - retry: 429 / 5xx or a write block on the index, not now but later;
+ * - retry: 429 / 5xx, not now but later;
  * - dead: refused for good (mapping, unparsable value): a dead letter.
  */
 export type ItemVerdict = 'indexed' | 'deleted' | 'stale' | 'index-missing' | 'retry' | 'dead';
@@ -68,9 +68,7 @@ export function classifyItem(op: Operation, outcome: Outcome): ItemVerdict {
   if (status === 409) return 'stale';
   if (status === 404 && op.kind === 'delete' && errorType === undefined) return 'deleted';
   if (errorType === 'index_not_found_exception') return 'index-missing';
-  // A block on the index (index.blocks.write or read_only set by an operator or a lifecycle step;
-  // 403, where a full disk's block answers 429) is lifted in time, and the document with it.
-  if (isTransientStatus(status) || errorType === 'cluster_block_exception') return 'retry';
+  if (isTransientStatus(status)) return 'retry';
   return 'dead';
 }
 

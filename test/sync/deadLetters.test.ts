@@ -75,40 +75,6 @@ describe('documents Elasticsearch refuses', () => {
     );
   });
 
-  it('waits out a write block on the index instead of refusing the documents', async () => {
-    // An operator's block (index.blocks.write: maintenance, a lifecycle step) answers each item
-    // 403 cluster_block_exception. It is lifted by hand, and the documents must then load by
-    // themselves, not wait in the dead letters for someone to re-drive them.
-    const { rows } = await sandbox.pg.query<{ id: string }>(
-      `SELECT id FROM content.film_work ORDER BY id OFFSET 10 LIMIT 1`,
-    );
-    const id = rows[0]?.id ?? '';
-    const index = sandbox.config.index;
-    await sandbox.es.indices.putSettings({ index, settings: { 'index.blocks.write': true } });
-    try {
-      await sandbox.pg.query(
-        `UPDATE content.film_work SET title = 'Written after the block' WHERE id = $1`,
-        [id],
-      );
-      await eventually(
-        async () =>
-          (await syncer.queue.inFlight()).length > 0 || (await syncer.deadLetters.count()) > 0,
-        15_000,
-        'the edit claimed',
-      );
-      // A refusal takes one bulk request; two seconds later the claim is still being retried.
-      await new Promise((resolve) => setTimeout(resolve, 2_000));
-      assert.equal(await syncer.deadLetters.count(), 0, 'no dead letter for a block');
-      assert.ok((await syncer.queue.inFlight()).length > 0, 'the claim waits in hand');
-    } finally {
-      await sandbox.es.indices.putSettings({ index, settings: { 'index.blocks.write': null } });
-    }
-    await waitForConvergence(sandbox);
-    const doc = await sandbox.es.get<{ title: string }>({ index, id });
-    assert.equal(doc._source?.title, 'Written after the block');
-    assert.equal(await syncer.deadLetters.count(), 0);
-  });
-
   it('can be re-driven after the cause is fixed elsewhere', async () => {
     const { rows } = await sandbox.pg.query<{ id: string }>(
       `SELECT id FROM content.film_work ORDER BY id DESC LIMIT 1`,
