@@ -401,21 +401,27 @@ export class Poller {
 
   /**
    * The database went back in time (src/capture/rewind.ts): raise the version base if needed,
-   * then, when the watermarks are ahead of it, drop them; resolves to whether every index must be
-   * loaded again. Each step may be repeated: interrupted, the next pass finds what is left.
+   * then, when the watermarks belong to a lost history, drop them with the epoch; resolves to
+   * whether every index must be loaded again. Each step may be repeated: interrupted, the next
+   * pass finds what is left.
    */
   private async recoverFromRewind(rewind: Rewind, now: Snapshot): Promise<boolean> {
     const { db, log, watermarks } = this.deps;
     log.error(
       {
         behind_by: rewind.behindBy.toString(),
+        other_history: rewind.otherHistory,
         server_xmax: now.xmax,
+        server: now.system,
+        timeline: now.timeline,
         version_base: now.base,
         raise_base_to: rewind.raiseBaseTo?.toString() ?? null,
       },
-      'the database went back in time (restored from a backup, a standby promoted, or moved to ' +
-        'another server): its transaction ids are behind what the indices were synced from. ' +
-        "Versions are raised past the indices' and every index is loaded again",
+      rewind.reload
+        ? 'the database went back in time, or is another server or history than the indices ' +
+            'were synced from (restored from a backup, a standby promoted, moved by dump and ' +
+            "restore): versions are raised past the indices' and every index is loaded again"
+        : "the version base is below what the indices were written with: raised past the indices'",
     );
     if (rewind.raiseBaseTo !== null) {
       const target = rewind.raiseBaseTo.toString();
@@ -430,9 +436,9 @@ export class Poller {
       );
       if (raised.length === 0) throw new Error('etl.version_base has no row: run npm run migrate');
     }
-    // Transactions heard before: their ids are being used again by the new timeline.
+    if (!rewind.reload) return false;
+    // Transactions heard before: their ids may be used again by the new history.
     this.deps.handled?.forgetAll();
-    if (rewind.behindBy === 0n) return false;
     await watermarks.forget();
     return true;
   }
@@ -651,7 +657,7 @@ export class Poller {
       (!fresh || (await this.truncatedSince(old.snapshot)).length === 0) &&
       // Never a plan of a timeline the database has lost (src/capture/rewind.ts): its snapshot,
       // ahead of the server, would become the watermarks.
-      !rewindOf(await this.snapshot(), [old.snapshot])?.behindBy
+      !rewindOf(await this.snapshot(), [old.snapshot])?.reload
     ) {
       log.info(
         { began: old.began, queued: await plans.queued(), indices: old.kinds },
@@ -869,6 +875,8 @@ export class Poller {
         xip: row.xip,
         at: row.at.toISOString(),
         base: row.base,
+        system: row.system,
+        timeline: row.timeline,
       },
       awake: row.awake,
     };

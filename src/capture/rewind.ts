@@ -1,20 +1,30 @@
 /**
  * A database that went back in time: restored from a backup, a standby promoted before it had
  * replayed everything, the catalog moved to another server by dump and restore. PostgreSQL's
- * transaction counter then stands below what this deployment already saw, which breaks two things
- * that rely on it only growing:
- *  - the poller's watermarks are ahead of it, so every row the new timeline writes looks already
+ * transaction counter then stands below what this deployment already saw, which breaks what
+ * relies on it only growing:
+ *  - the poller's watermarks are ahead of it, so every row the new history writes looks already
  *    read, and the tombstone pruning would delete tombstones not read yet;
  *  - the versions in the index are ahead of every read, so Elasticsearch refuses each write as
- *    stale (409), which is how a late, older read is meant to end: the edit is dropped silently.
+ *    stale (409), which is how a late, older read is meant to end: the edit is dropped silently;
+ *  - transaction ids the live path heard are used again by other transactions, which a pass must
+ *    not skip as heard.
  *
- * The first pass that sees it (the watermarks' xmax above the server's) recovers: it raises the
- * version base (migrations/0008_version_base.sql) past every version the index can hold, forgets
- * the watermarks' epoch and loads every index again. The load rewrites every document with a
- * version that wins, sweeps the documents of rows this timeline does not have, and sets new
- * watermarks. Each step can be repeated, so a crash halfway through is recovered by the next
- * pass: the base is raised first, and a base already raised is recognised (xmax plus base above
- * the watermarks'), the watermarks still ahead reset all the same.
+ * Two signs, either enough: the server is another one or on another history than the one the
+ * watermarks were taken on (its system identifier or its timeline changed: a new cluster, a
+ * promotion, a point-in-time restore), or its counter is behind the watermarks (a server that
+ * says neither, a backup restored in place). The identity catches a standby promoted a few
+ * transactions behind, whose counter is not behind the watermarks (they are the last pass's
+ * snapshot, older than what the indexers read since) but behind what the index holds.
+ *
+ * The first pass that sees it recovers: it raises the version base
+ * (migrations/0008_version_base.sql) past every version the index can hold, forgets what the live
+ * path heard, and drops the epoch and the watermarks, so every index is loaded again under a new
+ * epoch (a load begun on the old history can no longer record its progress). The load rewrites
+ * every document with a version that wins, sweeps the documents of rows this history does not
+ * have, and sets new watermarks. Each step can be repeated, so a crash halfway through is
+ * recovered by the next pass. A failover that lost nothing (a synchronous standby) is recovered
+ * the same way: a load more, nothing wrong.
  *
  * What it cannot see: a rewind that Redis forgot too (no watermarks left to compare): the load
  * that follows any Redis loss then writes below the index's versions. `npm run reindex` builds
@@ -23,39 +33,49 @@
 import type { Snapshot } from '../queue/watermarks.js';
 
 /**
- * Headroom above the highest version the watermarks recorded: reads can be a little ahead of the
- * last pass's snapshot (they run between passes), by far fewer transactions than this. Versions
- * stay below Elasticsearch's limit (2^63) for thousands of rewinds: (xmax + base) * 2^16 < 2^63.
+ * Headroom above the highest version the watermarks recorded: the indexers read ahead of the last
+ * pass's snapshot (a pass every few seconds, and none during a full load), by far fewer
+ * transactions than this. Small enough to keep versions exact where they are numbers: xmax plus
+ * base stays below 2^37 (JavaScript's 2^53 over the version's 2^16) for two thousand rewinds.
  */
-export const REWIND_HEADROOM = 2n ** 32n;
+export const REWIND_HEADROOM = 2n ** 26n;
 
 export interface Rewind {
   /** How far the server's counter is behind the furthest watermark (transactions); 0 if not. */
   behindBy: bigint;
+  /** The server is another one, or on another history, than some watermark's. */
+  otherHistory: boolean;
   /** The version base that puts every new read above what the index holds; null when in force. */
   raiseBaseTo: bigint | null;
+  /** Whether every index must be loaded again (the watermarks belong to a lost history). */
+  reload: boolean;
 }
 
-/**
- * Whether `now` (the server's snapshot) is behind the recorded watermarks, in its counter or in
- * its versions (the counter plus the base: a database restored with an older base), and what
- * to do; null when neither.
- */
+/** Whether `now` (the server's snapshot) is behind the recorded watermarks, and what to do. */
 export function rewindOf(now: Snapshot, marks: Iterable<Snapshot | null>): Rewind | null {
   const xmax = BigInt(now.xmax);
   const base = BigInt(now.base ?? '0');
   let furthest = -1n;
   let furthestVersion = -1n;
+  let otherHistory = false;
   for (const mark of marks) {
     if (!mark) continue;
     const markXmax = BigInt(mark.xmax);
     if (markXmax > furthest) furthest = markXmax;
     const reached = markXmax + BigInt(mark.base ?? '0');
     if (reached > furthestVersion) furthestVersion = reached;
+    // Recorded before 0.3 without them: only the counter can tell.
+    if (
+      (mark.system !== undefined && now.system !== undefined && mark.system !== now.system) ||
+      (mark.timeline !== undefined && now.timeline !== undefined && mark.timeline !== now.timeline)
+    )
+      otherHistory = true;
   }
   const behindBy = furthest > xmax ? furthest - xmax : 0n;
-  // Raised already (a recovery interrupted after this step): the load is what is left to do.
-  const raiseBaseTo =
-    xmax + base >= furthestVersion ? null : furthestVersion - xmax + REWIND_HEADROOM;
-  return behindBy === 0n && raiseBaseTo === null ? null : { behindBy, raiseBaseTo };
+  const reload = behindBy > 0n || otherHistory;
+  // On a lost history the index may hold versions a little past the watermarks: the headroom.
+  // Otherwise only a base lower than the watermarks' (restored with an older one) needs raising.
+  const needed = reload ? furthestVersion + REWIND_HEADROOM : furthestVersion;
+  const raiseBaseTo = xmax + base >= needed ? null : needed - xmax;
+  return reload || raiseBaseTo !== null ? { behindBy, otherHistory, raiseBaseTo, reload } : null;
 }

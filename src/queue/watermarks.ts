@@ -40,6 +40,9 @@ export interface Snapshot {
    * snapshots recorded before 0.3.
    */
   base?: string;
+  /** The server's system identifier and timeline then (src/capture/rewind.ts); absent before 0.3. */
+  system?: string;
+  timeline?: string;
 }
 
 export class Watermarks {
@@ -91,12 +94,13 @@ export class Watermarks {
   }
 
   /**
-   * Drop every watermark (the epoch stays): the next pass loads every index and sets them anew,
-   * resuming that load if it is interrupted. For a database that went back in time
-   * (src/capture/rewind.ts), whose watermarks are ahead of it.
+   * Drop the epoch and every watermark: the next pass loads every index under a new epoch and sets
+   * them anew (resuming that load if it is interrupted), and work begun under the old epoch (a
+   * pass, a load of another syncer) can no longer record its progress. For a database that went
+   * back in time (src/capture/rewind.ts): what was recorded belongs to a history it has lost.
    */
   async forget(): Promise<void> {
-    await this.store.redis.del(...this.keysOf('all'));
+    await this.store.redis.del(this.epochKey, ...this.keysOf('all'));
   }
 
   /** The run_id of the server holding the state (RedisStore.serverRun). */

@@ -78,6 +78,8 @@ export const currentSnapshot = query<{
   at: Date;
   awake: boolean;
   base: string;
+  system: string;
+  timeline: string;
 }>(
   'current_snapshot',
   // `awake`: whether writers still see the doorbell's awake window open (src/capture/doorbell.ts).
@@ -86,7 +88,12 @@ export const currentSnapshot = query<{
           coalesce((SELECT array_agg(x::text) FROM pg_snapshot_xip(s) x), '{}') AS xip,
           now() AS at,
           coalesce((SELECT awake_until > clock_timestamp() FROM etl.doorbell), false) AS awake,
-          coalesce((SELECT base FROM etl.version_base), 0)::text AS base
+          coalesce((SELECT base FROM etl.version_base), 0)::text AS base,
+          -- Which server and which of its histories (src/capture/rewind.ts): a cluster made anew
+          -- (dump and restore) has another identifier, a promoted standby or a point-in-time
+          -- restore another timeline (the first 8 hex digits of a WAL file's name).
+          (SELECT system_identifier::text FROM pg_control_system()) AS system,
+          substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) AS timeline
      FROM pg_current_snapshot() s`,
 );
 

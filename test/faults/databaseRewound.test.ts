@@ -12,7 +12,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Watermarks, type Snapshot } from '../../src/queue/watermarks.js';
 import { insertFilm, seedCatalog } from '../helpers/catalog.js';
-import { waitForConvergence } from '../helpers/convergence.js';
+import { waitForConvergence, waitForFullLoadDone } from '../helpers/convergence.js';
 import { createSandbox, type Sandbox } from '../helpers/isolation.js';
 import { capturingLog, migrateSandbox, startSyncer } from '../helpers/syncerHarness.js';
 
@@ -36,6 +36,7 @@ describe('a database that went back in time', () => {
     let watermarkKeys: string[];
     try {
       await waitForConvergence(sandbox);
+      await waitForFullLoadDone(sandbox);
       watermarkKeys = new Watermarks(first.store).keysOf('all');
     } finally {
       await first.stop();
@@ -113,6 +114,66 @@ describe('a database that went back in time', () => {
       assert.ok(!later.lines().some((l) => String(l.msg).startsWith('the database went back')));
     } finally {
       await third.stop();
+    }
+  });
+  it('recovers from a standby promoted a few transactions behind what was indexed', async () => {
+    // The watermarks are the last pass's snapshot, older than what the indexers read since: the
+    // counter is not behind them, only the timeline says the history changed.
+    const first = await startSyncer(sandbox, { pollIntervalMs: 500 });
+    let watermarkKeys: string[];
+    try {
+      await waitForConvergence(sandbox);
+      await waitForFullLoadDone(sandbox);
+      watermarkKeys = new Watermarks(first.store).keysOf('all');
+    } finally {
+      await first.stop();
+    }
+    const marks = await sandbox.redis.mget(...watermarkKeys);
+    for (const [i, raw] of marks.entries()) {
+      assert.ok(raw, 'every watermark set');
+      const mark = JSON.parse(raw) as Snapshot;
+      assert.ok(mark.timeline, 'watermarks record their timeline');
+      await sandbox.redis.set(
+        watermarkKeys[i] ?? '',
+        JSON.stringify({ ...mark, timeline: 'FFFFFFFF' }), // the history the standby never had
+      );
+    }
+    const [now] = (
+      await sandbox.pg.query<{ reached: string }>(
+        `SELECT (pg_snapshot_xmax(pg_current_snapshot())::text::numeric
+                 + (SELECT base FROM etl.version_base))::text AS reached`,
+      )
+    ).rows;
+    // Read on the old primary just before it failed: a thousand transactions past the watermarks.
+    const aheadVersion = Number((BigInt(now?.reached ?? '0') + 1_000n) * 65536n);
+    const index = sandbox.config.index;
+    const { rows } = await sandbox.pg.query<{ id: string }>(
+      `SELECT id FROM content.film_work ORDER BY id DESC LIMIT 1`,
+    );
+    const film = rows[0]?.id ?? '';
+    const current = await sandbox.es.get<Record<string, unknown>>({ index, id: film });
+    await sandbox.es.index({
+      index,
+      id: film,
+      version: aheadVersion,
+      version_type: 'external_gte',
+      document: { ...current._source, title: 'Lost in the failover' },
+    });
+    await sandbox.pg.query(
+      `UPDATE content.film_work SET title = 'After the failover' WHERE id = $1`,
+      [film],
+    );
+
+    const { log, lines } = capturingLog();
+    const second = await startSyncer(sandbox, { pollIntervalMs: 500 }, log);
+    try {
+      await waitForConvergence(sandbox, 60_000);
+      assert.ok(
+        lines().some((l) => l.other_history === true),
+        'said the history changed',
+      );
+    } finally {
+      await second.stop();
     }
   });
 });

@@ -1,49 +1,79 @@
 /**
- * Telling a database that went back in time from one that did not (src/capture/rewind.ts).
+ * Telling a database that went back in time, or another server or history, from one that did
+ * not (src/capture/rewind.ts).
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { REWIND_HEADROOM, rewindOf } from '../../src/capture/rewind.js';
 import type { Snapshot } from '../../src/queue/watermarks.js';
 
-const at = (xmax: number, base?: number): Snapshot => ({
+const at = (
+  xmax: number,
+  more: { base?: number; system?: string; timeline?: string } = {},
+): Snapshot => ({
   xmin: String(xmax - 5),
   xmax: String(xmax),
   xip: [],
   at: '2026-12-06T00:00:00.000Z',
-  ...(base === undefined ? {} : { base: String(base) }),
+  ...(more.base === undefined ? {} : { base: String(more.base) }),
+  ...(more.system === undefined ? {} : { system: more.system }),
+  ...(more.timeline === undefined ? {} : { timeline: more.timeline }),
 });
+const here = { base: 0, system: '7716', timeline: '00000001' };
 
 describe('rewindOf', () => {
-  it('is null while the server is at or past every watermark', () => {
-    assert.equal(rewindOf(at(1_000, 0), [at(1_000, 0), at(900, 0), null]), null);
-    assert.equal(rewindOf(at(1_001), [at(1_000)]), null, 'snapshots from before 0.3: no base');
-    assert.equal(rewindOf(at(1_000, 0), []), null, 'nothing recorded');
+  it('is null while the server is the same, at or past every watermark', () => {
+    assert.equal(rewindOf(at(1_000, here), [at(1_000, here), at(900, here), null]), null);
+    assert.equal(rewindOf(at(1_001, here), [at(1_000)]), null, 'recorded before 0.3');
+    assert.equal(rewindOf(at(1_000, here), []), null, 'nothing recorded');
   });
 
-  it('raises the base past the furthest version when the counter went back', () => {
-    const rewind = rewindOf(at(400, 0), [at(1_000, 0), at(990, 0)]);
-    assert.deepEqual(rewind, { behindBy: 600n, raiseBaseTo: 600n + REWIND_HEADROOM });
+  it('raises the base past the furthest version and reloads when the counter went back', () => {
+    assert.deepEqual(rewindOf(at(400, here), [at(1_000, here), at(990, here)]), {
+      behindBy: 600n,
+      otherHistory: false,
+      raiseBaseTo: 600n + REWIND_HEADROOM,
+      reload: true,
+    });
+  });
+
+  it('reloads on another timeline or server even when the counter is not behind', () => {
+    // A standby promoted a few transactions behind what the indexers had read.
+    const promoted = rewindOf(at(1_010, { ...here, timeline: '00000002' }), [at(1_000, here)]);
+    assert.deepEqual(promoted, {
+      behindBy: 0n,
+      otherHistory: true,
+      raiseBaseTo: REWIND_HEADROOM - 10n,
+      reload: true,
+    });
+    const moved = rewindOf(at(5_000, { ...here, system: '9999' }), [at(1_000, here)]);
+    assert.equal(moved?.reload, true);
+    // Its counter is past the watermarks, not surely past what the indexers read after them.
+    assert.equal(moved.raiseBaseTo, 1_000n + REWIND_HEADROOM - 5_000n);
   });
 
   it('counts the base the watermarks were taken with', () => {
-    // The lost timeline had raised its base once already; the backup still has base 0.
-    const rewind = rewindOf(at(400, 0), [at(1_000, 5_000)]);
-    assert.deepEqual(rewind, { behindBy: 600n, raiseBaseTo: 5_600n + REWIND_HEADROOM });
+    // The lost history had raised its base once already; the backup still has base 0.
+    const rewind = rewindOf(at(400, here), [at(1_000, { ...here, base: 5_000 })]);
+    assert.equal(rewind?.raiseBaseTo, 5_600n + REWIND_HEADROOM);
   });
 
   it('asks only for the load when the base was raised already (an interrupted recovery)', () => {
     const raised = Number(600n + REWIND_HEADROOM);
-    assert.deepEqual(rewindOf(at(400, raised), [at(1_000, 0)]), {
+    assert.deepEqual(rewindOf(at(400, { ...here, base: raised }), [at(1_000, here)]), {
       behindBy: 600n,
+      otherHistory: false,
       raiseBaseTo: null,
+      reload: true,
     });
   });
 
-  it('raises the base alone when only the versions are behind (restored with an older base)', () => {
-    assert.deepEqual(rewindOf(at(1_200, 0), [at(1_000, 5_000)]), {
+  it('raises the base alone when only it is behind (restored with an older base)', () => {
+    assert.deepEqual(rewindOf(at(1_200, here), [at(1_000, { ...here, base: 5_000 })]), {
       behindBy: 0n,
-      raiseBaseTo: 4_800n + REWIND_HEADROOM,
+      otherHistory: false,
+      raiseBaseTo: 4_800n,
+      reload: false,
     });
   });
 });
