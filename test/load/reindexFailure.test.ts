@@ -256,6 +256,18 @@ describe('a reindex killed with SIGKILL mid-load', () => {
     const reindex = spawnReindex({ ...sandbox.env, ...SLOW_LOAD });
     const building = await midLoad(sandbox, reindex);
     await eventually(() => lastMirrorWrite() > 0, 10_000, 'the syncer mirroring');
+    // Killed while it does not hold the Postgres read lock: killed holding it, it would keep the
+    // syncer from reading (and so from mirroring) until that lease lapsed too, at about the same
+    // time as its own. Stopped first, so that it cannot take the lock between the look and the kill.
+    const readLock = `${sandbox.config.redisPrefix}lock:postgres-read`;
+    for (;;) {
+      reindex.child.kill('SIGSTOP');
+      const holder = await sandbox.redis.get(readLock);
+      if (!holder || !(JSON.parse(holder) as { holder: string }).holder.startsWith('reindex'))
+        break;
+      reindex.child.kill('SIGCONT');
+      await delay(20);
+    }
     reindex.child.kill('SIGKILL');
     const killedAt = Date.now();
     await reindex.exited;
