@@ -31,26 +31,33 @@ describe('a database that went back in time', () => {
     await sandbox.cleanup();
   });
 
-  it('raises the versions past the index, loads every index again, and loses no edit', async () => {
+  /** Converge, stop, then rewrite every watermark as a lost history would have left it. */
+  async function convergeThenRewrite(rewrite: (mark: Snapshot) => Snapshot): Promise<void> {
     const first = await startSyncer(sandbox, { pollIntervalMs: 500 });
-    let watermarkKeys: string[];
+    let keys: string[];
     try {
       await waitForConvergence(sandbox);
       await waitForFullLoadDone(sandbox);
-      watermarkKeys = new Watermarks(first.store).keysOf('all');
+      keys = new Watermarks(first.store).keysOf('all');
     } finally {
       await first.stop();
     }
-
-    // The lost timeline: watermarks and versions a million transactions ahead of the server.
-    const marks = await sandbox.redis.mget(...watermarkKeys);
+    const marks = await sandbox.redis.mget(...keys);
     for (const [i, raw] of marks.entries()) {
       assert.ok(raw, 'every watermark set');
-      const mark = JSON.parse(raw) as Snapshot;
-      const ahead = (x: string) => (BigInt(x) + AHEAD).toString();
-      const moved = { ...mark, xmin: ahead(mark.xmin), xmax: ahead(mark.xmax), xip: [] };
-      await sandbox.redis.set(watermarkKeys[i] ?? '', JSON.stringify(moved));
+      await sandbox.redis.set(keys[i] ?? '', JSON.stringify(rewrite(JSON.parse(raw) as Snapshot)));
     }
+  }
+
+  it('raises the versions past the index, loads every index again, and loses no edit', async () => {
+    // The lost timeline: watermarks and versions a million transactions ahead of the server.
+    const ahead = (x: string) => (BigInt(x) + AHEAD).toString();
+    await convergeThenRewrite((mark) => ({
+      ...mark,
+      xmin: ahead(mark.xmin),
+      xmax: ahead(mark.xmax),
+      xip: [],
+    }));
     const [now] = (
       await sandbox.pg.query<{ xmax: string }>(
         `SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS xmax`,
@@ -116,28 +123,14 @@ describe('a database that went back in time', () => {
       await third.stop();
     }
   });
+
   it('recovers from a standby promoted a few transactions behind what was indexed', async () => {
     // The watermarks are the last pass's snapshot, older than what the indexers read since: the
     // counter is not behind them, only the timeline says the history changed.
-    const first = await startSyncer(sandbox, { pollIntervalMs: 500 });
-    let watermarkKeys: string[];
-    try {
-      await waitForConvergence(sandbox);
-      await waitForFullLoadDone(sandbox);
-      watermarkKeys = new Watermarks(first.store).keysOf('all');
-    } finally {
-      await first.stop();
-    }
-    const marks = await sandbox.redis.mget(...watermarkKeys);
-    for (const [i, raw] of marks.entries()) {
-      assert.ok(raw, 'every watermark set');
-      const mark = JSON.parse(raw) as Snapshot;
+    await convergeThenRewrite((mark) => {
       assert.ok(mark.timeline, 'watermarks record their timeline');
-      await sandbox.redis.set(
-        watermarkKeys[i] ?? '',
-        JSON.stringify({ ...mark, timeline: 'FFFFFFFF' }), // the history the standby never had
-      );
-    }
+      return { ...mark, timeline: 'FFFFFFFF' }; // the history the standby never had
+    });
     const [now] = (
       await sandbox.pg.query<{ reached: string }>(
         `SELECT (pg_snapshot_xmax(pg_current_snapshot())::text::numeric

@@ -19,6 +19,48 @@ import { eventually } from '../helpers/convergence.js';
 import { createSandbox, type Sandbox } from '../helpers/isolation.js';
 import { migrateSandbox, startSyncer } from '../helpers/syncerHarness.js';
 
+/** A film's title in the films index (a realtime GET), or null when it is not there. */
+async function titleOf(sandbox: Sandbox, id: string): Promise<string | null> {
+  const doc = await sandbox.es
+    .get<{ title: string }>({ index: sandbox.config.index, id })
+    .catch(() => null);
+  return doc?._source?.title ?? null;
+}
+
+/** One of the first films that the load has written already: from then on only the live path
+ * can change it. */
+async function aFilmWritten(sandbox: Sandbox): Promise<string> {
+  const { rows } = await sandbox.pg.query<{ id: string }>(
+    'SELECT id FROM content.film_work ORDER BY id LIMIT 400',
+  );
+  let film = '';
+  await eventually(
+    async () => {
+      for (const { id } of rows) {
+        if ((await titleOf(sandbox, id)) !== null) {
+          film = id;
+          return true;
+        }
+      }
+      return false;
+    },
+    30_000,
+    'the load wrote one of the first films',
+  );
+  return film;
+}
+
+/** The capture lease lapsed and another process took it for two seconds (its holder paused). */
+async function leaseTakenForTwoSeconds(sandbox: Sandbox): Promise<void> {
+  const other = { holder: 'another-syncer', since: new Date().toISOString(), token: 'x' };
+  await sandbox.redis.set(
+    `${sandbox.config.redisPrefix}capture`,
+    JSON.stringify(other),
+    'PX',
+    2_000,
+  );
+}
+
 describe('a capture lease lost during a full load', () => {
   let sandbox: Sandbox;
 
@@ -36,41 +78,12 @@ describe('a capture lease lost during a full load', () => {
     // Small pages: the load runs long enough to lose the lease and edit in the middle of it.
     const syncer = await startSyncer(sandbox, { sizeLimit: 50, bulkSize: 50 });
     const plans = new FullLoadPlans(syncer.store);
-    const title = async (id: string) => {
-      const doc = await sandbox.es
-        .get<{ title: string }>({ index: sandbox.config.index, id })
-        .catch(() => null);
-      return doc?._source?.title ?? null;
-    };
     try {
-      const { rows } = await sandbox.pg.query<{ id: string }>(
-        'SELECT id FROM content.film_work ORDER BY id',
-      );
-      // A film the load has written already: from then on only the live path can change it.
-      let film = '';
-      await eventually(
-        async () => {
-          for (const { id } of rows.slice(0, 400)) {
-            if ((await title(id)) !== null) {
-              film = id;
-              return true;
-            }
-          }
-          return false;
-        },
-        30_000,
-        'the load wrote one of the first films',
-      );
+      const film = await aFilmWritten(sandbox);
       assert.ok(syncer.captureLease.leading);
-      // The lease lapsed and another process took it for two seconds (as if this one had paused):
-      // the holder's next refresh finds it lost, and it cannot take it back before it is free.
-      const other = { holder: 'another-syncer', since: new Date().toISOString(), token: 'x' };
-      await sandbox.redis.set(
-        `${sandbox.config.redisPrefix}capture`,
-        JSON.stringify(other),
-        'PX',
-        2_000,
-      );
+      // The holder's next refresh finds the lease lost, and it cannot take it back before it is
+      // free again.
+      await leaseTakenForTwoSeconds(sandbox);
       await eventually(() => !syncer.captureLease.leading, 5_000, 'the loss noticed');
       await sandbox.pg.query(
         `UPDATE content.film_work SET title = 'edited mid-load' WHERE id = $1`,
@@ -78,7 +91,7 @@ describe('a capture lease lost during a full load', () => {
       );
       await eventually(() => syncer.captureLease.leading, 5_000, 'the lease taken back');
       await eventually(
-        async () => (await title(film)) === 'edited mid-load',
+        async () => (await titleOf(sandbox, film)) === 'edited mid-load',
         20_000,
         'the edit written',
       );
@@ -108,41 +121,13 @@ describe("the capture lease taken over during another syncer's full load", () =>
     const small = { sizeLimit: 50, bulkSize: 50 };
     const loader = await startSyncer(sandbox, small);
     let standby: Awaited<ReturnType<typeof startSyncer>> | null = null;
-    const title = async (id: string) => {
-      const doc = await sandbox.es
-        .get<{ title: string }>({ index: sandbox.config.index, id })
-        .catch(() => null);
-      return doc?._source?.title ?? null;
-    };
     try {
       standby = await startSyncer(sandbox, small);
       const plans = new FullLoadPlans(standby.store);
-      const { rows } = await sandbox.pg.query<{ id: string }>(
-        'SELECT id FROM content.film_work ORDER BY id LIMIT 400',
-      );
-      let film = '';
-      await eventually(
-        async () => {
-          for (const { id } of rows) {
-            if ((await title(id)) !== null) {
-              film = id;
-              return true;
-            }
-          }
-          return false;
-        },
-        30_000,
-        'the load wrote one of the first films',
-      );
+      const film = await aFilmWritten(sandbox);
       assert.ok(loader.captureLease.leading && !standby.captureLease.leading);
-      // Nobody captures for two seconds (the holder paused, say); the edit is heard by both.
-      const other = { holder: 'another-syncer', since: new Date().toISOString(), token: 'x' };
-      await sandbox.redis.set(
-        `${sandbox.config.redisPrefix}capture`,
-        JSON.stringify(other),
-        'PX',
-        2_000,
-      );
+      // Nobody captures for two seconds; the edit is heard by both.
+      await leaseTakenForTwoSeconds(sandbox);
       await eventually(() => !loader.captureLease.leading, 5_000, 'the loss noticed');
       await sandbox.pg.query(
         `UPDATE content.film_work SET title = 'edited at the handover' WHERE id = $1`,
@@ -153,7 +138,7 @@ describe("the capture lease taken over during another syncer's full load", () =>
       const next = standby;
       await eventually(() => next.captureLease.leading, 10_000, 'the standby taking over');
       await eventually(
-        async () => (await title(film)) === 'edited at the handover',
+        async () => (await titleOf(sandbox, film)) === 'edited at the handover',
         20_000,
         'the edit written',
       );
