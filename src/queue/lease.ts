@@ -25,6 +25,8 @@ export interface LeaseInfo extends LeaseValue {
 /** A lease this process holds. */
 export class HeldLease {
   lost = false;
+  /** Taken over from an earlier lease of the same holder that nobody held any more. */
+  reclaimed = false;
   private released = false;
   private readonly lostNow = new AbortController();
   private readonly timer: NodeJS.Timeout;
@@ -123,29 +125,33 @@ export class Lease {
 
   /**
    * One attempt; the held lease, or null when someone else holds it. With `knock`, a failed
-   * attempt leaves a knock at `knock.key` for `knock.ms` (see `HeldLease.releaseAsking`).
+   * attempt leaves a knock at `knock.key` for `knock.ms` (see `HeldLease.releaseAsking`), and
+   * a lease there whose token begins with `knock.ownTokens` is taken over (`reclaimed`): the
+   * caller promises it holds none of its own leases then (lockAcquire.lua says when that helps).
    */
   async tryAcquire(
     holder: string,
     onLost?: (reason: string) => void,
-    knock?: { key: string; ms: number },
+    knock?: { key: string; ms: number; ownTokens: string },
   ): Promise<HeldLease | null> {
     const value = JSON.stringify({
       holder,
       since: new Date().toISOString(),
-      token: randomUUID(),
+      token: `${knock?.ownTokens ?? ''}${randomUUID()}`,
     } satisfies LeaseValue);
-    let ok: boolean;
+    let taken: number;
     try {
-      ok = knock
+      taken = knock
         ? Number(
             await this.store.run(
               'lockAcquire',
               [this.key, knock.key],
-              [value, this.ttlMs, knock.ms],
+              [value, this.ttlMs, knock.ms, knock.ownTokens],
             ),
-          ) === 1
-        : (await this.store.redis.set(this.key, value, 'PX', this.ttlMs, 'NX')) === 'OK';
+          )
+        : (await this.store.redis.set(this.key, value, 'PX', this.ttlMs, 'NX')) === 'OK'
+          ? 1
+          : 0;
     } catch (err) {
       // No answer is not "not acquired": a command that timed out here is still sent when the
       // connection comes back, and would then hold the lease for a whole ttl with nobody to
@@ -155,7 +161,10 @@ export class Lease {
       void this.store.run('lockRelease', [this.key], [value]).catch(() => undefined);
       throw err;
     }
-    return ok ? new HeldLease(this.store, this.key, value, this.ttlMs, onLost) : null;
+    if (taken === 0) return null;
+    const held = new HeldLease(this.store, this.key, value, this.ttlMs, onLost);
+    held.reclaimed = taken === 2;
+    return held;
   }
 
   /** Who holds it now, and since when; null when free. */

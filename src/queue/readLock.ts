@@ -17,9 +17,15 @@
  * land in the moment between one local reader's release and the next one's acquire: a live read of
  * another syncer waited up to seconds during a full load.
  *
+ * A Redis that comes back from an older save (or a release lost on its way) can hold a lease of
+ * this process that nobody reads under any more: this process takes it over at once
+ * (lockAcquire.lua), where other processes wait it out. Before, a syncer waited up to a lease for
+ * its own ghost after every such restart, and its first pass to see the restart came that late.
+ *
  * A lease can expire while its holder is paused (GC, a stopped VM), so two readers may briefly
  * overlap. That is harmless here: reads are idempotent and writes to Elasticsearch carry versions.
  */
+import { randomUUID } from 'node:crypto';
 import type { Logger } from '../logger.js';
 import { Mutex } from '../util/mutex.js';
 import { sleep } from '../util/sleep.js';
@@ -63,6 +69,11 @@ export class ReadLock {
   private yieldUntil = 0;
   /** Total time this process spent waiting for the lock (for metrics). */
   waitedMs = 0;
+  /**
+   * How this lock's lease tokens begin: a lease of its own is known as such even when its owner
+   * name is not unique (every `npm run reindex` is "reindex").
+   */
+  private readonly ownTokens = `${randomUUID()}/`;
 
   constructor(
     store: RedisStore,
@@ -140,13 +151,20 @@ export class ReadLock {
     let lastLog = started;
     let pause = 1;
     for (;;) {
+      // Only one reader of this process is ever here (the local mutex), and the lease before it
+      // was released or handed to it (take): any lease of ours in Redis now is nobody's.
       const held = await this.lease.tryAcquire(
         `${this.owner} ${what}`,
         (reason) => this.log.warn({ reason }, 'postgres read lock lease expired while reading'),
-        { key: this.knockKey, ms: KNOCK_MS },
+        { key: this.knockKey, ms: KNOCK_MS, ownTokens: this.ownTokens },
       );
       if (held) {
         this.waitedMs += Date.now() - started;
+        if (held.reclaimed)
+          this.log.warn(
+            'took back a postgres read lock lease of this process that nobody read under ' +
+              '(redis came back from an older save, or a release was lost)',
+          );
         return held;
       }
       if (Date.now() - lastLog >= this.logEveryMs) {

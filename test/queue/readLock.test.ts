@@ -180,6 +180,30 @@ describe('postgres read lock', () => {
     assert.ok(waiting.some((line) => line.holder === 'proc-crashed films batch'));
   });
 
+  it('takes back at once a lease of its own that Redis brought back, and no other process does', async () => {
+    // Redis restarted from a save made while this process read: the lease is there again, with
+    // most of its time left, and nobody reads under it. (A release lost on its way leaves the
+    // same.) Another process must wait it out; this one knows the lease is a ghost of its own.
+    const store = connect();
+    const { log, lines } = capturingLogger();
+    const lock = new ReadLock(store, 'proc-a', log);
+    const other = new ReadLock(connect(), 'proc-b', silent);
+    const ghost = await lock.withLock('snapshot', () => store.redis.get(lock.key));
+    assert.ok(ghost);
+    await store.redis.set(lock.key, ghost, 'PX', 1_500);
+    const otherStarted = Date.now();
+    const otherWaited = await other.withLock('catch-up', () =>
+      Promise.resolve(Date.now() - otherStarted),
+    );
+    assert.ok(otherWaited >= 1_000, `another process got in after ${otherWaited} ms`);
+    await store.redis.set(lock.key, ghost, 'PX', 10_000);
+    const started = Date.now();
+    const waited = await lock.withLock('catch-up', () => Promise.resolve(Date.now() - started));
+    assert.ok(waited < 500, `waited ${waited} ms for a lease of its own`);
+    assert.equal(await lock.holder(), null, 'the lease taken back was released');
+    assert.ok(lines.some((line) => line.msg.startsWith('took back a postgres read lock lease')));
+  });
+
   it('releases the lock when the read throws', async () => {
     const lock = new ReadLock(connect(), 'proc-a', silent);
     const other = new ReadLock(connect(), 'proc-b', silent);
