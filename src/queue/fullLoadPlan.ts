@@ -25,7 +25,7 @@
  * (RedisStore.serverRun) and is refused on another; the next pass resumes from the saved cursor.
  */
 import type { KindName } from '../kinds/documentKind.js';
-import { transactionResults, type RedisStore } from './redisStore.js';
+import type { RedisStore } from './redisStore.js';
 import type { Snapshot, WatermarkTable } from './watermarks.js';
 
 export interface PlanState {
@@ -72,18 +72,18 @@ export class FullLoadPlans {
 
   /**
    * A new plan replaces any old one, cursors and all; returns the loader's handle on it. `run`:
-   * the server's run_id, read before anything the loader relies on (see the header).
+   * the server's run_id, read before anything the loader relies on (see the header). On a
+   * server restarted since, nothing is written and the handle is superseded from the start.
    */
   async begin(plan: PlanState & { id: string }, run: string): Promise<PlanRun> {
-    transactionResults(
-      await this.store.redis
-        .multi()
-        .del(this.cursorKey)
-        .hset(this.cursorKey, 'plan', plan.id)
-        .set(this.planKey, JSON.stringify(plan))
-        .exec(),
+    const begun = await this.store.run(
+      'fullLoadBegin',
+      [this.planKey, this.cursorKey],
+      [plan.id, JSON.stringify(plan), run],
     );
-    return this.resume(plan, run);
+    const handle = this.resume(plan, run);
+    if (Number(begun) !== 1) handle.supersede();
+    return handle;
   }
 
   /** The loader's handle on a plan already in Redis (an interrupted load it picks up). */
@@ -128,6 +128,11 @@ export class PlanRun {
   /** Aborts once the plan is found no longer in force: the loader stops walking. */
   get superseded(): AbortSignal {
     return this.stop.signal;
+  }
+
+  /** Stop the loader: its plan is not the one in force. */
+  supersede(): void {
+    this.stop.abort();
   }
 
   /** Where `step` stands; undefined (and superseded) when another plan is in force. */

@@ -25,6 +25,7 @@ const SCRIPTS = {
   lockReleaseKnocked: lua('lockReleaseKnocked'),
   lockRefresh: lua('lockRefresh'),
   advanceWatermarks: lua('advanceWatermarks'),
+  fullLoadBegin: lua('fullLoadBegin'),
   fullLoadAdvance: lua('fullLoadAdvance'),
   fullLoadFinish: lua('fullLoadFinish'),
   fullLoadDiscard: lua('fullLoadDiscard'),
