@@ -151,7 +151,16 @@ export class ChangeCapture {
       this.requestPoll();
       return;
     }
-    if (this.doorbell && passesServeLive) this.cadence.heard(Date.now());
+    if (this.doorbell && passesServeLive) {
+      // Said once per wake-up: the one edit a pass may read too (it may read the rows before
+      // this path has them queued, see handledTransactions.ts), so indexed twice; harmless.
+      if (this.cadence.state === 'asleep')
+        this.log.debug(
+          { tx: change.x, table: change.t },
+          'a change woke the poller: queued by the live path, the changes after it by passes',
+        );
+      this.cadence.heard(Date.now());
+    }
     this.liveTx = change.x;
     if (change.x !== undefined) this.live?.handled.heardFrom(change.x, plan !== null && !replayed);
     if (!plan) {
