@@ -10,6 +10,10 @@
  *    Elasticsearch's reason, and the rest of the batch proceeds.
  *  - the target gone (`index_not_found_exception`): `onIndexMissing` (which may re-create it),
  *    then retried; without that hook the write fails at once (TargetMissing).
+ *  - the request too large (413, over Elasticsearch's `http.max_content_length`; nothing in it
+ *    was written): sent again in halves, down to one document, which then goes to the dead
+ *    letters. The smallest body refused is remembered, so later bulks that size are split before
+ *    they are sent. Failed whole instead, its claim would come back and fail again for ever.
  *  - an answer that does not account for every operation sent (fewer items, or an item without
  *    the action sent): nothing in it is trusted and the write fails (BulkAnswerMismatch). The
  *    indexer then gives its claim back and the batch is retried later: acknowledging such a batch
@@ -107,6 +111,8 @@ export interface BestEffort {
 
 export class BulkWriter {
   private readonly policy;
+  /** The smallest body Elasticsearch answered 413 (too large): bodies this big are split first. */
+  private tooLarge = Infinity;
 
   constructor(
     private readonly es: Client,
@@ -220,26 +226,55 @@ export class BulkWriter {
     await bestEffort.onAbandoned(ids, err.message);
   }
 
-  /** One bulk request; returns the operations to try again, and why (the first one's answer). */
+  /**
+   * One bulk request (several, when Elasticsearch finds it too large); returns the operations to
+   * try again, and why (the first one's answer).
+   */
   private async send(
     operations: Operation[],
     result: LoadResult,
     deadline: number | null,
   ): Promise<{ retry: Operation[]; why: string }> {
     const body = bulkBody(this.target.name, operations);
-    const response = await this.es.transport.request<BulkResponse>(
-      {
-        method: 'POST',
-        path: '/_bulk',
-        // Only what is read below: the full answer repeats every id, index, shard and seq_no.
-        querystring: {
-          filter_path: 'items.*.status,items.*.error',
-          ...(this.target.isAlias ? { require_alias: 'true' } : {}),
+    if (body.length >= this.tooLarge && operations.length > 1)
+      return this.sendHalves(operations, result, deadline);
+    let response: BulkResponse;
+    try {
+      response = await this.es.transport.request<BulkResponse>(
+        {
+          method: 'POST',
+          path: '/_bulk',
+          // Only what is read below: the full answer repeats every id, index, shard and seq_no.
+          querystring: {
+            filter_path: 'items.*.status,items.*.error',
+            ...(this.target.isAlias ? { require_alias: 'true' } : {}),
+          },
+          bulkBody: body,
         },
-        bulkBody: body,
-      },
-      deadline === null ? {} : { requestTimeout: Math.max(1, deadline - Date.now()) },
-    );
+        deadline === null ? {} : { requestTimeout: Math.max(1, deadline - Date.now()) },
+      );
+    } catch (err) {
+      if ((err as { meta?: { statusCode?: number } }).meta?.statusCode !== 413) throw err;
+      if (body.length < this.tooLarge)
+        this.log.warn(
+          { index: this.target.name, bytes: body.length, documents: operations.length },
+          'bulk request too large for elasticsearch (413, http.max_content_length): ' +
+            'bulks this size are sent in parts from now on',
+        );
+      this.tooLarge = Math.min(this.tooLarge, body.length);
+      if (operations.length > 1) return this.sendHalves(operations, result, deadline);
+      const [op] = operations as [Operation];
+      result.dead.push({
+        id: op.id,
+        version: op.version,
+        status: 413,
+        reason:
+          `the document alone (${body.length} bytes with its action) is over what ` +
+          'Elasticsearch takes in one request (http.max_content_length)',
+        at: new Date().toISOString(),
+      });
+      return { retry: [], why: '' };
+    }
     const retryLater: Operation[] = [];
     let why = '';
     let indexMissing = false;
@@ -278,6 +313,25 @@ export class BulkWriter {
     }
     result.transientItems += retryLater.length;
     return { retry: retryLater, why };
+  }
+
+  /** `send` each half in turn; what both leave to retry, and the first reason. */
+  private async sendHalves(
+    operations: Operation[],
+    result: LoadResult,
+    deadline: number | null,
+  ): Promise<{ retry: Operation[]; why: string }> {
+    const middle = Math.ceil(operations.length / 2);
+    const first = await this.send(operations.slice(0, middle), result, deadline);
+    const rest = operations.slice(middle);
+    try {
+      const second = await this.send(rest, result, deadline);
+      return { retry: [...first.retry, ...second.retry], why: first.why || second.why };
+    } catch (err) {
+      // The first half's outcomes are in `result` already: thrown, the whole bulk would be sent
+      // again and counted twice. Only what is left is retried.
+      return { retry: [...first.retry, ...rest], why: first.why || (err as Error).message };
+    }
   }
 }
 

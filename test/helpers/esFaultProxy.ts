@@ -19,6 +19,9 @@
  *    but its answer waits until forward(): a slow answer, or a write retried for a long time.
  *  - rejectSearches(): every `_search` is answered 429 (search thread pool full) until forward(),
  *    while writes go through.
+ *  - limitBulkBytes(): a `_bulk` body over that many bytes is answered 413 with an empty body and
+ *    not written, as Elasticsearch answers one over its `http.max_content_length` (100 MB by
+ *    default; a test cannot afford documents that big).
  * Per document id it counts bulk offers, sends to ES, rejections and damaged items; per target
  * index, items offered and when the last one came. Bodies are buffered whole.
  */
@@ -69,6 +72,7 @@ export class EsFaultProxy {
   private failing: { after: number } | null = null;
   private rejectTo: ((index: string) => boolean) | null = null;
   private refuseSearch = false;
+  private maxBulkBytes = Infinity;
   private hold: {
     match: (index: string) => boolean;
     released: Promise<void>;
@@ -104,6 +108,7 @@ export class EsFaultProxy {
     this.failing = null;
     this.rejectTo = null;
     this.refuseSearch = false;
+    this.maxBulkBytes = Infinity;
     this.hold?.release();
     this.hold = null;
   }
@@ -140,6 +145,11 @@ export class EsFaultProxy {
     this.refuseSearch = true;
   }
 
+  /** Answer every `_bulk` whose body is over `bytes` 413, unwritten (see the header). */
+  limitBulkBytes(bytes: number): void {
+    this.maxBulkBytes = bytes;
+  }
+
   /** Let `after` more bulk requests through, then answer every later one 400 until forward(). */
   failBulk(after: number): void {
     this.failing = { after };
@@ -170,6 +180,11 @@ export class EsFaultProxy {
     let rejected = new Set<number>();
     let damaged = new Set<number>();
     const how = { mode: this.damage.mode }; // as chosen now, whatever the test sets meanwhile
+    if (bulk && body.length > this.maxBulkBytes) {
+      this.stats.requests++;
+      res.writeHead(413, { 'x-elastic-product': 'Elasticsearch', 'content-length': '0' });
+      return void res.end();
+    }
     if (bulk) {
       items = parseBulk(body.toString('utf8'));
       this.stats.requests++;
