@@ -66,15 +66,15 @@ describe('edits committed while a poll pass runs', () => {
       times.set(id, (times.get(id) ?? 0) + 1);
     // An edit heard while the syncer sleeps wakes it and is queued by the live path; a pass that
     // reads its rows before the live path recorded it as handled queues it too (documented,
-    // harmless). That is the first film, and any other that came after a stall long enough for
-    // the syncer to fall asleep (a busy machine: seen once in CI). Every other edit is left to
-    // the passes. The syncer says which transactions woke it.
+    // harmless). That is the first film (unless a pass woken otherwise read it first), and any
+    // other that came after a stall long enough for the syncer to fall asleep (a busy machine:
+    // seen once in CI). Every other edit is left to the passes. The syncer says which
+    // transactions woke it; fewer said makes this test stricter, never laxer.
     const wokeBy = new Set(
       lines()
         .filter((line) => String(line.msg).startsWith('a change woke the poller'))
         .map((line) => BigInt(String(line.tx)) % 2n ** 32n),
     );
-    assert.ok(wokeBy.size >= 1, 'the first edit woke the syncer');
     const twice = films.filter((id) => (times.get(id) ?? 0) > 1);
     const notWaking = twice.filter((id) => !wokeBy.has(xidOf.get(id) ?? -1n));
     t.diagnostic(
