@@ -498,6 +498,9 @@ export class Poller {
           );
         return { kind: signal?.aborted ? 'full' : 'skipped', queued, rows };
       };
+      // Not begun at all (Redis restarted since its run was read, see FullLoadPlans.begin): no
+      // progress to show, no index to relax for a load.
+      if (halted()) return stopped(0, 0);
       const kinds = this.deps.kinds.filter((loaded) => plan.kinds.includes(loaded.kind.name));
       const before = await plans.queued();
       await onFullLoad?.(
@@ -684,7 +687,8 @@ export class Poller {
       indices: await this.indicesToFill(scope.kinds),
     } satisfies PlanState;
     const run = await plans.begin(plan, serverRun);
-    log.info(Object.fromEntries(counts), 'full load: queueing every document');
+    if (!run.superseded.aborted)
+      log.info(Object.fromEntries(counts), 'full load: queueing every document');
     return { plan, run };
   }
 

@@ -10,10 +10,11 @@
  *    Elasticsearch's reason, and the rest of the batch proceeds.
  *  - the target gone (`index_not_found_exception`): `onIndexMissing` (which may re-create it),
  *    then retried; without that hook the write fails at once (TargetMissing).
- *  - the request too large (413, over Elasticsearch's `http.max_content_length`; nothing in it
- *    was written): sent again in halves, down to one document, which then goes to the dead
- *    letters. The smallest body refused is remembered, so later bulks that size are split before
- *    they are sent. Failed whole instead, its claim would come back and fail again for ever.
+ *  - a body over SPLIT_ABOVE_BYTES is sent in parts; one answered 413 (over Elasticsearch's
+ *    `http.max_content_length`, nothing in it written) is sent again in halves, down to one
+ *    document, which then goes to the dead letters, and the smallest body refused is remembered,
+ *    so later bulks that size are split before they are sent. Failed whole instead, its claim
+ *    would come back and fail again for ever.
  *  - an answer that does not account for every operation sent (fewer items, or an item without
  *    the action sent): nothing in it is trusted and the write fails (BulkAnswerMismatch). The
  *    indexer then gives its claim back and the batch is retried later: acknowledging such a batch
@@ -48,6 +49,15 @@ import {
   type Operation,
 } from './bulkItems.js';
 import type { IndexTarget } from './indexManager.js';
+
+/**
+ * The largest body sent as one request (bulks of ETL_BULK_SIZE documents of a few KB are far
+ * below it). Over Elasticsearch's `http.max_content_length` (100 MB by default) a request is
+ * refused, and the refusal does not always reach the client as a 413: Elasticsearch closes the
+ * connection while the body is still being sent, which looks like a network failure, retried
+ * for ever. Elastic advises bulks of tens of MB at most.
+ */
+const SPLIT_ABOVE_BYTES = 32 * 1024 * 1024;
 
 export interface LoadResult {
   indexed: string[];
@@ -111,8 +121,12 @@ export interface BestEffort {
 
 export class BulkWriter {
   private readonly policy;
-  /** The smallest body Elasticsearch answered 413 (too large): bodies this big are split first. */
-  private tooLarge = Infinity;
+  /**
+   * Bodies this big are split before they are sent: SPLIT_ABOVE_BYTES, or less once Elasticsearch
+   * answered 413 (too large) to a smaller one. It never grows back (a limit raised later is used
+   * after a restart).
+   */
+  private tooLarge = SPLIT_ABOVE_BYTES;
 
   constructor(
     private readonly es: Client,
@@ -197,6 +211,12 @@ export class BulkWriter {
       ({ retry: state.pending, why } = await this.send(state.pending, result, state.deadline));
     } catch (err) {
       state.last = (err as Error).message;
+      // Part of the bulk may have its outcome already (a request split in parts, one that found
+      // its index missing): retried, it would be sent and counted twice.
+      const answered = new Set(
+        [result.indexed, result.deleted, result.stale, result.dead.map((d) => d.id)].flat(),
+      );
+      state.pending = state.pending.filter((op) => !answered.has(op.id));
       throw err;
     }
     if (state.pending.length > 0) {
@@ -322,16 +342,11 @@ export class BulkWriter {
     deadline: number | null,
   ): Promise<{ retry: Operation[]; why: string }> {
     const middle = Math.ceil(operations.length / 2);
+    // A throw from either half fails the attempt as a throw from one request would; `attempt`
+    // keeps out of the retry what has its outcome already.
     const first = await this.send(operations.slice(0, middle), result, deadline);
-    const rest = operations.slice(middle);
-    try {
-      const second = await this.send(rest, result, deadline);
-      return { retry: [...first.retry, ...second.retry], why: first.why || second.why };
-    } catch (err) {
-      // The first half's outcomes are in `result` already: thrown, the whole bulk would be sent
-      // again and counted twice. Only what is left is retried.
-      return { retry: [...first.retry, ...rest], why: first.why || (err as Error).message };
-    }
+    const second = await this.send(operations.slice(middle), result, deadline);
+    return { retry: [...first.retry, ...second.retry], why: first.why || second.why };
   }
 }
 

@@ -21,6 +21,8 @@
  * this process that nobody reads under any more: this process takes it over at once
  * (lockAcquire.lua), where other processes wait it out. Before, a syncer waited up to a lease for
  * its own ghost after every such restart, and its first pass to see the restart came that late.
+ * (A reader of another process that took the lock after the save and still reads then overlaps
+ * with ours, as after any lease lost to a restart.)
  *
  * A lease can expire while its holder is paused (GC, a stopped VM), so two readers may briefly
  * overlap. That is harmless here: reads are idempotent and writes to Elasticsearch carry versions.
