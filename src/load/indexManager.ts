@@ -200,6 +200,11 @@ export interface Leftover {
 export interface LiveReindex {
   /** The write alias the running reindex publishes, or null. */
   current(): Promise<string | null>;
+  /**
+   * Queue again what the mirrors of the reindex with this write alias gave up on (the reindex
+   * does so after its swap; one that died first left them); resolves to how many.
+   */
+  requeueMissed(writeAlias: string): Promise<number>;
 }
 
 /**
@@ -220,7 +225,7 @@ export async function removeReindexLeftovers(
     if ((await findLeftovers(es, live, alias)).length === 0) return [];
     await pause(settleMs);
     const leftovers = await findLeftovers(es, live, alias); // the lease may be back meanwhile
-    for (const leftover of leftovers) await removeLeftover(es, alias, leftover, log);
+    for (const leftover of leftovers) await removeLeftover(es, live, alias, leftover, log);
     return leftovers.filter((l) => l.kind !== 'in-use').map((l) => l.index);
   } catch (err) {
     log.warn(
@@ -260,12 +265,21 @@ export async function findLeftovers(
 
 async function removeLeftover(
   es: Client,
+  live: LiveReindex,
   alias: string,
   leftover: Leftover,
   log: Logger,
 ): Promise<void> {
   const { index, writeAlias, kind } = leftover;
   if (kind === 'in-use') {
+    // The reindex swapped its alias and died before tidying up: what its mirrors missed is
+    // queued before the mark that leads here goes (unmarked first, a failure would forget it).
+    const requeued = await live.requeueMissed(writeAlias);
+    if (requeued > 0)
+      log.warn(
+        { alias, index, write_alias: writeAlias, documents: requeued },
+        'queued again the documents the mirrors of an unfinished reindex missed',
+      );
     await es.indices.deleteAlias({ index, name: writeAlias }, { ignore: [404] });
     await unmarkIndex(es, index);
     log.info(

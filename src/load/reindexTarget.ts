@@ -13,17 +13,21 @@
  *  - the mirror is best effort: a target that is gone drops the batch at once, and retries end
  *    after MIRROR_BUDGET_MS. The syncer's claim proceeds on the alias's result; the films the
  *    mirror did not write are kept in Redis (`reindex-missed:<write alias>`) for the reindex,
- *    which queues them again once its alias swap is done.
+ *    which queues them again once its alias swap is done (or, should it die first, for whoever
+ *    cleans up after it: removeReindexLeftovers).
  * Whoever withdraws a target waits MIRROR_SETTLE_MS before removing what it names: by then every
  * syncer has noticed and finished its last mirror write. A syncer paused for longer than that (a
  * stopped VM) can still write late; removeReindexLeftovers cleans up after it.
  */
 import type { Client } from '@elastic/elasticsearch';
 import type { KindName } from '../kinds/documentKind.js';
+import { memberOf } from '../kinds/kinds.js';
 import type { Logger } from '../logger.js';
 import { Lease, type HeldLease, type LeaseInfo } from '../queue/lease.js';
+import type { DocumentQueue } from '../queue/documentQueue.js';
 import type { RedisStore } from '../queue/redisStore.js';
 import { BulkWriter } from './bulkWriter.js';
+import type { LiveReindex } from './indexManager.js';
 
 /** The reindex's lease on `reindex-target`; refreshed every third of it. */
 export const REINDEX_LEASE_MS = 10_000;
@@ -123,6 +127,26 @@ export class ReindexTarget {
 
   async forgetMissed(writeAlias: string): Promise<void> {
     await this.store.redis.del(this.missedKey(writeAlias));
+  }
+
+  /**
+   * Queue again the documents mirrors gave up on for `writeAlias`, whose index now serves behind
+   * the alias, then forget them; resolves to how many. Forgotten only once queued: a failure
+   * leaves them for the next try (the reindex's finish, or the cleanup of its leftovers).
+   */
+  async requeueMissed(writeAlias: string, queue: Pick<DocumentQueue, 'enqueue'>): Promise<number> {
+    const missed = await this.missed(writeAlias);
+    if (missed.length > 0) await queue.enqueue(missed.map((id) => memberOf(this.kind, id)));
+    await this.forgetMissed(writeAlias);
+    return missed.length;
+  }
+
+  /** What removeReindexLeftovers needs: which reindex runs, and how to queue what one missed. */
+  leftoversOf(queue: Pick<DocumentQueue, 'enqueue'>): LiveReindex {
+    return {
+      current: () => this.current(),
+      requeueMissed: (writeAlias) => this.requeueMissed(writeAlias, queue),
+    };
   }
 
   private missedKey(writeAlias: string): string {

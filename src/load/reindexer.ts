@@ -20,7 +20,6 @@ import { keysetPages, readPage } from '../db/keysetPages.js';
 import type { Postgres } from '../db/postgres.js';
 import { DocumentExtractor } from '../extract/extractor.js';
 import type { DocumentKind } from '../kinds/documentKind.js';
-import { memberOf } from '../kinds/kinds.js';
 import type { Logger } from '../logger.js';
 import type { DocumentQueue } from '../queue/documentQueue.js';
 import type { HeldLease } from '../queue/lease.js';
@@ -98,7 +97,13 @@ export async function reindex(deps: ReindexDeps): Promise<ReindexResult> {
   });
   const signal = AbortSignal.any([lost.signal, ...(deps.signal ? [deps.signal] : [])]);
   try {
-    await removeReindexLeftovers(es, target, alias, log, deps.settleMs ?? MIRROR_SETTLE_MS);
+    await removeReindexLeftovers(
+      es,
+      target.leftoversOf(deps.queue),
+      alias,
+      log,
+      deps.settleMs ?? MIRROR_SETTLE_MS,
+    );
     await buildAndSwap(deps, build, held, signal);
   } catch (err) {
     const cause: unknown = signal.aborted ? signal.reason : err;
@@ -269,16 +274,12 @@ async function finish(deps: ReindexDeps, build: Build, held: HeldLease): Promise
   await withdraw(deps, held);
   try {
     await es.indices.deleteAlias({ index: to, name: writeAlias }, { ignore: [404] });
+    // Queued before the new index is unmarked: should this fail (or the process die), the mark
+    // leads the next cleanup to them (removeReindexLeftovers).
+    const missed = await target.requeueMissed(writeAlias, deps.queue);
+    if (missed > 0)
+      log.warn({ documents: missed }, 'reindex: documents the mirrors missed are queued again');
     await unmarkIndex(es, to);
-    const missed = await target.missed(writeAlias);
-    if (missed.length > 0) {
-      await deps.queue.enqueue(missed.map((id) => memberOf(deps.kind.name, id)));
-      log.warn(
-        { documents: missed.length },
-        'reindex: documents the mirrors missed are queued again',
-      );
-    }
-    await target.forgetMissed(writeAlias);
     if (from.length > 0) await es.indices.delete({ index: from }, { ignore: [404] });
   } catch (err) {
     log.error(

@@ -438,7 +438,12 @@ export class Syncer {
           kind.name,
         );
         // In the background (it may wait a few seconds); it logs what it deletes and never throws.
-        void removeReindexLeftovers(this.es, reindexTarget, alias, indexLog);
+        void removeReindexLeftovers(
+          this.es,
+          reindexTarget.leftoversOf(this.queue),
+          alias,
+          indexLog,
+        );
         return [kind.name, { kind, writer, mirror: () => reindexTarget.mirror(), refresh }];
       }),
     );
