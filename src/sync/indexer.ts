@@ -250,9 +250,11 @@ export class Indexer {
             { index: target.targetName, dead: mirrored.dead.length },
             'reindex target refused documents',
           );
-      } else if (mirroredBefore) {
-        // That reindex ended while this batch was written: once more through the alias, to the
-        // index that serves now (versions make a repeat that was not needed a no-op).
+      }
+      if (mirroredBefore && mirroredBefore.targetName !== target?.targetName) {
+        // That reindex ended while this batch was written (another may have begun since): once
+        // more through the alias, to the index that serves now (versions make a repeat that was
+        // not needed a no-op).
         await writer.write(batch, this.hardStop.signal);
       }
       // A claim short of ETL_SIZE_LIMIT emptied the queue: live changes, worth a refresh now.

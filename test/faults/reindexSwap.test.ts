@@ -11,7 +11,7 @@ import { seedCatalog } from '../helpers/catalog.js';
 import { eventually, waitForConvergence } from '../helpers/convergence.js';
 import { EsFaultProxy } from '../helpers/esFaultProxy.js';
 import { createSandbox, type Sandbox } from '../helpers/isolation.js';
-import { runCli } from '../helpers/runCli.js';
+import { runCli, spawnCli } from '../helpers/runCli.js';
 import { migrateSandbox, startSyncer } from '../helpers/syncerHarness.js';
 
 describe('a reindex swapping its alias under an unanswered write', () => {
@@ -27,7 +27,72 @@ describe('a reindex swapping its alias under an unanswered write', () => {
     await sandbox.cleanup();
   });
 
+  /**
+   * A reindex reads a film into its new index; the edit of that film is then written through the
+   * alias (to the old index), its answer held, while the reindex swaps and ends. Resolves to the
+   * film once the reindex has exited 0; the answer waits for `proxy.forward()`.
+   */
+  async function editDuringSwap(proxy: EsFaultProxy): Promise<string> {
+    const alias = sandbox.config.index;
+    const [first] = (
+      await sandbox.pg.query<{ id: string }>('SELECT id FROM content.film_work ORDER BY id LIMIT 1')
+    ).rows;
+    const id = first?.id ?? '';
+    const reindexing = runCli('reindex', sandbox.env, ['--index', 'films'], 120_000);
+    // The reindex has read the film (its first page) and written it into the new index.
+    await eventually(
+      async () => {
+        const building = await sandbox.es.indices
+          .getAlias({ name: `${alias}-reindex-*` })
+          .catch(() => ({}));
+        const [index] = Object.keys(building);
+        if (index === undefined) return false;
+        // A shard that is still starting answers with an error: not yet.
+        const doc = await sandbox.es.get({ index, id }, { ignore: [404] }).catch(() => null);
+        return doc?.found === true;
+      },
+      60_000,
+      'the film in the new index',
+    );
+    // The edit's write through the alias reaches the old index; its answer waits.
+    proxy.resetStats();
+    proxy.holdBulkAnswersTo((index) => index === alias);
+    await sandbox.pg.query(
+      `UPDATE content.film_work SET title = 'Edited during the swap' WHERE id = $1`,
+      [id],
+    );
+    await eventually(
+      () => (proxy.stats.indices.get(alias)?.lastAt ?? 0) > 0,
+      10_000,
+      'the write sent',
+    );
+    const result = await reindexing;
+    assert.equal(result.code, 0, result.stdout + result.stderr);
+    return id;
+  }
+
   it('leaves the edit in the new index', async () => {
+    const proxy = await EsFaultProxy.start(sandbox.config.elasticsearch.url);
+    const syncer = await startSyncer(sandbox, {
+      elasticsearch: { ...sandbox.config.elasticsearch, url: proxy.url },
+    });
+    try {
+      await waitForConvergence(sandbox);
+      await editDuringSwap(proxy);
+      await delay(1_500); // past the syncer's memory of the reindex (1 s)
+      proxy.forward();
+      await waitForConvergence(sandbox, 30_000);
+    } finally {
+      await syncer.stop();
+      await proxy.close();
+    }
+  });
+
+  // Found by an outside reading: the batch asked "which reindex?" before and after its write,
+  // and rewrote through the alias only when the answer after was "none". Another reindex begun
+  // meanwhile got the batch as its mirror, and the index serving (the first reindex's) never got
+  // the edit; once that second reindex failed, the edit was lost for good.
+  it('leaves the edit in the new index when another reindex has begun by the answer', async () => {
     const alias = sandbox.config.index;
     const proxy = await EsFaultProxy.start(sandbox.config.elasticsearch.url);
     const syncer = await startSyncer(sandbox, {
@@ -35,43 +100,37 @@ describe('a reindex swapping its alias under an unanswered write', () => {
     });
     try {
       await waitForConvergence(sandbox);
-      const [first] = (
-        await sandbox.pg.query<{ id: string }>(
-          'SELECT id FROM content.film_work ORDER BY id LIMIT 1',
-        )
-      ).rows;
-      const id = first?.id ?? '';
-      const reindexing = runCli('reindex', sandbox.env, ['--index', 'films'], 120_000);
-      // The reindex has read the film (its first page) and written it into the new index.
-      await eventually(
-        async () => {
-          const building = await sandbox.es.indices
-            .getAlias({ name: `${alias}-reindex-*` })
-            .catch(() => ({}));
-          const [index] = Object.keys(building);
-          if (index === undefined) return false;
-          // A shard that is still starting answers with an error: not yet.
-          const doc = await sandbox.es.get({ index, id }, { ignore: [404] }).catch(() => null);
-          return doc?.found === true;
-        },
-        60_000,
-        'the film in the new index',
+      await editDuringSwap(proxy);
+      // A second reindex, slow enough to be stopped before its own swap.
+      const second = spawnCli(
+        'reindex',
+        { ...sandbox.env, ETL_SIZE_LIMIT: '50', ETL_BULK_SIZE: '50', ETL_SLEEP_MS: '400' },
+        ['--index', 'films'],
       );
-      // The edit's write through the alias reaches the old index; its answer waits.
-      proxy.holdBulkAnswersTo((index) => index === alias);
-      await sandbox.pg.query(
-        `UPDATE content.film_work SET title = 'Edited during the swap' WHERE id = $1`,
-        [id],
-      );
-      await eventually(
-        () => (proxy.stats.indices.get(alias)?.lastAt ?? 0) > 0,
-        10_000,
-        'the write sent',
-      );
-      const result = await reindexing;
-      assert.equal(result.code, 0, result.stdout + result.stderr);
-      await delay(1_500); // past the syncer's memory of the reindex (1 s)
-      proxy.forward();
+      try {
+        await eventually(
+          async () => {
+            if (second.child.exitCode !== null) throw new Error(second.output());
+            const building = await sandbox.es.indices
+              .getAlias({ name: `${alias}-reindex-*` })
+              .catch(() => ({}));
+            return Object.keys(building).length > 0;
+          },
+          30_000,
+          'the second reindex publishing its new index',
+        );
+        await delay(1_500); // the syncer sees it
+        proxy.forward();
+        await eventually(
+          async () => (await syncer.queue.inFlight()).length === 0,
+          10_000,
+          'the held batch done',
+        );
+      } finally {
+        second.child.kill('SIGKILL');
+        await second.exited;
+      }
+      // The second reindex's new index is never served: the alias must have the edit itself.
       await waitForConvergence(sandbox, 30_000);
     } finally {
       await syncer.stop();

@@ -11,8 +11,6 @@
  * mirroring while the reindex goes away, or a late mirror write would go unseen.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Syncer } from '../../src/sync/syncer.js';
@@ -20,7 +18,7 @@ import { insertFilm, seedCatalog } from '../helpers/catalog.js';
 import { eventually, waitForConvergence } from '../helpers/convergence.js';
 import { EsFaultProxy } from '../helpers/esFaultProxy.js';
 import { createSandbox, type Sandbox } from '../helpers/isolation.js';
-import { ROOT, runCli } from '../helpers/runCli.js';
+import { runCli, spawnCli, type CliProcess } from '../helpers/runCli.js';
 import { migrateSandbox, startSyncer } from '../helpers/syncerHarness.js';
 
 /** Small pages with a pause between them: 2,000 films take the reindex about 8 s to load. */
@@ -65,25 +63,11 @@ function startEdits(sandbox: Sandbox): Edits {
 /** These tests reindex the films index; the others go the same way (test/reindex.test.ts). */
 const FILMS = ['--index', 'films'];
 
-interface ReindexProcess {
-  child: ChildProcess;
-  output: () => string;
-  exited: Promise<number | string | null>;
-}
+type ReindexProcess = CliProcess;
 
 /** `npm run reindex` in its own process, so that it can be killed. */
-function spawnReindex(env: Record<string, string>): ReindexProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/reindex.ts', ...FILMS], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = once(child, 'exit').then(([code, signal]) => (code ?? signal) as number | string);
-  return { child, output: () => output, exited };
-}
+const spawnReindex = (env: Record<string, string>): ReindexProcess =>
+  spawnCli('reindex', env, FILMS);
 
 /** The films index's indices: the persons and genres indices share the name's beginning. */
 async function indicesOf(sandbox: Sandbox): Promise<string[]> {
