@@ -73,7 +73,7 @@ describe('edits committed while a poll pass runs', () => {
     const wokeBy = new Set(
       lines()
         .filter((line) => String(line.msg).startsWith('a change woke the poller'))
-        .map((line) => BigInt(String(line.tx)) % 2n ** 32n),
+        .flatMap((line) => (typeof line.tx === 'string' ? [BigInt(line.tx) % 2n ** 32n] : [])),
     );
     const twice = films.filter((id) => (times.get(id) ?? 0) > 1);
     const notWaking = twice.filter((id) => !wokeBy.has(xidOf.get(id) ?? -1n));
