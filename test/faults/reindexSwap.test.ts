@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { setTimeout as delay } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
+import type { Syncer } from '../../src/sync/syncer.js';
 import { seedCatalog } from '../helpers/catalog.js';
 import { eventually, waitForConvergence } from '../helpers/convergence.js';
 import { EsFaultProxy } from '../helpers/esFaultProxy.js';
@@ -71,35 +72,38 @@ describe('a reindex swapping its alias under an unanswered write', () => {
     return id;
   }
 
-  it('leaves the edit in the new index', async () => {
+  /** A syncer writing through a fault proxy, in step before `run`, stopped after it. */
+  async function withProxiedSyncer(
+    run: (proxy: EsFaultProxy, syncer: Syncer) => Promise<void>,
+  ): Promise<void> {
     const proxy = await EsFaultProxy.start(sandbox.config.elasticsearch.url);
     const syncer = await startSyncer(sandbox, {
       elasticsearch: { ...sandbox.config.elasticsearch, url: proxy.url },
     });
     try {
       await waitForConvergence(sandbox);
-      await editDuringSwap(proxy);
-      await delay(1_500); // past the syncer's memory of the reindex (1 s)
-      proxy.forward();
-      await waitForConvergence(sandbox, 30_000);
+      await run(proxy, syncer);
     } finally {
       await syncer.stop();
       await proxy.close();
     }
-  });
+  }
+
+  it('leaves the edit in the new index', () =>
+    withProxiedSyncer(async (proxy) => {
+      await editDuringSwap(proxy);
+      await delay(1_500); // past the syncer's memory of the reindex (1 s)
+      proxy.forward();
+      await waitForConvergence(sandbox, 30_000);
+    }));
 
   // Found by an outside reading: the batch asked "which reindex?" before and after its write,
   // and rewrote through the alias only when the answer after was "none". Another reindex begun
   // meanwhile got the batch as its mirror, and the index serving (the first reindex's) never got
   // the edit; once that second reindex failed, the edit was lost for good.
-  it('leaves the edit in the new index when another reindex has begun by the answer', async () => {
-    const alias = sandbox.config.index;
-    const proxy = await EsFaultProxy.start(sandbox.config.elasticsearch.url);
-    const syncer = await startSyncer(sandbox, {
-      elasticsearch: { ...sandbox.config.elasticsearch, url: proxy.url },
-    });
-    try {
-      await waitForConvergence(sandbox);
+  it('leaves the edit in the new index when another reindex has begun by the answer', () =>
+    withProxiedSyncer(async (proxy, syncer) => {
+      const alias = sandbox.config.index;
       await editDuringSwap(proxy);
       // A second reindex, slow enough to be stopped before its own swap.
       const second = spawnCli(
@@ -132,9 +136,5 @@ describe('a reindex swapping its alias under an unanswered write', () => {
       }
       // The second reindex's new index is never served: the alias must have the edit itself.
       await waitForConvergence(sandbox, 30_000);
-    } finally {
-      await syncer.stop();
-      await proxy.close();
-    }
-  });
+    }));
 });
