@@ -20,6 +20,7 @@ import { ReindexTarget } from '../load/reindexTarget.js';
 import { DocumentQueue } from '../queue/documentQueue.js';
 import { ReadLock } from '../queue/readLock.js';
 import { RedisStore } from '../queue/redisStore.js';
+import { ReloadRequests } from '../queue/reloadRequests.js';
 import { parseOptionsOrExit } from './options.js';
 
 /** The first signal aborts the returned signal; the second exits. */
@@ -74,6 +75,7 @@ try {
       lock: new ReadLock(store, 'reindex', log.child({ component: 'read-lock' })),
       target: new ReindexTarget(store, es, log.child({ component: 'reindex-target' }), kind.name),
       queue: new DocumentQueue(store),
+      reloads: new ReloadRequests(store),
       alias: kind.indexName(config),
       sizeLimit: config.sizeLimit,
       bulkSize: config.bulkSize,

@@ -24,6 +24,7 @@ import type { Logger } from '../logger.js';
 import type { DocumentQueue } from '../queue/documentQueue.js';
 import type { HeldLease } from '../queue/lease.js';
 import type { ReadLock } from '../queue/readLock.js';
+import type { ReloadRequests } from '../queue/reloadRequests.js';
 import { sleep } from '../util/sleep.js';
 import { replicasBeforeBulkLoad } from './bulkLoadMode.js';
 import { BulkWriter } from './bulkWriter.js';
@@ -45,6 +46,8 @@ export interface ReindexDeps {
   target: ReindexTarget;
   /** Where documents the mirrors missed go after the swap. */
   queue: DocumentQueue;
+  /** Asks the syncers to load an index whole again (a swap that came after the lease lapsed). */
+  reloads: Pick<ReloadRequests, 'request'>;
   alias: string;
   sizeLimit: number;
   bulkSize: number;
@@ -184,6 +187,29 @@ async function buildAndSwap(
     ],
   });
   log.info({ alias, to, documents: build.documents }, 'reindex: alias swapped');
+  // Paused past the lease between that check and the swap (SIGSTOP, a frozen VM, a slow answer
+  // to the check): the syncers stopped mirroring meanwhile, so edits of that time may be only in
+  // the old index, which goes. Still ours now, the lease was ours throughout.
+  if (held.lost || !(await held.refresh())) await reloadAfterLateSwap(deps);
+}
+
+/** Ask the syncers to load the new index whole again: it may lack edits (see buildAndSwap). */
+async function reloadAfterLateSwap(deps: ReindexDeps): Promise<void> {
+  const { log, kind } = deps;
+  try {
+    await deps.reloads.request(kind.name);
+    log.warn(
+      { index: kind.name },
+      'reindex: the lease lapsed before the swap took effect (the process was paused?); the ' +
+        'syncers load this index whole again, in case it missed edits made meanwhile',
+    );
+  } catch (err) {
+    log.error(
+      { index: kind.name, err: (err as Error).message },
+      'reindex: the lease lapsed before the swap took effect, and the reload could not be asked ' +
+        'for; run `npm run reindex` again, or `npm run verify -- --repair`',
+    );
+  }
 }
 
 /** Every document, page by page, into the new index through its write alias. */

@@ -19,6 +19,8 @@
  *    but its answer waits until forward(): a slow answer, or a write retried for a long time.
  *  - rejectSearches(): every `_search` is answered 429 (search thread pool full) until forward(),
  *    while writes go through.
+ *  - holdRequests(): a request whose method and path match reaches ES only at forward(): a
+ *    request sent by a process that was then paused, applied once it runs again.
  *  - limitBulkBytes(): a `_bulk` body over that many bytes is answered 413 with an empty body and
  *    not written, as Elasticsearch answers one over its `http.max_content_length` (100 MB by
  *    default; a test cannot afford documents that big).
@@ -73,6 +75,12 @@ export class EsFaultProxy {
   private rejectTo: ((index: string) => boolean) | null = null;
   private refuseSearch = false;
   private maxBulkBytes = Infinity;
+  private heldRequests: {
+    match: (method: string, path: string) => boolean;
+    released: Promise<void>;
+    release: () => void;
+    seen: number;
+  } | null = null;
   private hold: {
     match: (index: string) => boolean;
     released: Promise<void>;
@@ -111,6 +119,8 @@ export class EsFaultProxy {
     this.maxBulkBytes = Infinity;
     this.hold?.release();
     this.hold = null;
+    this.heldRequests?.release();
+    this.heldRequests = null;
   }
 
   /** See the header; held answers go out at forward(). */
@@ -118,6 +128,18 @@ export class EsFaultProxy {
     let release = () => {};
     const released = new Promise<void>((resolve) => (release = resolve));
     this.hold = { match, released, release };
+  }
+
+  /** Hold every matching request unsent until forward(); resolves once one has come. */
+  holdRequests(match: (method: string, path: string) => boolean): void {
+    let release = () => {};
+    const released = new Promise<void>((resolve) => (release = resolve));
+    this.heldRequests = { match, released, release, seen: 0 };
+  }
+
+  /** How many requests holdRequests() holds or held. */
+  get requestsHeld(): number {
+    return this.heldRequests?.seen ?? 0;
   }
 
   down(): void {
@@ -224,6 +246,11 @@ export class EsFaultProxy {
         const answer = splice({ errors: true, took: 0, items: [] }, items, rejected, bulk[1]);
         return this.reply(res, 200, { 'content-type': 'application/json' }, answer);
       }
+    }
+    const held = this.heldRequests;
+    if (held?.match(req.method ?? 'GET', req.url ?? '/')) {
+      held.seen++;
+      await held.released;
     }
     const upstream = await fetch(new URL(req.url ?? '/', this.target), {
       method: req.method ?? 'GET',
