@@ -39,6 +39,11 @@ export function isTransientStatus(status: number | undefined): boolean {
   return status === undefined || status === 408 || status === 429 || status >= 500;
 }
 
+/** The HTTP status of an Elasticsearch client error (`ResponseError`); undefined for any other. */
+export function httpStatusOf(err: unknown): number | undefined {
+  return (err as { meta?: { statusCode?: number } } | null)?.meta?.statusCode;
+}
+
 export function isTransientError(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   const code = (err as { code?: unknown }).code;
@@ -51,8 +56,7 @@ export function isTransientError(err: unknown): boolean {
   // @elastic/transport: ConnectionError, TimeoutError, NoLivingConnectionsError; ResponseError has a status.
   if (['ConnectionError', 'TimeoutError', 'NoLivingConnectionsError'].includes(err.name))
     return true;
-  const status = (err as { meta?: { statusCode?: number } }).meta?.statusCode;
-  if (err.name === 'ResponseError') return isTransientStatus(status);
+  if (err.name === 'ResponseError') return isTransientStatus(httpStatusOf(err));
   if (TRANSIENT_MESSAGES.test(err.message)) return true;
   return err.cause !== undefined && isTransientError(err.cause);
 }

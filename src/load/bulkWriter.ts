@@ -37,7 +37,7 @@ import type { Client } from '@elastic/elasticsearch';
 import { handleType, retry } from 'cockatiel';
 import type { Logger } from '../logger.js';
 import type { DeadLetter } from '../queue/deadLetters.js';
-import { isTransientError } from '../errors.js';
+import { httpStatusOf, isTransientError } from '../errors.js';
 import { backoff } from '../util/backoff.js';
 import type { DocumentBatch } from '../extract/documentBatch.js';
 import { bulkBody } from './bulkBody.js';
@@ -274,7 +274,7 @@ export class BulkWriter {
         deadline === null ? {} : { requestTimeout: Math.max(1, deadline - Date.now()) },
       );
     } catch (err) {
-      if ((err as { meta?: { statusCode?: number } }).meta?.statusCode !== 413) throw err;
+      if (httpStatusOf(err) !== 413) throw err;
       if (body.length < this.tooLarge)
         this.log.warn(
           { index: this.target.name, bytes: body.length, documents: operations.length },

@@ -8,6 +8,7 @@
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Client } from '@elastic/elasticsearch';
+import { httpStatusOf } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { filmsDefinition, type IndexDefinition } from './indexDefinition.js';
 import { MIRROR_SETTLE_MS } from './reindexTarget.js';
@@ -92,7 +93,7 @@ export async function writeIndexOf(es: Client, alias: string): Promise<WriteInde
       filter_path: ['*.aliases', '*.mappings._meta', '*.settings.index.uuid'],
     });
   } catch (err) {
-    if ((err as { meta?: { statusCode?: number } }).meta?.statusCode === 404) return null;
+    if (httpStatusOf(err) === 404) return null;
     throw err;
   }
   const entries = Object.entries(found);
