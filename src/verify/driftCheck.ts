@@ -4,6 +4,13 @@
  * catalog says now (stale, by a hash of the canonical JSON). Reads ETL_SIZE_LIMIT rows at a time,
  * under the Postgres read lock, so it can run beside the syncer on a catalog of any size. The
  * same for every kind (src/kinds): the kind brings its ids and its document query.
+ *
+ * On a live catalog a document can differ for a moment without anything being wrong: an edit
+ * committed and not indexed yet (the syncer's normal lag, about a second), or indexed after this
+ * check read the row. So what differed is looked at again, about once a second, for `settleMs`:
+ * only what never agreed in that time is reported. A real drift costs the whole wait; a catalog in
+ * step costs none. A document edited without pause for the whole wait is reported too (say so if
+ * it comes up: a longer `--settle` tells the two apart).
  */
 import { createHash } from 'node:crypto';
 import type { Client } from '@elastic/elasticsearch';
@@ -12,6 +19,7 @@ import type { Postgres } from '../db/postgres.js';
 import type { IndexedIds } from '../capture/poller.js';
 import type { DocumentKind } from '../kinds/documentKind.js';
 import type { ReadLock } from '../queue/readLock.js';
+import { sleep } from '../util/sleep.js';
 import { isCanonicalUuid } from '../util/uuid.js';
 
 export interface DriftReport {
@@ -22,6 +30,11 @@ export interface DriftReport {
   extra: string[];
   stale: string[];
 }
+
+type Difference = 'missing' | 'extra' | 'stale';
+
+/** How often what differed is looked at again. */
+const LOOK_EVERY_MS = 1_000;
 
 /** JSON with object keys sorted at every level: equal content, equal text. */
 export function canonical(value: unknown): string {
@@ -46,8 +59,10 @@ export async function checkDrift(deps: {
   index: string;
   indexed: IndexedIds;
   pageSize: number;
+  /** How long to keep looking at what differed before calling it drift (0: one look). */
+  settleMs: number;
 }): Promise<DriftReport> {
-  const { kind, db, lock, es, index, indexed, pageSize } = deps;
+  const { kind, db, lock, indexed, pageSize } = deps;
   const report: DriftReport = { rows: 0, documents: 0, missing: [], extra: [], stale: [] };
 
   // Every row: is its document there, and does it say what the catalog says?
@@ -59,18 +74,10 @@ export async function checkDrift(deps: {
   });
   for await (const page of pages) {
     const ids = page.map((r) => r.id);
-    const rows = await lock.withLock('verify', () => db.query(kind.documents, [ids]));
-    const indexedDocs = await es.mget<Record<string, unknown>>({ index, ids, realtime: true });
-    const actual = new Map<string, unknown>();
-    for (const doc of indexedDocs.docs) {
-      if ('found' in doc && doc.found) actual.set(doc._id, doc._source);
-    }
-    for (const row of rows) {
-      if (row.doc === null) continue; // deleted between the two reads
+    for (const [id, seen] of await look(deps, ids)) {
+      if (!seen.row) continue; // deleted between the two reads
       report.rows++;
-      const got = actual.get(row.id);
-      if (got === undefined) report.missing.push(row.id);
-      else if (contentHash(got) !== contentHash(JSON.parse(row.doc))) report.stale.push(row.id);
+      if (seen.difference) report[seen.difference].push(id);
     }
   }
 
@@ -84,5 +91,63 @@ export async function checkDrift(deps: {
     const present = new Set(existing.map((r) => r.id));
     for (const id of ids) if (!present.has(id)) report.extra.push(id);
   }
+  return lookAgain(deps, report);
+}
+
+/** Each id's row and document now: whether the row exists, and how the document differs. */
+async function look(
+  deps: Parameters<typeof checkDrift>[0],
+  ids: string[],
+): Promise<Map<string, { row: boolean; difference: Difference | null }>> {
+  const { kind, db, lock, es, index } = deps;
+  // The row first, then the document: a document indexed in between is newer than the row read,
+  // and differs for a moment, which the next look settles.
+  const rows = await lock.withLock('verify', () => db.query(kind.documents, [ids]));
+  const indexedDocs = await es.mget<Record<string, unknown>>({ index, ids, realtime: true });
+  const actual = new Map<string, unknown>();
+  for (const doc of indexedDocs.docs) {
+    if ('found' in doc && doc.found) actual.set(doc._id, doc._source);
+  }
+  const seen = new Map<string, { row: boolean; difference: Difference | null }>();
+  for (const row of rows)
+    seen.set(row.id, {
+      row: row.doc !== null,
+      difference: differenceOf(row.doc, actual.get(row.id)),
+    });
+  return seen;
+}
+
+function differenceOf(row: string | null, indexed: unknown): Difference | null {
+  if (row === null) return indexed === undefined ? null : 'extra';
+  if (indexed === undefined) return 'missing';
+  return contentHash(indexed) === contentHash(JSON.parse(row)) ? null : 'stale';
+}
+
+/**
+ * What differed, looked at again until it agrees or `settleMs` has passed; what never agreed is
+ * reported as the last look saw it (a document stale at first can be missing by then). Ids no row
+ * can have are extra without looking again: nothing will ever index or delete them.
+ */
+async function lookAgain(
+  deps: Parameters<typeof checkDrift>[0],
+  first: DriftReport,
+): Promise<DriftReport> {
+  const strays = first.extra.filter((id) => !isCanonicalUuid(id));
+  let differing = new Map<string, Difference>();
+  for (const difference of ['missing', 'extra', 'stale'] as const)
+    for (const id of first[difference]) if (isCanonicalUuid(id)) differing.set(id, difference);
+  const deadline = Date.now() + deps.settleMs;
+  while (differing.size > 0 && Date.now() < deadline) {
+    await sleep(Math.min(LOOK_EVERY_MS, deadline - Date.now()));
+    const still = new Map<string, Difference>();
+    const ids = [...differing.keys()];
+    for (let i = 0; i < ids.length; i += deps.pageSize) {
+      for (const [id, seen] of await look(deps, ids.slice(i, i + deps.pageSize)))
+        if (seen.difference) still.set(id, seen.difference);
+    }
+    differing = still;
+  }
+  const report: DriftReport = { ...first, missing: [], extra: [...strays], stale: [] };
+  for (const [id, difference] of differing) report[difference].push(id);
   return report;
 }
