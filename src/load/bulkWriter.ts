@@ -150,6 +150,30 @@ export class BulkWriter {
     return this.target.name;
   }
 
+  /**
+   * The version each of these documents has in the index now: Elasticsearch's `_version`, which
+   * is the version of the read that wrote it. Absent: not there, or the index could not be asked
+   * (logged; the caller's question is only ever a tidying one).
+   */
+  async versionsHeld(ids: readonly string[]): Promise<Map<string, number>> {
+    const versions = new Map<string, number>();
+    if (ids.length === 0) return versions;
+    try {
+      const { docs } = await this.es.mget({
+        index: this.target.name,
+        ids: [...ids],
+        _source: false,
+        realtime: true,
+      });
+      for (const doc of docs)
+        if ('found' in doc && doc.found && doc._version !== undefined)
+          versions.set(doc._id, doc._version);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'could not read the versions indexed');
+    }
+    return versions;
+  }
+
   async write(batch: DocumentBatch, signal?: AbortSignal): Promise<LoadResult> {
     const result: LoadResult = {
       indexed: [],

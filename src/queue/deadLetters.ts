@@ -47,6 +47,16 @@ export class DeadLetters {
     // which covers these letters too. A letter lost in a failover would lose its document.
   }
 
+  /**
+   * Clear the letters of documents the index holds in a version at least as new as the refused
+   * read's (member -> the version the index holds). Returns how many were cleared.
+   */
+  async clearSuperseded(held: ReadonlyMap<string, number>): Promise<number> {
+    if (held.size === 0) return 0;
+    const args = [...held].flatMap(([member, version]) => [member, version]);
+    return Number(await this.store.run('clearSuperseded', [this.key], args));
+  }
+
   async list(): Promise<DeadLetter[]> {
     const all = await this.store.redis.hgetall(this.key);
     return Object.values(all)

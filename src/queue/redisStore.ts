@@ -20,6 +20,7 @@ const SCRIPTS = {
   ack: lua('ack'),
   release: lua('release'),
   redrive: lua('redrive'),
+  clearSuperseded: lua('clearSuperseded'),
   lockAcquire: lua('lockAcquire'),
   lockRelease: lua('lockRelease'),
   lockReleaseKnocked: lua('lockReleaseKnocked'),

@@ -13,7 +13,7 @@ import { memberOf, parseMember } from '../kinds/kinds.js';
 import type { Logger } from '../logger.js';
 import type { BulkWriter } from '../load/bulkWriter.js';
 import type { LiveRefresh } from '../load/liveRefresh.js';
-import type { DeadLetters } from '../queue/deadLetters.js';
+import type { DeadLetter, DeadLetters } from '../queue/deadLetters.js';
 import { newClaimId, type Claim, type DocumentQueue } from '../queue/documentQueue.js';
 import type { WorkerRegistry, WorkerState } from '../queue/workerRegistry.js';
 import { isTransientError } from '../errors.js';
@@ -265,6 +265,7 @@ export class Indexer {
       );
       // Letters of the documents done are cleared by the acknowledgement, in the same round trip.
       await deadLetters.add(result.dead.map((letter) => ({ ...letter, id: member(letter.id) })));
+      await this.clearSuperseded(writer, result.dead, member);
       for (const counts of [this.stats, this.stats.byIndex[kind.name]]) {
         counts.indexed += result.indexed.length;
         counts.deleted += result.deleted.length;
@@ -283,6 +284,35 @@ export class Indexer {
       }
     }
     return { done, transientItems, dead };
+  }
+
+  /**
+   * A refused read can be written late (held back by retries) after a newer read of its document
+   * has loaded and been acknowledged: its letter then says the document is refused while the
+   * index holds a newer one, and no acknowledgement is left to clear it. So the index is asked,
+   * after the letters are written: a newer write that lands after this look is acknowledged after
+   * them, and that acknowledgement clears them.
+   */
+  private async clearSuperseded(
+    writer: BulkWriter,
+    dead: readonly DeadLetter[],
+    member: (id: string) => string,
+  ): Promise<void> {
+    const refused = dead.filter((letter) => letter.version !== undefined);
+    if (refused.length === 0) return;
+    const held = await writer.versionsHeld(refused.map((letter) => letter.id));
+    const newer = new Map<string, number>();
+    for (const letter of refused) {
+      const version = held.get(letter.id);
+      if (version !== undefined && letter.version !== undefined && version >= letter.version)
+        newer.set(member(letter.id), version);
+    }
+    const cleared = await this.deps.deadLetters.clearSuperseded(newer);
+    if (cleared > 0)
+      this.deps.log.info(
+        { documents: [...newer.keys()] },
+        'refused reads older than what the index holds: no letter kept',
+      );
   }
 
   /** Return the claim in hand; false when Redis refused (the claim stays in hand, retried). */
