@@ -190,12 +190,54 @@ describe('npm run verify', () => {
     }
   });
 
+  it('repairs an index further apart than --queue-at-most by loading it again whole', async () => {
+    const index = sandbox.config.index;
+    const { rows } = await sandbox.pg.query<{ id: string }>(
+      `SELECT id FROM content.film_work ORDER BY id LIMIT 5`,
+    );
+    for (const { id } of rows) await sandbox.es.delete({ index, id });
+    await sandbox.es.index({
+      index,
+      id: '99999999-9999-4999-8999-999999999999',
+      document: { title: 'no row has this id' },
+    });
+    await sandbox.es.indices.refresh({ index });
+
+    const found = await runCli('verify', sandbox.env, [
+      ...['--json', '--index', 'films', '--queue-at-most', '2', '--settle', '0'],
+    ]);
+    assert.equal(found.code, 3, found.stderr);
+    const { films } = (
+      JSON.parse(found.stdout) as {
+        indices: { films: { missing: string[]; counts: { missing: number; extra: number } } };
+      }
+    ).indices;
+    assert.deepEqual(films.counts, { missing: 5, extra: 1, stale: 0 }, 'every difference counted');
+    assert.equal(films.missing.length, 2, 'and at most --queue-at-most listed');
+
+    const repaired = await runCli('verify', sandbox.env, [
+      ...['--repair', '--queue-at-most', '2', '--settle', '0'],
+    ]);
+    assert.equal(repaired.code, 3, repaired.stderr);
+    assert.match(repaired.stdout, /0 documents queued/);
+    assert.match(repaired.stdout, /films: over 2 apart, asked the syncer to load it again whole/);
+    assert.equal(await sandbox.redis.llen(`${sandbox.config.redisPrefix}queue`), 0);
+    const syncer = await startSyncer(sandbox);
+    try {
+      await waitForConvergence(sandbox);
+    } finally {
+      await syncer.stop();
+    }
+    assert.equal((await runCli('verify', sandbox.env)).code, 0);
+  });
+
   it('says what is wrong with a bad option, exit status 2', async () => {
     for (const [script, args] of [
       ['verify', ['--repiar']],
       ['verify', ['--index']],
       ['verify', ['--settle', 'soon']],
       ['verify', ['--settle', '-1']],
+      ['verify', ['--queue-at-most', '1.5']],
       ['deadLetters', ['--retyr']],
     ] as const) {
       const result = await runCli(script, sandbox.env, [...args]);

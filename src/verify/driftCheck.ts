@@ -22,16 +22,25 @@ import type { ReadLock } from '../queue/readLock.js';
 import { sleep } from '../util/sleep.js';
 import { isCanonicalUuid } from '../util/uuid.js';
 
+type Difference = 'missing' | 'extra' | 'stale';
+
 export interface DriftReport {
   /** Rows in Postgres (films, persons or genres). */
   rows: number;
   documents: number;
+  /** The ids that differ, at most `listAtMost` of them in all (see `listed`). */
   missing: string[];
   extra: string[];
   stale: string[];
+  /** How many documents differ, listed or not. */
+  counts: Record<Difference, number>;
+  /**
+   * Whether every document that differs is listed. Past `listAtMost` the rest are only counted
+   * (memory stays bounded however far an index drifted: an Elasticsearch restored from an old
+   * snapshot), and nothing is looked at again: that far apart is no lag.
+   */
+  listed: boolean;
 }
-
-type Difference = 'missing' | 'extra' | 'stale';
 
 /** How often what differed is looked at again. */
 const LOOK_EVERY_MS = 1_000;
@@ -61,9 +70,25 @@ export async function checkDrift(deps: {
   pageSize: number;
   /** How long to keep looking at what differed before calling it drift (0: one look). */
   settleMs: number;
+  /** Most ids listed; past it, differences are only counted. */
+  listAtMost: number;
 }): Promise<DriftReport> {
-  const { kind, db, lock, indexed, pageSize } = deps;
-  const report: DriftReport = { rows: 0, documents: 0, missing: [], extra: [], stale: [] };
+  const { kind, db, lock, indexed, pageSize, listAtMost } = deps;
+  const report: DriftReport = {
+    rows: 0,
+    documents: 0,
+    missing: [],
+    extra: [],
+    stale: [],
+    counts: { missing: 0, extra: 0, stale: 0 },
+    listed: true,
+  };
+  const differs = (difference: Difference, id: string) => {
+    report.counts[difference]++;
+    if (report.missing.length + report.extra.length + report.stale.length < listAtMost)
+      report[difference].push(id);
+    else report.listed = false;
+  };
 
   // Every row: is its document there, and does it say what the catalog says?
   const pages = keysetPages({
@@ -77,7 +102,7 @@ export async function checkDrift(deps: {
     for (const [id, seen] of await look(deps, ids)) {
       if (!seen.row) continue; // deleted between the two reads
       report.rows++;
-      if (seen.difference) report[seen.difference].push(id);
+      if (seen.difference) differs(seen.difference, id);
     }
   }
 
@@ -86,12 +111,12 @@ export async function checkDrift(deps: {
     report.documents += page.length;
     // An id no row can have is extra without asking (the query's uuid cast would fail on it).
     const ids = page.filter(isCanonicalUuid);
-    report.extra.push(...page.filter((id) => !isCanonicalUuid(id)));
+    for (const id of page) if (!isCanonicalUuid(id)) differs('extra', id);
     const existing = await lock.withLock('verify', () => db.query(kind.existing, [ids]));
     const present = new Set(existing.map((r) => r.id));
-    for (const id of ids) if (!present.has(id)) report.extra.push(id);
+    for (const id of ids) if (!present.has(id)) differs('extra', id);
   }
-  return lookAgain(deps, report);
+  return report.listed ? lookAgain(deps, report) : report;
 }
 
 /** Each id's row and document now: whether the row exists, and how the document differs. */
@@ -149,5 +174,10 @@ async function lookAgain(
   }
   const report: DriftReport = { ...first, missing: [], extra: [...strays], stale: [] };
   for (const [id, difference] of differing) report[difference].push(id);
+  report.counts = {
+    missing: report.missing.length,
+    extra: report.extra.length,
+    stale: report.stale.length,
+  };
   return report;
 }

@@ -81,7 +81,7 @@ describe('the first and last possible ids', () => {
 
   it('verify checks them', async () => {
     await sandbox.es.delete({ index: sandbox.config.index, id: FIRST_UUID, refresh: true });
-    const result = await runCli('verify', env(), ['--json']);
+    const result = await runCli('verify', env(), ['--json', '--settle', '1']);
     assert.equal(result.code, 3, result.stderr);
     const report = JSON.parse(result.stdout) as {
       indices: { films: { rows: number } };
@@ -89,7 +89,7 @@ describe('the first and last possible ids', () => {
     };
     assert.equal(report.indices.films.rows, 7);
     assert.deepEqual(report.missing, [FIRST_UUID]);
-    assert.equal((await runCli('verify', env(), ['--repair'])).code, 3);
+    assert.equal((await runCli('verify', env(), ['--repair', '--settle', '1'])).code, 3);
     const syncer = await startSyncer(sandbox, small);
     try {
       await waitForConvergence(sandbox);
