@@ -118,6 +118,23 @@ async function isCreatedForADelete(es: Client, index: string): Promise<boolean> 
   return (await es.count({ index })).count === 0;
 }
 
+/**
+ * Whether `index` maps each of the definition's fields as the definition does (the type of each,
+ * object where none is given). One Elasticsearch made from a document, its mapping guessed, does
+ * not: the id is text there, and nested fields are plain objects.
+ */
+export async function hasOwnMapping(
+  es: Client,
+  index: string,
+  definition: IndexDefinition,
+): Promise<boolean> {
+  const mappings = await es.indices.getMapping({ index });
+  const actual = Object.values(mappings)[0]?.mappings.properties ?? {};
+  return Object.entries(definition.mappings.properties ?? {}).every(
+    ([field, spec]) => (actual[field]?.type ?? 'object') === (spec.type ?? 'object'),
+  );
+}
+
 function isAlreadyExists(err: unknown): boolean {
   const type = (err as { meta?: { body?: { error?: { type?: string } } } }).meta?.body?.error?.type;
   return type === 'resource_already_exists_exception';

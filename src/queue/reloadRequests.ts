@@ -91,6 +91,11 @@ export class ReloadRequests {
     await this.store.confirm(this.key);
   }
 
+  /** The uuid of the index the last finished load of `kind` filled; null when none is recorded. */
+  async loaded(kind: KindName): Promise<string | null> {
+    return this.store.redis.hget(this.loadedKey, kind);
+  }
+
   /** The requests not yet served: kind -> request id. */
   pending(): Promise<Record<string, string>> {
     return this.store.redis.hgetall(this.key);

@@ -15,7 +15,13 @@
 import type { Client } from '@elastic/elasticsearch';
 import type { DocumentKind, KindName } from '../kinds/documentKind.js';
 import type { Logger } from '../logger.js';
-import { ensureIndex, writeIndexOf, type IndexTarget } from '../load/indexManager.js';
+import {
+  ensureIndex,
+  hasOwnMapping,
+  writeIndexOf,
+  type IndexTarget,
+  type WriteIndex,
+} from '../load/indexManager.js';
 import type { ReloadRequests } from '../queue/reloadRequests.js';
 
 /** Per index and look: a HEAD, a GET and one Redis transaction. */
@@ -85,13 +91,56 @@ export class IndexWatch {
   async askIfForgotten(name: KindName): Promise<boolean> {
     const entry = this.entry(name);
     const written = await writeIndexOf(this.es, entry.alias);
-    if (!written?.bornEmpty) return false;
+    if (!written) return false;
+    if (written.index === entry.alias) return this.askIfReplaced(name, entry.kind, written);
+    if (!written.bornEmpty) return false;
     if (await this.reloads.accountedFor(name, written.uuid)) return false;
     await this.reloads.requestAgain(name, written.uuid);
     this.log.warn(
       { index: written.index },
       'index has no load on record (redis came back from an older save?): every document of it ' +
         'is queued again',
+    );
+    this.onCreated();
+    return true;
+  }
+
+  /**
+   * A plain index (made before the first start and used as it is, with no alias) can be deleted
+   * and made again with no write failing: writes to it go without require_alias, there being no
+   * alias to require, so the first one after the delete has Elasticsearch create it from that one
+   * document, with a mapping guessed from it. It then holds only what was written since, and a
+   * guessed mapping (the id as text) refuses the orphan sweep's sort. Redis records which index
+   * each finished load filled: a plain index that is not that one, and that no request, birth or
+   * load in force accounts for, is asked to be loaded again. One whose mapping is not its kind's
+   * is deleted first, and made again as a first start makes it (behind an alias, so the writes
+   * that follow require it). Resolves to whether it asked.
+   */
+  private async askIfReplaced(
+    name: KindName,
+    kind: DocumentKind,
+    written: WriteIndex,
+  ): Promise<boolean> {
+    const loaded = await this.reloads.loaded(name);
+    if (loaded === null || loaded === written.uuid) return false;
+    if (await this.reloads.accountedFor(name, written.uuid)) return false;
+    if (!(await hasOwnMapping(this.es, written.index, kind.definition))) {
+      // Everything in it is in Postgres too: the load that follows the new index writes it again.
+      // A write that makes it again meanwhile only brings this back at the next look.
+      await this.es.indices.delete({ index: written.index }, { ignore: [404] });
+      this.log.warn(
+        { index: written.index },
+        'index was deleted, and a write made it again with a guessed mapping: deleted again, ' +
+          'to be made with its own and loaded whole',
+      );
+      await this.ensure(name);
+      return true;
+    }
+    await this.reloads.requestAgain(name, written.uuid);
+    this.log.warn(
+      { index: written.index },
+      'index is not the one the last full load filled (deleted and made again?): every ' +
+        'document of it is queued again',
     );
     this.onCreated();
     return true;

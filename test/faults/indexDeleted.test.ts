@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
+import { KINDS } from '../../src/kinds/kinds.js';
 import { writeIndexOf } from '../../src/load/indexManager.js';
 import { DocumentQueue } from '../../src/queue/documentQueue.js';
 import { FullLoadPlans } from '../../src/queue/fullLoadPlan.js';
@@ -104,6 +105,39 @@ describe('an index deleted under the syncer', () => {
       await waitForConvergence(sandbox, 30_000);
       await reloadsServed(sandbox);
       assert.equal(await sandbox.es.indices.existsAlias({ name: sandbox.config.index }), true);
+    } finally {
+      await syncer.stop();
+    }
+  });
+
+  // Found by an outside reading. An index of the configured name made before the syncer's first
+  // start (by hand, from the catalog's own schema) is used as it is, with no alias, so writes go
+  // out without require_alias: one that lands after the index was deleted makes Elasticsearch
+  // create it again from that one document, with a mapping guessed from it. No write failed, so
+  // nothing asked for a reload: every document written before was gone for good, and the guessed
+  // mapping (id as text) stopped every later orphan sweep.
+  it('is reloaded with its own mapping when it was a plain index, not an alias', async () => {
+    const kind = KINDS.find((k) => k.name === 'films');
+    assert.ok(kind);
+    await sandbox.es.indices.create({
+      index: sandbox.config.index,
+      settings: kind.definition.settings,
+      mappings: kind.definition.mappings,
+    });
+    const syncer = await startSyncer(sandbox, {}, undefined, { indexCheckMs: 1_000 });
+    try {
+      await waitForConvergence(sandbox);
+      await waitForFullLoadDone(sandbox);
+      assert.equal(await sandbox.es.indices.existsAlias({ name: sandbox.config.index }), false);
+      await deleteIndex(sandbox, sandbox.config.index);
+      await insertFilm(sandbox.pg, 'Written after the plain films index was deleted');
+      await waitForConvergence(sandbox, 30_000);
+      await reloadsServed(sandbox);
+      const mappings = await sandbox.es.indices.getMapping({ index: sandbox.config.index });
+      const fields = Object.values(mappings)[0]?.mappings.properties ?? {};
+      const type = (field: string) => fields[field]?.type;
+      assert.equal(type('genres'), 'nested', 'the index has its own mapping again');
+      assert.equal(type('id'), 'keyword');
     } finally {
       await syncer.stop();
     }
