@@ -1,7 +1,11 @@
 /**
  * What a full load changes while it runs, and puts back when it ends: the progress bar (or its log
- * lines), and bulk-load mode on each index it fills (src/load/bulkLoadMode.ts). Once every queued
- * document is indexed (queue and claims empty), the indices get their own settings back.
+ * lines), and bulk-load mode on each index it fills (src/load/bulkLoadMode.ts). Once every
+ * document is queued and the queue is down to at most `ETL_SIZE_LIMIT` (the load's backlog is
+ * gone; what is left is a batch or two and live edits), the indices get their own settings back.
+ * Not "queue and claims empty": live edits of any index keep a claim in flight nearly all the
+ * time under steady traffic, and the index kept refresh off (nothing new searchable) and no
+ * replicas until editors paused. The load's last few batches land with refresh on: no harm.
  *
  * Every TIDY_MS, whatever this process is doing, it also puts back what nobody else will:
  *  - settings relaxed by a syncer that is gone. A start does so too, but a syncer killed and
@@ -27,6 +31,7 @@ export class FullLoadWatch {
   private readonly tidyWatch: NodeJS.Timeout;
   private tidying = false;
   private stopped = false;
+  private readonly backlogGoneAt: number;
 
   constructor(
     private readonly queue: DocumentQueue,
@@ -36,8 +41,14 @@ export class FullLoadWatch {
     private readonly log: Logger,
     /** Whether a full load's plan is in force (src/queue/fullLoadPlan.ts), whoever runs it. */
     private readonly loadInForce: () => Promise<boolean>,
-    tidyMs = TIDY_MS,
+    options: {
+      tidyMs?: number;
+      /** The queue depth at or below which the load's backlog is gone (ETL_SIZE_LIMIT). */
+      backlogGoneAt?: number;
+    } = {},
   ) {
+    this.backlogGoneAt = options.backlogGoneAt ?? 0;
+    const tidyMs = options.tidyMs ?? TIDY_MS;
     this.tidyWatch = setInterval(() => {
       if (this.tidying) return;
       this.tidying = true;
@@ -120,8 +131,11 @@ export class FullLoadWatch {
     return [...this.modes.values()].some((mode) => mode.active);
   }
 
+  /** See the header. With `backlogGoneAt` 0: the queue and the claims empty. */
   private async drained(): Promise<boolean> {
-    return (await this.queue.depth()) === 0 && (await this.queue.inFlight()).length === 0;
+    const depth = await this.queue.depth();
+    if (this.backlogGoneAt > 0) return depth <= this.backlogGoneAt;
+    return depth === 0 && (await this.queue.inFlight()).length === 0;
   }
 
   private showProgress(documents: number): void {

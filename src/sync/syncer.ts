@@ -401,6 +401,7 @@ export class Syncer {
       },
       this.log,
       async () => (await plans.current()) !== null,
+      { backlogGoneAt: this.config.sizeLimit },
     );
     return targets;
   }

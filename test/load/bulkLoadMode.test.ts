@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Syncer } from '../../src/sync/syncer.js';
 import { seedCatalog } from '../helpers/catalog.js';
 import { eventually, waitForConvergence } from '../helpers/convergence.js';
+import { EsFaultProxy } from '../helpers/esFaultProxy.js';
 import { createSandbox, type Sandbox } from '../helpers/isolation.js';
 import { migrateSandbox, startSyncer, testLog } from '../helpers/syncerHarness.js';
 import { Lease } from '../../src/queue/lease.js';
@@ -172,7 +173,7 @@ describe('bulk-load mode', () => {
       () => 0,
       log,
       async () => (await plans.current()) !== null,
-      200,
+      { tidyMs: 200 },
     );
     try {
       assert.equal(await mode.enter(), true);
@@ -186,6 +187,60 @@ describe('bulk-load mode', () => {
       await store.close();
       const concrete = Object.keys(await sandbox.es.indices.getSettings({ index: name }));
       await sandbox.es.indices.delete({ index: concrete });
+    }
+  });
+});
+
+// Found by an outside reading: bulk-load mode ended only once the queue was seen empty with no
+// claim in flight, which a steady stream of live edits (of any index) never allows. The index
+// then kept refresh off and no replicas after its load: nothing new became searchable.
+describe('bulk-load mode beside a claim that stays in flight', () => {
+  let sandbox: Sandbox;
+
+  before(async () => {
+    sandbox = await createSandbox('bulk-load-busy');
+    await migrateSandbox(sandbox);
+    await seedCatalog(sandbox.pg, 1_000, 5, 20);
+  });
+
+  after(async () => {
+    await sandbox.cleanup();
+  });
+
+  it("ends once the load's own documents are indexed", async () => {
+    const proxy = await EsFaultProxy.start(sandbox.config.elasticsearch.url);
+    // Every write to the genres index waits for its answer: a claim is always in flight.
+    proxy.holdBulkAnswersTo((index) => index === sandbox.config.genresIndex);
+    const busy = await startSyncer(sandbox, {
+      elasticsearch: { ...sandbox.config.elasticsearch, url: proxy.url },
+    });
+    try {
+      const index = sandbox.config.index;
+      await eventually(
+        async () => {
+          await sandbox.es.indices.refresh({ index });
+          return (await sandbox.es.count({ index })).count === 1_000;
+        },
+        30_000,
+        'every film indexed',
+      );
+      await eventually(
+        async () => (await busy.queue.inFlight()).length > 0,
+        5_000,
+        'the genres claim in flight',
+      );
+      await eventually(
+        async () => {
+          const [body] = Object.values(await sandbox.es.indices.getSettings({ index }));
+          return body?.settings?.index?.refresh_interval?.toString() === '1s';
+        },
+        10_000,
+        "the films index's own refresh back",
+      );
+    } finally {
+      proxy.forward();
+      await busy.stop();
+      await proxy.close();
     }
   });
 });
