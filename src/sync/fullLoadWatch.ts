@@ -31,6 +31,11 @@ export class FullLoadWatch {
   private readonly tidyWatch: NodeJS.Timeout;
   private tidying = false;
   private stopped = false;
+  /**
+   * Every document of the load in progress is queued (queued() since began()): before that the
+   * queue runs low whenever the indexers outpace the walk, which is not the load's end.
+   */
+  private allQueued = false;
   private readonly backlogGoneAt: number;
 
   constructor(
@@ -75,6 +80,7 @@ export class FullLoadWatch {
     // A pass that was under way when the syncer stopped may still get here: start nothing then
     // (a progress bar's timer would keep the stopped process alive).
     if (this.stopped) return;
+    this.allQueued = false;
     this.showProgress(documents);
     for (const kind of kinds) {
       await this.modes
@@ -92,6 +98,7 @@ export class FullLoadWatch {
   /** Every document of the load is queued: leave bulk-load mode once they are all indexed. */
   queued(): void {
     if (this.stopped) return;
+    this.allQueued = true;
     if (this.drainWatch) clearInterval(this.drainWatch);
     let busy = false;
     const check = async () => {
@@ -144,7 +151,12 @@ export class FullLoadWatch {
     this.progress = new LoadProgress(
       'full load',
       documents,
-      { done: () => this.processed() - base, finished: () => this.drained() },
+      {
+        done: () => this.processed() - base,
+        // Or the plan is gone: another syncer finished a load this one began.
+        finished: async () =>
+          (this.allQueued || !(await this.loadInForce())) && (await this.drained()),
+      },
       this.log.child({ component: 'progress' }),
     );
     this.progress.start();

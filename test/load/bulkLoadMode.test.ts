@@ -9,7 +9,7 @@ import { seedCatalog } from '../helpers/catalog.js';
 import { eventually, waitForConvergence } from '../helpers/convergence.js';
 import { EsFaultProxy } from '../helpers/esFaultProxy.js';
 import { createSandbox, type Sandbox } from '../helpers/isolation.js';
-import { migrateSandbox, startSyncer, testLog } from '../helpers/syncerHarness.js';
+import { capturingLog, migrateSandbox, startSyncer, testLog } from '../helpers/syncerHarness.js';
 import { Lease } from '../../src/queue/lease.js';
 import { RedisStore } from '../../src/queue/redisStore.js';
 import { DocumentQueue } from '../../src/queue/documentQueue.js';
@@ -205,6 +205,37 @@ describe('bulk-load mode beside a claim that stays in flight', () => {
 
   after(async () => {
     await sandbox.cleanup();
+  });
+
+  // Seen in a chaos campaign once bulk-load mode ended with the backlog: the progress (its bar,
+  // its "full load done" line) ended too, whenever the indexers had caught up with the walk.
+  it('reports the load done only once every document is queued', async () => {
+    const { log, lines } = capturingLog();
+    const quick = await startSyncer(sandbox, { sizeLimit: 10, bulkSize: 10, sleepMs: 0 }, log);
+    try {
+      await eventually(
+        () => lines().some((line) => line.msg === 'full load done'),
+        60_000,
+        'the load done',
+      );
+      const done = lines().find((line) => line.msg === 'full load done');
+      const queued = lines().find((line) => line.msg === 'full load queued');
+      assert.ok(queued, 'every document queued before the load is done');
+      assert.ok(Number(done?.documents) >= 1_000, `${String(done?.documents)} documents`);
+    } finally {
+      await quick.stop();
+    }
+    // The next case loads from scratch.
+    const keys = await sandbox.redis.keys(`${sandbox.config.redisPrefix}*`);
+    if (keys.length > 0) await sandbox.redis.del(...keys);
+    for (const name of [
+      sandbox.config.index,
+      sandbox.config.personsIndex,
+      sandbox.config.genresIndex,
+    ]) {
+      const concrete = Object.keys(await sandbox.es.indices.get({ index: name }));
+      await sandbox.es.indices.delete({ index: concrete });
+    }
   });
 
   it("ends once the load's own documents are indexed", async () => {
