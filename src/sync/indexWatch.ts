@@ -95,14 +95,11 @@ export class IndexWatch {
     if (written.index === entry.alias) return this.askIfReplaced(name, entry.kind, written);
     if (!written.bornEmpty) return false;
     if (await this.reloads.accountedFor(name, written.uuid)) return false;
-    await this.reloads.requestAgain(name, written.uuid);
-    this.log.warn(
-      { index: written.index },
-      'index has no load on record (redis came back from an older save?): every document of it ' +
-        'is queued again',
+    return this.askAgain(
+      name,
+      written,
+      'index has no load on record (redis came back from an older save?)',
     );
-    this.onCreated();
-    return true;
   }
 
   /**
@@ -136,12 +133,17 @@ export class IndexWatch {
       await this.ensure(name);
       return true;
     }
-    await this.reloads.requestAgain(name, written.uuid);
-    this.log.warn(
-      { index: written.index },
-      'index is not the one the last full load filled (deleted and made again?): every ' +
-        'document of it is queued again',
+    return this.askAgain(
+      name,
+      written,
+      'index is not the one the last full load filled (deleted and made again?)',
     );
+  }
+
+  /** Ask for a load of `written` again, say why, and wake the poller; resolves to true. */
+  private async askAgain(name: KindName, written: WriteIndex, why: string): Promise<true> {
+    await this.reloads.requestAgain(name, written.uuid);
+    this.log.warn({ index: written.index }, `${why}: every document of it is queued again`);
     this.onCreated();
     return true;
   }

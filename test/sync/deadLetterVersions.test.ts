@@ -8,6 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import type { Syncer } from '../../src/sync/syncer.js';
 import { seedCatalog } from '../helpers/catalog.js';
 import { eventually, waitForConvergence, waitForFullLoadDone } from '../helpers/convergence.js';
 import { EsFaultProxy } from '../helpers/esFaultProxy.js';
@@ -27,33 +28,75 @@ describe('a refused document and an older write of it that lands later', () => {
     await sandbox.cleanup();
   });
 
-  it('keeps the dead letter', async () => {
+  interface HeldWrite {
+    /** The film edited. */
+    id: string;
+    /** One indexer, through the proxy. */
+    held: Syncer;
+    /** Another syncer, straight to Elasticsearch. */
+    direct: () => Promise<void>;
+    /** The held write goes through, and every claim is acknowledged. */
+    release: () => Promise<void>;
+  }
+
+  /**
+   * A syncer in step whose writes to the films index are then answered 429 (retried) until
+   * `release()`; `set` is an edit of the `nth` film, made and its write sent (and held) before
+   * `run`.
+   */
+  async function withHeldWrite(
+    nth: number,
+    set: string,
+    run: (t: HeldWrite) => Promise<void>,
+  ): Promise<void> {
     const proxy = await EsFaultProxy.start(sandbox.config.elasticsearch.url);
-    // One indexer, through the proxy: its write of the first edit is refused (429) and retried.
     const held = await startSyncer(sandbox, {
       workers: 1,
       pollIntervalMs: 200,
       elasticsearch: { ...sandbox.config.elasticsearch, url: proxy.url },
     });
-    let direct: Awaited<ReturnType<typeof startSyncer>> | null = null;
+    let direct: Syncer | null = null;
     try {
       await waitForConvergence(sandbox);
       await waitForFullLoadDone(sandbox);
       const { rows } = await sandbox.pg.query<{ id: string }>(
-        'SELECT id FROM content.film_work ORDER BY id LIMIT 1',
+        'SELECT id FROM content.film_work ORDER BY id OFFSET $1 LIMIT 1',
+        [nth],
       );
       const id = rows[0]?.id ?? '';
       const index = sandbox.config.index;
       proxy.rejectBulkItemsTo((name) => name === index || name.startsWith(`${index}_v`));
       const items = () => proxy.stats.indices.get(index)?.items ?? 0;
       const sent = items();
-      await sandbox.pg.query(`UPDATE content.film_work SET title = 'Read first' WHERE id = $1`, [
+      await sandbox.pg.query(`UPDATE content.film_work SET ${set} WHERE id = $1`, [id]);
+      await eventually(() => items() > sent, 15_000, 'the edit read and its write held');
+      await run({
         id,
-      ]);
-      await eventually(() => items() > sent, 15_000, 'the first edit read and its write refused');
+        held,
+        direct: async () => {
+          direct = await startSyncer(sandbox, { pollIntervalMs: 200 });
+        },
+        release: async () => {
+          proxy.forward();
+          await eventually(
+            async () =>
+              (await held.queue.inFlight()).length === 0 && (await held.queue.depth()) === 0,
+            20_000,
+            'every claim acknowledged',
+          );
+        },
+      });
+    } finally {
+      await (direct as Syncer | null)?.stop();
+      await held.stop();
+      await proxy.close();
+    }
+  }
 
-      // Another syncer, straight to Elasticsearch, reads the second edit, which is refused for good.
-      direct = await startSyncer(sandbox, { pollIntervalMs: 200 });
+  it('keeps the dead letter', () =>
+    withHeldWrite(0, `title = 'Read first'`, async ({ id, held, direct, release }) => {
+      // The second edit, read by the other syncer, is refused for good.
+      await direct();
       await sandbox.pg.query(
         `UPDATE content.film_work SET creation_date = 'infinity'::date WHERE id = $1`,
         [id],
@@ -63,14 +106,7 @@ describe('a refused document and an older write of it that lands later', () => {
         15_000,
         'the second edit dead-lettered',
       );
-
-      // The first write goes through now, and is acknowledged.
-      proxy.forward();
-      await eventually(
-        async () => (await held.queue.inFlight()).length === 0 && (await held.queue.depth()) === 0,
-        20_000,
-        'every claim acknowledged',
-      );
+      await release();
       const letters = await held.deadLetters.list();
       assert.deepEqual(
         letters.map((l) => l.id),
@@ -78,48 +114,23 @@ describe('a refused document and an older write of it that lands later', () => {
         'the refusal of the newer read is still reported',
       );
       assert.match(letters[0]?.reason ?? '', /creation_date/);
-    } finally {
-      await direct?.stop();
-      await held.stop();
-      await proxy.close();
-    }
-  });
-
-  it('leaves no letter for a refused read older than what the index holds', async () => {
-    const proxy = await EsFaultProxy.start(sandbox.config.elasticsearch.url);
-    const held = await startSyncer(sandbox, {
-      workers: 1,
-      pollIntervalMs: 200,
-      elasticsearch: { ...sandbox.config.elasticsearch, url: proxy.url },
-    });
-    let direct: Awaited<ReturnType<typeof startSyncer>> | null = null;
-    try {
-      // The film the first case left refused, fixed.
+      // Fixed, for the next case.
       await sandbox.pg.query(
-        `UPDATE content.film_work SET creation_date = '2000-01-01' WHERE creation_date = 'infinity'`,
-      );
-      await waitForConvergence(sandbox);
-      const { rows } = await sandbox.pg.query<{ id: string }>(
-        'SELECT id FROM content.film_work ORDER BY id OFFSET 1 LIMIT 1',
-      );
-      const id = rows[0]?.id ?? '';
-      const index = sandbox.config.index;
-      proxy.rejectBulkItemsTo((name) => name === index || name.startsWith(`${index}_v`));
-      const items = () => proxy.stats.indices.get(index)?.items ?? 0;
-      const sent = items();
-      // A read Elasticsearch will refuse, held back (429, retried) ...
-      await sandbox.pg.query(
-        `UPDATE content.film_work SET creation_date = 'infinity'::date WHERE id = $1`,
+        `UPDATE content.film_work SET creation_date = '2000-01-01' WHERE id = $1`,
         [id],
       );
-      await eventually(() => items() > sent, 15_000, 'the bad edit read and its write held');
+    }));
 
-      // ... while the editor fixes it, and another syncer indexes the fix.
-      direct = await startSyncer(sandbox, { pollIntervalMs: 200 });
+  it('leaves no letter for a refused read older than what the index holds', () =>
+    // A read Elasticsearch will refuse, held back (429, retried) ...
+    withHeldWrite(1, `creation_date = 'infinity'::date`, async ({ id, held, direct, release }) => {
+      // ... while the editor fixes it, and the other syncer indexes the fix.
+      await direct();
       await sandbox.pg.query(
         `UPDATE content.film_work SET creation_date = '2001-01-01', title = 'Fixed' WHERE id = $1`,
         [id],
       );
+      const index = sandbox.config.index;
       await eventually(
         async () => {
           const doc = await sandbox.es.get<{ title: string }>({ index, id }).catch(() => null);
@@ -128,14 +139,7 @@ describe('a refused document and an older write of it that lands later', () => {
         15_000,
         'the fix indexed',
       );
-
-      // The held write goes through now, and is refused for good.
-      proxy.forward();
-      await eventually(
-        async () => (await held.queue.inFlight()).length === 0 && (await held.queue.depth()) === 0,
-        20_000,
-        'every claim acknowledged',
-      );
+      await release();
       assert.ok(
         (held.indexer?.stats.dead ?? 0) > 0,
         'Elasticsearch refused the held read (it parses a document before checking its version)',
@@ -148,10 +152,5 @@ describe('a refused document and an older write of it that lands later', () => {
       );
       const doc = await sandbox.es.get<{ title: string }>({ index, id });
       assert.equal(doc._source?.title, 'Fixed');
-    } finally {
-      await direct?.stop();
-      await held.stop();
-      await proxy.close();
-    }
-  });
+    }));
 });
