@@ -119,20 +119,25 @@ async function isCreatedForADelete(es: Client, index: string): Promise<boolean> 
 }
 
 /**
- * Whether `index` maps each of the definition's fields as the definition does (the type of each,
- * object where none is given). One Elasticsearch made from a document, its mapping guessed, does
- * not: the id is text there, and nested fields are plain objects.
+ * Whether Elasticsearch made `index` itself from a document written to a missing index, guessing
+ * its mapping: a string field the definition maps as keyword (every kind's id) is text there, with
+ * a `keyword` sub-field, as dynamic mapping makes it. Nobody makes an index like that on purpose:
+ * one restored from a snapshot, or made again by hand with a mapping of its own, is not.
  */
-export async function hasOwnMapping(
+export async function hasGuessedMapping(
   es: Client,
   index: string,
   definition: IndexDefinition,
 ): Promise<boolean> {
   const mappings = await es.indices.getMapping({ index });
   const actual = Object.values(mappings)[0]?.mappings.properties ?? {};
-  return Object.entries(definition.mappings.properties ?? {}).every(
-    ([field, spec]) => (actual[field]?.type ?? 'object') === (spec.type ?? 'object'),
-  );
+  return Object.entries(definition.mappings.properties ?? {}).some(([field, spec]) => {
+    const found = actual[field] as
+      { type?: string; fields?: Record<string, { type?: string }> } | undefined;
+    return (
+      spec.type === 'keyword' && found?.type === 'text' && found.fields?.keyword?.type === 'keyword'
+    );
+  });
 }
 
 function isAlreadyExists(err: unknown): boolean {

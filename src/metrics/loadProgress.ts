@@ -10,7 +10,7 @@ import { terminal as screen, type Terminal } from '../terminal.js';
 export interface ProgressSource {
   /** Documents processed so far (indexed, deleted or refused as stale) since the load began. */
   done(): number;
-  /** True once nothing is left to do (queue and claims empty). */
+  /** True once the load is over: every document queued, and its backlog indexed. */
   finished(): Promise<boolean>;
 }
 

@@ -80,6 +80,9 @@ export class FullLoadWatch {
     // A pass that was under way when the syncer stopped may still get here: start nothing then
     // (a progress bar's timer would keep the stopped process alive).
     if (this.stopped) return;
+    // The last load's drain check, should it still run, would end this one's mode mid-walk.
+    if (this.drainWatch) clearInterval(this.drainWatch);
+    this.drainWatch = null;
     this.allQueued = false;
     this.showProgress(documents);
     for (const kind of kinds) {

@@ -17,7 +17,7 @@ import type { DocumentKind, KindName } from '../kinds/documentKind.js';
 import type { Logger } from '../logger.js';
 import {
   ensureIndex,
-  hasOwnMapping,
+  hasGuessedMapping,
   writeIndexOf,
   type IndexTarget,
   type WriteIndex,
@@ -109,9 +109,11 @@ export class IndexWatch {
    * document, with a mapping guessed from it. It then holds only what was written since, and a
    * guessed mapping (the id as text) refuses the orphan sweep's sort. Redis records which index
    * each finished load filled: a plain index that is not that one, and that no request, birth or
-   * load in force accounts for, is asked to be loaded again. One whose mapping is not its kind's
-   * is deleted first, and made again as a first start makes it (behind an alias, so the writes
-   * that follow require it). Resolves to whether it asked.
+   * load in force accounts for, is asked to be loaded again. One whose mapping Elasticsearch
+   * guessed is deleted first and made again as a first start makes it, behind an alias (this
+   * process's writers still send no require_alias: should it go again, this look finds it again).
+   * One with a mapping of its own (restored from a snapshot, made again by hand) is only loaded.
+   * Resolves to whether it asked.
    */
   private async askIfReplaced(
     name: KindName,
@@ -121,7 +123,7 @@ export class IndexWatch {
     const loaded = await this.reloads.loaded(name);
     if (loaded === null || loaded === written.uuid) return false;
     if (await this.reloads.accountedFor(name, written.uuid)) return false;
-    if (!(await hasOwnMapping(this.es, written.index, kind.definition))) {
+    if (await hasGuessedMapping(this.es, written.index, kind.definition)) {
       // Everything in it is in Postgres too: the load that follows the new index writes it again.
       // A write that makes it again meanwhile only brings this back at the next look.
       await this.es.indices.delete({ index: written.index }, { ignore: [404] });

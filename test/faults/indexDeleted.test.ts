@@ -17,7 +17,7 @@ import { Watermarks } from '../../src/queue/watermarks.js';
 import { insertFilm, seedCatalog } from '../helpers/catalog.js';
 import { eventually, waitForConvergence, waitForFullLoadDone } from '../helpers/convergence.js';
 import { createSandbox, type Sandbox } from '../helpers/isolation.js';
-import { migrateSandbox, startSyncer, testLog } from '../helpers/syncerHarness.js';
+import { capturingLog, migrateSandbox, startSyncer, testLog } from '../helpers/syncerHarness.js';
 
 /** Every reload asked for was served: none left to run again and again. */
 async function reloadsServed(sandbox: Sandbox): Promise<void> {
@@ -116,7 +116,8 @@ describe('an index deleted under the syncer', () => {
   // create it again from that one document, with a mapping guessed from it. No write failed, so
   // nothing asked for a reload: every document written before was gone for good, and the guessed
   // mapping (id as text) stopped every later orphan sweep.
-  it('is reloaded with its own mapping when it was a plain index, not an alias', async () => {
+  /** The films index as a plain index (no alias), made before the syncer's first start. */
+  async function plainFilmsIndex(): Promise<void> {
     const kind = KINDS.find((k) => k.name === 'films');
     assert.ok(kind);
     await sandbox.es.indices.create({
@@ -124,7 +125,12 @@ describe('an index deleted under the syncer', () => {
       settings: kind.definition.settings,
       mappings: kind.definition.mappings,
     });
-    const syncer = await startSyncer(sandbox, {}, undefined, { indexCheckMs: 1_000 });
+  }
+
+  it('is reloaded with its own mapping when it was a plain index, not an alias', async () => {
+    await plainFilmsIndex();
+    const { log, lines } = capturingLog();
+    const syncer = await startSyncer(sandbox, {}, log, { indexCheckMs: 1_000 });
     try {
       await waitForConvergence(sandbox);
       await waitForFullLoadDone(sandbox);
@@ -138,6 +144,30 @@ describe('an index deleted under the syncer', () => {
       const type = (field: string) => fields[field]?.type;
       assert.equal(type('genres'), 'nested', 'the index has its own mapping again');
       assert.equal(type('id'), 'keyword');
+      // The write made the index again before a check could: the path this case is about.
+      assert.ok(
+        lines().some((line) => String(line.msg).includes('guessed mapping')),
+        'the index Elasticsearch made from a write was found',
+      );
+    } finally {
+      await syncer.stop();
+    }
+  });
+
+  it('is reloaded, and kept, when a plain index is made again with its own mapping', async () => {
+    await plainFilmsIndex();
+    const syncer = await startSyncer(sandbox, {}, undefined, { indexCheckMs: 1_000 });
+    try {
+      await waitForConvergence(sandbox);
+      await waitForFullLoadDone(sandbox);
+      // An operator's doing (a snapshot restored, the index made again by hand): its own mapping.
+      await deleteIndex(sandbox, sandbox.config.index);
+      await plainFilmsIndex();
+      const made = (await writeIndexOf(sandbox.es, sandbox.config.index))?.uuid;
+      await waitForConvergence(sandbox, 30_000);
+      await reloadsServed(sandbox);
+      assert.equal(await sandbox.es.indices.existsAlias({ name: sandbox.config.index }), false);
+      assert.equal((await writeIndexOf(sandbox.es, sandbox.config.index))?.uuid, made);
     } finally {
       await syncer.stop();
     }
