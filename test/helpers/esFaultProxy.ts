@@ -41,6 +41,8 @@ export interface BulkStats {
   damaged: Map<string, number>;
   /** target index (or alias) of bulk items -> items offered, and when the last one arrived (ms). */
   indices: Map<string, { items: number; lastAt: number }>;
+  /** id -> the source line of the last item offered for it (what the client read). */
+  lastSource: Map<string, string>;
 }
 
 export type BulkDamage = 'drop' | 'empty';
@@ -64,6 +66,7 @@ const newStats = (): BulkStats => ({
   rejections: new Map(),
   damaged: new Map(),
   indices: new Map(),
+  lastSource: new Map(),
 });
 
 export class EsFaultProxy {
@@ -228,6 +231,7 @@ export class EsFaultProxy {
       }
       for (const [i, item] of items.entries()) {
         bump(this.stats.offered, item.meta._id ?? '');
+        this.stats.lastSource.set(item.meta._id ?? '', item.lines[1] ?? '');
         const tally = rejected.has(i)
           ? this.stats.rejections
           : damaged.has(i)
