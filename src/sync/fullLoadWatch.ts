@@ -48,7 +48,7 @@ export class FullLoadWatch {
     private readonly loadInForce: () => Promise<boolean>,
     options: {
       tidyMs?: number;
-      /** The queue depth at or below which the load's backlog is gone (ETL_SIZE_LIMIT). */
+      /** The queue depth at or below which the load's backlog is gone (ETL_SIZE_LIMIT; 0: empty). */
       backlogGoneAt?: number;
     } = {},
   ) {
@@ -141,11 +141,9 @@ export class FullLoadWatch {
     return [...this.modes.values()].some((mode) => mode.active);
   }
 
-  /** See the header. With `backlogGoneAt` 0: the queue and the claims empty. */
+  /** See the header. */
   private async drained(): Promise<boolean> {
-    const depth = await this.queue.depth();
-    if (this.backlogGoneAt > 0) return depth <= this.backlogGoneAt;
-    return depth === 0 && (await this.queue.inFlight()).length === 0;
+    return (await this.queue.depth()) <= this.backlogGoneAt;
   }
 
   private showProgress(documents: number): void {
