@@ -11,8 +11,9 @@
  *    to ES (so it is NOT written), and the answer either lacks its item ('drop': fewer items than
  *    operations) or has `{}` in its place ('empty': neither `index` nor `delete`). A client that
  *    acknowledges such an answer loses that write.
- *  - rejectBulkItemsTo(): every item whose target index (or alias) matches is answered 429 like
- *    rejectBulkItems() does, until forward(): one target that is overloaded for good.
+ *  - rejectBulkItemsTo(): every item whose target index (or alias), and document id, matches is
+ *    answered 429 like rejectBulkItems() does, until forward(): one target that is overloaded for
+ *    good, or one document's write retried for a long time.
  *  - failBulk(): after `after` more bulk requests, every `_bulk` is answered 400 (a permanent
  *    failure of the whole request, say a target that refuses writes) until forward().
  *  - holdBulkAnswersTo(): a `_bulk` with an item for a matching target is written by ES as sent,
@@ -75,7 +76,7 @@ export class EsFaultProxy {
   private reject = { fraction: 0, times: 0 };
   private damage: { mode: BulkDamage; times: number } = { mode: 'drop', times: 0 };
   private failing: { after: number } | null = null;
-  private rejectTo: ((index: string) => boolean) | null = null;
+  private rejectTo: ((index: string, id: string) => boolean) | null = null;
   private refuseSearch = false;
   private maxBulkBytes = Infinity;
   private heldRequests: {
@@ -160,8 +161,8 @@ export class EsFaultProxy {
     this.damage = { mode, times };
   }
 
-  /** Answer 429 for every bulk item whose target matches, until forward(). */
-  rejectBulkItemsTo(match: (index: string) => boolean): void {
+  /** Answer 429 for every bulk item whose target (index, document id) matches, until forward(). */
+  rejectBulkItemsTo(match: (index: string, id: string) => boolean): void {
     this.rejectTo = match;
   }
 
@@ -224,7 +225,9 @@ export class EsFaultProxy {
       } else if (this.rejectTo) {
         const match = this.rejectTo;
         const targets = items.map((item) => item.meta._index ?? bulk[1] ?? '');
-        rejected = new Set([...targets.keys()].filter((i) => match(targets[i] ?? '')));
+        rejected = new Set(
+          [...targets.keys()].filter((i) => match(targets[i] ?? '', items[i]?.meta._id ?? '')),
+        );
       } else if (this.damage.times > 0 && items.length > 0) {
         this.damage.times--;
         damaged = pick(items.length, 0);
