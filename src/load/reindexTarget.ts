@@ -93,9 +93,12 @@ export class ReindexTarget {
     return info && info.token !== '' ? info.holder : null;
   }
 
-  /** The writer for the index being built, or null when no reindex runs. */
-  async mirror(): Promise<BulkWriter | null> {
-    if (Date.now() - this.cached.at >= this.cacheMs) {
+  /**
+   * The writer for the index being built, or null when no reindex runs. From a look at most
+   * `cacheMs` old, or one made now when `fresh`.
+   */
+  async mirror(fresh = false): Promise<BulkWriter | null> {
+    if (fresh || Date.now() - this.cached.at >= this.cacheMs) {
       this.cached = { name: await this.ready(await this.current()), at: Date.now() };
     }
     const name = this.cached.name;

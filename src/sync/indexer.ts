@@ -27,8 +27,11 @@ import { isUuid } from '../util/uuid.js';
 export interface KindSink {
   kind: DocumentKind;
   writer: BulkWriter;
-  /** The index a running reindex of this kind is building: it gets every batch too. */
-  mirror?: () => Promise<BulkWriter | null>;
+  /**
+   * The index a running reindex of this kind is building: it gets every batch too. `fresh` asks
+   * Redis now instead of trusting a look up to a second old.
+   */
+  mirror?: (fresh?: boolean) => Promise<BulkWriter | null>;
   /** Makes live batches searchable sooner than the index's refresh interval. */
   refresh?: LiveRefresh;
 }
@@ -242,6 +245,7 @@ export class Indexer {
       const mirroredBefore = await mirror?.();
       const result = await writer.write(batch, this.hardStop.signal);
       const target = await mirror?.();
+      let mirroredAfter = target;
       if (target) {
         // Refusals there are the reindex's to report; the alias's result decides the claim.
         const mirrored = await target.write(batch, this.hardStop.signal);
@@ -250,8 +254,16 @@ export class Indexer {
             { index: target.targetName, dead: mirrored.dead.length },
             'reindex target refused documents',
           );
+        // The mirror write can go out late (this process paused after the question, say), once
+        // its reindex has swapped and ended: what it missed then goes to a list that reindex has
+        // already read, and the alias write went to the index the alias left. Asked afresh: a
+        // reindex still running reads that list after this, at its swap.
+        mirroredAfter = await mirror?.(true);
       }
-      if (mirroredBefore && mirroredBefore.targetName !== target?.targetName) {
+      if (
+        (mirroredBefore && mirroredBefore.targetName !== target?.targetName) ||
+        (target && target.targetName !== mirroredAfter?.targetName)
+      ) {
         // That reindex ended while this batch was written (another may have begun since): once
         // more through the alias, to the index that serves now (versions make a repeat that was
         // not needed a no-op).

@@ -445,7 +445,10 @@ export class Syncer {
           alias,
           indexLog,
         );
-        return [kind.name, { kind, writer, mirror: () => reindexTarget.mirror(), refresh }];
+        return [
+          kind.name,
+          { kind, writer, mirror: (fresh) => reindexTarget.mirror(fresh), refresh },
+        ];
       }),
     );
   }

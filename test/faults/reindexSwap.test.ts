@@ -3,10 +3,15 @@
  * write landed in the old index, and the reindex had read the film before the edit. The new index
  * must still end up with the edit: the syncer decides whether to mirror before it writes, and a
  * batch whose reindex ended while it was written goes through the alias once more.
+ *
+ * And the mirror write itself, late: a syncer paused (a stopped VM) after it asked which reindex
+ * runs and before that mirror write went out, until the reindex had swapped and ended.
  */
 import assert from 'node:assert/strict';
 import { setTimeout as delay } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
+import type { DocumentBatch } from '../../src/extract/documentBatch.js';
+import { BulkWriter } from '../../src/load/bulkWriter.js';
 import type { Syncer } from '../../src/sync/syncer.js';
 import { seedCatalog } from '../helpers/catalog.js';
 import { eventually, waitForConvergence } from '../helpers/convergence.js';
@@ -137,4 +142,95 @@ describe('a reindex swapping its alias under an unanswered write', () => {
       // The second reindex's new index is never served: the alias must have the edit itself.
       await waitForConvergence(sandbox, 30_000);
     }));
+
+  // Found by an outside reading: the late mirror write found the reindex's write alias gone, and
+  // what it missed went to a list its reindex had already read. The batch's write through the
+  // alias had gone to the old index, which the reindex then deleted: the edit was lost for good.
+  it('leaves the edit in the new index when the mirror write comes after the reindex ended', async () => {
+    const alias = sandbox.config.index;
+    const [first] = (
+      await sandbox.pg.query<{ id: string }>('SELECT id FROM content.film_work ORDER BY id LIMIT 1')
+    ).rows;
+    const id = first?.id ?? '';
+    // The pause, made exact: this process's mirror write of the film waits for `resume`. The
+    // reindex runs in a process of its own, so its writes are not held.
+    let reached = (_aliasHeld: string[]) => {};
+    const paused = new Promise<string[]>((resolve) => (reached = resolve));
+    let resume = () => {};
+    const resumed = new Promise<void>((resolve) => (resume = resolve));
+    const write = BulkWriter.prototype.write;
+    BulkWriter.prototype.write = async function (
+      this: BulkWriter,
+      batch: DocumentBatch,
+      signal?: AbortSignal,
+    ) {
+      if (
+        this.targetName.startsWith(`${alias}-reindex-`) &&
+        batch.documents.some((d) => d.id === id)
+      ) {
+        reached(Object.keys(await sandbox.es.indices.getAlias({ name: alias })));
+        await resumed;
+      }
+      return write.call(this, batch, signal);
+    };
+    const syncer = await startSyncer(sandbox);
+    try {
+      await waitForConvergence(sandbox);
+      // The reindex the case before killed holds its lease until it lapses.
+      await eventually(
+        async () =>
+          (await sandbox.redis.exists(`${sandbox.config.redisPrefix}reindex-target`)) === 0,
+        15_000,
+        'no reindex running',
+      );
+      const leftOver = Object.keys(
+        await sandbox.es.indices.getAlias({ name: `${alias}-reindex-*` }).catch(() => ({})),
+      );
+      // Slow enough that the edit is written long before its swap.
+      const reindexing = runCli(
+        'reindex',
+        { ...sandbox.env, ETL_SIZE_LIMIT: '50', ETL_BULK_SIZE: '50', ETL_SLEEP_MS: '300' },
+        ['--index', 'films'],
+        120_000,
+      );
+      let building = '';
+      await eventually(
+        async () => {
+          const found = await sandbox.es.indices
+            .getAlias({ name: `${alias}-reindex-*` })
+            .catch(() => ({}));
+          // Not the index of the reindex the case before killed, if it is still there.
+          building = Object.keys(found).find((index) => !leftOver.includes(index)) ?? '';
+          if (building === '') return false;
+          // A shard that is still starting answers with an error: not yet.
+          const doc = await sandbox.es
+            .get({ index: building, id }, { ignore: [404] })
+            .catch(() => null);
+          return doc?.found === true;
+        },
+        60_000,
+        'the film read into the new index',
+      );
+      await sandbox.pg.query(
+        `UPDATE content.film_work SET title = 'Edited, its mirror write late' WHERE id = $1`,
+        [id],
+      );
+      const servedAtPause = await Promise.race([
+        paused,
+        delay(30_000).then(() => Promise.reject(new Error('no mirror write of the edit in 30 s'))),
+      ]);
+      assert.ok(
+        !servedAtPause.includes(building),
+        'the write through the alias went to the old index',
+      );
+      const result = await reindexing;
+      assert.equal(result.code, 0, result.stdout + result.stderr);
+      resume();
+      await waitForConvergence(sandbox, 30_000);
+    } finally {
+      resume();
+      BulkWriter.prototype.write = write;
+      await syncer.stop();
+    }
+  });
 });
