@@ -154,10 +154,12 @@ describe('a reindex swapping its alias under an unanswered write', () => {
     const id = first?.id ?? '';
     // The pause, made exact: this process's mirror write of the film waits for `resume`. The
     // reindex runs in a process of its own, so its writes are not held.
-    let reached = (_aliasHeld: string[]) => {};
+    let reached: (served: string[]) => void = () => undefined;
     const paused = new Promise<string[]>((resolve) => (reached = resolve));
     let resume = () => {};
     const resumed = new Promise<void>((resolve) => (resume = resolve));
+    // Called below with each writer as `this`, and put back after the case.
+    // eslint-disable-next-line @typescript-eslint/unbound-method
     const write = BulkWriter.prototype.write;
     BulkWriter.prototype.write = async function (
       this: BulkWriter,
