@@ -277,7 +277,7 @@ export class Indexer {
       );
       // Letters of the documents done are cleared by the acknowledgement, in the same round trip.
       await deadLetters.add(result.dead.map((letter) => ({ ...letter, id: member(letter.id) })));
-      await this.clearSuperseded(writer, result.dead, member);
+      await this.clearSuperseded(kind, claim, writer, result.dead);
       for (const counts of [this.stats, this.stats.byIndex[kind.name]]) {
         counts.indexed += result.indexed.length;
         counts.deleted += result.deleted.length;
@@ -303,27 +303,43 @@ export class Indexer {
    * has loaded and been acknowledged: its letter then says the document is refused while the
    * index holds a newer one, and no acknowledgement is left to clear it. So the index is asked,
    * after the letters are written: a newer write that lands after this look is acknowledged after
-   * them, and that acknowledgement clears them.
+   * them, and that acknowledgement clears them. A document the index does not hold may be one
+   * deleted since (the newer read was its deletion), or one never indexed: Postgres says which,
+   * read again like any claim (a deletion read after the letter has a newer version).
    */
   private async clearSuperseded(
+    kind: DocumentKind,
+    claim: Claim,
     writer: BulkWriter,
     dead: readonly DeadLetter[],
-    member: (id: string) => string,
   ): Promise<void> {
     const refused = dead.filter((letter) => letter.version !== undefined);
     if (refused.length === 0) return;
     const held = await writer.versionsHeld(refused.map((letter) => letter.id));
+    const absent = refused.map((letter) => letter.id).filter((id) => !held.has(id));
+    if (absent.length > 0) {
+      try {
+        const reread = await this.deps.extractor.read(kind, claim, absent);
+        for (const gone of reread.deletions) held.set(gone.id, gone.version);
+      } catch (err) {
+        // Best effort, like the look at the index: the letters stay, and the batch goes on.
+        this.deps.log.warn(
+          { err: (err as Error).message },
+          'could not read again the refused documents the index does not hold',
+        );
+      }
+    }
     const newer = new Map<string, number>();
     for (const letter of refused) {
       const version = held.get(letter.id);
       if (version !== undefined && letter.version !== undefined && version >= letter.version)
-        newer.set(member(letter.id), version);
+        newer.set(memberOf(kind.name, letter.id), version);
     }
     const cleared = await this.deps.deadLetters.clearSuperseded(newer);
     if (cleared > 0)
       this.deps.log.info(
         { documents: [...newer.keys()] },
-        'refused reads older than what the index holds: no letter kept',
+        'refused reads older than what the index holds, or of documents deleted since: no letter kept',
       );
   }
 

@@ -4,7 +4,8 @@
  * letter: the index then keeps the older document, and the refusal would be gone from view (the
  * dead-letters command, the metric, the alert) with nothing left to say why the index is behind.
  * And the other order: a refused read held back until a newer read of the document has loaded
- * must leave no letter, since the index has the document and nothing would ever clear it.
+ * must leave no letter, since the index has the document and nothing would ever clear it. The
+ * same when that newer read was the film's deletion: the index then holds nothing to compare.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -169,6 +170,35 @@ describe('a refused document and an older write of it that lands later', () => {
         );
         const doc = await sandbox.es.get<{ title: string }>({ index, id });
         assert.equal(doc._source?.title, 'Fixed');
+      },
+    ));
+
+  // Found by the review of the case above: the index was asked which version it holds, and a film
+  // deleted since holds none, so the letter stayed, saying a film nobody has any more is refused.
+  it('leaves no letter for a refused read of a film deleted since', () =>
+    withHeldWrite(
+      2,
+      `creation_date = 'infinity'::date`,
+      '"infinity"',
+      async ({ id, held, direct, release }) => {
+        // ... while the editor deletes the film, and the other syncer deletes its document.
+        await direct();
+        await sandbox.pg.query('DELETE FROM content.film_work WHERE id = $1', [id]);
+        const index = sandbox.config.index;
+        await eventually(
+          async () => !(await sandbox.es.exists({ index, id })),
+          15_000,
+          'the document deleted',
+        );
+        await release();
+        assert.ok((held.indexer?.stats.dead ?? 0) > 0, 'Elasticsearch refused the held read');
+        const letters = await held.deadLetters.list();
+        assert.deepEqual(
+          letters.filter((l) => l.id === id),
+          [],
+          'the film is gone: no letter says it is refused',
+        );
+        assert.equal(await sandbox.es.exists({ index, id }), false);
       },
     ));
 });
