@@ -243,7 +243,7 @@ export class Indexer {
       // and end meanwhile. The write then landed in the index the alias left, the new one holds
       // the older read, and the question asked after it alone would say "no reindex".
       const mirroredBefore = await mirror?.();
-      const result = await writer.write(batch, this.hardStop.signal);
+      let result = await writer.write(batch, this.hardStop.signal);
       const target = await mirror?.();
       let mirroredAfter = target;
       if (target) {
@@ -266,8 +266,14 @@ export class Indexer {
       ) {
         // That reindex ended while this batch was written (another may have begun since): once
         // more through the alias, to the index that serves now (versions make a repeat that was
-        // not needed a no-op).
-        await writer.write(batch, this.hardStop.signal);
+        // not needed a no-op). Its answer is the one that counts: the index that serves now may
+        // refuse what the old one took (a reindex for a stricter mapping).
+        const again = await writer.write(batch, this.hardStop.signal);
+        result = {
+          ...again,
+          retries: result.retries + again.retries,
+          transientItems: result.transientItems + again.transientItems,
+        };
       }
       // A claim short of ETL_SIZE_LIMIT emptied the queue: live changes, worth a refresh now.
       // Every batch counts towards the rate that decides whether refreshing is worth it.

@@ -143,10 +143,16 @@ describe('a reindex swapping its alias under an unanswered write', () => {
       await waitForConvergence(sandbox, 30_000);
     }));
 
-  // Found by an outside reading: the late mirror write found the reindex's write alias gone, and
-  // what it missed went to a list its reindex had already read. The batch's write through the
-  // alias had gone to the old index, which the reindex then deleted: the edit was lost for good.
-  it('leaves the edit in the new index when the mirror write comes after the reindex ended', async () => {
+  /**
+   * A film read into a reindex's new index, then edited to `title`: this process's mirror write of
+   * the edit is paused (a stopped VM) until the reindex has swapped its alias and exited 0. The
+   * edit's write through the alias went to the old index, now deleted. `run` gets the film and
+   * `resume`, which lets the mirror write go.
+   */
+  async function lateMirrorWrite(
+    title: string,
+    run: (t: { id: string; syncer: Syncer; resume: () => void }) => Promise<void>,
+  ): Promise<void> {
     const alias = sandbox.config.index;
     const [first] = (
       await sandbox.pg.query<{ id: string }>('SELECT id FROM content.film_work ORDER BY id LIMIT 1')
@@ -178,7 +184,7 @@ describe('a reindex swapping its alias under an unanswered write', () => {
     const syncer = await startSyncer(sandbox);
     try {
       await waitForConvergence(sandbox);
-      // The reindex the case before killed holds its lease until it lapses.
+      // A reindex a case before killed holds its lease until it lapses.
       await eventually(
         async () =>
           (await sandbox.redis.exists(`${sandbox.config.redisPrefix}reindex-target`)) === 0,
@@ -201,7 +207,7 @@ describe('a reindex swapping its alias under an unanswered write', () => {
           const found = await sandbox.es.indices
             .getAlias({ name: `${alias}-reindex-*` })
             .catch(() => ({}));
-          // Not the index of the reindex the case before killed, if it is still there.
+          // Not the index of a reindex a case before killed, if it is still there.
           building = Object.keys(found).find((index) => !leftOver.includes(index)) ?? '';
           if (building === '') return false;
           // A shard that is still starting answers with an error: not yet.
@@ -213,10 +219,7 @@ describe('a reindex swapping its alias under an unanswered write', () => {
         60_000,
         'the film read into the new index',
       );
-      await sandbox.pg.query(
-        `UPDATE content.film_work SET title = 'Edited, its mirror write late' WHERE id = $1`,
-        [id],
-      );
+      await sandbox.pg.query(`UPDATE content.film_work SET title = $2 WHERE id = $1`, [id, title]);
       const servedAtPause = await Promise.race([
         paused,
         delay(30_000).then(() => Promise.reject(new Error('no mirror write of the edit in 30 s'))),
@@ -227,12 +230,44 @@ describe('a reindex swapping its alias under an unanswered write', () => {
       );
       const result = await reindexing;
       assert.equal(result.code, 0, result.stdout + result.stderr);
-      resume();
-      await waitForConvergence(sandbox, 30_000);
+      await run({ id, syncer, resume });
     } finally {
       resume();
       BulkWriter.prototype.write = write;
       await syncer.stop();
     }
-  });
+  }
+
+  // Found by an outside reading: the late mirror write found the reindex's write alias gone, and
+  // what it missed went to a list its reindex had already read. The batch's write through the
+  // alias had gone to the old index, which the reindex then deleted: the edit was lost for good.
+  it('leaves the edit in the new index when the mirror write comes after the reindex ended', () =>
+    lateMirrorWrite('Edited, its mirror write late', async ({ resume }) => {
+      resume();
+      await waitForConvergence(sandbox, 30_000);
+    }));
+
+  // The write once more through the alias has the last word: the index that serves now may refuse
+  // what the old one took (a reindex for a stricter mapping). Its refusals were discarded, the claim
+  // acknowledged as indexed, and the index kept the older document with no dead letter.
+  it('lists a refusal of that write once more through the alias in the dead letters', () =>
+    lateMirrorWrite('Refused by the new index', async ({ id, syncer, resume }) => {
+      const alias = sandbox.config.index;
+      // The new index refuses the edit, as a stricter mapping would: no nested object allowed
+      // (genres, persons). Nothing else is written to it meanwhile.
+      const limit = 'index.mapping.nested_objects.limit';
+      await sandbox.es.indices.putSettings({ index: alias, settings: { [limit]: 0 } });
+      try {
+        resume();
+        await eventually(
+          async () => (await syncer.deadLetters.list()).some((l) => l.id === id),
+          20_000,
+          'the refusal in the dead letters',
+        );
+        const letter = (await syncer.deadLetters.list()).find((l) => l.id === id);
+        assert.match(letter?.reason ?? '', /nested/);
+      } finally {
+        await sandbox.es.indices.putSettings({ index: alias, settings: { [limit]: null } });
+      }
+    }));
 });
