@@ -33,6 +33,8 @@ export class IndexWatch {
   private look: Promise<void> | null = null;
   /** A look was asked for while one ran: it may have read Redis before the restart. */
   private again = false;
+  /** What ensure() handed out, per kind. */
+  private readonly targets = new Map<KindName, IndexTarget>();
 
   constructor(
     private readonly es: Client,
@@ -50,7 +52,12 @@ export class IndexWatch {
     private readonly neverSynced: () => Promise<boolean> = () => Promise.resolve(false),
   ) {}
 
-  /** The kind's index, created (and its kind's reload asked for) when missing. */
+  /**
+   * The kind's index, created (and its kind's reload asked for) when missing. The same object on
+   * every call, brought up to date: the writers given it at start see a plain index that was made
+   * again behind an alias as an alias from then on (their writes carry `require_alias`, so one
+   * after another delete fails instead of having Elasticsearch guess a mapping).
+   */
   async ensure(name: KindName): Promise<IndexTarget> {
     const entry = this.entry(name);
     // The request goes before the index is made: made after, it would be lost to a crash or a
@@ -81,7 +88,12 @@ export class IndexWatch {
         );
       await this.recordBirth(name, entry.alias, request);
     }
-    return target;
+    const known = this.targets.get(name);
+    if (!known) {
+      this.targets.set(name, target);
+      return target;
+    }
+    return Object.assign(known, target);
   }
 
   /**

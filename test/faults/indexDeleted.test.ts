@@ -130,7 +130,8 @@ describe('an index deleted under the syncer', () => {
   it('is reloaded with its own mapping when it was a plain index, not an alias', async () => {
     await plainFilmsIndex();
     const { log, lines } = capturingLog();
-    const syncer = await startSyncer(sandbox, {}, log, { indexCheckMs: 1_000 });
+    // Checks far enough apart that the write after a delete, not a check, meets the missing index.
+    const syncer = await startSyncer(sandbox, {}, log, { indexCheckMs: 3_000 });
     try {
       await waitForConvergence(sandbox);
       await waitForFullLoadDone(sandbox);
@@ -145,10 +146,17 @@ describe('an index deleted under the syncer', () => {
       assert.equal(type('genres'), 'nested', 'the index has its own mapping again');
       assert.equal(type('id'), 'keyword');
       // The write made the index again before a check could: the path this case is about.
-      assert.ok(
-        lines().some((line) => String(line.msg).includes('guessed mapping')),
-        'the index Elasticsearch made from a write was found',
-      );
+      const guessed = () => lines().filter((line) => String(line.msg).includes('guessed mapping'));
+      assert.equal(guessed().length, 1, 'the index Elasticsearch made from a write was found');
+      // Now an alias, deleted again: the syncer's writes say so (require_alias), and fail instead
+      // of having Elasticsearch guess a mapping once more (they went on as if the index were
+      // plain, and only the next check put it right).
+      await deleteIndex(sandbox, sandbox.config.index);
+      await insertFilm(sandbox.pg, 'Written after the films index was deleted again');
+      await waitForConvergence(sandbox, 30_000);
+      await reloadsServed(sandbox);
+      assert.equal(guessed().length, 1, 'no mapping guessed the second time');
+      assert.equal(await sandbox.es.indices.existsAlias({ name: sandbox.config.index }), true);
     } finally {
       await syncer.stop();
     }
