@@ -64,6 +64,8 @@ export class Indexer {
   private stateWrittenAt = 0;
   /** The claim this worker holds: claimed, and neither acknowledged nor given back yet. */
   private held: Claim | null = null;
+  /** Claims Redis no longer held when they were done, to be given back from this worker's hand. */
+  private readonly lostByRedis = new WeakSet<Claim>();
   /**
    * When this worker's last read of Postgres ended (performance.now(), which no clock step moves):
    * ETL_SLEEP_MS counts from it.
@@ -148,9 +150,21 @@ export class Indexer {
     } finally {
       clearInterval(heartbeat);
       signal.removeEventListener('abort', onStop);
-      if (this.held) {
+      if (this.held && this.lostByRedis.has(this.held)) {
+        // Redis lost it, and was away when it was to be given back: no reaper can return what
+        // Redis does not hold, and nothing else here remembers these documents.
+        log.error(
+          {
+            claim: this.held.id,
+            documents: this.held.ids.length,
+            ids: this.held.ids.slice(0, 100),
+          },
+          'stopped with a claim Redis had lost, not given back (Redis away): these documents may ' +
+            'lack their last change; run `npm run verify -- --repair` once Redis is back',
+        );
+      } else if (this.held) {
         log.warn(
-          { claim: this.held.id, films: this.held.ids.length },
+          { claim: this.held.id, documents: this.held.ids.length },
           "claim left in Redis; the reaper returns it once this worker's heartbeat lapses",
         );
       } else {
@@ -207,6 +221,7 @@ export class Indexer {
       // Twice queued is one extra read. Should that fail, the claim stays in hand and is given
       // back before the next claim, as after any failure.
       batchLog.info('claim was no longer in redis when done; its documents are queued again');
+      this.lostByRedis.add(claim);
       await this.giveBack();
     }
     this.deps.observe?.({ claimedAt: claim.claimedAt, done, transientItems, dead });
