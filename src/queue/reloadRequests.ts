@@ -96,6 +96,16 @@ export class ReloadRequests {
     return this.store.redis.hget(this.loadedKey, kind);
   }
 
+  /**
+   * Record `uuid` as the index of `kind` the last load filled, unless a record exists (a load that
+   * finishes records what it filled, over this). For an index found with no record: a load
+   * finished by an older version, or a Redis restored without the record. Resolves to whether it
+   * recorded.
+   */
+  async adoptLoaded(kind: KindName, uuid: string): Promise<boolean> {
+    return (await this.store.redis.hsetnx(this.loadedKey, kind, uuid)) === 1;
+  }
+
   /** The requests not yet served: kind -> request id. */
   pending(): Promise<Record<string, string>> {
     return this.store.redis.hgetall(this.key);

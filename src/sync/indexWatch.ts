@@ -120,12 +120,12 @@ export class IndexWatch {
    * alias to require, so the first one after the delete has Elasticsearch create it from that one
    * document, with a mapping guessed from it. It then holds only what was written since, and a
    * guessed mapping (the id as text) refuses the orphan sweep's sort. Redis records which index
-   * each finished load filled: a plain index that is not that one, and that no request, birth or
-   * load in force accounts for, is asked to be loaded again. One whose mapping Elasticsearch
-   * guessed is deleted first and made again as a first start makes it, behind an alias (this
-   * process's writers still send no require_alias: should it go again, this look finds it again).
-   * One with a mapping of its own (restored from a snapshot, made again by hand) is only loaded.
-   * Resolves to whether it asked.
+   * each finished load filled (with no record, the index found is taken as that one): a plain
+   * index that is not that one, and that no request, birth or load in force accounts for, is
+   * asked to be loaded again. One whose mapping Elasticsearch guessed is deleted, whatever
+   * accounts for it, and made again as a first start makes it, behind an alias (this process's
+   * writers require the alias from then on: see ensure()). One with a mapping of its own
+   * (restored from a snapshot, made again by hand) is only loaded. Resolves to whether it asked.
    */
   private async askIfReplaced(
     name: KindName,
@@ -133,8 +133,11 @@ export class IndexWatch {
     written: WriteIndex,
   ): Promise<boolean> {
     const loaded = await this.reloads.loaded(name);
-    if (loaded === null || loaded === written.uuid) return false;
-    if (await this.reloads.accountedFor(name, written.uuid)) return false;
+    if (loaded === written.uuid) return false;
+    // A guessed mapping is never right, whatever accounts for the index or whether anything is
+    // recorded: a load into it never finishes (its orphan sweep sorts on the id, text there). A
+    // reload asked for by an earlier look whose creation failed (a write made the index again
+    // first) accounts for it, and kept it so for good.
     if (await hasGuessedMapping(this.es, written.index, kind.definition)) {
       // Everything in it is in Postgres too: the load that follows the new index writes it again.
       // A write that makes it again meanwhile only brings this back at the next look.
@@ -147,6 +150,13 @@ export class IndexWatch {
       await this.ensure(name);
       return true;
     }
+    if (loaded === null) {
+      // Nothing to compare with (a load finished by an older version, a Redis restored without
+      // the record): this index is the baseline, so that one replaced later is found.
+      await this.reloads.adoptLoaded(name, written.uuid);
+      return false;
+    }
+    if (await this.reloads.accountedFor(name, written.uuid)) return false;
     return this.askAgain(
       name,
       written,
