@@ -10,7 +10,8 @@
  * check read the row. So what differed is looked at again, about once a second, for `settleMs`:
  * only what never agreed in that time is reported. A real drift costs the whole wait; a catalog in
  * step costs none. A document edited without pause for the whole wait is reported too (say so if
- * it comes up: a longer `--settle` tells the two apart).
+ * it comes up: a longer `--settle` tells the two apart). An index further apart than can be
+ * listed is walked again whole, about once a second, for the same time.
  */
 import { createHash } from 'node:crypto';
 import type { Client } from '@elastic/elasticsearch';
@@ -73,6 +74,21 @@ export async function checkDrift(deps: {
   /** Most ids listed; past it, differences are only counted. */
   listAtMost: number;
 }): Promise<DriftReport> {
+  let report = await walk(deps);
+  // Further apart than can be listed, so there is nothing to look at again one by one; but one
+  // statement over many rows, a change fanned out to thousands of documents or a load under way
+  // leaves that many behind for a while, which is lag, not drift. So the whole walk is made
+  // again, until it can list what differs or `settleMs` has passed.
+  const deadline = Date.now() + deps.settleMs;
+  while (!report.listed && Date.now() < deadline) {
+    await sleep(Math.min(LOOK_EVERY_MS, deadline - Date.now()));
+    report = await walk(deps);
+  }
+  return report.listed ? lookAgain(deps, report) : report;
+}
+
+/** One look at every row and every document. */
+async function walk(deps: Parameters<typeof checkDrift>[0]): Promise<DriftReport> {
   const { kind, db, lock, indexed, pageSize, listAtMost } = deps;
   const report: DriftReport = {
     rows: 0,
@@ -116,7 +132,7 @@ export async function checkDrift(deps: {
     const present = new Set(existing.map((r) => r.id));
     for (const id of ids) if (!present.has(id)) differs('extra', id);
   }
-  return report.listed ? lookAgain(deps, report) : report;
+  return report;
 }
 
 /** Each id's row and document now: whether the row exists, and how the document differs. */
