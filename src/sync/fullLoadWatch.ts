@@ -85,6 +85,20 @@ export class FullLoadWatch {
     this.drainWatch = null;
     this.allQueued = false;
     this.showProgress(documents);
+    // An index relaxed for the last load that this one does not fill: that load's drain check is
+    // gone, and this load's would be the next to put it back, its live edits not searchable until
+    // then (for good, should this load never drain). Put back now; its last batches land with
+    // refresh on, no harm.
+    const filling = new Set(kinds.map((kind) => kind.name));
+    for (const [name, mode] of this.modes) {
+      if (!mode.active || filling.has(name)) continue;
+      await mode.leave().catch((err: unknown) => {
+        this.log.warn(
+          { index: name, err: (err as Error).message },
+          'could not put back the settings of an index relaxed for the last load; this load puts them back when it ends',
+        );
+      });
+    }
     for (const kind of kinds) {
       await this.modes
         .get(kind.name)

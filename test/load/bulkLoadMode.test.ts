@@ -19,6 +19,7 @@ import { BulkLoadMode } from '../../src/load/bulkLoadMode.js';
 import { ensureIndex } from '../../src/load/indexManager.js';
 import { filmsDefinition } from '../../src/load/indexDefinition.js';
 import { FullLoadWatch } from '../../src/sync/fullLoadWatch.js';
+import { KINDS } from '../../src/kinds/kinds.js';
 
 describe('bulk-load mode', () => {
   let sandbox: Sandbox;
@@ -188,6 +189,61 @@ describe('bulk-load mode', () => {
       await store.close();
       const concrete = Object.keys(await sandbox.es.indices.getSettings({ index: name }));
       await sandbox.es.indices.delete({ index: concrete });
+    }
+  });
+
+  // Found by an outside reading: a new load stopped the last one's drain check, so an index that
+  // load had relaxed, and this one does not fill, kept refresh off (live edits of it not
+  // searchable) until this load drained; for good, if it never did.
+  it('gives an index relaxed for the last load its settings back when a load of others begins', async () => {
+    await syncer?.stop();
+    syncer = null;
+    const prefix = `${sandbox.config.redisPrefix}next-load:`;
+    const store = new RedisStore(sandbox.config.redisUrl, prefix, testLog());
+    const log = testLog();
+    const names = {
+      films: `${sandbox.config.index}-first`,
+      genres: `${sandbox.config.index}-next`,
+    };
+    const modes = new Map(
+      await Promise.all(
+        (['films', 'genres'] as const).map(async (kind) => {
+          await ensureIndex(sandbox.es, names[kind], log, filmsDefinition);
+          return [
+            kind,
+            new BulkLoadMode(sandbox.es, names[kind], log, store, 'this-syncer'),
+          ] as const;
+        }),
+      ),
+    );
+    const queue = new DocumentQueue(store);
+    // A plan in force, and a backlog: nothing ends either load's mode by itself.
+    const watch = new FullLoadWatch(
+      queue,
+      modes,
+      () => 0,
+      log,
+      () => Promise.resolve(true),
+    );
+    const kind = (name: string) => KINDS.filter((k) => k.name === name);
+    try {
+      await queue.enqueue(['genres/00000000-0000-4000-8000-000000000001']);
+      await watch.began(100, kind('films'));
+      watch.queued();
+      assert.equal(modes.get('films')?.active, true);
+      await watch.began(100, kind('genres'));
+      assert.equal(modes.get('genres')?.active, true, 'the new load relaxes its own index');
+      assert.equal(modes.get('films')?.active, false, "the last load's index is put back");
+      const [body] = Object.values(await sandbox.es.indices.getSettings({ index: names.films }));
+      assert.equal(body?.settings?.index?.refresh_interval?.toString(), '1s');
+    } finally {
+      watch.stop();
+      await watch.leave();
+      await store.close();
+      for (const name of Object.values(names)) {
+        const concrete = Object.keys(await sandbox.es.indices.getSettings({ index: name }));
+        await sandbox.es.indices.delete({ index: concrete });
+      }
     }
   });
 });
