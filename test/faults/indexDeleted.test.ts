@@ -231,11 +231,11 @@ describe('an index deleted under the syncer', () => {
     }
   });
 
-  // Found by an outside reading: Redis records which index the last full load filled only when a
-  // load finishes, so with no record (a load finished by an older version, or Redis restored
-  // without it) the check compared with nothing, and a plain index deleted and made again by a
-  // write kept its guessed mapping and only what was written since.
-  it('is made again with its own mapping when Redis has no record of the last load', async () => {
+  /**
+   * A syncer in step with a plain films index, whose record of the index the last load filled
+   * Redis then loses; `run` goes on from there, and the indices must then converge.
+   */
+  async function plainIndexUnrecorded(run: (loadedKey: string) => Promise<void>): Promise<void> {
     await plainFilmsIndex();
     const syncer = await startSyncer(sandbox, {}, undefined, { indexCheckMs: 1_000 });
     try {
@@ -243,25 +243,28 @@ describe('an index deleted under the syncer', () => {
       await waitForFullLoadDone(sandbox);
       const loadedKey = `${sandbox.config.redisPrefix}full-load:loaded`;
       await sandbox.redis.hdel(loadedKey, 'films');
-      await deleteIndex(sandbox, sandbox.config.index);
-      await insertFilm(sandbox.pg, 'Written after the plain films index was deleted');
-      await eventually(filmsIndexMadeRight, 30_000, 'the index made again with its own mapping');
+      await run(loadedKey);
       await waitForConvergence(sandbox, 30_000);
       await reloadsServed(sandbox);
     } finally {
       await syncer.stop();
     }
-  });
+  }
 
-  it('takes the plain index it finds as the loaded one when Redis has no record', async () => {
-    await plainFilmsIndex();
-    const syncer = await startSyncer(sandbox, {}, undefined, { indexCheckMs: 1_000 });
-    try {
-      await waitForConvergence(sandbox);
-      await waitForFullLoadDone(sandbox);
-      const loadedKey = `${sandbox.config.redisPrefix}full-load:loaded`;
+  // Found by an outside reading: Redis records which index the last full load filled only when a
+  // load finishes, so with no record (a load finished by an older version, or Redis restored
+  // without it) the check compared with nothing, and a plain index deleted and made again by a
+  // write kept its guessed mapping and only what was written since.
+  it('is made again with its own mapping when Redis has no record of the last load', () =>
+    plainIndexUnrecorded(async () => {
+      await deleteIndex(sandbox, sandbox.config.index);
+      await insertFilm(sandbox.pg, 'Written after the plain films index was deleted');
+      await eventually(filmsIndexMadeRight, 30_000, 'the index made again with its own mapping');
+    }));
+
+  it('takes the plain index it finds as the loaded one when Redis has no record', () =>
+    plainIndexUnrecorded(async (loadedKey) => {
       const uuid = (await writeIndexOf(sandbox.es, sandbox.config.index))?.uuid;
-      await sandbox.redis.hdel(loadedKey, 'films');
       await eventually(
         async () => (await sandbox.redis.hget(loadedKey, 'films')) === uuid,
         10_000,
@@ -270,12 +273,7 @@ describe('an index deleted under the syncer', () => {
       // So one made again by hand, with its own mapping, is found and loaded.
       await deleteIndex(sandbox, sandbox.config.index);
       await plainFilmsIndex();
-      await waitForConvergence(sandbox, 30_000);
-      await reloadsServed(sandbox);
-    } finally {
-      await syncer.stop();
-    }
-  });
+    }));
 
   it('is created again and reloaded when nothing changes', async () => {
     const syncer = await startSyncer(sandbox, {}, undefined, { indexCheckMs: 1_000 });
