@@ -89,11 +89,16 @@ export class HandledTransactions {
 
   /**
    * Redis restarted, maybe with older data: what was queued may be gone, so nothing counts as
-   * handled any more (the poller reads it again). What is heard or sealed now is drained later,
-   * into the server as it is now.
+   * handled any more (the poller reads it again). Nor will what is heard or sealed now: a drain
+   * may have sent its films to the server as it was, and the next drain, into the server as it
+   * is, would then prove nothing about them (kept, they became handled, and their rows skipped).
+   * What is heard is kept as not to be skipped, not dropped: more messages of a transaction may
+   * still come, and would otherwise look like the whole of it.
    */
   forgetAll(): void {
     this.handled.clear();
+    this.sealed = [];
+    for (const txid of this.heard.keys()) this.heard.set(txid, false);
   }
 
   /** Transactions below every watermark's xmin can never be read again. */
