@@ -95,7 +95,8 @@ export class FullLoadWatch {
       await mode.leave().catch((err: unknown) => {
         this.log.warn(
           { index: name, err: (err as Error).message },
-          'could not put back the settings of an index relaxed for the last load; this load puts them back when it ends',
+          'could not put back the settings of an index relaxed for the last load; this load ' +
+            'puts them back when it ends',
         );
       });
     }
