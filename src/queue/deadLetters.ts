@@ -1,7 +1,8 @@
 /**
  * Documents Elasticsearch refused for good (a mapping conflict, a value it cannot parse), with the
  * reason, under their queue member (a film id, persons/<id>, genres/<id>). One entry per document:
- * one that fails again replaces its entry rather than piling up.
+ * one that fails again replaces its entry rather than piling up, unless the entry is of a newer
+ * read.
  * The rest of the batch goes on; `retry` puts them back in the queue once the cause is fixed.
  */
 import type { KindName } from '../kinds/documentKind.js';
@@ -38,9 +39,12 @@ export class DeadLetters {
 
   async add(letters: DeadLetter[]): Promise<void> {
     if (letters.length === 0) return;
-    await this.store.redis.hset(
-      this.key,
-      ...letters.flatMap((letter) => [letter.id, JSON.stringify(letter)]),
+    // Not over a letter of a newer read (addLetters.lua): a late refusal of an older one would
+    // hide the newer refusal, and could then be cleared as superseded.
+    await this.store.run(
+      'addLetters',
+      [this.key],
+      letters.flatMap((letter) => [letter.id, JSON.stringify(letter)]),
     );
     // No WAIT here: the indexer acknowledges the claim next, and that acknowledgement waits for a
     // replica on the same connection (the prefix is hash-tagged, so one node holds both keys),

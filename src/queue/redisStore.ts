@@ -21,6 +21,7 @@ const SCRIPTS = {
   release: lua('release'),
   redrive: lua('redrive'),
   clearSuperseded: lua('clearSuperseded'),
+  addLetters: lua('addLetters'),
   lockAcquire: lua('lockAcquire'),
   lockRelease: lua('lockRelease'),
   lockReleaseKnocked: lua('lockReleaseKnocked'),

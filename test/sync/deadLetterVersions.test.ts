@@ -201,4 +201,52 @@ describe('a refused document and an older write of it that lands later', () => {
         assert.equal(await sandbox.es.exists({ index, id }), false);
       },
     ));
+
+  // Found by an outside reading: a letter was written with a plain HSET, so a late refusal of an
+  // older read replaced the newer read's letter, and the check that followed (the index holds a
+  // version at least as new as that older read) then cleared it: the index kept the fix while
+  // Postgres held a value Elasticsearch refuses, and nothing said so.
+  it('keeps the newer letter when an older refusal lands after it', () =>
+    // A read Elasticsearch will refuse, held back (429, retried) ...
+    withHeldWrite(
+      3,
+      `creation_date = 'infinity'::date`,
+      '"infinity"',
+      async ({ id, held, direct, release }) => {
+        // ... while the editor fixes it, the other syncer indexes the fix, and the editor then
+        // sets the refused value again, which the other syncer reads and dead-letters.
+        await direct();
+        await sandbox.pg.query(
+          `UPDATE content.film_work SET creation_date = '2002-01-01', title = 'Fixed once' WHERE id = $1`,
+          [id],
+        );
+        const index = sandbox.config.index;
+        await eventually(
+          async () => {
+            const doc = await sandbox.es.get<{ title: string }>({ index, id }).catch(() => null);
+            return doc?._source?.title === 'Fixed once';
+          },
+          15_000,
+          'the fix indexed',
+        );
+        await sandbox.pg.query(
+          `UPDATE content.film_work SET creation_date = 'infinity'::date, title = 'Broken again' WHERE id = $1`,
+          [id],
+        );
+        await eventually(
+          async () => (await held.deadLetters.list()).some((l) => l.id === id),
+          15_000,
+          'the third edit dead-lettered',
+        );
+        const newer = (await held.deadLetters.list()).find((l) => l.id === id);
+        await release();
+        assert.ok((held.indexer?.stats.dead ?? 0) > 0, 'Elasticsearch refused the held read');
+        const letters = (await held.deadLetters.list()).filter((l) => l.id === id);
+        assert.equal(letters.length, 1, 'the refusal of the newest read is still reported');
+        assert.ok(
+          (letters[0]?.version ?? 0) >= (newer?.version ?? Infinity),
+          `the letter is the newest read's (${letters[0]?.version} >= ${newer?.version})`,
+        );
+      },
+    ));
 });
