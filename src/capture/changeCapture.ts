@@ -147,7 +147,7 @@ export class ChangeCapture {
       // been queued while we were asleep, and this one was not.
       if (change.x !== undefined) this.live?.handled.heardFrom(change.x, false);
       if (plan) this.clock?.heard(plan.members);
-      this.cadence.heard(Date.now());
+      this.cadence.heard(performance.now());
       this.requestPoll();
       return;
     }
@@ -159,7 +159,7 @@ export class ChangeCapture {
           { tx: change.x, table: change.t },
           'a change woke the poller: queued by the live path, the changes after it by passes',
         );
-      this.cadence.heard(Date.now());
+      this.cadence.heard(performance.now());
     }
     this.liveTx = change.x;
     if (change.x !== undefined) this.live?.handled.heardFrom(change.x, plan !== null && !replayed);
@@ -229,7 +229,7 @@ export class ChangeCapture {
     // Not at start (the first look, before the loop runs): then, as ever, writers that saw an
     // earlier syncer's window open are read by the periodic pass. Settling there polled back to
     // back for up to 10 s whenever any transaction of the cluster ran long.
-    if (this.doorbell && this.running) this.cadence.takeOver(Date.now());
+    if (this.doorbell && this.running) this.cadence.takeOver(performance.now());
     const since = performance.now() - UNHEARD_MS;
     const unheard = this.unheard.filter((u) => u.at >= since);
     this.unheard = [];
@@ -262,7 +262,7 @@ export class ChangeCapture {
           // Woken at once on taking over. The failure streak stands for a while: a syncer whose
           // steps failed must not ask for the lease back just for having rested (two failing
           // syncers would hand it to each other every few steps).
-          if (failures > 0 && Date.now() - failedAt > FAILURES_FORGOTTEN_MS) {
+          if (failures > 0 && performance.now() - failedAt > FAILURES_FORGOTTEN_MS) {
             failures = 0;
             this.role.failing = false;
           }
@@ -270,13 +270,13 @@ export class ChangeCapture {
           continue;
         }
         const epoch = this.epoch;
-        const arm = this.doorbell ? this.cadence.toArm(Date.now()) : null;
+        const arm = this.doorbell ? this.cadence.toArm(performance.now()) : null;
         if (arm !== null) await this.doorbell?.awake(arm);
         // Stopped capturing meanwhile: the window just armed is another syncer's trouble now.
         if (arm !== null && epoch !== this.epoch) await this.doorbell?.close();
-        if (this.pollRequested || Date.now() >= nextPoll()) {
+        if (this.pollRequested || performance.now() >= nextPoll()) {
           this.pollRequested = false;
-          lastPoll = Date.now();
+          lastPoll = performance.now();
           // Seal what the live path has heard and queue it, so the pass can skip it. Nothing
           // heard since the last seal (writers stay quiet while we poll back to back): no need.
           if (this.live?.handled.unsealed) await this.live.barrier();
@@ -287,7 +287,7 @@ export class ChangeCapture {
           // cadence now: its own window seen open would wake a standby, an old snapshot would
           // end a new holder's settling early.
           if (result.sighting && this.doorbell && epoch === this.epoch)
-            this.cadence.passed(Date.now(), result.sighting);
+            this.cadence.passed(performance.now(), result.sighting);
           if (!this.poller.servesLive && this.cadence.state !== 'asleep') {
             this.cadence.rest();
             // Writers that saw the window open stay quiet until it closes: close it now.
@@ -303,7 +303,7 @@ export class ChangeCapture {
       } catch (err) {
         // Postgres or Redis went away mid-step: nothing was acknowledged, so retrying is safe.
         failures++;
-        failedAt = Date.now();
+        failedAt = performance.now();
         if (this.role) this.role.failing = failures >= FAILING_STEPS;
         await this.reportError?.((err as Error).message).catch(() => undefined);
         this.pollRequested = true;
@@ -319,7 +319,7 @@ export class ChangeCapture {
       // pass may be, and a second reading could find them due and wait for the pass instead.
       const held = this.resolveIn();
       if (this.idle(held)) {
-        const untilPoll = nextPoll() - Date.now();
+        const untilPoll = nextPoll() - performance.now();
         await this.waitForWork(held > 0 ? Math.min(untilPoll, held) : untilPoll, signal);
       }
     }

@@ -55,7 +55,8 @@ export class ReindexBusy extends Error {
 }
 
 export class ReindexTarget {
-  private cached: { name: string | null; at: number } = { name: null, at: 0 };
+  /** The last look, and when it was asked (performance.now()). */
+  private cached: { name: string | null; at: number } = { name: null, at: -Infinity };
   private writer: BulkWriter | null = null;
   private readonly lease: Lease;
 
@@ -98,8 +99,13 @@ export class ReindexTarget {
    * `cacheMs` old, or one made now when `fresh`.
    */
   async mirror(fresh = false): Promise<BulkWriter | null> {
-    if (fresh || Date.now() - this.cached.at >= this.cacheMs) {
-      this.cached = { name: await this.ready(await this.current()), at: Date.now() };
+    // Dated by performance.now(), which no clock step moves: with the wall clock stepped back, a
+    // look saying "no reindex" was kept for as long as the step, and a reindex begun meanwhile
+    // got none of this syncer's writes. Dated when asked, not when answered: the answer is as
+    // old as the question.
+    const asked = performance.now();
+    if (fresh || asked - this.cached.at >= this.cacheMs) {
+      this.cached = { name: await this.ready(await this.current()), at: asked };
     }
     const name = this.cached.name;
     if (name === null) return (this.writer = null);

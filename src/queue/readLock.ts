@@ -125,16 +125,16 @@ export class ReadLock {
   private async take(what: string): Promise<{ lease: HeldLease; since: number }> {
     const handed = this.handedOn;
     this.handedOn = null;
-    if (handed && !handed.lease.lost && Date.now() - handed.since < RUN_MS) return handed;
+    if (handed && !handed.lease.lost && performance.now() - handed.since < RUN_MS) return handed;
     if (handed) await this.release(handed.lease);
     const lease = await this.acquire(what);
-    return { lease, since: Date.now() };
+    return { lease, since: performance.now() };
   }
 
   private async putDown(held: { lease: HeldLease; since: number }): Promise<void> {
     // `readers` counts this reader too: more means another one here is queued behind it, and
     // the mutex runs it next, so a lease handed on is always taken (or released) by someone.
-    if (this.readers > 1 && !held.lease.lost && Date.now() - held.since < RUN_MS) {
+    if (this.readers > 1 && !held.lease.lost && performance.now() - held.since < RUN_MS) {
       this.handedOn = held;
       return;
     }
@@ -143,11 +143,11 @@ export class ReadLock {
 
   private async release(lease: HeldLease): Promise<void> {
     const { knocked } = await lease.releaseAsking(this.knockKey);
-    if (knocked) this.yieldUntil = Date.now() + YIELD_MS;
+    if (knocked) this.yieldUntil = performance.now() + YIELD_MS;
   }
 
   private async acquire(what: string): Promise<HeldLease> {
-    const started = Date.now();
+    const started = performance.now();
     const courtesy = this.yieldUntil - started;
     if (courtesy > 0) await sleep(courtesy);
     let lastLog = started;
@@ -161,7 +161,7 @@ export class ReadLock {
         { key: this.knockKey, ms: KNOCK_MS, ownTokens: this.ownTokens },
       );
       if (held) {
-        this.waitedMs += Date.now() - started;
+        this.waitedMs += performance.now() - started;
         if (held.reclaimed)
           this.log.warn(
             'took back a postgres read lock lease of this process that nobody read under ' +
@@ -169,8 +169,8 @@ export class ReadLock {
           );
         return held;
       }
-      if (Date.now() - lastLog >= this.logEveryMs) {
-        lastLog = Date.now();
+      if (performance.now() - lastLog >= this.logEveryMs) {
+        lastLog = performance.now();
         const current = await this.holder();
         this.log.info(
           {
@@ -185,7 +185,7 @@ export class ReadLock {
       await sleep(pause + Math.random() * pause);
       // Often while a turn should come soon (the holder yields at the end of its run), then
       // gently: a long read, or a crashed holder's lease, is waited out at 20 tries a second.
-      const soon = Date.now() - started < PROMPT_WAIT_MS;
+      const soon = performance.now() - started < PROMPT_WAIT_MS;
       pause = Math.min(pause * 2, soon ? KNOCKED_PAUSE_MS : 50);
     }
   }

@@ -89,6 +89,31 @@ describe('reindex mirror', () => {
     }
   });
 
+  // Found by an outside reading: the look was dated by the wall clock, so a clock stepped back
+  // (NTP, a resumed VM) kept a look saying "no reindex" for as long as the step, and a reindex
+  // begun meanwhile got none of this syncer's writes: after its swap the new index served the
+  // edits its walk had read before them, stale for good.
+  it('looks again after its cache time even when the wall clock steps back', async () => {
+    const alias = sandbox.config.index;
+    const build = `${alias}-reindex-20000101000003`;
+    const writeAlias = `${build}-write`;
+    const target = new ReindexTarget(store, sandbox.es, testLog(), 'films', 200);
+    assert.equal(await target.mirror(), null, 'no reindex yet');
+    const realNow = Date.now;
+    Date.now = () => realNow() - 3_600_000;
+    let held: Awaited<ReturnType<ReindexTarget['set']>> | undefined;
+    try {
+      held = await target.set(writeAlias);
+      await createBuild(sandbox.es, build, writeAlias);
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      assert.equal((await target.mirror())?.targetName, writeAlias, 'the reindex is seen');
+    } finally {
+      Date.now = realNow;
+      await release(held);
+      await sandbox.es.indices.delete({ index: build, ignore_unavailable: true });
+    }
+  });
+
   it('drops a batch for a target that is gone, at once, and creates no index', async () => {
     const alias = sandbox.config.index;
     const index = `${alias}_20000101000000`;

@@ -113,6 +113,32 @@ describe('postgres read lock', () => {
     }
   });
 
+  // Found by an outside reading: a run's length was measured by the wall clock, so a clock
+  // stepped back (NTP, a resumed VM) let the busy process hand the lease among its own readers for
+  // as long as the step, and every other process's reads waited that long.
+  it('gives another process its turn when the wall clock steps back', async () => {
+    const busy = new ReadLock(connect(), 'proc-a', silent);
+    const other = new ReadLock(connect(), 'proc-b', silent);
+    const stop = new AbortController();
+    const indexers = Array.from({ length: 4 }, async () => {
+      while (!stop.signal.aborted) await busy.withLock('extract', () => sleep(5));
+    });
+    const realNow = Date.now;
+    try {
+      await sleep(200);
+      Date.now = () => realNow() - 3_600_000;
+      const asked = performance.now();
+      const turn = other.withLock('live extract', () => Promise.resolve(true));
+      const waited = await Promise.race([turn, sleep(3_000).then(() => false)]);
+      assert.ok(waited, 'the other process got no turn within 3 s');
+      assert.ok(performance.now() - asked < 1_000, 'the other process waited a second or more');
+    } finally {
+      Date.now = realNow;
+      stop.abort();
+      await Promise.all(indexers);
+    }
+  });
+
   it('hands one lease on among the readers of a busy process, for a short run at a time', async () => {
     const store = connect();
     const lock = new ReadLock(store, 'proc-a', silent);
