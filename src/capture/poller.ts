@@ -405,7 +405,11 @@ export class Poller {
    * whether every index must be loaded again. Each step may be repeated: interrupted, the next
    * pass finds what is left.
    */
-  private async recoverFromRewind(rewind: Rewind, now: Snapshot): Promise<boolean> {
+  private async recoverFromRewind(
+    rewind: Rewind,
+    now: Snapshot,
+    { forget = true }: { forget?: boolean } = {},
+  ): Promise<boolean> {
     const { db, log, watermarks } = this.deps;
     log.error(
       {
@@ -439,7 +443,9 @@ export class Poller {
     if (!rewind.reload) return false;
     // Transactions heard before: their ids may be used again by the new history.
     this.deps.handled?.forgetAll();
-    await watermarks.forget();
+    // Not when a load is being planned: it runs under the epoch just ensured, and a watermark
+    // left from the lost history is found by the first pass after it.
+    if (forget) await watermarks.forget();
     return true;
   }
 
@@ -651,6 +657,12 @@ export class Poller {
   ): Promise<{ plan: PlanState; run: PlanRun }> {
     const { plans, log } = this.deps;
     const old = await plans.current();
+    // The plan may be all that is left of a history the database has lost (Redis kept it, or
+    // came back with it, but no watermark): its load wrote versions the new history's reads are
+    // below, which must be raised past first, or every write of the load that replaces it is
+    // refused as stale and the lost history's documents stay.
+    const rewind = old ? rewindOf(await this.snapshot(), [old.snapshot]) : null;
+    if (rewind) await this.recoverFromRewind(rewind, await this.snapshot(), { forget: false });
     if (
       old?.id !== undefined &&
       old.epoch === epoch &&
@@ -660,7 +672,7 @@ export class Poller {
       (!fresh || (await this.truncatedSince(old.snapshot)).length === 0) &&
       // Never a plan of a timeline the database has lost (src/capture/rewind.ts): its snapshot,
       // ahead of the server, would become the watermarks.
-      !rewindOf(await this.snapshot(), [old.snapshot])?.reload
+      !rewind?.reload
     ) {
       log.info(
         { began: old.began, queued: await plans.queued(), indices: old.kinds },

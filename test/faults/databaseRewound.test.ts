@@ -10,6 +10,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import { FullLoadPlans, type PlanState } from '../../src/queue/fullLoadPlan.js';
 import { Watermarks, type Snapshot } from '../../src/queue/watermarks.js';
 import { insertFilm, seedCatalog } from '../helpers/catalog.js';
 import { waitForConvergence, waitForFullLoadDone } from '../helpers/convergence.js';
@@ -164,6 +165,80 @@ describe('a database that went back in time', () => {
       assert.ok(
         lines().some((l) => l.other_history === true),
         'said the history changed',
+      );
+    } finally {
+      await second.stop();
+    }
+  });
+
+  // Found by an outside reading: with Redis's watermarks gone (it came back empty, or a first
+  // load had not finished), a load interrupted on the lost history left only its plan to tell.
+  // The plan was rightly not resumed, but the version base was not raised either: every read of
+  // the new load was older than what the index held, refused as stale, and the documents of the
+  // lost history (a title, a film this database never had) stayed for good.
+  it('raises the versions when only an interrupted load remembers the lost history', async () => {
+    const first = await startSyncer(sandbox, { pollIntervalMs: 500 });
+    const watermarks = new Watermarks(first.store);
+    let mark: Snapshot | null;
+    try {
+      await waitForConvergence(sandbox);
+      await waitForFullLoadDone(sandbox);
+      mark = await watermarks.get('film_work');
+    } finally {
+      await first.stop();
+    }
+    assert.ok(mark, 'watermarks set');
+    const ahead = (x: string) => (BigInt(x) + AHEAD * 2n).toString();
+    // A load the lost history began and never finished: its plan, and no watermark yet.
+    const epoch = await sandbox.redis.get(watermarks.epochKey);
+    assert.ok(epoch);
+    await sandbox.redis.del(...watermarks.keysOf('all'));
+    await sandbox.redis.set(
+      new FullLoadPlans(first.store).planKey,
+      JSON.stringify({
+        id: randomUUID(),
+        epoch,
+        snapshot: { ...mark, xmin: ahead(mark.xmin), xmax: ahead(mark.xmax), xip: [] },
+        kinds: ['films', 'persons', 'genres'],
+        tables: 'all',
+        total: 100,
+        began: new Date().toISOString(),
+      } satisfies PlanState),
+    );
+    const [now] = (
+      await sandbox.pg.query<{ reached: string }>(
+        `SELECT (pg_snapshot_xmax(pg_current_snapshot())::text::numeric
+                 + (SELECT base FROM etl.version_base))::text AS reached`,
+      )
+    ).rows;
+    // What that load wrote: a title the database does not have, and a film it never had.
+    const lostVersion = Number((BigInt(now?.reached ?? '0') + AHEAD * 2n) * 65536n);
+    const index = sandbox.config.index;
+    const { rows } = await sandbox.pg.query<{ id: string }>(
+      `SELECT id FROM content.film_work ORDER BY id LIMIT 1 OFFSET 5`,
+    );
+    const film = rows[0]?.id ?? '';
+    const phantom = randomUUID();
+    for (const id of [film, phantom]) {
+      const current = await sandbox.es
+        .get<Record<string, unknown>>({ index, id })
+        .catch(() => ({ _source: { id, title: '', imdb_rating: null } }));
+      await sandbox.es.index({
+        index,
+        id,
+        version: lostVersion,
+        version_type: 'external_gte',
+        document: { ...current._source, id, title: 'From the lost load' },
+      });
+    }
+
+    const { log, lines } = capturingLog();
+    const second = await startSyncer(sandbox, { pollIntervalMs: 500 }, log);
+    try {
+      await waitForConvergence(sandbox, 60_000);
+      assert.ok(
+        lines().some((l) => String(l.msg).startsWith('the database went back in time')),
+        'said what happened',
       );
     } finally {
       await second.stop();
