@@ -129,6 +129,11 @@ export interface PollerDeps {
   plans: FullLoadPlans;
   /** Indices created again, to load whole (src/queue/reloadRequests.ts). */
   reloads: Pick<ReloadRequests, 'key' | 'loadedKey' | 'pending'>;
+  /**
+   * How often a full load reads what changed since it began (ETL_POLL_INTERVAL_MS): see
+   * `sidePasses`. None without it.
+   */
+  sidePassEveryMs?: number;
   /** Called while a walk waits for the queue to drain (the live path queues what it heard). */
   whileWaiting?: () => Promise<void>;
   /** A full load of these kinds began, with about this many documents to load. */
@@ -266,6 +271,8 @@ export class Poller {
     /** This pass's: its rows are read up to it, and the watermark moves to it. */
     upTo: Snapshot,
     signal?: AbortSignal,
+    /** False in a load's side pass: the load walks whole indices already. */
+    { walk = true }: { walk?: boolean } = {},
   ): Promise<{ queued: number; rows: number }> {
     const { db, fanOut, sizeLimit, sleepMs } = this.deps;
     const query = sql.changedRowsByTable[table];
@@ -302,7 +309,7 @@ export class Poller {
       const plan = fanOut.plan({ table, keys });
       this.deps.clock?.heard(plan.members);
       if (rows > RESOLVE_AT_MOST_ROWS) {
-        for (const resolution of plan.resolutions) reload.add(resolution.kind);
+        if (walk) for (const resolution of plan.resolutions) reload.add(resolution.kind);
         plan.resolutions = [];
       }
       queued += await fanOut.run(plan);
@@ -523,13 +530,20 @@ export class Poller {
       // Either failure is thrown once both have ended; the next pass resumes from the cursors.
       const tally = { queued: 0, rows: 0 };
       const walkFailed = new AbortController();
-      await allSettled([
-        this.queueSteps(kinds, run, walk, tally).catch((err: unknown) => {
-          walkFailed.abort();
-          throw err;
-        }),
-        this.sweepSteps(kinds, plan, run, AbortSignal.any([walk, walkFailed.signal]), tally),
-      ]);
+      const walked = new AbortController();
+      const side = this.sidePasses(plan, AbortSignal.any([walk, walked.signal]));
+      try {
+        await allSettled([
+          this.queueSteps(kinds, run, walk, tally).catch((err: unknown) => {
+            walkFailed.abort();
+            throw err;
+          }),
+          this.sweepSteps(kinds, plan, run, AbortSignal.any([walk, walkFailed.signal]), tally),
+        ]);
+      } finally {
+        walked.abort();
+        await side;
+      }
       const { queued, rows } = tally;
       if (halted()) return stopped(queued, rows);
       // Watermarks and plan change together, and only while the epoch and the plan are still
@@ -546,6 +560,55 @@ export class Poller {
       return { kind: 'full', queued, rows };
     } finally {
       await guard.release();
+    }
+  }
+
+  /**
+   * While a load walks, what changed since it began (since the watermarks, for tables that have
+   * them) is read every `sidePassEveryMs`, from when the walk starts, and queued: edits the live
+   * path did not hear (made while this syncer was down, or during a listener outage; a statement
+   * too big to list its keys; a writer that saw the syncer awake just before the load) would
+   * otherwise wait for the load's end, an hour on a large catalog. Nothing here moves a watermark:
+   * the first pass after the load reads the same changes again, as it always did, so a side pass
+   * that fails or is cut short loses nothing (it is logged and tried again). Transactions the live
+   * path queued are passed over, as in any pass; so are resolutions of more than
+   * RESOLVE_AT_MOST_ROWS rows, which a pass would turn into a walk of whole indices: they wait for
+   * the load's end, as before. Never throws.
+   */
+  private async sidePasses(plan: PlanState, signal: AbortSignal): Promise<void> {
+    const every = this.deps.sidePassEveryMs;
+    if (!every) return;
+    const { log, watermarks } = this.deps;
+    const from = new Map<sql.PolledTable, Snapshot>();
+    // A function, not a field read: the signal changes while we await, which narrowing cannot see.
+    const stopped = () => signal.aborted;
+    while (!stopped()) {
+      try {
+        if (from.size === 0) {
+          const marks = await watermarks.getAll();
+          for (const table of POLLED) from.set(table, marks.get(table) ?? plan.snapshot);
+        }
+        const upTo = await this.snapshot();
+        let rows = 0;
+        let queued = 0;
+        for (const table of POLLED) {
+          const mark = from.get(table) ?? plan.snapshot;
+          const counted = await this.pollTable(table, mark, upTo, signal, { walk: false });
+          if (stopped()) break;
+          from.set(table, upTo);
+          rows += counted.rows;
+          queued += counted.queued;
+        }
+        if (queued > 0)
+          log.info({ rows, queued }, 'full load: changes made since it began queued beside it');
+      } catch (err) {
+        if (!stopped())
+          log.warn(
+            { err: (err as Error).message },
+            'full load: could not read the changes made since it began; the pass after it will',
+          );
+      }
+      await sleep(every, signal);
     }
   }
 

@@ -176,6 +176,7 @@ export class Syncer {
       sizeLimit: config.sizeLimit,
       ...(this.options.sweepPageSize ? { sweepPageSize: this.options.sweepPageSize } : {}),
       sleepMs: config.sleepMs,
+      sidePassEveryMs: config.pollIntervalMs,
       owner: this.processId,
       handled,
       clock: this.clock,
