@@ -60,3 +60,25 @@ export function isTransientError(err: unknown): boolean {
   if (TRANSIENT_MESSAGES.test(err.message)) return true;
   return err.cause !== undefined && isTransientError(err.cause);
 }
+
+/**
+ * SQLSTATE classes of an error a document's own data causes, which no retry cures: data exceptions
+ * (22: a value out of range, an invalid cast), program limits (54: a value past a size limit),
+ * errors raised by functions and policies the query runs (P0, 2F, 38, 39), and internal errors
+ * (XX: XX001 data_corrupted, XX002 index_corrupted, e.g. a TOAST value missing a chunk). Not the
+ * classes that say the database is unwell or misconfigured (resources, operator intervention such
+ * as a statement timeout, permissions, a missing table): those hold for every document, and the
+ * claim is retried instead.
+ */
+const DOCUMENT_ERROR_CLASSES = new Set(['22', '54', 'P0', '2F', '38', '39', 'XX']);
+
+/** Whether a PostgreSQL error is one that a document's data can cause (see above). */
+export function isDocumentError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return (
+    err instanceof Error &&
+    typeof code === 'string' &&
+    code.length === 5 &&
+    DOCUMENT_ERROR_CLASSES.has(code.slice(0, 2))
+  );
+}

@@ -5,7 +5,16 @@
 import type { Postgres } from '../db/postgres.js';
 import type { DocumentKind } from '../kinds/documentKind.js';
 import type { ReadLock } from '../queue/readLock.js';
+import { isDocumentError } from '../errors.js';
+import { snapshotVersion } from '../sql/queries.js';
 import type { BatchSource, DocumentBatch } from './documentBatch.js';
+
+/** A document PostgreSQL could not build: its error, and the version of a read made after. */
+export interface Unreadable {
+  id: string;
+  version: number;
+  reason: string;
+}
 
 export class DocumentExtractor {
   constructor(
@@ -18,6 +27,45 @@ export class DocumentExtractor {
   async *batches(kind: DocumentKind, claim: BatchSource): AsyncGenerator<DocumentBatch> {
     for (let i = 0; i < claim.ids.length; i += this.bulkSize) {
       yield await this.read(kind, claim, claim.ids.slice(i, i + this.bulkSize));
+    }
+  }
+
+  /**
+   * `read`, except that a document whose query fails on its own data (src/errors.ts,
+   * isDocumentError) is set apart instead of failing the others: the ids are read again in
+   * halves, down to the one that fails. Such a document failed every read of its claim before,
+   * and the claim went back to the head of the queue for every worker to fail on in turn. Its
+   * version is that of a read made after the failure: newer than what the index holds (so it is
+   * not taken as superseded), older than any later read of it (which clears the letter).
+   */
+  async readApart(
+    kind: DocumentKind,
+    claim: BatchSource,
+    ids: string[],
+  ): Promise<{ batch: DocumentBatch; unreadable: Unreadable[] }> {
+    try {
+      return { batch: await this.read(kind, claim, ids), unreadable: [] };
+    } catch (err) {
+      if (!isDocumentError(err)) throw err;
+      if (ids.length === 1) {
+        const [row] = await this.lock.withLock('extract', () => this.db.query(snapshotVersion));
+        const reason = `postgres could not build the document: ${(err as Error).message}`;
+        return {
+          batch: { claim, documents: [], deletions: [] },
+          unreadable: [{ id: ids[0] as string, version: Number(row?.version ?? 0), reason }],
+        };
+      }
+      const half = Math.ceil(ids.length / 2);
+      const first = await this.readApart(kind, claim, ids.slice(0, half));
+      const second = await this.readApart(kind, claim, ids.slice(half));
+      return {
+        batch: {
+          claim,
+          documents: [...first.batch.documents, ...second.batch.documents],
+          deletions: [...first.batch.deletions, ...second.batch.deletions],
+        },
+        unreadable: [...first.unreadable, ...second.unreadable],
+      };
     }
   }
 

@@ -284,6 +284,9 @@ export const SNAPSHOT_VERSION = `SELECT ((pg_snapshot_xmax(s)::text::numeric
              + 65535 - least(65535, (SELECT count(*) FROM pg_snapshot_xip(s))))::text AS version
        FROM pg_current_snapshot() s`;
 
+/** The version a document read now would carry (a document that cannot be read: its letter). */
+export const snapshotVersion = query<{ version: string }>('snapshot_version', SNAPSHOT_VERSION);
+
 /** Raise the version base to at least $1 (src/capture/rewind.ts); returns the base in force. */
 export const raiseVersionBase = query<{ base: string }>(
   'raise_version_base',

@@ -248,8 +248,32 @@ export class Indexer {
     let dead = 0;
     for (let i = 0; i < ids.length; i += extractor.bulkSize) {
       await this.setState('reading');
-      const batch = await extractor.read(kind, claim, ids.slice(i, i + extractor.bulkSize));
+      const { batch, unreadable } = await extractor.readApart(
+        kind,
+        claim,
+        ids.slice(i, i + extractor.bulkSize),
+      );
       this.lastReadAt = performance.now();
+      if (unreadable.length > 0) {
+        // Not done: the acknowledgement leaves their letters, and a later read clears them.
+        const at = new Date().toISOString();
+        await deadLetters.add(
+          unreadable.map(({ id, version, reason }) => ({
+            id: member(id),
+            status: 0,
+            reason,
+            at,
+            version,
+          })),
+        );
+        for (const counts of [this.stats, this.stats.byIndex[kind.name]])
+          counts.dead += unreadable.length;
+        dead += unreadable.length;
+        batchLog.warn(
+          { index: kind.name, dead: unreadable.map((u) => ({ id: u.id, reason: u.reason })) },
+          'documents postgres could not build',
+        );
+      }
       for (const read of [...batch.documents, ...batch.deletions])
         versions.set(member(read.id), read.version);
       await this.setState('writing');
