@@ -48,6 +48,12 @@ import { rewindOf, type Rewind } from './rewind.js';
  * were read (so each is read at or after the change), and before its watermark moves.
  */
 const RESOLVE_AT_MOST_ROWS = 10_000;
+/**
+ * Side passes of a load at most this often, whatever ETL_POLL_INTERVAL_MS: each takes a turn at
+ * the read lock per table from the load (one per edit made another syncer's load more than twice
+ * as slow, see LOAD_RESOLVE_GAP_MS).
+ */
+const SIDE_PASS_GAP_MS = 1_000;
 
 /**
  * How many documents may wait in the queue before a walk over every document pauses: enough to
@@ -150,12 +156,14 @@ export interface PollerDeps {
 export class Poller {
   private passes = 0;
   /** When a pass last looked for a full-load plan that no pass needs (dropUnneededPlan). */
-  private planCheckedAt = 0;
+  private planCheckedAt = -Infinity;
   /** The Redis server's run_id at the last pass's start (RedisStore.serverRun). */
   private serverRun: string | null = null;
 
   /** See `servesLive`. */
   private incremental = true;
+  /** How far this process's side passes of a full load have read, per table (sidePasses). */
+  private sideFrom: { plan: string | null; from: Map<sql.PolledTable, Snapshot> } | null = null;
 
   constructor(private readonly deps: PollerDeps) {}
 
@@ -254,7 +262,7 @@ export class Poller {
     if (!(await watermarks.advance(epoch, read, snapshot, run))) return reset();
     this.deps.handled?.forgetBelow(snapshot.xmin);
     if (++this.passes % 100 === 1) await this.pruneTombstones();
-    if (Date.now() - this.planCheckedAt >= PLAN_CHECK_MS) await this.dropUnneededPlan();
+    if (performance.now() - this.planCheckedAt >= PLAN_CHECK_MS) await this.dropUnneededPlan();
     if (rows > 0) log.debug({ rows, queued }, 'poll pass found changes');
     this.incremental = true;
     return {
@@ -531,7 +539,7 @@ export class Poller {
       const tally = { queued: 0, rows: 0 };
       const walkFailed = new AbortController();
       const walked = new AbortController();
-      const side = this.sidePasses(plan, AbortSignal.any([walk, walked.signal]));
+      const side = this.sidePasses(plan, serverRun, AbortSignal.any([walk, walked.signal]));
       try {
         await allSettled([
           this.queueSteps(kinds, run, walk, tally).catch((err: unknown) => {
@@ -575,11 +583,19 @@ export class Poller {
    * RESOLVE_AT_MOST_ROWS rows, which a pass would turn into a walk of whole indices: they wait for
    * the load's end, as before. Never throws.
    */
-  private async sidePasses(plan: PlanState, signal: AbortSignal): Promise<void> {
-    const every = this.deps.sidePassEveryMs;
-    if (!every) return;
+  private async sidePasses(plan: PlanState, serverRun: string, signal: AbortSignal): Promise<void> {
+    if (!this.deps.sidePassEveryMs) return;
+    const every = Math.max(this.deps.sidePassEveryMs, SIDE_PASS_GAP_MS);
     const { log, watermarks } = this.deps;
-    const from = new Map<sql.PolledTable, Snapshot>();
+    // Where the side passes of this plan got to, kept across its runs in this process: a walk
+    // that failed and resumed (a Postgres blip) goes on from there instead of reading every change
+    // since the plan began once more. Another process, a restart, or a Redis that restarted (what
+    // they queued may be gone with it) starts from the plan.
+    const key = plan.id === undefined ? null : `${plan.id}/${serverRun}`;
+    const kept = this.sideFrom;
+    const from =
+      kept && key !== null && kept.plan === key ? kept.from : new Map<sql.PolledTable, Snapshot>();
+    this.sideFrom = { plan: key, from };
     // A function, not a field read: the signal changes while we await, which narrowing cannot see.
     const stopped = () => signal.aborted;
     while (!stopped()) {
@@ -905,7 +921,7 @@ export class Poller {
    */
   private async dropUnneededPlan(): Promise<void> {
     const { plans, watermarks, log, owner } = this.deps;
-    this.planCheckedAt = Date.now();
+    this.planCheckedAt = performance.now();
     const plan = await plans.current();
     if (!plan?.id) return;
     const guard = await watermarks.guardFullLoad(owner, () => undefined);

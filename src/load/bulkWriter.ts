@@ -194,7 +194,9 @@ export class BulkWriter {
         ...batch.deletions.map((d) => ({ kind: 'delete' as const, id: d.id, version: d.version })),
       ],
       last: 'no answer yet',
-      deadline: this.options.bestEffort ? Date.now() + this.options.bestEffort.budgetMs : null,
+      deadline: this.options.bestEffort
+        ? performance.now() + this.options.bestEffort.budgetMs
+        : null,
     };
     if (state.pending.length === 0) return result;
 
@@ -227,7 +229,7 @@ export class BulkWriter {
 
   /** One try of the retry policy: send what is pending, throw to have the rest retried. */
   private async attempt(state: WriteState, result: LoadResult): Promise<void> {
-    if (state.deadline !== null && Date.now() >= state.deadline) {
+    if (state.deadline !== null && performance.now() >= state.deadline) {
       throw new BudgetSpent(state.last);
     }
     let why = '';
@@ -295,7 +297,7 @@ export class BulkWriter {
           },
           bulkBody: body,
         },
-        deadline === null ? {} : { requestTimeout: Math.max(1, deadline - Date.now()) },
+        deadline === null ? {} : { requestTimeout: Math.max(1, deadline - performance.now()) },
       );
     } catch (err) {
       if (httpStatusOf(err) !== 413) throw err;

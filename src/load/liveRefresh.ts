@@ -72,7 +72,7 @@ export class LiveRefresh {
    */
   landed(docs: number, live: boolean): void {
     if (docs === 0) return;
-    const now = Date.now();
+    const now = performance.now();
     this.rate.add(now, docs);
     if (!live || this.gapMs <= 0 || this.stopped || this.timer) return;
     if (this.rate.perSecond(now) > BUSY_DOCS_PER_SECOND) return;
@@ -81,7 +81,7 @@ export class LiveRefresh {
 
   private schedule(): void {
     if (this.stopped || this.timer) return;
-    const wait = Math.max(0, this.lastAt + this.gapMs - Date.now());
+    const wait = Math.max(0, this.lastAt + this.gapMs - performance.now());
     this.timer = setTimeout(() => {
       this.timer = null;
       void this.refresh();
@@ -102,7 +102,7 @@ export class LiveRefresh {
       this.schedule();
       return;
     }
-    this.lastAt = Date.now();
+    this.lastAt = performance.now();
     this.inFlight = (async () => {
       try {
         if (await this.relaxedNow()) return;
@@ -116,9 +116,9 @@ export class LiveRefresh {
   }
 
   private async relaxedNow(): Promise<boolean> {
-    if (Date.now() - this.relaxed.at < RELAXED_TTL_MS) return this.relaxed.value;
+    if (performance.now() - this.relaxed.at < RELAXED_TTL_MS) return this.relaxed.value;
     const value = await this.inBulkLoadMode();
-    this.relaxed = { value, at: Date.now() };
+    this.relaxed = { value, at: performance.now() };
     return value;
   }
 }

@@ -11,6 +11,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { FullLoadPlans } from '../../src/queue/fullLoadPlan.js';
+import { Watermarks } from '../../src/queue/watermarks.js';
 import type { Syncer } from '../../src/sync/syncer.js';
 import { seedCatalog } from '../helpers/catalog.js';
 import { eventually } from '../helpers/convergence.js';
@@ -73,6 +74,13 @@ describe('edits nobody heard, made while a full load runs', () => {
       assert.ok(
         (await plans.current()) !== null,
         'the load is still running: the edits did not wait for its end',
+      );
+      // Read beside the load, which records nothing: the pass after it reads them again.
+      const marks = await new Watermarks(syncer.store).getAll();
+      assert.deepEqual(
+        [...marks.values()].filter((mark) => mark !== null),
+        [],
+        'no watermark set while the load runs',
       );
     } finally {
       await syncer.stop();
