@@ -119,6 +119,15 @@ export class ChangeCapture {
   }
 
   /**
+   * From the listener: a message that did not parse was skipped. Its transaction must not be
+   * skipped by a pass on the strength of its other messages, and its rows are read by one now.
+   */
+  onMalformed(txid: string | undefined): void {
+    if (txid !== undefined) this.live?.handled.heardFrom(txid, false);
+    if (!this.role || this.role.leading) this.requestPoll();
+  }
+
+  /**
    * Act on one message. `replayed`: heard while another syncer captured (tookOver): queued all
    * the same, but its transaction is never skipped by a pass. Its earlier messages may have been
    * dropped from the replay, or taken another way while this process captured before; a pass

@@ -55,9 +55,14 @@ export class HandledTransactions {
     this.heard = new Map();
   }
 
-  /** The listener (re)connected or lost its connection: unsealed messages may be partial. */
+  /**
+   * The listener (re)connected or lost its connection: unsealed messages may be partial, so none
+   * of their transactions is to be skipped. Marked, not dropped: a reconnect's reset comes after
+   * the new connection's first messages may have been taken (it waits for the doorbell), and a
+   * transaction dropped here would look whole from its messages after it.
+   */
   reset(): void {
-    this.heard = new Map();
+    for (const txid of this.heard.keys()) this.heard.set(txid, false);
   }
 
   /** A drain of pending ids into the queue begins; pass the result to drained() on success. */

@@ -21,8 +21,16 @@ import { isTransientError } from '../errors.js';
 // pg-listen is CommonJS with `exports.default`.
 const createSubscriber = pgListen.default;
 
+/** The sending transaction of a payload that did not parse (a message of a newer format, say). */
+const TXID_IN_PAYLOAD = /"x"\s*:\s*"(\d{1,20})"/;
+
 export interface ListenerHandlers {
   onChange(change: ChangeNotification): void;
+  /**
+   * A message that did not parse, with the transaction it names if that much can be read: the
+   * transaction's other messages are then not all of it.
+   */
+  onMalformed?(txid: string | undefined): void;
   /** Called after every successful (re)connect, once LISTEN is proven to work. */
   onConnected(): void;
   /**
@@ -185,6 +193,7 @@ export class ChangeListener {
         { reason: parsed.reason, payload: payload?.slice(0, 200), bytes: payload?.length ?? 0 },
         'skipping malformed notification',
       );
+      this.handlers.onMalformed?.(TXID_IN_PAYLOAD.exec(payload ?? '')?.[1]);
       return;
     }
     try {

@@ -331,7 +331,23 @@ export class Poller {
         'many rows changed: queueing every document of the indices they fan out to',
       );
     }
-    for (const kind of reload) queued += (await this.queueEvery(kind, signal)).queued;
+    if (reload.size > 0) {
+      // What committed since this pass's snapshot is the next pass's, which comes after the walk:
+      // read beside it, as beside a full load (sidePasses). Edits the live path hears meanwhile it
+      // queues itself, but those made before it knew (while the rows above were resolved, and
+      // writers that saw the syncer awake sent nothing) were left to that next pass.
+      const walked = new AbortController();
+      const side = this.sidePasses(
+        { what: 'walk after many rows changed', since: upTo, fromWatermarks: false, key: null },
+        AbortSignal.any([walked.signal, ...(signal ? [signal] : [])]),
+      );
+      try {
+        for (const kind of reload) queued += (await this.queueEvery(kind, signal)).queued;
+      } finally {
+        walked.abort();
+        await side;
+      }
+    }
     if (reload.size > 0)
       this.deps.log.info(
         { table, rows, indices: [...reload].map((k) => k.name) },
@@ -539,7 +555,15 @@ export class Poller {
       const tally = { queued: 0, rows: 0 };
       const walkFailed = new AbortController();
       const walked = new AbortController();
-      const side = this.sidePasses(plan, serverRun, AbortSignal.any([walk, walked.signal]));
+      const side = this.sidePasses(
+        {
+          what: 'full load',
+          since: plan.snapshot,
+          fromWatermarks: true,
+          key: plan.id === undefined ? null : `${plan.id}/${serverRun}`,
+        },
+        AbortSignal.any([walk, walked.signal]),
+      );
       try {
         await allSettled([
           this.queueSteps(kinds, run, walk, tally).catch((err: unknown) => {
@@ -581,47 +605,59 @@ export class Poller {
    * that fails or is cut short loses nothing (it is logged and tried again). Transactions the live
    * path queued are passed over, as in any pass; so are resolutions of more than
    * RESOLVE_AT_MOST_ROWS rows, which a pass would turn into a walk of whole indices: they wait for
-   * the load's end, as before. Never throws.
+   * the load's end, as before. The same beside a pass's walk of whole indices after a statement
+   * over very many rows (pollTable), from that pass's snapshot. Never throws.
    */
-  private async sidePasses(plan: PlanState, serverRun: string, signal: AbortSignal): Promise<void> {
+  private async sidePasses(
+    beside: {
+      /** What the walk is, for the log. */
+      what: string;
+      /** Where to read from: the load's plan snapshot, or the pass's own. */
+      since: Snapshot;
+      /** Read from the watermarks where there are any (a load; a pass is past them already). */
+      fromWatermarks: boolean;
+      /** Keeps the progress across runs of the same walk in this process (see below); or null. */
+      key: string | null;
+    },
+    signal: AbortSignal,
+  ): Promise<void> {
     if (!this.deps.sidePassEveryMs) return;
     const every = Math.max(this.deps.sidePassEveryMs, SIDE_PASS_GAP_MS);
     const { log, watermarks } = this.deps;
-    // Where the side passes of this plan got to, kept across its runs in this process: a walk
+    const { what, since, fromWatermarks, key } = beside;
+    // Where the side passes of a load's plan got to, kept across its runs in this process: a walk
     // that failed and resumed (a Postgres blip) goes on from there instead of reading every change
     // since the plan began once more. Another process, a restart, or a Redis that restarted (what
     // they queued may be gone with it) starts from the plan.
-    const key = plan.id === undefined ? null : `${plan.id}/${serverRun}`;
     const kept = this.sideFrom;
     const from =
       kept && key !== null && kept.plan === key ? kept.from : new Map<sql.PolledTable, Snapshot>();
-    this.sideFrom = { plan: key, from };
+    if (key !== null) this.sideFrom = { plan: key, from };
     // A function, not a field read: the signal changes while we await, which narrowing cannot see.
     const stopped = () => signal.aborted;
     while (!stopped()) {
       try {
         if (from.size === 0) {
-          const marks = await watermarks.getAll();
-          for (const table of POLLED) from.set(table, marks.get(table) ?? plan.snapshot);
+          const marks = fromWatermarks ? await watermarks.getAll() : null;
+          for (const table of POLLED) from.set(table, marks?.get(table) ?? since);
         }
         const upTo = await this.snapshot();
         let rows = 0;
         let queued = 0;
         for (const table of POLLED) {
-          const mark = from.get(table) ?? plan.snapshot;
+          const mark = from.get(table) ?? since;
           const counted = await this.pollTable(table, mark, upTo, signal, { walk: false });
           if (stopped()) break;
           from.set(table, upTo);
           rows += counted.rows;
           queued += counted.queued;
         }
-        if (queued > 0)
-          log.info({ rows, queued }, 'full load: changes made since it began queued beside it');
+        if (queued > 0) log.info({ rows, queued }, `${what}: changes made since queued beside it`);
       } catch (err) {
         if (!stopped())
           log.warn(
             { err: (err as Error).message },
-            'full load: could not read the changes made since it began; the pass after it will',
+            `${what}: could not read the changes made since it began; the pass after it will`,
           );
       }
       await sleep(every, signal);

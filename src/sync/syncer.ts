@@ -213,6 +213,7 @@ export class Syncer {
       log.child({ component: 'listener' }),
       {
         onChange: (change) => capture.onChange(change),
+        onMalformed: (txid) => capture.onMalformed(txid),
         // Writers ring only while a listener says it is there: LISTEN first, then say so, then
         // catch up. A writer that looked just before stays silent; the catch-up pass, or the
         // periodic pass after it, reads its change (changeCapture.onListenerConnected).

@@ -67,4 +67,17 @@ describe('handled transactions', () => {
     sealAndDrain(handled);
     assert.equal(handled.has('7'), false);
   });
+
+  // Found by an outside reading: a (re)connect's reset came after the new connection's first
+  // messages had been taken (it waits for the doorbell's "listening"), and dropped them: a
+  // transaction's unlisted first message (`many`, left to a pass) was forgotten, its listed second
+  // one made the transaction look whole, and the pass skipped the first statement's rows.
+  it('keeps a transaction heard before a reset from looking whole after it', () => {
+    const handled = new HandledTransactions();
+    handled.heardFrom('7', false);
+    handled.reset();
+    handled.heardFrom('7', true);
+    sealAndDrain(handled);
+    assert.equal(handled.has('7'), false);
+  });
 });
