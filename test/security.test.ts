@@ -10,6 +10,7 @@ import { insertFilm, seedCatalog } from './helpers/catalog.js';
 import { waitForConvergence } from './helpers/convergence.js';
 import { createSandbox, type Sandbox } from './helpers/isolation.js';
 import { runCli } from './helpers/runCli.js';
+import { createSyncerRole, type SyncerRole } from './helpers/syncerRole.js';
 import { migrateSandbox, startSyncer } from './helpers/syncerHarness.js';
 import { spawnSyncer } from './helpers/syncerProcess.js';
 
@@ -22,7 +23,7 @@ const withCredentials = (url: string, user: string, password: string) => {
 
 describe('security', () => {
   let sandbox: Sandbox;
-  const role = `etl_reader_${randomBytes(3).toString('hex')}`;
+  let role: SyncerRole | null = null;
 
   before(async () => {
     sandbox = await createSandbox('security');
@@ -32,28 +33,13 @@ describe('security', () => {
 
   after(async () => {
     await sandbox.cleanup(); // drops the database, and with it the role's grants
-    const admin = new URL(sandbox.config.databaseUrl);
-    admin.pathname = '/postgres';
-    const { default: pg } = await import('pg');
-    const client = new pg.Client({ connectionString: admin.toString() });
-    await client.connect();
-    await client.query(`DROP ROLE IF EXISTS ${role}`);
-    await client.end();
+    await role?.drop();
   });
 
   it('syncs under a role that can only read the catalog and its bookkeeping', async () => {
     // The grants README.md shows.
-    await sandbox.pg.query(`CREATE ROLE ${role} LOGIN`);
-    await sandbox.pg.query(`GRANT CONNECT ON DATABASE ${sandbox.name} TO ${role}`);
-    await sandbox.pg.query(`GRANT USAGE ON SCHEMA content, etl TO ${role}`);
-    await sandbox.pg.query(`GRANT SELECT ON ALL TABLES IN SCHEMA content TO ${role}`);
-    const tombstones = 'etl.film_tombstone, etl.person_tombstone, etl.genre_tombstone';
-    await sandbox.pg.query(`GRANT SELECT ON ${tombstones}, etl.truncation TO ${role}`);
-    await sandbox.pg.query(`GRANT DELETE ON ${tombstones} TO ${role}`);
-    await sandbox.pg.query(`GRANT UPDATE ON etl.doorbell TO ${role}`);
-    await sandbox.pg.query(`GRANT UPDATE ON etl.version_base TO ${role}`);
-
-    const databaseUrl = withCredentials(sandbox.config.databaseUrl, role, '');
+    role = await createSyncerRole(sandbox, 'etl_reader');
+    const { databaseUrl } = role;
     let syncer: Syncer | null = null;
     try {
       syncer = await startSyncer(sandbox, { databaseUrl, listenUrl: databaseUrl });

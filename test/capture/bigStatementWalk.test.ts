@@ -27,6 +27,11 @@ describe('a statement that changes very many rows', () => {
     await sandbox.cleanup();
   });
 
+  /** A film's title as indexed (a realtime get: no refresh needed), or null. */
+  const title = async (id: string) =>
+    (await sandbox.es.get<{ title: string }>({ index: sandbox.config.index, id }).catch(() => null))
+      ?._source?.title ?? null;
+
   it('lets an edit made during the walk it causes through at once', async () => {
     // One indexer: the people's own documents fill the queue first, and the walk waits for room
     // behind them, so it lasts many seconds.
@@ -36,12 +41,6 @@ describe('a statement that changes very many rows', () => {
       { sizeLimit: 50, bulkSize: 50, sleepMs: 0, workers: 1 },
       log,
     );
-    const title = async (id: string) =>
-      (
-        await sandbox.es
-          .get<{ title: string }>({ index: sandbox.config.index, id })
-          .catch(() => null)
-      )?._source?.title ?? null;
     try {
       await eventually(
         async () =>
@@ -119,12 +118,6 @@ describe('a statement that changes very many rows', () => {
       { sizeLimit: 50, bulkSize: 50, sleepMs: 50, workers: 1 },
       log,
     );
-    const title = async (id: string) =>
-      (
-        await sandbox.es
-          .get<{ title: string }>({ index: sandbox.config.index, id })
-          .catch(() => null)
-      )?._source?.title ?? null;
     try {
       await eventually(
         async () =>

@@ -11,7 +11,6 @@
  * to a syncer running under its own role (as README's Security section runs it), not to the test.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { Syncer } from '../../src/sync/syncer.js';
 import { seedCatalog } from '../helpers/catalog.js';
@@ -19,41 +18,26 @@ import { eventually, waitForConvergence } from '../helpers/convergence.js';
 import { createSandbox, type Sandbox } from '../helpers/isolation.js';
 import { runCli } from '../helpers/runCli.js';
 import { migrateSandbox, startSyncer } from '../helpers/syncerHarness.js';
+import { createSyncerRole, type SyncerRole } from '../helpers/syncerRole.js';
 
 describe('a document postgres cannot build', () => {
   let sandbox: Sandbox;
-  const role = `etl_poison_${randomBytes(3).toString('hex')}`;
+  let role: SyncerRole;
 
   before(async () => {
     sandbox = await createSandbox('unbuildable');
     await migrateSandbox(sandbox);
     await seedCatalog(sandbox.pg, 60, 3, 10);
-    await sandbox.pg.query(`CREATE ROLE ${role} LOGIN`);
-    await sandbox.pg.query(`GRANT CONNECT ON DATABASE ${sandbox.name} TO ${role}`);
-    await sandbox.pg.query(`GRANT USAGE ON SCHEMA content, etl TO ${role}`);
-    await sandbox.pg.query(`GRANT SELECT ON ALL TABLES IN SCHEMA content TO ${role}`);
-    const tombstones = 'etl.film_tombstone, etl.person_tombstone, etl.genre_tombstone';
-    await sandbox.pg.query(`GRANT SELECT ON ${tombstones}, etl.truncation TO ${role}`);
-    await sandbox.pg.query(`GRANT DELETE ON ${tombstones} TO ${role}`);
-    await sandbox.pg.query(`GRANT UPDATE ON etl.doorbell TO ${role}`);
-    await sandbox.pg.query(`GRANT UPDATE ON etl.version_base TO ${role}`);
+    role = await createSyncerRole(sandbox, 'etl_poison');
   });
 
   after(async () => {
     await sandbox.cleanup();
-    const admin = new URL(sandbox.config.databaseUrl);
-    admin.pathname = '/postgres';
-    const { default: pg } = await import('pg');
-    const client = new pg.Client({ connectionString: admin.toString() });
-    await client.connect();
-    await client.query(`DROP ROLE IF EXISTS ${role}`);
-    await client.end();
+    await role.drop();
   });
 
   it('goes to the dead letters, and the rest of its claim loads', async () => {
-    const url = new URL(sandbox.config.databaseUrl);
-    url.username = role;
-    const databaseUrl = url.toString();
+    const { databaseUrl } = role;
     let syncer: Syncer | null = null;
     try {
       syncer = await startSyncer(sandbox, { databaseUrl, listenUrl: databaseUrl, workers: 2 });
@@ -78,7 +62,9 @@ describe('a document postgres cannot build', () => {
           IF id = '${person}' THEN RAISE EXCEPTION 'person % cannot be read', id; END IF;
           RETURN true;
         END $$`);
-      await sandbox.pg.query(`GRANT EXECUTE ON FUNCTION content.poison_check(uuid) TO ${role}`);
+      await sandbox.pg.query(
+        `GRANT EXECUTE ON FUNCTION content.poison_check(uuid) TO ${role.name}`,
+      );
       await sandbox.pg.query('ALTER TABLE content.person ENABLE ROW LEVEL SECURITY');
       await sandbox.pg.query(
         'CREATE POLICY poison ON content.person USING (content.poison_check(id))',
