@@ -50,6 +50,26 @@ describe('a database that went back in time', () => {
     }
   }
 
+  /**
+   * What a lost history left in the films index: these documents (made up for ids it has none of)
+   * retitled, at `version`, as its indexers wrote them.
+   */
+  async function writeAsLostHistory(ids: string[], version: number, title: string): Promise<void> {
+    const index = sandbox.config.index;
+    for (const id of ids) {
+      const current = await sandbox.es
+        .get<Record<string, unknown>>({ index, id })
+        .catch(() => ({ _source: { id, title: '', imdb_rating: null } }));
+      await sandbox.es.index({
+        index,
+        id,
+        version,
+        version_type: 'external_gte',
+        document: { ...current._source, id, title },
+      });
+    }
+  }
+
   it('raises the versions past the index, loads every index again, and loses no edit', async () => {
     // The lost timeline: watermarks and versions a million transactions ahead of the server.
     const ahead = (x: string) => (BigInt(x) + AHEAD).toString();
@@ -72,18 +92,11 @@ describe('a database that went back in time', () => {
     assert.ok(edited && deleted && untouched);
     const index = sandbox.config.index;
     const phantom = randomUUID(); // a film only the lost timeline had
-    for (const id of [edited, deleted, untouched, phantom]) {
-      const current = await sandbox.es
-        .get<Record<string, unknown>>({ index, id })
-        .catch(() => ({ _source: { id, title: '', imdb_rating: null } }));
-      await sandbox.es.index({
-        index,
-        id,
-        version: lostVersion,
-        version_type: 'external_gte',
-        document: { ...current._source, id, title: 'From the lost timeline' },
-      });
-    }
+    await writeAsLostHistory(
+      [edited, deleted, untouched, phantom],
+      lostVersion,
+      'From the lost timeline',
+    );
 
     // The database as it is now.
     await sandbox.pg.query(`UPDATE content.film_work SET title = 'Edited after' WHERE id = $1`, [
@@ -213,24 +226,12 @@ describe('a database that went back in time', () => {
     ).rows;
     // What that load wrote: a title the database does not have, and a film it never had.
     const lostVersion = Number((BigInt(now?.reached ?? '0') + AHEAD * 2n) * 65536n);
-    const index = sandbox.config.index;
     const { rows } = await sandbox.pg.query<{ id: string }>(
       `SELECT id FROM content.film_work ORDER BY id LIMIT 1 OFFSET 5`,
     );
     const film = rows[0]?.id ?? '';
     const phantom = randomUUID();
-    for (const id of [film, phantom]) {
-      const current = await sandbox.es
-        .get<Record<string, unknown>>({ index, id })
-        .catch(() => ({ _source: { id, title: '', imdb_rating: null } }));
-      await sandbox.es.index({
-        index,
-        id,
-        version: lostVersion,
-        version_type: 'external_gte',
-        document: { ...current._source, id, title: 'From the lost load' },
-      });
-    }
+    await writeAsLostHistory([film, phantom], lostVersion, 'From the lost load');
 
     const { log, lines } = capturingLog();
     const second = await startSyncer(sandbox, { pollIntervalMs: 500 }, log);

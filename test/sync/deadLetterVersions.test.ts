@@ -29,6 +29,20 @@ describe('a refused document and an older write of it that lands later', () => {
     await sandbox.cleanup();
   });
 
+  /** Until the film's document in the index has this title (a realtime get). */
+  async function indexedWithTitle(id: string, title: string): Promise<void> {
+    await eventually(
+      async () => {
+        const doc = await sandbox.es
+          .get<{ title: string }>({ index: sandbox.config.index, id })
+          .catch(() => null);
+        return doc?._source?.title === title;
+      },
+      15_000,
+      'the fix indexed',
+    );
+  }
+
   interface HeldWrite {
     /** The film edited. */
     id: string;
@@ -149,14 +163,7 @@ describe('a refused document and an older write of it that lands later', () => {
           [id],
         );
         const index = sandbox.config.index;
-        await eventually(
-          async () => {
-            const doc = await sandbox.es.get<{ title: string }>({ index, id }).catch(() => null);
-            return doc?._source?.title === 'Fixed';
-          },
-          15_000,
-          'the fix indexed',
-        );
+        await indexedWithTitle(id, 'Fixed');
         await release();
         assert.ok(
           (held.indexer?.stats.dead ?? 0) > 0,
@@ -220,15 +227,7 @@ describe('a refused document and an older write of it that lands later', () => {
           `UPDATE content.film_work SET creation_date = '2002-01-01', title = 'Fixed once' WHERE id = $1`,
           [id],
         );
-        const index = sandbox.config.index;
-        await eventually(
-          async () => {
-            const doc = await sandbox.es.get<{ title: string }>({ index, id }).catch(() => null);
-            return doc?._source?.title === 'Fixed once';
-          },
-          15_000,
-          'the fix indexed',
-        );
+        await indexedWithTitle(id, 'Fixed once');
         await sandbox.pg.query(
           `UPDATE content.film_work SET creation_date = 'infinity'::date, title = 'Broken again' WHERE id = $1`,
           [id],
