@@ -302,6 +302,10 @@ export class ChangeCapture {
             // Writers that saw the window open stay quiet until it closes: close it now.
             await this.doorbell?.close();
           }
+          // A load of ours just ended: passes serve live again from the next incremental one, so
+          // run it now. Left to the periodic pass, every edit until then went the live path's way
+          // and woke nothing, and every writer rang (a serialised notifying commit each).
+          if (result.kind === 'full') this.pollRequested = true;
           if (result.kind !== 'incremental' || result.queued > 0) {
             this.log.debug({ ...result, sighting: undefined }, 'poll pass');
           }
