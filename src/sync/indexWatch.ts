@@ -11,6 +11,10 @@
  * it (a crash): the index, which is there, would never be loaded. So each look (at start, every
  * CHECK_MS, and at once when a pass sees Redis restarted) also asks again for any index born empty
  * (indexManager.ts) that Redis has no request, load in progress or finished load for.
+ *
+ * Each look also cleans up after a reindex that died (removeReindexLeftovers): one killed after
+ * its swap left the films its mirrors missed only in Redis, for a day, and a syncer that kept
+ * running never looked; nor did one restarted before that reindex's lease had lapsed.
  */
 import type { Client } from '@elastic/elasticsearch';
 import type { DocumentKind, KindName } from '../kinds/documentKind.js';
@@ -18,8 +22,10 @@ import type { Logger } from '../logger.js';
 import {
   ensureIndex,
   hasGuessedMapping,
+  removeReindexLeftovers,
   writeIndexOf,
   type IndexTarget,
+  type LiveReindex,
   type WriteIndex,
 } from '../load/indexManager.js';
 import type { ReloadRequests } from '../queue/reloadRequests.js';
@@ -35,6 +41,8 @@ export class IndexWatch {
   private again = false;
   /** What ensure() handed out, per kind. */
   private readonly targets = new Map<KindName, IndexTarget>();
+  /** Per kind, the reindex that may be running, for the cleanup after one that died. */
+  private readonly reindexes = new Map<KindName, LiveReindex>();
 
   constructor(
     private readonly es: Client,
@@ -189,6 +197,11 @@ export class IndexWatch {
     }
   }
 
+  /** From now on, each look cleans up after a reindex of `name` that died (see the header). */
+  tidyAfterReindex(name: KindName, live: LiveReindex): void {
+    this.reindexes.set(name, live);
+  }
+
   /** Look every `everyMs`, until stop(). */
   start(everyMs = CHECK_MS): void {
     this.timer = setInterval(() => void this.checkAll(), everyMs);
@@ -238,6 +251,11 @@ export class IndexWatch {
           try {
             await this.ensure(kind.name);
             await this.askIfForgotten(kind.name);
+            const live = this.reindexes.get(kind.name);
+            // Never throws. Found something, it waits a few seconds before acting (a reindex's
+            // lease may be coming back): rare, and only this look waits.
+            if (live)
+              await removeReindexLeftovers(this.es, live, this.entry(kind.name).alias, this.log);
           } catch (err) {
             this.log.warn(
               { index: kind.name, err: (err as Error).message },

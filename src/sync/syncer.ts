@@ -441,12 +441,10 @@ export class Syncer {
           kind.name,
         );
         // In the background (it may wait a few seconds); it logs what it deletes and never throws.
-        void removeReindexLeftovers(
-          this.es,
-          reindexTarget.leftoversOf(this.queue),
-          alias,
-          indexLog,
-        );
+        // The index look does it again every time (a reindex may die while this syncer runs).
+        const leftovers = reindexTarget.leftoversOf(this.queue);
+        void removeReindexLeftovers(this.es, leftovers, alias, indexLog);
+        this.indexWatch.tidyAfterReindex(kind.name, leftovers);
         return [
           kind.name,
           { kind, writer, mirror: (fresh) => reindexTarget.mirror(fresh), refresh },
