@@ -56,10 +56,20 @@ export function matchOutcomes(
  * - indexed / deleted: done (a delete of a document that is not there is done too);
  * - stale: 409, a newer version is indexed: done, nothing to write;
  * - index-missing: the index or alias is gone: retry once it is back;
- * - retry: 429 / 5xx, not now but later;
+ * - retry: 429 / 5xx, not now but later; and a refusal of the index, not of the document (see
+ *   INDEX_REFUSALS);
  * - dead: refused for good (mapping, unparsable value): a dead letter.
  */
 export type ItemVerdict = 'indexed' | 'deleted' | 'stale' | 'index-missing' | 'retry' | 'dead';
+
+/**
+ * Refusals that hold for every document of the index for a while, and say nothing of this one: an
+ * index closed or write-blocked by an operator (to change its analysis settings, to move or shrink
+ * it), and 401/403 (credentials that lost their write privilege). Lettered, every edit made
+ * meanwhile stayed out of the index once it took writes again, until someone re-drove the letters.
+ * (A flood-stage disk block is a 429, retried anyway.)
+ */
+const INDEX_REFUSALS = new Set(['cluster_block_exception', 'index_closed_exception']);
 
 export function classifyItem(op: Operation, outcome: Outcome): ItemVerdict {
   const { status } = outcome;
@@ -69,6 +79,7 @@ export function classifyItem(op: Operation, outcome: Outcome): ItemVerdict {
   if (status === 404 && op.kind === 'delete' && errorType === undefined) return 'deleted';
   if (errorType === 'index_not_found_exception') return 'index-missing';
   if (isTransientStatus(status)) return 'retry';
+  if (status === 401 || status === 403 || INDEX_REFUSALS.has(errorType ?? '')) return 'retry';
   return 'dead';
 }
 

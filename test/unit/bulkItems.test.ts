@@ -28,6 +28,11 @@ describe('bulk answer', () => {
       assert.equal(classifyItem(index, { status }), 'retry', String(status));
     const mapping = { status: 400, error: { type: 'document_parsing_exception', reason: 'bad' } };
     assert.equal(classifyItem(index, mapping), 'dead');
+    // Refusals of the whole index, not of the document: retried until it takes writes again.
+    const closed = { status: 400, error: { type: 'index_closed_exception' } };
+    const denied = { status: 403, error: { type: 'security_exception' } };
+    assert.equal(classifyItem(index, closed), 'retry');
+    assert.equal(classifyItem(remove, denied), 'retry');
   });
 
   it('says why an item was refused, with its cause', () => {

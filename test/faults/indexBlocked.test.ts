@@ -1,0 +1,72 @@
+/**
+ * An index that takes no writes for a while, for reasons of its own and not of any document: an
+ * operator closed it or set `index.blocks.write` (to change its analysis settings, to move or
+ * shrink it), or the syncer's credentials lost their write privilege. Elasticsearch answers every
+ * item of a `_bulk` then (`cluster_block_exception`, `index_closed_exception`, 403
+ * `security_exception`), and none of that is the document's fault.
+ *
+ * Outside reading: those items went to the dead letters and their claims were acknowledged, so
+ * every edit made meanwhile stayed out of the index once it took writes again, until someone ran
+ * `dead-letters --retry`. They are retried now, like a 429, until the index takes them.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { seedCatalog } from '../helpers/catalog.js';
+import { eventually, waitForConvergence } from '../helpers/convergence.js';
+import { createSandbox, type Sandbox } from '../helpers/isolation.js';
+import { capturingLog, migrateSandbox, startSyncer } from '../helpers/syncerHarness.js';
+
+describe('an index that takes no writes for a while', () => {
+  let sandbox: Sandbox;
+
+  before(async () => {
+    sandbox = await createSandbox('index_blocked');
+    await migrateSandbox(sandbox);
+    await seedCatalog(sandbox.pg, 30, 3, 10);
+  });
+
+  after(async () => {
+    await sandbox.cleanup();
+  });
+
+  it('gets the edits made meanwhile once it takes writes again, with no dead letter', async () => {
+    const { log, lines } = capturingLog();
+    const syncer = await startSyncer(sandbox, {}, log);
+    const retried = () =>
+      lines().some((line) => line.msg === 'bulk retry' && String(line.reason).includes('blocked'));
+    const index = sandbox.config.index;
+    const blockWrites = (on: boolean) =>
+      sandbox.es.indices.putSettings({ index, settings: { 'index.blocks.write': on } });
+    try {
+      await waitForConvergence(sandbox);
+      await blockWrites(true);
+      const films = (
+        await sandbox.pg.query<{ id: string }>(
+          'SELECT id FROM content.film_work ORDER BY id LIMIT 2',
+        )
+      ).rows.map((row) => row.id);
+      await sandbox.pg.query(
+        `UPDATE content.film_work SET title = 'Edited while the index was blocked' WHERE id = $1`,
+        [films[0]],
+      );
+      await sandbox.pg.query('DELETE FROM content.film_work WHERE id = $1', [films[1]]);
+      // Either way the writes were answered: retried (now), or refused into the letters (before).
+      await eventually(
+        async () => retried() || (await syncer.deadLetters.list()).length > 0,
+        20_000,
+        'the blocked writes answered',
+      );
+      assert.deepEqual(
+        (await syncer.deadLetters.list()).map((letter) => letter.reason),
+        [],
+        'no dead letter for a write the index refused as a whole',
+      );
+      await blockWrites(false);
+      await waitForConvergence(sandbox, 30_000);
+      assert.deepEqual(await syncer.deadLetters.list(), [], 'and none after');
+    } finally {
+      await blockWrites(false).catch(() => undefined);
+      await syncer.stop();
+    }
+  });
+});
