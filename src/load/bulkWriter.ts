@@ -120,7 +120,6 @@ export interface BestEffort {
 }
 
 export class BulkWriter {
-  private readonly policy;
   /**
    * Bodies this big are split before they are sent: SPLIT_ABOVE_BYTES, or less once Elasticsearch
    * answered 413 (too large) to a smaller one. It never grows back (a limit raised later is used
@@ -133,14 +132,21 @@ export class BulkWriter {
     private readonly target: IndexTarget,
     private readonly log: Logger,
     private readonly options: BulkWriterOptions = {},
-  ) {
-    this.policy = retry(
+  ) {}
+
+  /**
+   * One per write: the writer is shared by the process's indexers, and a policy's retry event
+   * fires for every execution on it, so each write listening on a shared one counted (and logged)
+   * the retries of every other write in flight as its own.
+   */
+  private retryPolicy() {
+    return retry(
       handleType(ItemsPending).orWhen((err) => isTransientError(err)),
       {
         maxAttempts: Number.MAX_SAFE_INTEGER,
         backoff: backoff({
-          initialMs: options.initialDelayMs ?? 200,
-          maxMs: options.maxDelayMs ?? 5_000,
+          initialMs: this.options.initialDelayMs ?? 200,
+          maxMs: this.options.maxDelayMs ?? 5_000,
         }),
       },
     );
@@ -200,7 +206,8 @@ export class BulkWriter {
     };
     if (state.pending.length === 0) return result;
 
-    const listener = this.policy.onRetry((event) => {
+    const policy = this.retryPolicy();
+    const listener = policy.onRetry((event) => {
       result.retries++;
       const reason = 'error' in event ? event.error.message : 'unknown';
       this.log.warn(
@@ -209,7 +216,7 @@ export class BulkWriter {
       );
     });
     try {
-      await this.policy.execute(() => this.attempt(state, result), signal);
+      await policy.execute(() => this.attempt(state, result), signal);
     } catch (err) {
       const { bestEffort } = this.options;
       // Stopping (signal) is not giving up: the caller gives its claim back as it always does.

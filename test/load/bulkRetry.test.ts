@@ -73,4 +73,39 @@ describe('a bulk that Elasticsearch partly rejects (429)', () => {
       await es.close();
     }
   });
+
+  // Outside reading: the writer of an index is shared by the syncer's indexers, and so was its
+  // retry policy, on which each write listened for retries: every retry was counted (and logged)
+  // by every write in flight, so `bulk_retries_total` ran several times too fast.
+  it("counts only a write's own retries while others write beside it", async () => {
+    const index = sandbox.config.index;
+    const es = createElasticsearchClient({ ...sandbox.config.elasticsearch, url: proxy.url });
+    const writer = new BulkWriter(es, { name: index, isAlias: false }, testLog(), {
+      initialDelayMs: 1,
+      maxDelayMs: 2,
+    });
+    const batchOf = (ids: string[]): DocumentBatch => ({
+      claim: { workerId: 'test', ids, claimedAt: Date.now() },
+      documents: ids.map((id) => ({ id, version: 1, json: JSON.stringify({ title: id }) })),
+      deletions: [],
+    });
+    const stuck = randomUUID();
+    try {
+      proxy.rejectBulkItemsTo((_index, id) => id === stuck);
+      const retrying = writer.write(batchOf([stuck]));
+      const others = [];
+      for (let i = 0; i < 20; i++) others.push(await writer.write(batchOf([randomUUID()])));
+      proxy.forward();
+      const own = await retrying;
+      assert.ok(own.retries > 0, 'the rejected write was retried');
+      assert.deepEqual(
+        others.map((result) => result.retries),
+        others.map(() => 0),
+        'the writes beside it were never retried',
+      );
+    } finally {
+      proxy.forward();
+      await es.close();
+    }
+  });
 });
