@@ -92,6 +92,17 @@ export async function reindex(deps: ReindexDeps): Promise<ReindexResult> {
     writeAlias: `${alias}-reindex-${stamp}`,
     documents: 0,
   };
+  // The clock stepped back into a second a reindex was named for: creating the index would fail,
+  // and the clean-up after that failure, finding the name behind the alias, would take the swap
+  // for done and delete the index that serves.
+  if (
+    (await es.indices.exists({ index: build.to })) ||
+    (await es.indices.exists({ index: build.writeAlias }))
+  )
+    throw new Error(
+      `${build.to} exists already (the clock stepped back?): nothing was touched; run the ` +
+        'reindex again once the clock is past it',
+    );
   const lost = new AbortController();
   // The lease first: from here on a starting syncer or reindex leaves what this one builds alone.
   const held: HeldLease = await target.set(build.writeAlias, (reason) => {
@@ -306,7 +317,10 @@ async function finish(deps: ReindexDeps, build: Build, held: HeldLease): Promise
     if (missed > 0)
       log.warn({ documents: missed }, 'reindex: documents the mirrors missed are queued again');
     await unmarkIndex(es, to);
-    if (from.length > 0) await es.indices.delete({ index: from }, { ignore: [404] });
+    // Never one behind the alias, whatever led here.
+    const serving = new Set(Object.keys(await es.indices.getAlias({ name: build.alias })));
+    const retired = from.filter((index) => !serving.has(index));
+    if (retired.length > 0) await es.indices.delete({ index: retired }, { ignore: [404] });
   } catch (err) {
     log.error(
       { to, from, err: (err as Error).message },
