@@ -22,7 +22,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { keysetPages, readPage } from '../db/keysetPages.js';
-import type { Postgres } from '../db/postgres.js';
+import type { Postgres, QueryError } from '../db/postgres.js';
 import type { Logger } from '../logger.js';
 import type { DocumentKind } from '../kinds/documentKind.js';
 import { memberOf } from '../kinds/kinds.js';
@@ -84,6 +84,30 @@ const ROOM_CHECK_MS = 100;
 
 /** Tables polled row by row, in this order. */
 const POLLED = Object.keys(sql.changedRowsByTable) as sql.PolledTable[];
+
+const TOMBSTONE_TABLES = ['film_tombstone', 'person_tombstone', 'genre_tombstone'] as const;
+const INSUFFICIENT_PRIVILEGE = '42501';
+
+/**
+ * The tombstone tables whose watermark is not past the newest tombstone pruned (`pruned`, from
+ * etl.tombstone_horizon): a pruned one may be a deletion this deployment never read. Every
+ * transaction below a watermark's xmin was read; a pruning by this deployment removes only those
+ * below its oldest tombstone watermark's, so it never trips this itself. A horizon at or past
+ * the server's counter belongs to another history (a dump restored elsewhere, which the rewind
+ * check loads again anyway) and is ignored.
+ */
+function tombstonesPrunedUnread(
+  marks: ReadonlyMap<WatermarkTable, Snapshot | null>,
+  pruned: string,
+  now: Snapshot,
+): string[] {
+  const horizon = BigInt(pruned);
+  if (horizon === 0n || horizon >= BigInt(now.xmax)) return [];
+  return TOMBSTONE_TABLES.filter((table) => {
+    const mark = marks.get(table);
+    return mark !== null && mark !== undefined && BigInt(mark.xmin) <= horizon;
+  });
+}
 
 /** Where the orphan sweep finds the ids of the documents in an index. */
 export interface IndexedIds {
@@ -162,6 +186,8 @@ export class Poller {
 
   /** See `servesLive`. */
   private incremental = true;
+  /** Pruning was refused for want of a privilege, and said so once. */
+  private pruneRefused = false;
   /** How far this process's side passes of a full load have read, per table (sidePasses). */
   private sideFrom: { plan: string | null; from: Map<sql.PolledTable, Snapshot> } | null = null;
 
@@ -223,7 +249,7 @@ export class Poller {
       );
       return this.load(signal, { kinds: reload, tables: [] });
     }
-    const { snapshot, awake } = await this.snapshotNow();
+    const { snapshot, awake, pruned } = await this.snapshotNow();
     // Before any watermark is relied on: ahead of the server, they would skip its rows.
     const rewind = rewindOf(snapshot, marks.values());
     if (rewind && (await this.recoverFromRewind(rewind, snapshot))) return this.load(signal);
@@ -234,6 +260,18 @@ export class Poller {
         log.info({ tables: truncated.map((t) => t.table_name) }, 'table truncated: full load');
         return this.load(signal, undefined, true);
       }
+    }
+    const unread = tombstonesPrunedUnread(marks, pruned, snapshot);
+    if (unread.length > 0) {
+      log.warn(
+        { tables: unread, pruned_up_to: pruned },
+        'tombstones this deployment had not read were pruned (by another deployment on this ' +
+          'database, while this one was stopped?): full load, whose sweep finds the deletions',
+      );
+      // As after a rewind: the load runs under a new epoch, and, interrupted, is resumed as a
+      // load with no watermark (the marks kept would trip this check again, nothing else).
+      await watermarks.forget();
+      return this.load(signal);
     }
 
     let queued = 0;
@@ -974,14 +1012,26 @@ export class Poller {
   }
 
   private async pruneTombstones(): Promise<void> {
-    const tables = ['film_tombstone', 'person_tombstone', 'genre_tombstone'] as const;
-    const marks = await Promise.all(tables.map((t) => this.deps.watermarks.get(t)));
+    const marks = await Promise.all(TOMBSTONE_TABLES.map((t) => this.deps.watermarks.get(t)));
     if (marks.some((mark) => mark === null)) return;
     const oldest = marks
       .map((mark) => BigInt(mark?.xmin ?? 0))
       .reduce((a, b) => (b < a ? b : a))
       .toString();
-    await this.read('prune tombstones', () => this.deps.db.query(sql.pruneTombstones, [oldest]));
+    try {
+      await this.read('prune tombstones', () => this.deps.db.query(sql.pruneTombstones, [oldest]));
+    } catch (err) {
+      // A role upgraded without the new grant (README, Security): tombstones are kept, which
+      // costs disk, not an edit. Anything else fails the pass as before.
+      if ((err as QueryError).code !== INSUFFICIENT_PRIVILEGE) throw err;
+      if (this.pruneRefused) return;
+      this.pruneRefused = true;
+      this.deps.log.warn(
+        { err: (err as Error).message },
+        'cannot prune old tombstones (are DELETE on etl.*_tombstone and UPDATE on ' +
+          'etl.tombstone_horizon granted to this role?): they are kept',
+      );
+    }
   }
 
   /** The tables truncated by transactions `since` could not see (committed after it). */
@@ -996,7 +1046,7 @@ export class Poller {
   }
 
   /** The snapshot a pass starts from, and whether the doorbell's awake window was open then. */
-  private async snapshotNow(): Promise<{ snapshot: Snapshot; awake: boolean }> {
+  private async snapshotNow(): Promise<{ snapshot: Snapshot; awake: boolean; pruned: string }> {
     const [row] = await this.read('snapshot', () => this.deps.db.query(sql.currentSnapshot));
     if (!row) throw new Error('current_snapshot returned no row');
     return {
@@ -1010,6 +1060,7 @@ export class Poller {
         timeline: row.timeline,
       },
       awake: row.awake,
+      pruned: row.pruned,
     };
   }
 

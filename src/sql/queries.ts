@@ -80,6 +80,7 @@ export const currentSnapshot = query<{
   base: string;
   system: string;
   timeline: string;
+  pruned: string;
 }>(
   'current_snapshot',
   // `awake`: whether writers still see the doorbell's awake window open (src/capture/doorbell.ts).
@@ -93,7 +94,9 @@ export const currentSnapshot = query<{
           -- (dump and restore) has another identifier, a promoted standby or a point-in-time
           -- restore another timeline (the first 8 hex digits of a WAL file's name).
           (SELECT system_identifier::text FROM pg_control_system()) AS system,
-          substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) AS timeline
+          substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) AS timeline,
+          -- How far tombstones were pruned (migrations/0009_tombstone_horizon.sql).
+          coalesce((SELECT pruned_up_to::text FROM etl.tombstone_horizon), '0') AS pruned
      FROM pg_current_snapshot() s`,
 );
 
@@ -238,12 +241,28 @@ export const existingFilmIds = query<{ id: string }>(
  */
 export const pruneTombstones = query<Record<string, never>>(
   'prune_tombstones',
+  // The newest transaction pruned is recorded for other deployments on this database
+  // (migrations/0009_tombstone_horizon.sql). A horizon past this server's counter is another
+  // history's (a dump restored elsewhere): replaced, not kept by greatest().
   `WITH films AS (
      DELETE FROM etl.film_tombstone WHERE etl_txid < $1::xid8 AND created < now() - interval '1 day'
+     RETURNING etl_txid
    ), persons AS (
      DELETE FROM etl.person_tombstone WHERE etl_txid < $1::xid8 AND created < now() - interval '1 day'
+     RETURNING etl_txid
+   ), genres AS (
+     DELETE FROM etl.genre_tombstone WHERE etl_txid < $1::xid8 AND created < now() - interval '1 day'
+     RETURNING etl_txid
+   ), pruned AS (
+     SELECT max(etl_txid) AS txid
+       FROM (SELECT etl_txid FROM films UNION ALL SELECT etl_txid FROM persons
+             UNION ALL SELECT etl_txid FROM genres) t
    )
-   DELETE FROM etl.genre_tombstone WHERE etl_txid < $1::xid8 AND created < now() - interval '1 day'`,
+   UPDATE etl.tombstone_horizon h
+      SET pruned_up_to = CASE WHEN h.pruned_up_to >= pg_snapshot_xmax(pg_current_snapshot())
+                              THEN p.txid ELSE greatest(h.pruned_up_to, p.txid) END
+     FROM pruned p
+    WHERE p.txid IS NOT NULL`,
 );
 
 // --- change capture: resolution ---------------------------------------------------------------

@@ -25,6 +25,7 @@ export async function createSyncerRole(sandbox: Sandbox, prefix: string): Promis
   await sandbox.pg.query(`GRANT DELETE ON ${tombstones} TO ${name}`);
   await sandbox.pg.query(`GRANT UPDATE ON etl.doorbell TO ${name}`);
   await sandbox.pg.query(`GRANT UPDATE ON etl.version_base TO ${name}`);
+  await sandbox.pg.query(`GRANT UPDATE ON etl.tombstone_horizon TO ${name}`);
   const url = new URL(sandbox.config.databaseUrl);
   url.username = name;
   return {
