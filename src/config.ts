@@ -139,6 +139,51 @@ export interface Config {
   metricsPort: number;
 }
 
+/**
+ * The rules that tie variables together, on the values of those that parse on their own (a rule
+ * whose variable does not is skipped: its own problem names it).
+ */
+function rulesAcross(input: Record<string, string>): string[] {
+  const value = <K extends keyof RawConfig>(name: K): RawConfig[K] | undefined => {
+    const parsed = schema.shape[name].safeParse(input[name]);
+    return parsed.success ? (parsed.data as RawConfig[K]) : undefined;
+  };
+  const problems: string[] = [];
+  if (value('ELASTICSEARCH_USERNAME') !== undefined && input.ELASTICSEARCH_PASSWORD === undefined) {
+    problems.push('ELASTICSEARCH_PASSWORD must be set when ELASTICSEARCH_USERNAME is');
+  }
+  // Alone, the client would ignore it and the first request fail on authentication.
+  if (input.ELASTICSEARCH_PASSWORD !== undefined && input.ELASTICSEARCH_USERNAME === undefined) {
+    problems.push('ELASTICSEARCH_USERNAME must be set when ELASTICSEARCH_PASSWORD is');
+  }
+  if (
+    value('ELASTICSEARCH_API_KEY') !== undefined &&
+    value('ELASTICSEARCH_USERNAME') !== undefined
+  ) {
+    problems.push('ELASTICSEARCH_API_KEY and ELASTICSEARCH_USERNAME are exclusive: set one');
+  }
+  const indices = [value('ES_INDEX'), value('ES_PERSONS_INDEX'), value('ES_GENRES_INDEX')];
+  const named = indices.filter((name) => name !== undefined);
+  if (new Set(named).size < named.length) {
+    problems.push(
+      `ES_INDEX, ES_PERSONS_INDEX and ES_GENRES_INDEX must be three different names (${named.join(', ')})`,
+    );
+  }
+  const redisUrl = value('REDIS_URL');
+  const prefix = value('REDIS_PREFIX');
+  if (
+    redisUrl !== undefined &&
+    prefix !== undefined &&
+    isClusterUrl(redisUrl) &&
+    !/\{[^{}]+\}/.test(prefix)
+  ) {
+    problems.push(
+      `REDIS_PREFIX must carry a hash tag on Redis Cluster, e.g. {${prefix.replace(/:$/, '')}}: (each script's keys must share a slot)`,
+    );
+  }
+  return problems;
+}
+
 export type ConfigResult = { ok: true; config: Config } | { ok: false; problems: string[] };
 
 export const CONFIG_VARIABLES = Object.keys(schema.shape) as (keyof RawConfig)[];
@@ -154,33 +199,16 @@ export function parseConfig(env: Record<string, string | undefined>): ConfigResu
     if (value !== undefined && value.trim() !== '') input[name] = value.trim();
   }
   const result = schema.safeParse(input);
-  if (!result.success) {
-    const problems = result.error.issues.map((issue) => {
-      const name = issue.path.join('.') || '(environment)';
-      return `${name} ${issue.message}`;
-    });
-    return { ok: false, problems };
-  }
+  const problems = result.success
+    ? []
+    : result.error.issues.map(
+        (issue) => `${issue.path.join('.') || '(environment)'} ${issue.message}`,
+      );
+  // Checked whether or not every variable parsed, on those that did: each start names every
+  // problem, not one more after each fix.
+  problems.push(...rulesAcross(input));
+  if (!result.success || problems.length > 0) return { ok: false, problems };
   const raw = result.data;
-  const problems: string[] = [];
-  if (raw.ELASTICSEARCH_USERNAME !== undefined && raw.ELASTICSEARCH_PASSWORD === undefined) {
-    problems.push('ELASTICSEARCH_PASSWORD must be set when ELASTICSEARCH_USERNAME is');
-  }
-  if (raw.ELASTICSEARCH_API_KEY !== undefined && raw.ELASTICSEARCH_USERNAME !== undefined) {
-    problems.push('ELASTICSEARCH_API_KEY and ELASTICSEARCH_USERNAME are exclusive: set one');
-  }
-  const indices = [raw.ES_INDEX, raw.ES_PERSONS_INDEX, raw.ES_GENRES_INDEX];
-  if (new Set(indices).size < indices.length) {
-    problems.push(
-      `ES_INDEX, ES_PERSONS_INDEX and ES_GENRES_INDEX must be three different names (${indices.join(', ')})`,
-    );
-  }
-  if (isClusterUrl(raw.REDIS_URL) && !/\{[^{}]+\}/.test(raw.REDIS_PREFIX)) {
-    problems.push(
-      `REDIS_PREFIX must carry a hash tag on Redis Cluster, e.g. {${raw.REDIS_PREFIX.replace(/:$/, '')}}: (each script's keys must share a slot)`,
-    );
-  }
-  if (problems.length > 0) return { ok: false, problems };
   return {
     ok: true,
     config: {

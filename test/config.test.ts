@@ -99,6 +99,27 @@ describe('configuration', () => {
     const result = parseConfig({ ELASTICSEARCH_USERNAME: 'elastic' });
     assert.ok(!result.ok);
     assert.match(result.problems.join('\n'), /ELASTICSEARCH_PASSWORD must be set/);
+    const alone = parseConfig({ ELASTICSEARCH_PASSWORD: 'secret' });
+    assert.ok(!alone.ok);
+    assert.match(alone.problems.join('\n'), /ELASTICSEARCH_USERNAME must be set/);
+  });
+
+  // Outside reading: a bad variable hid the rules across variables, so a user fixed one problem
+  // and met the next at the following start.
+  it('names a bad variable and a broken rule across variables at once', () => {
+    const result = parseConfig({
+      ETL_BULK_SIZE: '0',
+      ES_PERSONS_INDEX: 'movies',
+      ELASTICSEARCH_USERNAME: 'elastic',
+    });
+    assert.ok(!result.ok);
+    const problems = result.problems.join('\n');
+    assert.match(problems, /ETL_BULK_SIZE must be at least 1/);
+    assert.match(
+      problems,
+      /ES_INDEX, ES_PERSONS_INDEX and ES_GENRES_INDEX must be three different/,
+    );
+    assert.match(problems, /ELASTICSEARCH_PASSWORD must be set/);
   });
 
   it('redacts passwords from URLs', () => {
