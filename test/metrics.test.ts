@@ -6,6 +6,7 @@ import type { Syncer } from '../src/sync/syncer.js';
 import { insertFilm, seedCatalog } from './helpers/catalog.js';
 import { eventually, waitForConvergence } from './helpers/convergence.js';
 import { EsFaultProxy } from './helpers/esFaultProxy.js';
+import { proxiedUrl, startFaultProxy, type FaultProxy } from './helpers/faultProxy.js';
 import { createSandbox, type Sandbox } from './helpers/isolation.js';
 import { migrateSandbox, startSyncer } from './helpers/syncerHarness.js';
 
@@ -13,6 +14,7 @@ describe('metrics and health', () => {
   let sandbox: Sandbox;
   let syncer: Syncer;
   let es: EsFaultProxy;
+  let redis: FaultProxy;
   let base: string;
 
   before(async () => {
@@ -20,11 +22,13 @@ describe('metrics and health', () => {
     await migrateSandbox(sandbox);
     await seedCatalog(sandbox.pg, 50, 3, 10);
     es = await EsFaultProxy.start(sandbox.config.elasticsearch.url);
+    redis = await startFaultProxy(sandbox.config.redisUrl);
     const port = await freePort();
     base = `http://127.0.0.1:${port}`;
     syncer = await startSyncer(sandbox, {
       metricsPort: port,
       elasticsearch: { ...sandbox.config.elasticsearch, url: es.url },
+      redisUrl: proxiedUrl(sandbox.config.redisUrl, redis),
     });
     await waitForConvergence(sandbox);
   });
@@ -32,6 +36,7 @@ describe('metrics and health', () => {
   after(async () => {
     await syncer.stop();
     await es.close();
+    await redis.close();
     await sandbox.cleanup();
   });
 
@@ -127,5 +132,26 @@ describe('metrics and health', () => {
       'ready again',
     );
     assert.equal((await fetch(`${base}/nope`)).status, 404);
+  });
+
+  // Outside reading: the gauges read from Redis threw while it was away, and prom-client fails
+  // the whole scrape on one: /metrics answered 500, Prometheus saw the syncer as down (the wrong
+  // alert) and never scraped movies_etl_ready at 0 (so the right one never fired).
+  it('answers /metrics while Redis is away, and says it is not ready', async () => {
+    await redis.refuse();
+    try {
+      const scrape = await fetch(`${base}/metrics`, { signal: AbortSignal.timeout(15_000) });
+      assert.equal(scrape.status, 200);
+      const text = await scrape.text();
+      assert.equal(value(text, 'movies_etl_ready'), 0);
+      assert.ok(Number.isFinite(value(text, 'movies_etl_queue_depth')), 'the last depth kept');
+    } finally {
+      await redis.forward();
+    }
+    await eventually(
+      async () => value(await (await fetch(`${base}/metrics`)).text(), 'movies_etl_ready') === 1,
+      20_000,
+      'ready again',
+    );
   });
 });

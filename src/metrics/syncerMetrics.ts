@@ -11,6 +11,19 @@ import type { ChangeClock } from './changeClock.js';
 import { readiness } from './httpServer.js';
 import type { IndexCounts } from './indexerStats.js';
 import type { SyncerView } from './syncerView.js';
+import { settlesWithin } from '../util/timeouts.js';
+
+/** Longest a scrape waits for one gauge read from Redis. */
+const REDIS_LOOK_MS = 1_000;
+
+/**
+ * A gauge's look at Redis. Failing or slow (Redis away), the gauge keeps its last value: prom-client
+ * fails the whole scrape on one collector that throws, and a 500 on /metrics read as "syncer down"
+ * (the wrong alert) while `movies_etl_ready`, which says Redis is away, was never scraped.
+ */
+async function fromRedis(look: () => Promise<void>): Promise<void> {
+  await settlesWithin(look(), REDIS_LOOK_MS);
+}
 
 /** What the indexer reports of each acknowledged claim. */
 export interface BatchEvent {
@@ -140,7 +153,9 @@ export class SyncerMetrics {
       help: 'Batches claimed from the queue and not yet acknowledged, all syncers',
       registers: [registry],
       async collect() {
-        this.set((await view.queue.inFlight()).length);
+        await fromRedis(async () => {
+          this.set((await view.queue.inFlight()).length);
+        });
       },
     });
     new Gauge({
@@ -148,8 +163,10 @@ export class SyncerMetrics {
       help: 'How long the current holder (any process) has held the Postgres read lock; 0 when free',
       registers: [registry],
       async collect() {
-        const holder = await view.readLockHolder();
-        this.set(holder ? holder.ageMs / 1000 : 0);
+        await fromRedis(async () => {
+          const holder = await view.readLockHolder();
+          this.set(holder ? holder.ageMs / 1000 : 0);
+        });
       },
     });
     new Gauge({
@@ -157,7 +174,9 @@ export class SyncerMetrics {
       help: 'Documents waiting in the Redis queue, all indices (all syncers)',
       registers: [registry],
       async collect() {
-        this.set(await view.queue.depth());
+        await fromRedis(async () => {
+          this.set(await view.queue.depth());
+        });
       },
     });
     new Gauge({
@@ -166,8 +185,10 @@ export class SyncerMetrics {
       labelNames: ['index'],
       registers: [registry],
       async collect() {
-        const { counts } = await view.queue.depthByKind();
-        for (const index of KIND_NAMES) this.set({ index }, counts[index]);
+        await fromRedis(async () => {
+          const { counts } = await view.queue.depthByKind();
+          for (const index of KIND_NAMES) this.set({ index }, counts[index]);
+        });
       },
     });
     new Gauge({
@@ -176,8 +197,10 @@ export class SyncerMetrics {
       labelNames: ['index'],
       registers: [registry],
       async collect() {
-        const counts = await view.deadLetters.countByKind();
-        for (const index of KIND_NAMES) this.set({ index }, counts[index]);
+        await fromRedis(async () => {
+          const counts = await view.deadLetters.countByKind();
+          for (const index of KIND_NAMES) this.set({ index }, counts[index]);
+        });
       },
     });
     new Gauge({
@@ -186,10 +209,12 @@ export class SyncerMetrics {
       labelNames: ['table'],
       registers: [registry],
       async collect() {
-        const now = Date.now();
-        for (const [table, mark] of await view.watermarks.getAll()) {
-          if (mark) this.set({ table }, (now - Date.parse(mark.at)) / 1000);
-        }
+        await fromRedis(async () => {
+          const now = Date.now();
+          for (const [table, mark] of await view.watermarks.getAll()) {
+            if (mark) this.set({ table }, (now - Date.parse(mark.at)) / 1000);
+          }
+        });
       },
     });
   }
