@@ -18,6 +18,16 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SHIM_SRC="$ROOT/scripts/es-analysis-shim"
 SHIM_NAME=movies-analysis-shim
 
+# The settings the syncer will run with: the environment, with the project's .env beneath it (read
+# by node, as the syncer reads it, the environment winning). Without node (before `npm ci` could
+# run), the environment alone.
+if [ -f "$ROOT/.env" ] && command -v node >/dev/null 2>&1; then
+  eval "$(cd "$ROOT" && node --env-file=.env -e '
+    for (const name of ["DATABASE_URL", "REDIS_URL", "ELASTICSEARCH_URL"]) {
+      const value = process.env[name];
+      if (value) console.log(`${name}=${"\x27" + value.replaceAll("\x27", "\x27\\\x27\x27") + "\x27"}`);
+    }')"
+fi
 DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/movies}
 REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/0}
 ES_URL=${ELASTICSEARCH_URL:-http://127.0.0.1:9200}
