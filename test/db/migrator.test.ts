@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { migrate, readMigrations } from '../../src/db/migrator.js';
 import { createSandbox, type Sandbox } from '../helpers/isolation.js';
 import { runCli } from '../helpers/runCli.js';
+import { createSyncerRole, type SyncerRole } from '../helpers/syncerRole.js';
 import { MIGRATIONS, testLog } from '../helpers/syncerHarness.js';
 
 describe('npm run migrate', () => {
@@ -77,6 +78,33 @@ describe('npm run migrate', () => {
       assert.match(said, /npm run migrate/);
     } finally {
       await old.cleanup();
+    }
+  });
+
+  // Outside reading: the README's least-privilege role could not read the ledger, so the check
+  // was skipped and the syncer started on a schema it does not know (every pass then failed on
+  // what the missing migration adds). The ledger is readable by every role now (0010).
+  it('a syncer under the least-privilege role refuses to start while a migration is pending', async () => {
+    const old = await createSandbox('migrate_role');
+    let role: SyncerRole | null = null;
+    try {
+      await migrate(old.config.databaseUrl, MIGRATIONS, testLog());
+      role = await createSyncerRole(old, 'etl_pending');
+      const newest = readMigrations(MIGRATIONS).at(-1);
+      assert.ok(newest);
+      // As a database that never had it would look to the ledger.
+      await old.pg.query('DELETE FROM etl.schema_migrations WHERE version = $1', [newest.version]);
+      const result = await runCli(
+        'start',
+        { ...old.env, DATABASE_URL: role.databaseUrl, DATABASE_LISTEN_URL: role.databaseUrl },
+        [],
+        30_000,
+      );
+      assert.equal(result.code, 1, result.stdout + result.stderr);
+      assert.match(result.stdout + result.stderr, new RegExp(`${newest.version}_${newest.name}`));
+    } finally {
+      await old.cleanup();
+      await role?.drop();
     }
   });
 });
