@@ -19,6 +19,8 @@ export interface Migration {
 }
 
 const FILE_PATTERN = /^(\d{4})_([a-z0-9_]+)\.sql$/;
+/** SQLSTATE: no such table (the ledger, before the first migration). */
+const UNDEFINED_TABLE = '42P01';
 
 export function readMigrations(dir: string): Migration[] {
   return readdirSync(dir)
@@ -37,6 +39,28 @@ export function readMigrations(dir: string): Migration[] {
     });
 }
 
+/**
+ * The migrations applied, the ledger made first if there is none. Made only then: its
+ * `CREATE SCHEMA IF NOT EXISTS` asks for the database's CREATE privilege even when the schema is
+ * there, and `npm run migrate` with nothing to apply must succeed under a role without it (the
+ * syncer's own, in a `migrate && start` container).
+ */
+async function readLedger(
+  client: pg.Client,
+): Promise<{ version: string; checksum: string; name: string }[]> {
+  try {
+    return (
+      await client.query<{ version: string; checksum: string; name: string }>(
+        sql.appliedMigrations.text,
+      )
+    ).rows;
+  } catch (err) {
+    if ((err as { code?: string } | null)?.code !== UNDEFINED_TABLE) throw err;
+    await client.query(sql.createMigrationLedger.text);
+    return [];
+  }
+}
+
 export async function migrate(
   databaseUrl: string,
   dir: string,
@@ -50,14 +74,7 @@ export async function migrate(
   await client.connect();
   try {
     await client.query(sql.takeMigrationLock.text);
-    await client.query(sql.createMigrationLedger.text);
-    const done = new Map(
-      (
-        await client.query<{ version: string; checksum: string; name: string }>(
-          sql.appliedMigrations.text,
-        )
-      ).rows.map((row) => [row.version, row]),
-    );
+    const done = new Map((await readLedger(client)).map((row) => [row.version, row]));
     const applied: string[] = [];
     for (const migration of migrations) {
       const previous = done.get(migration.version);
@@ -113,7 +130,7 @@ export async function pendingMigrations(
       .catch((err: unknown) => {
         // 42P01: no ledger at all (never migrated); 42501: not ours to read.
         const code = (err as { code?: string } | null)?.code;
-        if (code === '42P01') return new Set<string>();
+        if (code === UNDEFINED_TABLE) return new Set<string>();
         if (code === '42501') return null;
         throw err;
       });

@@ -107,4 +107,22 @@ describe('npm run migrate', () => {
       await role?.drop();
     }
   });
+
+  // Outside reading: `npm run migrate && exec npm start` under one role (the compose file's
+  // pattern) failed as the least-privilege role with nothing to apply: the ledger's
+  // `CREATE SCHEMA IF NOT EXISTS` asks for the database's CREATE privilege first.
+  it('has nothing to do, and says so, under the least-privilege role once migrated', async () => {
+    await migrate(sandbox.config.databaseUrl, MIGRATIONS, testLog());
+    const role = await createSyncerRole(sandbox, 'etl_migrate');
+    try {
+      const result = await runCli('migrate', {
+        ...sandbox.env,
+        DATABASE_URL: role.databaseUrl,
+      });
+      assert.equal(result.code, 0, result.stdout + result.stderr);
+    } finally {
+      await sandbox.pg.query(`DROP OWNED BY ${role.name}`);
+      await role.drop();
+    }
+  });
 });
