@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import pg from 'pg';
 import type { Logger } from '../logger.js';
 import * as sql from '../sql/queries.js';
@@ -19,6 +20,18 @@ export interface Migration {
 }
 
 const FILE_PATTERN = /^(\d{4})_([a-z0-9_]+)\.sql$/;
+/**
+ * How long a migration waits for one lock before it gives up and tries again. A migration that
+ * alters a catalog table waits behind every open transaction that has read it, and while it waits
+ * every other reader and writer of that table queues behind it: unbounded, the catalog stalled for
+ * as long as the oldest transaction ran. Bounded, they wait this long at most per attempt.
+ */
+const LOCK_WAIT_MS = 1_000;
+const LOCK_RETRY_MS = 1_000;
+/** Said at the first attempt, then every this many (about a minute). */
+const LOCK_WAIT_SAID_EVERY = 30;
+/** SQLSTATE: lock_timeout elapsed. */
+const LOCK_NOT_AVAILABLE = '55P03';
 /** SQLSTATE: no such table (the ledger, before the first migration). */
 const UNDEFINED_TABLE = '42P01';
 
@@ -87,24 +100,37 @@ export async function migrate(
         }
         continue;
       }
-      log.info({ migration: `${migration.version}_${migration.name}` }, 'applying migration');
-      await client.query('BEGIN');
-      try {
-        await client.query(migration.text);
-        await client.query(sql.recordMigration.text, [
-          migration.version,
-          migration.name,
-          migration.checksum,
-        ]);
-        await client.query('COMMIT');
-      } catch (err) {
-        await client.query('ROLLBACK');
-        throw new Error(
-          `migration ${migration.version}_${migration.name} failed: ${(err as Error).message}`,
-          { cause: err },
-        );
+      const name = `${migration.version}_${migration.name}`;
+      log.info({ migration: name }, 'applying migration');
+      for (let attempt = 1; ; attempt++) {
+        await client.query('BEGIN');
+        try {
+          // See LOCK_WAIT_MS. Local: the migration's own statements may set their own.
+          await client.query(`SET LOCAL lock_timeout = ${LOCK_WAIT_MS}`);
+          await client.query(migration.text);
+          await client.query(sql.recordMigration.text, [
+            migration.version,
+            migration.name,
+            migration.checksum,
+          ]);
+          await client.query('COMMIT');
+          break;
+        } catch (err) {
+          await client.query('ROLLBACK');
+          if ((err as { code?: string } | null)?.code === LOCK_NOT_AVAILABLE) {
+            if (attempt % LOCK_WAIT_SAID_EVERY === 1)
+              log.warn(
+                { migration: name, attempts: attempt },
+                'migration waits for a lock an open transaction holds on the catalog; writers ' +
+                  'are not held up meanwhile; trying again',
+              );
+            await delay(LOCK_RETRY_MS);
+            continue;
+          }
+          throw new Error(`migration ${name} failed: ${(err as Error).message}`, { cause: err });
+        }
       }
-      applied.push(`${migration.version}_${migration.name}`);
+      applied.push(name);
     }
     await client.query(sql.releaseMigrationLock.text);
     return { applied };

@@ -3,11 +3,13 @@ import { writeFileSync, mkdtempSync, cpSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
 import { migrate, readMigrations } from '../../src/db/migrator.js';
 import { createSandbox, type Sandbox } from '../helpers/isolation.js';
 import { runCli } from '../helpers/runCli.js';
 import { createSyncerRole, type SyncerRole } from '../helpers/syncerRole.js';
-import { MIGRATIONS, testLog } from '../helpers/syncerHarness.js';
+import { capturingLog, MIGRATIONS, testLog } from '../helpers/syncerHarness.js';
+import pg from 'pg';
 
 describe('npm run migrate', () => {
   let sandbox: Sandbox;
@@ -123,6 +125,49 @@ describe('npm run migrate', () => {
     } finally {
       await sandbox.pg.query(`DROP OWNED BY ${role.name}`);
       await role.drop();
+    }
+  });
+
+  // Outside reading: a migration that alters a catalog table waits for its lock behind any open
+  // transaction that has read it, and every writer and reader of that table queues behind the
+  // migration meanwhile: the catalog stalls for as long as the oldest transaction runs, silently.
+  it('waits for its locks without holding up the catalog, and says so', async () => {
+    const lockSandbox = await createSandbox('migrate_lock');
+    const dir = mkdtempSync(join(tmpdir(), 'migrations-'));
+    const long = new pg.Client({ connectionString: lockSandbox.config.databaseUrl });
+    const writer = new pg.Client({ connectionString: lockSandbox.config.databaseUrl });
+    try {
+      await migrate(lockSandbox.config.databaseUrl, MIGRATIONS, testLog());
+      await lockSandbox.pg.query(
+        `INSERT INTO content.genre (id, name) VALUES (gen_random_uuid(), 'G')`,
+      );
+      cpSync(MIGRATIONS, dir, { recursive: true });
+      writeFileSync(
+        join(dir, '0999_alter_genre.sql'),
+        'ALTER TABLE content.genre ADD COLUMN IF NOT EXISTS note text;',
+      );
+      await long.connect();
+      await writer.connect();
+      await long.query('BEGIN');
+      await long.query('SELECT count(*) FROM content.genre'); // holds its lock until it ends
+      const { log, lines } = capturingLog();
+      const migrating = migrate(lockSandbox.config.databaseUrl, dir, log);
+      migrating.catch(() => undefined); // awaited below; a failure must not go unhandled meanwhile
+      await delay(500); // the migration asks for its lock, and waits
+      // A writer meanwhile: it must not queue behind the waiting migration for long.
+      await writer.query(`SET statement_timeout = '5s'`);
+      await writer.query(`UPDATE content.genre SET name = 'Edited while the migration waits'`);
+      assert.ok(
+        lines().some((line) => String(line.msg).includes('waits for a lock')),
+        'the migration says it waits',
+      );
+      await long.query('COMMIT');
+      assert.deepEqual((await migrating).applied, ['0999_alter_genre']);
+    } finally {
+      await long.end().catch(() => undefined);
+      await writer.end().catch(() => undefined);
+      rmSync(dir, { recursive: true, force: true });
+      await lockSandbox.cleanup();
     }
   });
 });
