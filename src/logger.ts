@@ -27,3 +27,11 @@ export function createLogger(level: LevelWithSilent, pretty = process.stdout.isT
   }
   return pino({ level, base: { pid: process.pid } });
 }
+
+/**
+ * For commands whose stdout is their answer (`--json` output for scripts): JSON lines on stderr,
+ * so that a warning (Redis away, say) never lands in the document a script parses.
+ */
+export function createStderrLogger(level: LevelWithSilent): Logger {
+  return pino({ level, base: { pid: process.pid } }, pino.destination(2));
+}

@@ -3,7 +3,7 @@
  * `-- --retry` puts them all back in the queue (after the cause is fixed); `-- --json` for machines.
  */
 import { loadConfigOrExit } from '../config.js';
-import { createLogger } from '../logger.js';
+import { createStderrLogger } from '../logger.js';
 import { DeadLetters } from '../queue/deadLetters.js';
 import { DocumentQueue } from '../queue/documentQueue.js';
 import { RedisStore } from '../queue/redisStore.js';
@@ -14,7 +14,7 @@ const values = parseOptionsOrExit('dead-letters', {
   json: { type: 'boolean', default: false },
 });
 const config = loadConfigOrExit();
-const store = new RedisStore(config.redisUrl, config.redisPrefix, createLogger('warn', false));
+const store = new RedisStore(config.redisUrl, config.redisPrefix, createStderrLogger('warn'));
 const deadLetters = new DeadLetters(store);
 try {
   if (values.retry) {

@@ -3,7 +3,7 @@
  * the queue and the dead letters broken down by index.
  */
 import { loadConfigOrExit } from '../config.js';
-import { createLogger } from '../logger.js';
+import { createStderrLogger } from '../logger.js';
 import { DeadLetters } from '../queue/deadLetters.js';
 import { DocumentQueue } from '../queue/documentQueue.js';
 import { ReadLock } from '../queue/readLock.js';
@@ -15,7 +15,7 @@ import { parseOptionsOrExit } from './options.js';
 
 const values = parseOptionsOrExit('status', { json: { type: 'boolean', default: false } });
 const config = loadConfigOrExit();
-const log = createLogger('warn', false);
+const log = createStderrLogger('warn');
 const store = new RedisStore(config.redisUrl, config.redisPrefix, log);
 try {
   const report = await readStatus({

@@ -12,7 +12,7 @@ import { loadConfigOrExit } from '../config.js';
 import { Postgres } from '../db/postgres.js';
 import type { DocumentKind } from '../kinds/documentKind.js';
 import { KINDS, KIND_NAMES, kindNamed, memberOf } from '../kinds/kinds.js';
-import { createLogger } from '../logger.js';
+import { createStderrLogger } from '../logger.js';
 import { createElasticsearchClient } from '../load/elasticsearchClient.js';
 import { IndexedDocumentIds } from '../load/indexedIds.js';
 import { DocumentQueue } from '../queue/documentQueue.js';
@@ -54,7 +54,7 @@ if (values.index !== undefined) {
   kinds = [kind];
 }
 const config = loadConfigOrExit();
-const log = createLogger('warn', false);
+const log = createStderrLogger('warn');
 const db = new Postgres(config.databaseUrl, log, 2);
 const store = new RedisStore(config.redisUrl, config.redisPrefix, log);
 const es = createElasticsearchClient(config.elasticsearch);
