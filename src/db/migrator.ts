@@ -121,8 +121,8 @@ export async function migrate(
             if (attempt % LOCK_WAIT_SAID_EVERY === 1)
               log.warn(
                 { migration: name, attempts: attempt },
-                'migration waits for a lock an open transaction holds on the catalog; writers ' +
-                  'are not held up meanwhile; trying again',
+                'migration waits for a lock an open transaction holds on the catalog; it lets go ' +
+                  'every second, so writers wait at most that long; trying again',
               );
             await delay(LOCK_RETRY_MS);
             continue;

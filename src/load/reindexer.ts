@@ -123,6 +123,10 @@ export async function reindex(deps: ReindexDeps): Promise<ReindexResult> {
     const cause: unknown = signal.aborted ? signal.reason : err;
     if (!(await abandon(deps, build, held))) throw cause;
     log.warn({ err: (cause as Error).message }, 'reindex: the swap went through despite the error');
+    // As after a swap that answered (buildAndSwap): one that took effect after the lease was lost
+    // may lack the edits the syncers stopped mirroring meanwhile. Whether it took effect before
+    // or after cannot be told here, so a lost lease asks for the reload either way.
+    if (held.lost) await reloadAfterLateSwap(deps);
   }
   await finish(deps, build, held);
   return { from: build.from, to: build.to, documents: build.documents, ms: Date.now() - started };

@@ -21,7 +21,8 @@
  *  - rejectSearches(): every `_search` is answered 429 (search thread pool full) until forward(),
  *    while writes go through.
  *  - holdRequests(): a request whose method and path match reaches ES only at forward(): a
- *    request sent by a process that was then paused, applied once it runs again.
+ *    request sent by a process that was then paused, applied once it runs again; optionally
+ *    answered with an error status all the same (applied, its answer lost on the way).
  *  - limitBulkBytes(): a `_bulk` body over that many bytes is answered 413 with an empty body and
  *    not written, as Elasticsearch answers one over its `http.max_content_length` (100 MB by
  *    default; a test cannot afford documents that big).
@@ -84,6 +85,7 @@ export class EsFaultProxy {
     released: Promise<void>;
     release: () => void;
     seen: number;
+    answer: number | undefined;
   } | null = null;
   private hold: {
     match: (index: string) => boolean;
@@ -134,11 +136,15 @@ export class EsFaultProxy {
     this.hold = { match, released, release };
   }
 
-  /** Hold every matching request unsent until forward(); resolves once one has come. */
-  holdRequests(match: (method: string, path: string) => boolean): void {
+  /**
+   * Hold every matching request unsent until forward(). With `answer`, a held request, once
+   * released, is applied by ES all the same but answered with that status (a gateway that lost
+   * the answer): the client cannot tell that it took effect.
+   */
+  holdRequests(match: (method: string, path: string) => boolean, answer?: number): void {
     let release = () => {};
     const released = new Promise<void>((resolve) => (release = resolve));
-    this.heldRequests = { match, released, release, seen: 0 };
+    this.heldRequests = { match, released, release, seen: 0, answer };
   }
 
   /** How many requests holdRequests() holds or held. */
@@ -255,7 +261,8 @@ export class EsFaultProxy {
       }
     }
     const held = this.heldRequests;
-    if (held?.match(req.method ?? 'GET', req.url ?? '/')) {
+    const wasHeld = held?.match(req.method ?? 'GET', req.url ?? '/') ?? false;
+    if (held && wasHeld) {
       held.seen++;
       await held.released;
     }
@@ -264,6 +271,11 @@ export class EsFaultProxy {
       headers: strip(Object.entries(req.headers)),
       ...(body.length > 0 ? { body } : {}),
     });
+    if (held && wasHeld && held.answer !== undefined) {
+      await upstream.arrayBuffer();
+      const error = { type: 'simulated', reason: 'answer lost by esFaultProxy' };
+      return this.reply(res, held.answer, { 'content-type': 'application/json' }, { error });
+    }
     const raw = Buffer.from(await upstream.arrayBuffer());
     const hold = this.hold;
     if (bulk && hold && items.some((item) => hold.match(item.meta._index ?? bulk[1] ?? '')))
