@@ -154,4 +154,31 @@ describe('metrics and health', () => {
       'ready again',
     );
   });
+
+  // Outside reading: readiness looked at the services, the listener and the indexers, not at the
+  // capture. A capture whose every step failed (here a table it reads renamed away; in life a
+  // schema the syncer was started ahead of) left the syncer "ready" while no change was read.
+  it('turns /readyz 503 while every capture step fails', async () => {
+    await sandbox.pg.query('ALTER TABLE etl.truncation RENAME TO truncation_away');
+    try {
+      await insertFilm(sandbox.pg, 'Not read while the capture fails');
+      await eventually(
+        async () => {
+          const ready = await fetch(`${base}/readyz`);
+          const body = (await ready.json()) as { problems: string[] };
+          return ready.status === 503 && body.problems.some((p) => p.startsWith('capture:'));
+        },
+        20_000,
+        'the capture named as failing',
+      );
+    } finally {
+      await sandbox.pg.query('ALTER TABLE etl.truncation_away RENAME TO truncation');
+    }
+    await eventually(
+      async () => (await fetch(`${base}/readyz`)).status === 200,
+      30_000,
+      'ready again',
+    );
+    await waitForConvergence(sandbox);
+  });
 });

@@ -69,6 +69,8 @@ export class ChangeCapture {
   /** Cuts a failure backoff short: Postgres is evidently back once the listener reconnected. */
   private backoff = new AbortController();
   private readonly cadence: PollCadence;
+  /** The steps failed in a row and the last error; null after a step that went through. */
+  private failure: { steps: number; error: string } | null = null;
   /** The transaction whose messages the live path is taking (see onChange). */
   private liveTx: string | undefined;
   /** When the live path last read Postgres to resolve (performance.now()): LOAD_RESOLVE_GAP_MS. */
@@ -101,6 +103,14 @@ export class ChangeCapture {
   }
 
   /** asleep, awake or settling: see pollCadence.ts. */
+  /**
+   * The steps failed in a row, and the last one's error, once there are FAILING_STEPS of them
+   * (readiness: a capture that reads nothing must not look ready); null otherwise.
+   */
+  get failing(): { steps: number; error: string } | null {
+    return this.failure && this.failure.steps >= FAILING_STEPS ? this.failure : null;
+  }
+
   get cadenceState(): string {
     return this.cadence.state;
   }
@@ -311,11 +321,13 @@ export class ChangeCapture {
           }
         }
         failures = 0;
+        this.failure = null;
         delays.reset();
         if (this.role) this.role.failing = false;
       } catch (err) {
         // Postgres or Redis went away mid-step: nothing was acknowledged, so retrying is safe.
         failures++;
+        this.failure = { steps: failures, error: (err as Error).message };
         failedAt = performance.now();
         if (this.role) this.role.failing = failures >= FAILING_STEPS;
         await this.reportError?.((err as Error).message).catch(() => undefined);

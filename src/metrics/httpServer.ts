@@ -57,6 +57,11 @@ export async function readiness(syncer: SyncerView): Promise<Readiness> {
     if (note) warnings.push(note);
   }
   if (!syncer.listenerConnected()) problems.push('listener: not connected');
+  const capture = syncer.captureFailing();
+  if (capture)
+    problems.push(
+      `capture: ${capture.steps} steps in a row failed, the last with: ${capture.error}`,
+    );
   const stats = syncer.indexerStats();
   if (stats && problems.length === 0) {
     const depth = await syncer.queue.depth();

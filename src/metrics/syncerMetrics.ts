@@ -140,7 +140,7 @@ export class SyncerMetrics {
     });
     new Gauge({
       name: 'movies_etl_ready',
-      help: '1 when /readyz would answer 200 (services reachable, listener subscribed, not stalled), 0 otherwise',
+      help: '1 when /readyz would answer 200 (services reachable, listener subscribed, capture going, not stalled), 0 otherwise',
       registers: [registry],
       // The same checks as /readyz, so an alert sees what the orchestrator's probe sees; a scrape
       // with a service away takes up to its 3 s ping timeout.

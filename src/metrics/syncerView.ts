@@ -15,6 +15,8 @@ export interface SyncerView {
   /** The indexers' counters summed, or null before they exist. */
   indexerStats(): IndexerStats | null;
   captureStats(): { notifications: number; passes: number } | null;
+  /** The capture's steps failing in a row (see ChangeCapture.failing); null while they go through. */
+  captureFailing(): { steps: number; error: string } | null;
   listenerConnected(): boolean;
   /** Time this process has waited for the Postgres read lock, in total. */
   lockWaitedMs(): number;

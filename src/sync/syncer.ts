@@ -341,6 +341,7 @@ export class Syncer {
       startedAt: this.startedAt,
       indexerStats: () => this.indexer?.stats ?? null,
       captureStats: () => this.capture?.stats ?? null,
+      captureFailing: () => this.capture?.failing ?? null,
       listenerConnected: () => this.listener?.connected ?? false,
       lockWaitedMs: () => this.lock.waitedMs,
       readLockHolder: () => this.lock.holder(),
