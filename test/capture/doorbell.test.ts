@@ -219,7 +219,7 @@ describe('the doorbell', () => {
     }
   });
 
-  // CI, stop 34: the listener said "listening" before the first pass began, so that pass (a full
+  // Seen in CI: the listener said "listening" before the first pass began, so that pass (a full
   // load) was the last one asked for. Passes stayed "not serving live" until an incremental one
   // ended, a poll interval (here a minute) after the load: meanwhile the live path queued every
   // edit itself, none woke the poller, and every writer rang. Here the load is one pass asked for
