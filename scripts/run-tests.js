@@ -27,6 +27,9 @@ const result = spawnSync(
     // its bound while Redis was cut off; what that leaves (seen: the process spinning in the event
     // loop after the last test, with no timer or socket of its own) must not hold the suite.
     '--test-force-exit',
+    // A test that hangs (a lock it waits for that nothing will release) fails after this instead
+    // of holding the run until CI's own limit; the longest suite takes about 5 minutes.
+    '--test-timeout=600000',
     ...process.argv.slice(2),
     ...files,
   ],

@@ -276,7 +276,13 @@ describe('the doorbell', () => {
           'the syncer asleep',
         );
       const awake = async () => {
-        await editSomeFilm(); // from another session: rings, and the syncer holds the window open
+        // From another session: rings, and the syncer holds the window open. The last film, not a
+        // random one: the writer holds films 10 and 11 until it commits, and an edit of either
+        // would wait for it while it waits for this (seen in CI: a hang).
+        await sandbox.pg.query(
+          `UPDATE content.film_work SET rating = coalesce(rating, 0) + 0.1
+            WHERE id = (SELECT id FROM content.film_work ORDER BY id DESC LIMIT 1)`,
+        );
         await eventually(windowOpen, 5_000, 'the window open');
       };
       try {
