@@ -66,11 +66,21 @@ const int = (min: number, max: number) =>
     .transform(Number)
     .pipe(z.number().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`));
 
+/**
+ * The longest name derived from an index setting: a reindex's write alias,
+ * `<name>-reindex-<14 digits>` (src/load/reindexer.ts). Elasticsearch refuses names over 255
+ * bytes, and a longer setting would let the syncer run for months and then fail its first reindex.
+ */
+const LONGEST_SUFFIX = '-reindex-'.length + 14;
+
 // Elasticsearch index names: lowercase, no spaces or \/*?"<>|,#: and not starting with -_+ .
 const indexName = z
   .string()
   .regex(/^[a-z0-9][a-z0-9._-]*$/, 'must be lowercase letters, digits, ".", "_" or "-"')
-  .max(255, 'must be at most 255 characters');
+  .max(
+    255 - LONGEST_SUFFIX,
+    `must be at most ${255 - LONGEST_SUFFIX} characters (a reindex adds up to ${LONGEST_SUFFIX})`,
+  );
 
 const schema = z.object({
   DATABASE_URL: url(['postgres', 'postgresql']).default(

@@ -155,6 +155,18 @@ describe('configuration', () => {
     );
   });
 
+  it('keeps an index name short enough for the names a reindex derives from it', () => {
+    // A reindex names its new index `<alias>_<14 digits>` and its write alias
+    // `<alias>-reindex-<14 digits>`; Elasticsearch refuses names over 255 bytes.
+    const longest = 'm'.repeat(255 - '-reindex-20261207001500'.length);
+    assert.ok(parseConfig({ ES_INDEX: longest, ES_GENRES_INDEX: `${longest.slice(1)}g` }).ok);
+    const tooLong = parseConfig({ ES_INDEX: `${longest}s`, ES_PERSONS_INDEX: `p${longest}` });
+    assert.ok(!tooLong.ok);
+    const named = tooLong.problems.map((p) => p.split(' ')[0]);
+    assert.deepEqual(named.sort(), ['ES_INDEX', 'ES_PERSONS_INDEX']);
+    assert.match(tooLong.problems.join('\n'), /at most 232 characters/);
+  });
+
   it('takes several Elasticsearch nodes in ELASTICSEARCH_URL, and checks each', () => {
     const two = parseConfig({ ELASTICSEARCH_URL: 'http://es1:9200, https://u:pw@es2:9243' });
     assert.ok(two.ok);
