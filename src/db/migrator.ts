@@ -74,6 +74,24 @@ async function readLedger(
   }
 }
 
+/**
+ * The migration lock, saying who holds it when another migrator does: a `migrate` that waits on
+ * a forgotten session (a console left open in the middle of one) otherwise looks hung.
+ */
+async function takeLock(client: pg.Client, log: Logger): Promise<void> {
+  const [tried] = (await client.query<{ taken: boolean }>(sql.tryMigrationLock.text)).rows;
+  if (tried?.taken) return;
+  const { rows: holders } = await client.query<{ pid: number; application: string }>(
+    sql.migrationLockHolders.text,
+  );
+  log.warn(
+    { holders },
+    'another migrate holds the migration lock: waiting for it to end (pg_stat_activity shows it)',
+  );
+  await client.query(sql.takeMigrationLock.text);
+  log.info('migration lock taken');
+}
+
 export async function migrate(
   databaseUrl: string,
   dir: string,
@@ -86,7 +104,7 @@ export async function migrate(
   });
   await client.connect();
   try {
-    await client.query(sql.takeMigrationLock.text);
+    await takeLock(client, log);
     const done = new Map((await readLedger(client)).map((row) => [row.version, row]));
     const applied: string[] = [];
     for (const migration of migrations) {

@@ -29,6 +29,23 @@ export const takeMigrationLock = query<Record<string, never>>(
   `SELECT pg_advisory_lock(hashtext('movies_etl.migrate'))`,
 );
 
+/** As takeMigrationLock, without waiting: false while another migrator holds it. */
+export const tryMigrationLock = query<{ taken: boolean }>(
+  'try_migration_lock',
+  `SELECT pg_try_advisory_lock(hashtext('movies_etl.migrate')) AS taken`,
+);
+
+/** Who holds the migration lock (a bigint key is split over classid and objid in pg_locks). */
+export const migrationLockHolders = query<{ pid: number; application: string }>(
+  'migration_lock_holders',
+  `SELECT a.pid, a.application_name AS application
+     FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+    WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+      AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtext('movies_etl.migrate')::bigint
+    ORDER BY a.pid`,
+);
+
 export const releaseMigrationLock = query<Record<string, never>>(
   'release_migration_lock',
   `SELECT pg_advisory_unlock(hashtext('movies_etl.migrate'))`,

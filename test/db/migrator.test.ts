@@ -131,6 +131,29 @@ describe('npm run migrate', () => {
   // Outside reading: a migration that alters a catalog table waits for its lock behind any open
   // transaction that has read it, and every writer and reader of that table queues behind the
   // migration meanwhile: the catalog stalls for as long as the oldest transaction runs, silently.
+  it('says so while another migrate holds the migration lock, naming it, and goes on after', async () => {
+    const other = new pg.Client({
+      connectionString: sandbox.config.databaseUrl,
+      application_name: 'the other migrate',
+    });
+    await other.connect();
+    try {
+      await other.query(`SELECT pg_advisory_lock(hashtext('movies_etl.migrate'))`);
+      const { rows } = await other.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+      const { log, lines } = capturingLog();
+      const migrating = migrate(sandbox.config.databaseUrl, MIGRATIONS, log);
+      migrating.catch(() => undefined); // awaited below
+      await delay(500);
+      const said = lines().find((line) => String(line.msg).includes('another migrate'));
+      assert.ok(said, 'the migration says it waits for another one');
+      assert.deepEqual(said.holders, [{ pid: rows[0]?.pid, application: 'the other migrate' }]);
+      await other.query(`SELECT pg_advisory_unlock(hashtext('movies_etl.migrate'))`);
+      await migrating;
+    } finally {
+      await other.end();
+    }
+  });
+
   it('waits for its locks without holding up the catalog, and says so', async () => {
     const lockSandbox = await createSandbox('migrate_lock');
     const dir = mkdtempSync(join(tmpdir(), 'migrations-'));
