@@ -13,10 +13,17 @@ import { isClusterUrl, parseRedisUrl } from './queue/redisClient.js';
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 /** A URL whose scheme is one of `schemes`; the message never echoes the value (it may hold a password). */
-function checkUrl(value: string, schemes: string[], ctx: z.RefinementCtx): void {
+function checkUrl(
+  value: string,
+  schemes: string[],
+  ctx: z.RefinementCtx,
+  { socket = false }: { socket?: boolean } = {},
+): void {
   let parsed: URL;
   try {
-    parsed = new URL(value);
+    // `user@` with no host is what the drivers take for a socket, and no valid WHATWG URL: parse
+    // it with an empty host instead, so the user's name does not make it "not a valid URL".
+    parsed = new URL(socket ? value.replace(/^([a-z]+:\/\/)[^@/?#]*@\//i, '$1/') : value);
   } catch {
     ctx.addIssue({ code: 'custom', message: 'is not a valid URL' });
     return;
@@ -27,11 +34,18 @@ function checkUrl(value: string, schemes: string[], ctx: z.RefinementCtx): void 
       message: `must start with ${schemes.map((s) => `${s}://`).join(' or ')}`,
     });
   }
-  if (!parsed.hostname) ctx.addIssue({ code: 'custom', message: 'has no host' });
+  // PostgreSQL on the same machine: no host, the socket's directory in `host` (an absolute path).
+  const socketDir = socket && parsed.searchParams.get('host')?.startsWith('/');
+  if (!parsed.hostname && !socketDir) ctx.addIssue({ code: 'custom', message: 'has no host' });
 }
 
 const url = (schemes: string[]) =>
   z.string().superRefine((value, ctx) => checkUrl(value, schemes, ctx));
+
+/** `postgresql://user@host/db`, or `postgresql://user@/db?host=/run/postgresql` (a socket). */
+const postgresUrl = z
+  .string()
+  .superRefine((value, ctx) => checkUrl(value, ['postgres', 'postgresql'], ctx, { socket: true }));
 
 /** One Redis server, or Sentinels or Cluster nodes (src/queue/redisClient.ts). */
 const redisUrl = z.string().superRefine((value, ctx) => {
@@ -83,10 +97,10 @@ const indexName = z
   );
 
 const schema = z.object({
-  DATABASE_URL: url(['postgres', 'postgresql']).default(
+  DATABASE_URL: postgresUrl.default(
     'postgres://postgres@127.0.0.1:5432/movies',
   ),
-  DATABASE_LISTEN_URL: url(['postgres', 'postgresql']).optional(),
+  DATABASE_LISTEN_URL: postgresUrl.optional(),
   REDIS_URL: redisUrl.default('redis://127.0.0.1:6379/0'),
   ELASTICSEARCH_URL: elasticsearchUrls.default('http://127.0.0.1:9200'),
   ELASTICSEARCH_API_KEY: z.string().min(1).optional(),

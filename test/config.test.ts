@@ -167,6 +167,19 @@ describe('configuration', () => {
     assert.match(tooLong.problems.join('\n'), /at most 232 characters/);
   });
 
+  it('takes a PostgreSQL URL that names a Unix socket directory instead of a host', () => {
+    // libpq's and node-postgres's form: no host in the authority, the socket's directory in `host`.
+    const socket = 'postgresql://postgres@/movies?host=/var/run/postgresql';
+    const parsed = parseConfig({ DATABASE_URL: socket, DATABASE_LISTEN_URL: socket });
+    assert.ok(parsed.ok, parsed.ok ? '' : parsed.problems.join('; '));
+    const noHost = parseConfig({ DATABASE_URL: 'postgresql://postgres@/movies' });
+    assert.ok(!noHost.ok);
+    assert.match(noHost.problems.join('\n'), /DATABASE_URL has no host/);
+    const relative = parseConfig({ DATABASE_URL: 'postgresql:///movies?host=run/pg' });
+    assert.ok(!relative.ok);
+    assert.match(relative.problems.join('\n'), /DATABASE_URL has no host/);
+  });
+
   it('takes several Elasticsearch nodes in ELASTICSEARCH_URL, and checks each', () => {
     const two = parseConfig({ ELASTICSEARCH_URL: 'http://es1:9200, https://u:pw@es2:9243' });
     assert.ok(two.ok);
