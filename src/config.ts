@@ -39,9 +39,6 @@ function checkUrl(
   if (!parsed.hostname && !socketDir) ctx.addIssue({ code: 'custom', message: 'has no host' });
 }
 
-const url = (schemes: string[]) =>
-  z.string().superRefine((value, ctx) => checkUrl(value, schemes, ctx));
-
 /** `postgresql://user@host/db`, or `postgresql://user@/db?host=/run/postgresql` (a socket). */
 const postgresUrl = z
   .string()
