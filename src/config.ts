@@ -94,9 +94,7 @@ const indexName = z
   );
 
 const schema = z.object({
-  DATABASE_URL: postgresUrl.default(
-    'postgres://postgres@127.0.0.1:5432/movies',
-  ),
+  DATABASE_URL: postgresUrl.default('postgres://postgres@127.0.0.1:5432/movies'),
   DATABASE_LISTEN_URL: postgresUrl.optional(),
   REDIS_URL: redisUrl.default('redis://127.0.0.1:6379/0'),
   ELASTICSEARCH_URL: elasticsearchUrls.default('http://127.0.0.1:9200'),
