@@ -3,6 +3,7 @@
  * from films to the persons whose documents show them. Conventions as in queries.ts.
  */
 import { keyset, query, SNAPSHOT_VERSION, type DocumentRow } from './queries.js';
+import { esFloat } from './esValues.js';
 
 /** The roles a person's document lists; others are not indexed (as in the films index). */
 const INDEXED_ROLES = `('actor', 'director', 'writer')`;
@@ -26,7 +27,7 @@ export const personDocuments = query<DocumentRow>(
    ),
    films AS (
      SELECT r.person_id,
-            json_agg(json_build_object('id', f.id, 'title', f.title, 'imdb_rating', f.rating,
+            json_agg(json_build_object('id', f.id, 'title', f.title, 'imdb_rating', ${esFloat('f.rating')},
                                        'roles', r.roles) ORDER BY f.id) AS films
        FROM roles r
        JOIN content.film_work f ON f.id = r.film_work_id

@@ -2,6 +2,8 @@
  * All SQL the program runs, each a named constant. `Postgres.query` is the only thing that runs
  * them; parameters are always bound ($1, $2 ...), never spliced in.
  */
+import { esDate, esFloat } from './esValues.js';
+
 export interface Query<Row> {
   readonly name: string;
   readonly text: string;
@@ -384,9 +386,9 @@ export const filmDocuments = query<DocumentRow>(
             'id', f.id,
             'title', f.title,
             'description', f.description,
-            'imdb_rating', f.rating,
+            'imdb_rating', ${esFloat('f.rating')},
             'type', f.type,
-            'creation_date', f.creation_date,
+            'creation_date', ${esDate('f.creation_date')},
             'genres', coalesce(g.genres, '[]'::json),
             'genres_names', coalesce(g.genres_names, '[]'::json),
             'directors', coalesce(pe.directors, '[]'::json),

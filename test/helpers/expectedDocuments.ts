@@ -43,6 +43,19 @@ export function normalise(doc: Doc): Doc {
   };
 }
 
+/** Largest 32-bit float: the mapping's `float` makes anything beyond it Infinity, refused. */
+const FLOAT_MAX = 3.4028234663852886e38;
+
+/** Contract: `imdb_rating` is the rating "or null"; null where Elasticsearch cannot hold it. */
+export function esFloat(value: number | null): number | null {
+  return value !== null && Number.isFinite(value) && Math.abs(value) <= FLOAT_MAX ? value : null;
+}
+
+/** A date as PostgreSQL writes it (`::text`): kept in years 1-9999, the `date` field's range. */
+export function esDate(value: string | null): string | null {
+  return value !== null && /^\d{4}-\d{2}-\d{2}$/.test(value) ? value : null;
+}
+
 export async function expectedDocuments(db: pg.Pool): Promise<Map<string, Doc>> {
   const films = await db.query<{
     id: string;
@@ -66,9 +79,9 @@ export async function expectedDocuments(db: pg.Pool): Promise<Map<string, Doc>> 
       id: f.id,
       title: f.title,
       description: f.description,
-      imdb_rating: f.rating,
+      imdb_rating: esFloat(f.rating),
       type: f.type,
-      creation_date: f.creation_date,
+      creation_date: esDate(f.creation_date),
       genres: [],
       genres_names: [],
       directors: [],

@@ -3,6 +3,7 @@
  * TypeScript from the raw tables, independently of the syncer's SQL.
  */
 import type pg from 'pg';
+import { esFloat } from './expectedDocuments.js';
 
 const INDEXED_ROLES = new Set(['actor', 'director', 'writer']);
 
@@ -57,7 +58,7 @@ export async function expectedPersonDocuments(db: pg.Pool): Promise<Map<string, 
     if (!doc || !film || !INDEXED_ROLES.has(link.role)) continue;
     let entry = doc.films.find((f) => f.id === film.id);
     if (!entry) {
-      entry = { id: film.id, title: film.title, imdb_rating: film.rating, roles: [] };
+      entry = { id: film.id, title: film.title, imdb_rating: esFloat(film.rating), roles: [] };
       doc.films.push(entry);
     }
     if (!entry.roles.includes(link.role)) entry.roles.push(link.role);
