@@ -38,6 +38,15 @@ const SCRIPTS = {
 const COMMAND_TIMEOUT_MS = 5_000;
 /** How long a write may wait for a replica to confirm it (WAIT), before it counts as failed. */
 const CONFIRM_MS = 2_000;
+/**
+ * A connection that has had a command waiting this long with not a byte back is dropped and
+ * made again. A host that died or was cut off without closing it leaves it silent, and the
+ * kernel gives up on it only after about 15 minutes (never while a middlebox answers at the TCP
+ * level): until then every command timed out on it, and behind Sentinel a new master went
+ * unnoticed (a new connection asks the Sentinels again). Well above anything the server takes
+ * to answer (WAIT's CONFIRM_MS, the scripts), so a slow Redis is not cut off for being slow.
+ */
+const SILENT_CONNECTION_MS = 2 * COMMAND_TIMEOUT_MS;
 /** How long a count of the master's connected replicas is trusted. */
 const REPLICA_CHECK_MS = 5_000;
 
@@ -79,6 +88,7 @@ export class RedisStore {
         // above treat the timeout like any failure: back off and try again.
         maxRetriesPerRequest: null,
         commandTimeout: COMMAND_TIMEOUT_MS,
+        socketTimeout: SILENT_CONNECTION_MS,
         // ioredis counts attempts from 1 after every loss of the connection.
         retryStrategy: (attempt) => {
           if (attempt === 1) reconnects.reset();

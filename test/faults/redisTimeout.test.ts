@@ -89,6 +89,38 @@ describe('redis away longer than a command waits', () => {
     }
   });
 
+  it('a connection gone silent (a host lost, not closed) is dropped and made again', async () => {
+    // A Redis host that dies or is cut off without closing the connection: every command times
+    // out, and the client kept writing to the same socket until the kernel gave up on it (about
+    // 15 minutes on Linux; never while a middlebox answers at the TCP level, as the proxy does).
+    // A Sentinel failover meanwhile was never noticed. Outside reading.
+    const { log, lines } = capturingLog();
+    const syncer = await startSyncer(
+      sandbox,
+      { redisUrl: proxiedUrl(sandbox.config.redisUrl, proxy) },
+      log,
+    );
+    try {
+      await waitForConvergence(sandbox, 60_000);
+      await proxy.blackhole();
+      await eventually(
+        () => lines().some((l) => /timed out/i.test(JSON.stringify(l.err ?? ''))),
+        30_000,
+        'a command timed out',
+      );
+      // New connections go through again; the one the syncer has stays silent.
+      await proxy.forward();
+      await sandbox.pg.query(
+        `UPDATE content.film_work SET title = 'Edited while Redis was silent'
+          WHERE id = (SELECT id FROM content.film_work ORDER BY id LIMIT 1)`,
+      );
+      await waitForConvergence(sandbox, 45_000);
+    } finally {
+      await proxy.forward();
+      await syncer.stop();
+    }
+  });
+
   it('a claim recorded for one of its workers that the worker does not hold is given back', async () => {
     // However such a claim came to be (above: an answer lost; here: written before the syncer
     // started, under the id its first worker gets), that worker's heartbeat guards it from
