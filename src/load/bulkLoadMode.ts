@@ -78,10 +78,17 @@ export class BulkLoadMode {
       this.log.warn({ reason }, 'bulk-load mode: ownership lost; another syncer may restore'),
     );
     if (!held) return false; // another live syncer is loading it
+    let current: Awaited<ReturnType<Client['indices']['getSettings']>>;
+    try {
+      current = await this.es.indices.getSettings({ index: this.target });
+    } catch (err) {
+      // Nothing relaxed yet. Kept, the lease (refreshed for the life of the process) would tell
+      // every syncer the index is loading: no refresh after live batches, no later load relaxing it.
+      await held.release().catch(() => undefined);
+      throw err;
+    }
     const saved = new Map<string, SavedSettings>();
-    for (const [index, body] of Object.entries(
-      await this.es.indices.getSettings({ index: this.target }),
-    )) {
+    for (const [index, body] of Object.entries(current)) {
       const settings = body.settings?.index;
       if (settings?.refresh_interval === '-1') continue; // relaxed already (and remembered)
       saved.set(index, {

@@ -20,6 +20,7 @@ import { ensureIndex } from '../../src/load/indexManager.js';
 import { filmsDefinition } from '../../src/load/indexDefinition.js';
 import { FullLoadWatch } from '../../src/sync/fullLoadWatch.js';
 import { KINDS } from '../../src/kinds/kinds.js';
+import { Client } from '@elastic/elasticsearch';
 
 describe('bulk-load mode', () => {
   let sandbox: Sandbox;
@@ -155,6 +156,41 @@ describe('bulk-load mode', () => {
     await waitForConvergence(sandbox, 60_000);
     // The full load found documents in the index, so it ran without relaxing anything.
     assert.deepEqual(await settings(), { refresh: '1s', replicas: '1', remembered: false });
+  });
+
+  // Outside reading: an error from Elasticsearch after the lease was taken left the lease held
+  // and refreshed for the life of the process: every syncer then saw the index in bulk-load mode
+  // (no refresh after live batches: edits searchable after the 1 s interval only), and none could
+  // relax it for a later load.
+  it('gives its lease back when Elasticsearch fails while it enters', async () => {
+    await syncer?.stop();
+    syncer = null;
+    const name = `${sandbox.config.index}-enter-fails`;
+    const prefix = `${sandbox.config.redisPrefix}enter-fails:`;
+    const store = new RedisStore(sandbox.config.redisUrl, prefix, testLog());
+    const log = testLog();
+    const proxy = await EsFaultProxy.start(sandbox.config.elasticsearch.url);
+    const es = new Client({ node: proxy.url, maxRetries: 0 });
+    await ensureIndex(sandbox.es, name, log, filmsDefinition);
+    const mode = new BulkLoadMode(es, name, log, store, 'this-syncer');
+    try {
+      proxy.holdRequests((method, path) => method === 'GET' && path.includes('/_settings'), 502);
+      const entering = mode.enter();
+      entering.catch(() => undefined); // awaited below
+      await eventually(() => proxy.requestsHeld > 0, 10_000, 'the settings asked for');
+      proxy.forward();
+      await assert.rejects(entering);
+      assert.equal(mode.active, false);
+      assert.equal(await mode.heldByAnyone(), false, 'the lease given back');
+      assert.equal(await mode.enter(), true, 'a later load relaxes the index');
+    } finally {
+      await mode.leave();
+      await es.close();
+      await proxy.close();
+      await store.close();
+      const concrete = Object.keys(await sandbox.es.indices.getSettings({ index: name }));
+      await sandbox.es.indices.delete({ index: concrete });
+    }
   });
 
   it('puts back what it relaxed for a load that another syncer finished', async () => {
