@@ -287,6 +287,11 @@ export class Poller {
       );
       return { kind: 'incremental' as const, queued, rows };
     };
+    // Kinds to walk whole (a statement over too many rows to resolve), and the tables that asked:
+    // walked once every table is read up to the snapshot. Walked in the middle, the rows of the
+    // tables after it (the walk's side passes start at this snapshot) waited for its end.
+    const toWalk = new Set<DocumentKind>();
+    const walkedFor: { table: sql.PolledTable; rows: number }[] = [];
     for (const table of POLLED) {
       const mark = marks.get(table);
       if (!mark) continue;
@@ -294,8 +299,16 @@ export class Poller {
       if (signal?.aborted) return { kind: 'incremental', queued: queued + counted.queued, rows };
       queued += counted.queued;
       rows += counted.rows;
-      if (counted.rows < this.deps.sizeLimit) read.push(table);
+      for (const kind of counted.reload) toWalk.add(kind);
+      // Its watermark moves once the walk has queued what its rows reach.
+      if (counted.reload.size > 0) walkedFor.push({ table, rows: counted.rows });
+      else if (counted.rows < this.deps.sizeLimit) read.push(table);
       else if (!(await watermarks.advance(epoch, [table], snapshot, run))) return reset();
+    }
+    if (toWalk.size > 0) {
+      queued += await this.walkAfterManyRows(toWalk, walkedFor, snapshot, signal);
+      if (signal?.aborted) return { kind: 'incremental', queued, rows };
+      read.push(...walkedFor.map((w) => w.table));
     }
     if (!(await watermarks.advance(epoch, read, snapshot, run))) return reset();
     this.deps.handled?.forgetBelow(snapshot.xmin);
@@ -319,7 +332,7 @@ export class Poller {
     signal?: AbortSignal,
     /** False in a load's side pass: the load walks whole indices already. */
     { walk = true }: { walk?: boolean } = {},
-  ): Promise<{ queued: number; rows: number }> {
+  ): Promise<{ queued: number; rows: number; reload: Set<DocumentKind> }> {
     const { db, fanOut, sizeLimit, sleepMs } = this.deps;
     const query = sql.changedRowsByTable[table];
     let queued = 0;
@@ -360,38 +373,50 @@ export class Poller {
       }
       queued += await fanOut.run(plan);
     }
+    return { queued, rows, reload };
+  }
+
+  /**
+   * Queue every document of `kinds`: what a pass does instead of resolving a statement over more
+   * than RESOLVE_AT_MOST_ROWS rows (`tables`), once it has read every table up to its snapshot
+   * (`upTo`). Resolves to how many it queued.
+   */
+  private async walkAfterManyRows(
+    kinds: ReadonlySet<DocumentKind>,
+    tables: readonly { table: sql.PolledTable; rows: number }[],
+    upTo: Snapshot,
+    signal?: AbortSignal,
+  ): Promise<number> {
+    const said = { tables, indices: [...kinds].map((k) => k.name) };
     // A walk of whole indices lasts as long as a full load, and this pass is the one the live
     // path would leave what it hears to: meanwhile it queues it, as during a load, instead.
-    if (reload.size > 0) {
-      this.incremental = false;
-      this.deps.log.info(
-        { table, rows, indices: [...reload].map((k) => k.name) },
-        'many rows changed: queueing every document of the indices they fan out to',
-      );
+    this.incremental = false;
+    this.deps.log.info(
+      said,
+      'many rows changed: queueing every document of the indices they fan out to',
+    );
+    // What committed since this pass's snapshot is the next pass's, which comes after the walk:
+    // read beside it, as beside a full load (sidePasses). Edits the live path hears meanwhile it
+    // queues itself, but those made before it knew (while the rows were resolved, and writers
+    // that saw the syncer awake sent nothing) were left to that next pass.
+    const walked = new AbortController();
+    const side = this.sidePasses(
+      { what: 'walk after many rows changed', since: upTo, fromWatermarks: false, key: null },
+      AbortSignal.any([walked.signal, ...(signal ? [signal] : [])]),
+    );
+    let queued = 0;
+    try {
+      for (const kind of kinds) queued += (await this.queueEvery(kind, signal)).queued;
+    } finally {
+      walked.abort();
+      await side;
     }
-    if (reload.size > 0) {
-      // What committed since this pass's snapshot is the next pass's, which comes after the walk:
-      // read beside it, as beside a full load (sidePasses). Edits the live path hears meanwhile it
-      // queues itself, but those made before it knew (while the rows above were resolved, and
-      // writers that saw the syncer awake sent nothing) were left to that next pass.
-      const walked = new AbortController();
-      const side = this.sidePasses(
-        { what: 'walk after many rows changed', since: upTo, fromWatermarks: false, key: null },
-        AbortSignal.any([walked.signal, ...(signal ? [signal] : [])]),
-      );
-      try {
-        for (const kind of reload) queued += (await this.queueEvery(kind, signal)).queued;
-      } finally {
-        walked.abort();
-        await side;
-      }
-    }
-    if (reload.size > 0)
+    if (!signal?.aborted)
       this.deps.log.info(
-        { table, rows, indices: [...reload].map((k) => k.name) },
+        said,
         'many rows changed: every document of the indices they fan out to is queued instead',
       );
-    return { queued, rows };
+    return queued;
   }
 
   /**
