@@ -56,11 +56,12 @@ export function matchOutcomes(
  * - indexed / deleted: done (a delete of a document that is not there is done too);
  * - stale: 409, a newer version is indexed: done, nothing to write;
  * - index-missing: the index or alias is gone: retry once it is back;
- * - retry: 429 / 5xx, not now but later; and a refusal of the index, not of the document (see
- *   INDEX_REFUSALS);
+ * - retry: 429 / 5xx, not now but later;
+ * - index-refused: a refusal of the index, not of the document (see INDEX_REFUSALS): later too;
  * - dead: refused for good (mapping, unparsable value): a dead letter.
  */
-export type ItemVerdict = 'indexed' | 'deleted' | 'stale' | 'index-missing' | 'retry' | 'dead';
+export type ItemVerdict =
+  'indexed' | 'deleted' | 'stale' | 'index-missing' | 'retry' | 'index-refused' | 'dead';
 
 /**
  * Refusals that hold for every document of the index for a while, and say nothing of this one: an
@@ -79,7 +80,9 @@ export function classifyItem(op: Operation, outcome: Outcome): ItemVerdict {
   if (status === 404 && op.kind === 'delete' && errorType === undefined) return 'deleted';
   if (errorType === 'index_not_found_exception') return 'index-missing';
   if (isTransientStatus(status)) return 'retry';
-  if (status === 401 || status === 403 || INDEX_REFUSALS.has(errorType ?? '')) return 'retry';
+  if (status === 401 || status === 403 || INDEX_REFUSALS.has(errorType ?? '')) {
+    return 'index-refused';
+  }
   return 'dead';
 }
 

@@ -85,6 +85,21 @@ class BudgetSpent extends Error {
   }
 }
 
+/**
+ * The index has refused every write as a whole (INDEX_REFUSALS: blocked, closed, no privilege)
+ * for `BulkWriterOptions.refusedPatienceMs`: the caller holds these documents back and goes on
+ * with the other indices' (src/sync/indexer.ts).
+ */
+export class IndexRefusing extends Error {
+  constructor(
+    readonly target: string,
+    readonly reason: string,
+  ) {
+    super(`${target} refuses writes (${reason})`);
+    this.name = 'IndexRefusing';
+  }
+}
+
 class ItemsPending extends Error {
   constructor(
     readonly count: number,
@@ -105,6 +120,11 @@ export interface BulkWriterOptions {
   onIndexMissing?: () => Promise<void>;
   /** Give up instead of failing or waiting long: see the header. */
   bestEffort?: BestEffort;
+  /**
+   * Throw IndexRefusing once the index has refused every attempt as a whole for this long;
+   * without it, such refusals are retried until the index takes the writes.
+   */
+  refusedPatienceMs?: number;
 }
 
 export interface BestEffort {
@@ -200,6 +220,7 @@ export class BulkWriter {
         ...batch.deletions.map((d) => ({ kind: 'delete' as const, id: d.id, version: d.version })),
       ],
       last: 'no answer yet',
+      refusedSince: null,
       deadline: this.options.bestEffort
         ? performance.now() + this.options.bestEffort.budgetMs
         : null,
@@ -240,8 +261,13 @@ export class BulkWriter {
       throw new BudgetSpent(state.last);
     }
     let why = '';
+    let refused = false;
     try {
-      ({ retry: state.pending, why } = await this.send(state.pending, result, state.deadline));
+      ({
+        retry: state.pending,
+        why,
+        refused,
+      } = await this.send(state.pending, result, state.deadline));
     } catch (err) {
       state.last = (err as Error).message;
       // Part of the bulk may have its outcome already (a request split in parts, one that found
@@ -254,6 +280,15 @@ export class BulkWriter {
     }
     if (state.pending.length > 0) {
       state.last = `${state.pending.length} items answered 429/5xx or index missing (${why})`;
+      // Every item left was refused by the index as a whole: how long that has lasted.
+      state.refusedSince = refused ? (state.refusedSince ?? performance.now()) : null;
+      const patience = this.options.refusedPatienceMs;
+      if (
+        patience !== undefined &&
+        state.refusedSince !== null &&
+        performance.now() - state.refusedSince >= patience
+      )
+        throw new IndexRefusing(this.target.name, why);
       throw new ItemsPending(state.pending.length, why);
     }
   }
@@ -287,7 +322,7 @@ export class BulkWriter {
     operations: Operation[],
     result: LoadResult,
     deadline: number | null,
-  ): Promise<{ retry: Operation[]; why: string }> {
+  ): Promise<{ retry: Operation[]; why: string; refused: boolean }> {
     const body = bulkBody(this.target.name, operations);
     if (body.length >= this.tooLarge && operations.length > 1)
       return this.sendHalves(operations, result, deadline);
@@ -326,11 +361,13 @@ export class BulkWriter {
           'Elasticsearch takes in one request (http.max_content_length)',
         at: new Date().toISOString(),
       });
-      return { retry: [], why: '' };
+      return { retry: [], why: '', refused: false };
     }
     const retryLater: Operation[] = [];
     let why = '';
     let indexMissing = false;
+    // Whether every item left to retry was refused by the index as a whole (none a 429).
+    let refused = true;
     for (const { op, outcome } of matchOutcomes(operations, response)) {
       const verdict = classifyItem(op, outcome);
       switch (verdict) {
@@ -345,7 +382,9 @@ export class BulkWriter {
           break;
         case 'index-missing':
         case 'retry':
+        case 'index-refused':
           indexMissing ||= verdict === 'index-missing';
+          refused &&= verdict === 'index-refused';
           why ||= `${op.kind} ${outcome.status} ${outcome.error?.type ?? ''} in ${this.target.name}`;
           retryLater.push(op);
           break;
@@ -365,7 +404,7 @@ export class BulkWriter {
       await onIndexMissing();
     }
     result.transientItems += retryLater.length;
-    return { retry: retryLater, why };
+    return { retry: retryLater, why, refused: refused && retryLater.length > 0 };
   }
 
   /** `send` each half in turn; what both leave to retry, and the first reason. */
@@ -373,18 +412,26 @@ export class BulkWriter {
     operations: Operation[],
     result: LoadResult,
     deadline: number | null,
-  ): Promise<{ retry: Operation[]; why: string }> {
+  ): Promise<{ retry: Operation[]; why: string; refused: boolean }> {
     const middle = Math.ceil(operations.length / 2);
     // A throw from either half fails the attempt as a throw from one request would; `attempt`
     // keeps out of the retry what has its outcome already.
     const first = await this.send(operations.slice(0, middle), result, deadline);
     const second = await this.send(operations.slice(middle), result, deadline);
-    return { retry: [...first.retry, ...second.retry], why: first.why || second.why };
+    const retry = [...first.retry, ...second.retry];
+    // Refused as a whole only if no half left a 429 or 5xx behind.
+    const refused =
+      retry.length > 0 &&
+      (first.retry.length === 0 || first.refused) &&
+      (second.retry.length === 0 || second.refused);
+    return { retry, why: first.why || second.why, refused };
   }
 }
 
 interface WriteState {
   pending: Operation[];
+  /** Since when (performance.now()) every attempt was refused by the index as a whole; or null. */
+  refusedSince: number | null;
   /** Why the last attempt did not finish, for the give-up message. */
   last: string;
   /** Best effort: when to give up (epoch ms); null: never. */

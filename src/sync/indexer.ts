@@ -11,7 +11,7 @@ import type { DocumentExtractor } from '../extract/extractor.js';
 import type { DocumentKind, KindName } from '../kinds/documentKind.js';
 import { memberOf, parseMember } from '../kinds/kinds.js';
 import type { Logger } from '../logger.js';
-import type { BulkWriter } from '../load/bulkWriter.js';
+import { IndexRefusing, type BulkWriter, type LoadResult } from '../load/bulkWriter.js';
 import type { LiveRefresh } from '../load/liveRefresh.js';
 import type { DeadLetter, DeadLetters } from '../queue/deadLetters.js';
 import { newClaimId, type Claim, type DocumentQueue } from '../queue/documentQueue.js';
@@ -21,6 +21,7 @@ import { emptyStats, type IndexerStats } from '../metrics/indexerStats.js';
 import type { BatchEvent } from '../metrics/syncerMetrics.js';
 import { RetryDelays } from '../util/backoff.js';
 import { sleep } from '../util/sleep.js';
+import type { IndexPause } from './indexPause.js';
 import { isUuid } from '../util/uuid.js';
 
 /** Where one kind's documents go. */
@@ -34,6 +35,8 @@ export interface KindSink {
   mirror?: (fresh?: boolean) => Promise<BulkWriter | null>;
   /** Makes live batches searchable sooner than the index's refresh interval. */
   refresh?: LiveRefresh;
+  /** Holds the index's documents back while it refuses writes as a whole (indexPause.ts). */
+  pause?: IndexPause;
 }
 
 /** How often a busy worker's switches between reading and writing are written to Redis. */
@@ -117,9 +120,10 @@ export class Indexer {
             await this.waitForWork(signal);
             continue;
           }
-          await this.process(claim);
+          const pause = await this.process(claim);
           failures = 0;
           delays.reset();
+          if (pause > 0) await sleep(pause, signal);
           // ETL_SLEEP_MS apart from this worker's last read, not after its write: the write
           // (longer than the pause in a full load) already kept it off the database. Slept after
           // the write, the pause idled every worker once a batch (a full load's idle CPU went
@@ -173,7 +177,8 @@ export class Indexer {
     }
   }
 
-  private async process(claim: Claim): Promise<void> {
+  /** Index the claim's documents; resolves to how long to wait before the next claim. */
+  private async process(claim: Claim): Promise<number> {
     const { deadLetters, log } = this.deps;
     const batchLog = log.child({ batch: this.stats.batches + 1, documents: claim.ids.length });
     const groups = new Map<KindName, string[]>();
@@ -202,14 +207,29 @@ export class Indexer {
     const versions = new Map<string, number>();
     let transientItems = 0;
     let dead = 0;
+    // Documents of an index that refuses writes as a whole: queued again, not waited for.
+    const held: string[] = [];
+    let holdMs = Infinity;
     for (const [name, ids] of groups) {
       const sink = this.deps.sinks.get(name);
       if (!sink) continue;
+      if (sink.pause?.holding) {
+        held.push(...ids.map((id) => memberOf(name, id)));
+        holdMs = Math.min(holdMs, sink.pause.remainingMs);
+        continue;
+      }
       const counted = await this.load(sink, claim, ids, batchLog, versions);
       done.push(...counted.done);
       transientItems += counted.transientItems;
       dead += counted.dead;
+      if (counted.held.length > 0) {
+        held.push(...counted.held);
+        holdMs = Math.min(holdMs, sink.pause?.remainingMs ?? 0);
+      }
     }
+    // Queued before the claim is acknowledged: a crash between the two queues them twice (the
+    // reaper gives the claim back), never not at all.
+    if (held.length > 0) await this.deps.queue.enqueue(held);
     if (await this.deps.queue.ack(claim, done, versions)) {
       this.held = null;
     } else {
@@ -227,7 +247,9 @@ export class Indexer {
     this.deps.observe?.({ claimedAt: claim.claimedAt, done, transientItems, dead });
     this.stats.batches++;
     this.stats.lastBatchAt = new Date().toISOString();
-    batchLog.debug({ indexed: done.length }, 'batch done');
+    batchLog.debug({ indexed: done.length, held: held.length }, 'batch done');
+    // Only documents held back: claimed again at once, they would go round and round.
+    return done.length === 0 && held.length > 0 && Number.isFinite(holdMs) ? holdMs : 0;
   }
 
   /**
@@ -235,12 +257,12 @@ export class Indexer {
    * records in `versions` the version each member was read at.
    */
   private async load(
-    { kind, writer, mirror, refresh }: KindSink,
+    { kind, writer, mirror, refresh, pause }: KindSink,
     claim: Claim,
     ids: string[],
     batchLog: Logger,
     versions: Map<string, number>,
-  ): Promise<{ done: string[]; transientItems: number; dead: number }> {
+  ): Promise<{ done: string[]; transientItems: number; dead: number; held: string[] }> {
     const { extractor, deadLetters } = this.deps;
     const member = (id: string) => memberOf(kind.name, id);
     const done: string[] = [];
@@ -282,7 +304,20 @@ export class Indexer {
       // and end meanwhile. The write then landed in the index the alias left, the new one holds
       // the older read, and the question asked after it alone would say "no reindex".
       const mirroredBefore = await mirror?.();
-      let result = await writer.write(batch, this.hardStop.signal);
+      let result: LoadResult;
+      try {
+        result = await writer.write(batch, this.hardStop.signal);
+        pause?.accepted();
+      } catch (err) {
+        if (!(err instanceof IndexRefusing) || !pause) throw err;
+        const ms = pause.refused();
+        batchLog.warn(
+          { index: kind.name, reason: err.reason, retry_in_ms: ms },
+          'the index refuses writes as a whole (blocked, closed, or no privilege): its documents ' +
+            'wait in the queue, the other indices go on',
+        );
+        return { done, transientItems, dead, held: ids.slice(i).map(member) };
+      }
       const target = await mirror?.();
       let mirroredAfter = target;
       if (target) {
@@ -340,7 +375,7 @@ export class Indexer {
         );
       }
     }
-    return { done, transientItems, dead };
+    return { done, transientItems, dead, held: [] };
   }
 
   /**

@@ -57,6 +57,7 @@ import { settlesWithin } from '../util/timeouts.js';
 import { FullLoadWatch } from './fullLoadWatch.js';
 import { IndexWatch } from './indexWatch.js';
 import { Indexer, type KindSink } from './indexer.js';
+import { IndexPause } from './indexPause.js';
 
 export interface SyncerOptions {
   /** Heartbeat of the listener (ms); tests shorten it. */
@@ -78,6 +79,11 @@ const STOP_BOUND_MS = 15_000;
  * enough for a healthy Elasticsearch, so that a load the pass begins serves what the look asks for.
  */
 const REDIS_RESTART_LOOK_MS = 5_000;
+/**
+ * How long a write keeps retrying an index that refuses it as a whole (blocked, closed, no
+ * privilege) before its documents are held back and the worker goes on with the other indices'.
+ */
+const INDEX_REFUSED_PATIENCE_MS = 3_000;
 
 export class Syncer {
   readonly processId = `${hostname()}-${process.pid}-${randomBytes(6).toString('hex')}`;
@@ -424,6 +430,8 @@ export class Syncer {
             onIndexMissing: async () => {
               await this.indexWatch.ensure(kind.name);
             },
+            // Then its documents wait in the queue, and the other indices' are written (IndexPause).
+            refusedPatienceMs: INDEX_REFUSED_PATIENCE_MS,
           },
         );
         const mode = this.bulkLoadModes.get(kind.name);
@@ -448,7 +456,13 @@ export class Syncer {
         this.indexWatch.tidyAfterReindex(kind.name, leftovers);
         return [
           kind.name,
-          { kind, writer, mirror: (fresh) => reindexTarget.mirror(fresh), refresh },
+          {
+            kind,
+            writer,
+            mirror: (fresh) => reindexTarget.mirror(fresh),
+            refresh,
+            pause: new IndexPause(),
+          },
         ];
       }),
     );

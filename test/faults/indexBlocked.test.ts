@@ -69,4 +69,53 @@ describe('an index that takes no writes for a while', () => {
       await syncer.stop();
     }
   });
+
+  // Outside reading: each write retried inside the worker until the index took writes again, and
+  // a worker's claim mixes the documents of every index. Once each worker had taken a claim with
+  // one document of the blocked index, no film or person was indexed either, for as long as the
+  // block lasted (an operator's maintenance of one index: minutes to hours).
+  it('holds only its own documents, not those of the other indices', async () => {
+    const { log, lines } = capturingLog();
+    const syncer = await startSyncer(sandbox, { workers: 2 }, log);
+    const genres = sandbox.config.genresIndex;
+    const blockGenres = (on: boolean) =>
+      sandbox.es.indices.putSettings({ index: genres, settings: { 'index.blocks.write': on } });
+    try {
+      await waitForConvergence(sandbox);
+      await blockGenres(true);
+      const { rows } = await sandbox.pg.query<{ id: string }>(
+        'SELECT id FROM content.genre ORDER BY id LIMIT 2',
+      );
+      // One rename at a time, each in a claim of its own, until both workers have met the block.
+      for (const [i, { id }] of rows.entries()) {
+        const before = lines().filter((l) => l.msg === 'bulk retry').length;
+        await sandbox.pg.query(`UPDATE content.genre SET name = name || '!' WHERE id = $1`, [id]);
+        await eventually(
+          () => lines().filter((l) => l.msg === 'bulk retry').length > before,
+          20_000,
+          `rename ${i + 1} met the block`,
+        );
+      }
+      const film = await sandbox.pg.query<{ id: string }>(
+        `UPDATE content.film_work SET title = 'Edited while genres was blocked'
+          WHERE id = (SELECT id FROM content.film_work ORDER BY id DESC LIMIT 1) RETURNING id::text`,
+      );
+      await eventually(
+        async () => {
+          const doc = await sandbox.es
+            .get<{ title: string }>({ index: sandbox.config.index, id: film.rows[0]?.id ?? '' })
+            .catch(() => null);
+          return doc?._source?.title === 'Edited while genres was blocked';
+        },
+        15_000,
+        'the film edit indexed while genres is blocked',
+      );
+      await blockGenres(false);
+      await waitForConvergence(sandbox, 30_000);
+      assert.deepEqual(await syncer.deadLetters.list(), [], 'no dead letter');
+    } finally {
+      await blockGenres(false).catch(() => undefined);
+      await syncer.stop();
+    }
+  });
 });

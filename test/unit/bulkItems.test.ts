@@ -28,11 +28,14 @@ describe('bulk answer', () => {
       assert.equal(classifyItem(index, { status }), 'retry', String(status));
     const mapping = { status: 400, error: { type: 'document_parsing_exception', reason: 'bad' } };
     assert.equal(classifyItem(index, mapping), 'dead');
-    // Refusals of the whole index, not of the document: retried until it takes writes again.
+    // Refusals of the whole index, not of the document: tried again until it takes writes, its
+    // documents held back meanwhile (src/sync/indexPause.ts).
     const closed = { status: 400, error: { type: 'index_closed_exception' } };
+    const blocked = { status: 403, error: { type: 'cluster_block_exception' } };
     const denied = { status: 403, error: { type: 'security_exception' } };
-    assert.equal(classifyItem(index, closed), 'retry');
-    assert.equal(classifyItem(remove, denied), 'retry');
+    assert.equal(classifyItem(index, closed), 'index-refused');
+    assert.equal(classifyItem(index, blocked), 'index-refused');
+    assert.equal(classifyItem(remove, denied), 'index-refused');
   });
 
   it('says why an item was refused, with its cause', () => {
