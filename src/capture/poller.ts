@@ -41,11 +41,12 @@ import type { PassSighting } from './pollCadence.js';
 import { rewindOf, type Rewind } from './rewind.js';
 
 /**
- * Past this many changed rows of one table in one pass, resolving each page (a film's people, a
- * person's films) costs more than reloading the kinds it fans out to: every person sits in many
- * films' pages, so a 100,000-film UPDATE would queue each person again and again as indexers
- * take them. Then every document of those kinds is queued once instead, after the table's rows
- * were read (so each is read at or after the change), and before its watermark moves.
+ * Past this many changed rows of one table in one pass (rows it resolves itself, not those the
+ * live path queued), resolving each page (a film's people, a person's films) costs more than
+ * reloading the kinds it fans out to: every person sits in many films' pages, so a 100,000-film
+ * UPDATE would queue each person again and again as indexers take them. Then every document of
+ * those kinds is queued once instead, once every table is read up to the pass's snapshot (so each
+ * is read at or after the change), and before the watermarks move.
  */
 const RESOLVE_AT_MOST_ROWS = 10_000;
 /**
@@ -354,11 +355,16 @@ export class Poller {
     });
     // Kinds this table reaches through a resolution, once it changed too many rows for that.
     const reload = new Set<DocumentKind>();
+    // Rows this pass resolves itself. Those the live path queued are passed over and do not count:
+    // after a load or a walk beside steady edits they were thousands, and one statement of a few
+    // rows after them turned the pass into a walk of whole indices (and the next, maybe, too).
+    let resolving = 0;
     for await (const page of pages) {
       rows += page.length;
       const handled = this.deps.handled;
       const fresh = handled ? page.filter((r) => !handled.has(r.txid)) : page;
       if (fresh.length === 0) continue;
+      resolving += fresh.length;
       const keys = { film: new Set<string>(), person: new Set<string>(), genre: new Set<string>() };
       for (const row of fresh) {
         if (row.film !== null) keys.film.add(row.film);
@@ -367,7 +373,7 @@ export class Poller {
       }
       const plan = fanOut.plan({ table, keys });
       this.deps.clock?.heard(plan.members);
-      if (rows > RESOLVE_AT_MOST_ROWS) {
+      if (resolving > RESOLVE_AT_MOST_ROWS) {
         if (walk) for (const resolution of plan.resolutions) reload.add(resolution.kind);
         plan.resolutions = [];
       }
