@@ -9,6 +9,21 @@ export const INDEX_DEFINITION_VERSION = 1;
 
 const ruEnText: estypes.MappingProperty = { type: 'text', analyzer: 'ru_en' };
 
+/**
+ * A keyword of free text (a title, a name). Lucene holds at most 32,766 bytes in one term, and
+ * Elasticsearch refuses the whole document for a longer one; a character is at most 4 bytes of
+ * UTF-8. A longer value stays whole in the document and its text field, and is left out of this
+ * keyword's index (a term query, a sort or an aggregation on it does not see it).
+ */
+const textKeyword: estypes.MappingProperty = { type: 'keyword', ignore_above: 8_191 };
+
+/** A text field with its keyword sub-field `raw`. */
+const ruEnTextWithRaw: estypes.MappingProperty = {
+  type: 'text',
+  analyzer: 'ru_en',
+  fields: { raw: textKeyword },
+};
+
 const nestedRef = (name: estypes.MappingProperty): estypes.MappingProperty => ({
   type: 'nested',
   dynamic: 'strict',
@@ -49,13 +64,13 @@ export const indexMappings: estypes.MappingTypeMapping = {
   dynamic: 'strict',
   properties: {
     id: { type: 'keyword' },
-    title: { type: 'text', analyzer: 'ru_en', fields: { raw: { type: 'keyword' } } },
+    title: ruEnTextWithRaw,
     description: ruEnText,
     imdb_rating: { type: 'float' },
     type: { type: 'keyword' },
     creation_date: { type: 'date' },
-    genres: nestedRef({ type: 'keyword' }),
-    genres_names: { type: 'keyword' },
+    genres: nestedRef(textKeyword),
+    genres_names: textKeyword,
     directors: nestedRef(ruEnText),
     actors: nestedRef(ruEnText),
     writers: nestedRef(ruEnText),
@@ -69,7 +84,7 @@ export const personsMappings: estypes.MappingTypeMapping = {
   dynamic: 'strict',
   properties: {
     id: { type: 'keyword' },
-    full_name: { type: 'text', analyzer: 'ru_en', fields: { raw: { type: 'keyword' } } },
+    full_name: ruEnTextWithRaw,
     films: {
       type: 'nested',
       dynamic: 'strict',
@@ -87,7 +102,7 @@ export const genresMappings: estypes.MappingTypeMapping = {
   dynamic: 'strict',
   properties: {
     id: { type: 'keyword' },
-    name: { type: 'text', analyzer: 'ru_en', fields: { raw: { type: 'keyword' } } },
+    name: ruEnTextWithRaw,
     description: ruEnText,
     films_count: { type: 'integer' },
   },
