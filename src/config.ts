@@ -84,14 +84,20 @@ const int = (min: number, max: number) =>
  */
 const LONGEST_SUFFIX = '-reindex-'.length + 14;
 
-// Elasticsearch index names: lowercase, no spaces or \/*?"<>|,#: and not starting with -_+ .
-const indexName = z
-  .string()
-  .regex(/^[a-z0-9][a-z0-9._-]*$/, 'must be lowercase letters, digits, ".", "_" or "-"')
-  .max(
-    255 - LONGEST_SUFFIX,
-    `must be at most ${255 - LONGEST_SUFFIX} characters (a reindex adds up to ${LONGEST_SUFFIX})`,
-  );
+/**
+ * Elasticsearch's own rules for an index or alias name: lowercase; none of \ / * ? " < > | , # :
+ * or a space; not starting with - _ + (nor ., which marks hidden and system indices); at most 255
+ * bytes, less what a reindex adds.
+ */
+const indexName = z.string().superRefine((value, ctx) => {
+  const problem = (message: string) => ctx.addIssue({ code: 'custom', message });
+  if (value !== value.toLowerCase()) problem('must be lowercase');
+  if (/^[-_+.]/.test(value)) problem('must not start with "-", "_", "+" or "."');
+  if (/[\\/*?"<>|,#: ]/.test(value)) problem('must not contain \\ / * ? " < > | , # : or a space');
+  const most = 255 - LONGEST_SUFFIX;
+  if (Buffer.byteLength(value) > most)
+    problem(`must be at most ${most} bytes (a reindex adds up to ${LONGEST_SUFFIX})`);
+});
 
 const schema = z.object({
   DATABASE_URL: postgresUrl.default('postgres://postgres@127.0.0.1:5432/movies'),

@@ -164,7 +164,30 @@ describe('configuration', () => {
     assert.ok(!tooLong.ok);
     const named = tooLong.problems.map((p) => p.split(' ')[0]);
     assert.deepEqual(named.sort(), ['ES_INDEX', 'ES_PERSONS_INDEX']);
-    assert.match(tooLong.problems.join('\n'), /at most 232 characters/);
+    assert.match(tooLong.problems.join('\n'), /at most 232 bytes/);
+    // Counted in bytes, as Elasticsearch counts: 117 two-byte letters are 234.
+    assert.ok(!parseConfig({ ES_INDEX: 'ж'.repeat(117) }).ok);
+  });
+
+  it('takes every index name Elasticsearch takes, and refuses the others, saying why', () => {
+    for (const name of ['movies+ru', 'movies@prod', 'кино', 'movies.v2', 'a_b-c'])
+      assert.ok(parseConfig({ ES_INDEX: name }).ok, name);
+    for (const [name, why] of [
+      ['Movies', /lowercase/],
+      ['_movies', /must not start with/],
+      ['-movies', /must not start with/],
+      ['+movies', /must not start with/],
+      ['.movies', /must not start with/],
+      ['a,b', /must not contain/],
+      ['a b', /must not contain/],
+      ['a#b', /must not contain/],
+      ['a:b', /must not contain/],
+      ['a*b', /must not contain/],
+    ] as const) {
+      const parsed = parseConfig({ ES_INDEX: name });
+      assert.ok(!parsed.ok, name);
+      assert.match(parsed.problems.join('\n'), why, name);
+    }
   });
 
   it('takes a PostgreSQL URL that names a Unix socket directory instead of a host', () => {
