@@ -125,7 +125,7 @@ describe('a refused document and an older write of it that lands later', () => {
         // The second edit, read by the other syncer, is refused for good.
         await direct();
         await sandbox.pg.query(
-          `UPDATE content.film_work SET creation_date = 'infinity'::date WHERE id = $1`,
+          `UPDATE content.film_work SET type = repeat('x', 33000) WHERE id = $1`,
           [id],
         );
         await eventually(
@@ -140,12 +140,9 @@ describe('a refused document and an older write of it that lands later', () => {
           [id],
           'the refusal of the newer read is still reported',
         );
-        assert.match(letters[0]?.reason ?? '', /creation_date/);
+        assert.match(letters[0]?.reason ?? '', /\[type\]/);
         // Fixed, for the next case.
-        await sandbox.pg.query(
-          `UPDATE content.film_work SET creation_date = '2000-01-01' WHERE id = $1`,
-          [id],
-        );
+        await sandbox.pg.query(`UPDATE content.film_work SET type = 'movie' WHERE id = $1`, [id]);
       },
     ));
 
@@ -153,13 +150,13 @@ describe('a refused document and an older write of it that lands later', () => {
     // A read Elasticsearch will refuse, held back (429, retried) ...
     withHeldWrite(
       1,
-      `creation_date = 'infinity'::date`,
-      '"infinity"',
+      `type = repeat('x', 33000)`,
+      `"${'x'.repeat(20)}`,
       async ({ id, held, direct, release }) => {
         // ... while the editor fixes it, and the other syncer indexes the fix.
         await direct();
         await sandbox.pg.query(
-          `UPDATE content.film_work SET creation_date = '2001-01-01', title = 'Fixed' WHERE id = $1`,
+          `UPDATE content.film_work SET type = 'movie', title = 'Fixed' WHERE id = $1`,
           [id],
         );
         const index = sandbox.config.index;
@@ -185,8 +182,8 @@ describe('a refused document and an older write of it that lands later', () => {
   it('leaves no letter for a refused read of a film deleted since', () =>
     withHeldWrite(
       2,
-      `creation_date = 'infinity'::date`,
-      '"infinity"',
+      `type = repeat('x', 33000)`,
+      `"${'x'.repeat(20)}`,
       async ({ id, held, direct, release }) => {
         // ... while the editor deletes the film, and the other syncer deletes its document.
         await direct();
@@ -217,19 +214,19 @@ describe('a refused document and an older write of it that lands later', () => {
     // A read Elasticsearch will refuse, held back (429, retried) ...
     withHeldWrite(
       3,
-      `creation_date = 'infinity'::date`,
-      '"infinity"',
+      `type = repeat('x', 33000)`,
+      `"${'x'.repeat(20)}`,
       async ({ id, held, direct, release }) => {
         // ... while the editor fixes it, the other syncer indexes the fix, and the editor then
         // sets the refused value again, which the other syncer reads and dead-letters.
         await direct();
         await sandbox.pg.query(
-          `UPDATE content.film_work SET creation_date = '2002-01-01', title = 'Fixed once' WHERE id = $1`,
+          `UPDATE content.film_work SET type = 'movie', title = 'Fixed once' WHERE id = $1`,
           [id],
         );
         await indexedWithTitle(id, 'Fixed once');
         await sandbox.pg.query(
-          `UPDATE content.film_work SET creation_date = 'infinity'::date, title = 'Broken again' WHERE id = $1`,
+          `UPDATE content.film_work SET type = repeat('x', 33000), title = 'Broken again' WHERE id = $1`,
           [id],
         );
         await eventually(

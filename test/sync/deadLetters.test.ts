@@ -34,10 +34,11 @@ describe('documents Elasticsearch refuses', () => {
     );
     const [bad, goodA, goodB] = rows.map((r) => r.id);
     assert.ok(bad && goodA && goodB);
-    // A date Postgres stores happily and Elasticsearch cannot parse.
+    // A value Postgres stores happily and Elasticsearch refuses: a type (a keyword) longer than
+    // a Lucene term holds. (The contract's fields of free text take any length, see longValues.)
     await sandbox.pg.query(
       `UPDATE content.film_work
-          SET creation_date = CASE WHEN id = $1 THEN 'infinity'::date ELSE creation_date END,
+          SET type = CASE WHEN id = $1 THEN repeat('x', 33000) ELSE type END,
               title = 'Same batch ' || title
         WHERE id = ANY ($2)`,
       [bad, [bad, goodA, goodB]],
@@ -46,7 +47,7 @@ describe('documents Elasticsearch refuses', () => {
     const [letter] = await syncer.deadLetters.list();
     assert.equal(letter?.id, bad);
     assert.equal(letter.status, 400);
-    assert.match(letter.reason, /creation_date/);
+    assert.match(letter.reason, /\[type\]/);
 
     // The rest of the batch loaded, and nothing is stuck in flight. The letter is written before
     // the claim is acknowledged (the acknowledgement clears the letters of the documents done),
@@ -63,10 +64,7 @@ describe('documents Elasticsearch refuses', () => {
     assert.equal(await syncer.deadLetters.count(), 1, 'the letter outlives the acknowledgement');
 
     // Fixed at the source: the film loads and leaves the dead letters.
-    await sandbox.pg.query(
-      `UPDATE content.film_work SET creation_date = '1999-12-31' WHERE id = $1`,
-      [bad],
-    );
+    await sandbox.pg.query(`UPDATE content.film_work SET type = 'movie' WHERE id = $1`, [bad]);
     await waitForConvergence(sandbox);
     await eventually(
       async () => (await syncer.deadLetters.count()) === 0,
@@ -80,10 +78,9 @@ describe('documents Elasticsearch refuses', () => {
       `SELECT id FROM content.film_work ORDER BY id DESC LIMIT 1`,
     );
     const id = rows[0]?.id ?? '';
-    await sandbox.pg.query(
-      `UPDATE content.film_work SET creation_date = 'infinity' WHERE id = $1`,
-      [id],
-    );
+    await sandbox.pg.query(`UPDATE content.film_work SET type = repeat('x', 33000) WHERE id = $1`, [
+      id,
+    ]);
     await eventually(async () => (await syncer.deadLetters.count()) === 1, 15_000, 'a dead letter');
     // Let the poller pass over that write (it re-reads a change once more, harmlessly).
     await new Promise((resolve) => setTimeout(resolve, 1_000));
@@ -92,16 +89,13 @@ describe('documents Elasticsearch refuses', () => {
     const client = await sandbox.pg.connect();
     try {
       await client.query(`SET session_replication_role = replica`);
-      await client.query(
-        `UPDATE content.film_work SET creation_date = '2001-01-01' WHERE id = $1`,
-        [id],
-      );
+      await client.query(`UPDATE content.film_work SET type = 'movie' WHERE id = $1`, [id]);
     } finally {
       await client.query(`RESET session_replication_role`);
       client.release();
     }
     const listed = await runCli('deadLetters', sandbox.env);
-    assert.match(listed.stdout, new RegExp(`${id}\\s+400\\s+\\S*parsing_exception.*creation_date`));
+    assert.match(listed.stdout, new RegExp(`${id}\\s+400\\s+\\S*parsing_exception.*type`));
     const retried = await runCli('deadLetters', sandbox.env, ['--retry']);
     assert.match(retried.stdout, /^1 dead letter queued again/);
     await waitForConvergence(sandbox);
