@@ -90,13 +90,16 @@ const LONGEST_SUFFIX = '-reindex-'.length + 14;
  * bytes, less what a reindex adds.
  */
 const indexName = z.string().superRefine((value, ctx) => {
-  const problem = (message: string) => ctx.addIssue({ code: 'custom', message });
-  if (value !== value.toLowerCase()) problem('must be lowercase');
-  if (/^[-_+.]/.test(value)) problem('must not start with "-", "_", "+" or "."');
-  if (/[\\/*?"<>|,#: ]/.test(value)) problem('must not contain \\ / * ? " < > | , # : or a space');
+  // One problem per setting, naming every rule it breaks.
+  const broken: string[] = [];
+  if (value !== value.toLowerCase()) broken.push('must be lowercase');
+  if (/^[-_+.]/.test(value)) broken.push('must not start with "-", "_", "+" or "."');
+  if (/[\\/*?"<>|,#: ]/.test(value))
+    broken.push('must not contain \\ / * ? " < > | , # : or a space');
   const most = 255 - LONGEST_SUFFIX;
   if (Buffer.byteLength(value) > most)
-    problem(`must be at most ${most} bytes (a reindex adds up to ${LONGEST_SUFFIX})`);
+    broken.push(`must be at most ${most} bytes (a reindex adds up to ${LONGEST_SUFFIX})`);
+  if (broken.length > 0) ctx.addIssue({ code: 'custom', message: broken.join(', and ') });
 });
 
 const schema = z.object({
