@@ -172,7 +172,7 @@ export interface ChangedRow {
  * up, and the previous xip's few ids. One range from the previous xmin (as before) walked every
  * row version written since the oldest transaction open in the whole cluster began, at every
  * pass: with one left open for ten minutes under steady edits, hundreds of thousands of index
- * entries every 25 ms, to keep a handful (test/capture/longTransaction.test.ts).
+ * entries every 25 ms, to keep a handful (test/capture/openTransactionCost.test.ts).
  *
  * The upper bound makes each committed change one pass's: the pages are read after the snapshot,
  * so a transaction committing in between has rows to read, but the watermark (the snapshot) does
