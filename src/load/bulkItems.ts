@@ -68,7 +68,7 @@ export type ItemVerdict =
  * index closed or write-blocked by an operator (to change its analysis settings, to move or shrink
  * it), and 401/403 (credentials that lost their write privilege). Lettered, every edit made
  * meanwhile stayed out of the index once it took writes again, until someone re-drove the letters.
- * (A flood-stage disk block is a 429, retried anyway.)
+ * A flood-stage disk block is one too (a 429).
  */
 const INDEX_REFUSALS = new Set(['cluster_block_exception', 'index_closed_exception']);
 
@@ -79,10 +79,12 @@ export function classifyItem(op: Operation, outcome: Outcome): ItemVerdict {
   if (status === 409) return 'stale';
   if (status === 404 && op.kind === 'delete' && errorType === undefined) return 'deleted';
   if (errorType === 'index_not_found_exception') return 'index-missing';
-  if (isTransientStatus(status)) return 'retry';
+  // Before the status: a disk past its flood stage blocks the index with a 429, and that index's
+  // documents are held back like those of any blocked index (src/sync/indexPause.ts).
   if (status === 401 || status === 403 || INDEX_REFUSALS.has(errorType ?? '')) {
     return 'index-refused';
   }
+  if (isTransientStatus(status)) return 'retry';
   return 'dead';
 }
 

@@ -30,10 +30,7 @@ export async function ensureIndex(
   /** Runs before anything is created or an alias is added: the index may hold nothing after. */
   beforeCreate: () => Promise<void> = () => Promise.resolve(),
 ): Promise<EnsuredIndex> {
-  if (await es.indices.existsAlias({ name })) {
-    await bringMappingUpToDate(es, name, log, definition);
-    return { name, isAlias: true, created: false };
-  }
+  if (await es.indices.existsAlias({ name })) return { name, isAlias: true, created: false };
   if (await es.indices.exists({ index: name })) {
     if (!(await isCreatedForADelete(es, name))) return { name, isAlias: false, created: false };
     // The index behind the alias went, and a versioned delete sent to the alias's name made
@@ -70,11 +67,11 @@ export async function ensureIndex(
 
 /**
  * Changes to the definition that an index takes in place (a keyword's `ignore_above`, added after
- * the first version): put on the indices behind the alias at every start. Anything it refuses (an
- * index made otherwise, a change that needs a new index) is logged and left: `npm run reindex`
- * builds a new index from the definition.
+ * the first version): put on the index (or the indices behind the alias) once, at a syncer's
+ * start. Anything it refuses (an index made otherwise, a change that needs a new index) is logged
+ * and left: `npm run reindex` builds a new index from the definition.
  */
-async function bringMappingUpToDate(
+export async function bringMappingUpToDate(
   es: Client,
   alias: string,
   log: Logger,

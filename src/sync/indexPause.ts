@@ -23,8 +23,13 @@ export class IndexPause {
     return Math.max(0, this.until - performance.now());
   }
 
-  /** The index refused a write as a whole: hold its documents back for the next while. */
+  /**
+   * The index refused a write as a whole: hold its documents back for the next while. Every worker
+   * that was writing to it then says so: the pause under way answers them all (doubled by each,
+   * it reached its longest at the first refusal).
+   */
   refused(): number {
+    if (this.holding) return this.remainingMs;
     const pause = this.nextMs;
     this.until = performance.now() + pause;
     this.nextMs = Math.min(2 * this.nextMs, MAX_PAUSE_MS);

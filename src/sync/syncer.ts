@@ -34,7 +34,11 @@ import { BulkWriter } from '../load/bulkWriter.js';
 import { createElasticsearchClient } from '../load/elasticsearchClient.js';
 import { IndexedDocumentIds } from '../load/indexedIds.js';
 import { LiveRefresh } from '../load/liveRefresh.js';
-import { removeReindexLeftovers, type IndexTarget } from '../load/indexManager.js';
+import {
+  bringMappingUpToDate,
+  removeReindexLeftovers,
+  type IndexTarget,
+} from '../load/indexManager.js';
 import { ReindexTarget } from '../load/reindexTarget.js';
 import { readSearchHealth } from '../load/searchHealth.js';
 import { ChangeClock } from '../metrics/changeClock.js';
@@ -388,6 +392,7 @@ export class Syncer {
     for (const kind of KINDS) {
       const name = kind.indexName(this.config);
       targets.set(kind.name, await this.indexWatch.ensure(kind.name));
+      await bringMappingUpToDate(this.es, name, indexLog, kind.definition);
       // Before the first pass, so that a load it begins serves what this asks for. Not fatal: a
       // Redis refusing writes now is waited for elsewhere, and the periodic look asks again.
       await this.indexWatch.askIfForgotten(kind.name).catch((err: unknown) => {

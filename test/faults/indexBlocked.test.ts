@@ -74,12 +74,18 @@ describe('an index that takes no writes for a while', () => {
   // a worker's claim mixes the documents of every index. Once each worker had taken a claim with
   // one document of the blocked index, no film or person was indexed either, for as long as the
   // block lasted (an operator's maintenance of one index: minutes to hours).
-  it('holds only its own documents, not those of the other indices', async () => {
+  // Blocked by an operator (403), or by a disk past its flood stage (read_only_allow_delete: 429).
+  for (const block of ['index.blocks.write', 'index.blocks.read_only_allow_delete'])
+    it(`holds only its own documents, not those of the other indices (${block})`, async () => {
+      await holdsOnlyItsOwn(block);
+    });
+
+  async function holdsOnlyItsOwn(block: string): Promise<void> {
     const { log, lines } = capturingLog();
     const syncer = await startSyncer(sandbox, { workers: 2 }, log);
     const genres = sandbox.config.genresIndex;
     const blockGenres = (on: boolean) =>
-      sandbox.es.indices.putSettings({ index: genres, settings: { 'index.blocks.write': on } });
+      sandbox.es.indices.putSettings({ index: genres, settings: { [block]: on } });
     try {
       await waitForConvergence(sandbox);
       await blockGenres(true);
@@ -117,5 +123,5 @@ describe('an index that takes no writes for a while', () => {
       await blockGenres(false).catch(() => undefined);
       await syncer.stop();
     }
-  });
+  }
 });

@@ -62,26 +62,28 @@ describe('names and titles longer than a keyword holds', () => {
     await indexedWholeWithNothingRefused(sandbox);
   });
 
-  it('are indexed whole in indices an earlier version made, whose mapping had no limit', async () => {
-    const sandbox = await catalogWithLongValues('long_values_old');
-    sandboxes.push(sandbox);
-    // The three indices as an earlier version made them: keywords without a limit.
-    const unlimited = (mapping: unknown): unknown =>
-      JSON.parse(JSON.stringify(mapping), (key, value: unknown) =>
-        key === 'ignore_above' ? undefined : value,
-      );
-    for (const [alias, mappings] of [
-      [sandbox.config.index, indexMappings],
-      [sandbox.config.personsIndex, personsMappings],
-      [sandbox.config.genresIndex, genresDefinition.mappings],
-    ] as const) {
-      await sandbox.es.indices.create({
-        index: `${alias}_v1`,
-        settings: genresDefinition.settings,
-        mappings: unlimited(mappings) as typeof mappings,
-        aliases: { [alias]: { is_write_index: true } },
-      });
-    }
-    await indexedWholeWithNothingRefused(sandbox);
-  });
+  // Behind an alias as the syncer makes them, or plain indices made before a first start.
+  for (const plain of [false, true])
+    it(`are indexed whole in ${plain ? 'plain ' : ''}indices made before, whose mapping had no limit`, async () => {
+      const sandbox = await catalogWithLongValues(plain ? 'long_values_plain' : 'long_values_old');
+      sandboxes.push(sandbox);
+      // The three indices as an earlier version (or an operator) made them: no limit.
+      const unlimited = (mapping: unknown): unknown =>
+        JSON.parse(JSON.stringify(mapping), (key, value: unknown) =>
+          key === 'ignore_above' ? undefined : value,
+        );
+      for (const [alias, mappings] of [
+        [sandbox.config.index, indexMappings],
+        [sandbox.config.personsIndex, personsMappings],
+        [sandbox.config.genresIndex, genresDefinition.mappings],
+      ] as const) {
+        await sandbox.es.indices.create({
+          index: plain ? alias : `${alias}_v1`,
+          settings: genresDefinition.settings,
+          mappings: unlimited(mappings) as typeof mappings,
+          ...(plain ? {} : { aliases: { [alias]: { is_write_index: true } } }),
+        });
+      }
+      await indexedWholeWithNothingRefused(sandbox);
+    });
 });

@@ -36,6 +36,9 @@ describe('bulk answer', () => {
     assert.equal(classifyItem(index, closed), 'index-refused');
     assert.equal(classifyItem(index, blocked), 'index-refused');
     assert.equal(classifyItem(remove, denied), 'index-refused');
+    // A disk past its flood stage blocks the index with a 429: that index's, not the document's.
+    const flood = { status: 429, error: { type: 'cluster_block_exception' } };
+    assert.equal(classifyItem(index, flood), 'index-refused');
   });
 
   it('says why an item was refused, with its cause', () => {
