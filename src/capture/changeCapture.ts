@@ -102,7 +102,6 @@ export class ChangeCapture {
     role?.onTransition((leading) => (leading ? this.tookOver() : this.steppedDown()));
   }
 
-  /** asleep, awake or settling: see pollCadence.ts. */
   /**
    * The steps failed in a row, and the last one's error, once there are FAILING_STEPS of them
    * (readiness: a capture that reads nothing must not look ready); null otherwise.
@@ -111,6 +110,7 @@ export class ChangeCapture {
     return this.failure && this.failure.steps >= FAILING_STEPS ? this.failure : null;
   }
 
+  /** asleep, awake or settling: see pollCadence.ts. */
   get cadenceState(): string {
     return this.cadence.state;
   }
