@@ -4,10 +4,22 @@
  */
 import { loadConfigOrExit } from '../config.js';
 import { createStderrLogger } from '../logger.js';
-import { DeadLetters } from '../queue/deadLetters.js';
+import { type DeadLetter, DeadLetters } from '../queue/deadLetters.js';
 import { DocumentQueue } from '../queue/documentQueue.js';
+import { isUnreadableLetter, retryDueAt, UNREADABLE_RETRY } from '../queue/unreadableRetry.js';
 import { RedisStore } from '../queue/redisStore.js';
 import { parseOptionsOrExit } from './options.js';
+
+/** A document PostgreSQL could not build is read again by itself a few times: say when. */
+function retryNote(letter: DeadLetter): string {
+  if (!isUnreadableLetter(letter)) return '';
+  const failed = letter.tries ?? 1;
+  const due = retryDueAt(letter, UNREADABLE_RETRY);
+  const reads = `${failed} failed read${failed === 1 ? '' : 's'}`;
+  return due === null
+    ? `  (${reads}; no more tries by itself)`
+    : `  (${reads}; read again by itself from ${new Date(due).toISOString()})`;
+}
 
 const values = parseOptionsOrExit('dead-letters', {
   retry: { type: 'boolean', default: false },
@@ -25,7 +37,8 @@ try {
     if (values.json) process.stdout.write(`${JSON.stringify(letters, null, 2)}\n`);
     else if (letters.length === 0) process.stdout.write('no dead letters\n');
     else {
-      for (const l of letters) process.stdout.write(`${l.at}  ${l.id}  ${l.status}  ${l.reason}\n`);
+      for (const l of letters)
+        process.stdout.write(`${l.at}  ${l.id}  ${l.status}  ${l.reason}${retryNote(l)}\n`);
       process.stdout.write(
         `${letters.length} dead letters; fix the cause, then: npm run dead-letters -- --retry\n`,
       );

@@ -1,6 +1,7 @@
 /**
- * Documents Elasticsearch refused for good (a mapping conflict, a value it cannot parse), with the
- * reason, under their queue member (a film id, persons/<id>, genres/<id>). One entry per document:
+ * Documents Elasticsearch refused for good (a mapping conflict, a value it cannot parse), and
+ * documents PostgreSQL could not build (status 0; queued again a few times by themselves,
+ * unreadableRetry.ts), with the reason, under their queue member (a film id, persons/<id>, genres/<id>). One entry per document:
  * one that fails again replaces its entry rather than piling up, unless the entry is of a newer
  * read.
  * The rest of the batch goes on; `retry` puts them back in the queue once the cause is fixed.
@@ -23,6 +24,11 @@ export interface DeadLetter {
    * older read that loads later leaves the refusal in view.
    */
   version?: number;
+  /**
+   * For a document PostgreSQL could not build (status 0): how many reads of it in a row failed.
+   * Such letters are queued again by themselves a few times (unreadableRetry.ts).
+   */
+  tries?: number;
 }
 
 /** The hash of dead letters; the queue's acknowledgement clears letters there too. */
@@ -59,6 +65,37 @@ export class DeadLetters {
     if (held.size === 0) return 0;
     const args = [...held].flatMap(([member, version]) => [member, version]);
     return Number(await this.store.run('clearSuperseded', [this.key], args));
+  }
+
+  /**
+   * How many reads in a row failed for each of these members, by their letters of PostgreSQL's
+   * errors (status 0); 0 for a member with none. Asked only when reads fail, so rarely.
+   */
+  async failedReads(members: string[]): Promise<Map<string, number>> {
+    const counts = new Map<string, number>();
+    if (members.length === 0) return counts;
+    const raws = await this.store.redis.hmget(this.key, ...members);
+    members.forEach((member, i) => {
+      const raw = raws[i];
+      const letter = raw ? (JSON.parse(raw) as DeadLetter) : null;
+      counts.set(member, letter?.status === 0 ? (letter.tries ?? 1) : 0);
+    });
+    return counts;
+  }
+
+  /** The letters `due` picks, walked in chunks (a pass over letters of any number). */
+  async dueForRetry(due: (letter: DeadLetter) => boolean): Promise<DeadLetter[]> {
+    const picked: DeadLetter[] = [];
+    let cursor = '0';
+    do {
+      const [next, flat] = await this.store.redis.hscan(this.key, cursor, 'COUNT', REDRIVE_CHUNK);
+      cursor = next;
+      for (let i = 1; i < flat.length; i += 2) {
+        const letter = JSON.parse(flat[i] ?? '{}') as DeadLetter;
+        if (due(letter)) picked.push(letter);
+      }
+    } while (cursor !== '0');
+    return picked;
   }
 
   async list(): Promise<DeadLetter[]> {

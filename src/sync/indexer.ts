@@ -279,6 +279,9 @@ export class Indexer {
       if (unreadable.length > 0) {
         // Not done: the acknowledgement leaves their letters, and a later read clears them.
         const at = new Date().toISOString();
+        // The count of failed reads goes on from the letter before (unreadableRetry.ts). Two
+        // workers failing on one document at once may count one failure once: a retry more.
+        const failed = await deadLetters.failedReads(unreadable.map(({ id }) => member(id)));
         await deadLetters.add(
           unreadable.map(({ id, version, reason }) => ({
             id: member(id),
@@ -286,6 +289,7 @@ export class Indexer {
             reason,
             at,
             version,
+            tries: (failed.get(member(id)) ?? 0) + 1,
           })),
         );
         for (const counts of [this.stats, this.stats.byIndex[kind.name]])

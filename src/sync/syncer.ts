@@ -1,7 +1,8 @@
 /**
  * The syncer daemon, assembled: listener and poller feed the document queue (ChangeCapture), the
  * indexers drain it into the three indices (films, persons, genres: src/kinds), and a reaper
- * returns the claims of dead workers. All run as cooperating async loops in one process; several
+ * returns the claims of dead workers (and queues again documents PostgreSQL could not build, a few
+ * times: queue/unreadableRetry.ts). All run as cooperating async loops in one process; several
  * processes may run against the same services.
  *
  * This file only wires and runs them; each concern lives with what it concerns: the full load's
@@ -53,6 +54,7 @@ import { DeadLetters } from '../queue/deadLetters.js';
 import { DocumentQueue } from '../queue/documentQueue.js';
 import { ReadLock } from '../queue/readLock.js';
 import { Reaper } from '../queue/reaper.js';
+import { type RetrySchedule, UnreadableRetry } from '../queue/unreadableRetry.js';
 import { RedisStore } from '../queue/redisStore.js';
 import { recordLastError } from '../queue/statusReport.js';
 import { Watermarks } from '../queue/watermarks.js';
@@ -74,6 +76,8 @@ export interface SyncerOptions {
   sweepPageSize?: number;
   /** How long stop() waits for the loops before it stops without them (ms). */
   stopBoundMs?: number;
+  /** When documents PostgreSQL could not build are read again (unreadableRetry.ts). */
+  unreadableRetry?: RetrySchedule;
 }
 
 /** The indexers' grace for a batch in flight (10 s), plus room for giving a claim back. */
@@ -109,6 +113,7 @@ export class Syncer {
   private readonly stopping = new AbortController();
   private loops: Promise<void>[] = [];
   private readonly reaper: Reaper;
+  private readonly unreadableRetry: UnreadableRetry;
   private fullLoads: FullLoadWatch | null = null;
   private readonly doorbell: Doorbell;
   private readonly bulkLoadModes = new Map<KindName, BulkLoadMode>();
@@ -140,6 +145,12 @@ export class Syncer {
       this.queue,
       log.child({ component: 'reaper' }),
       (workerId) => this.indexers.find((i) => i.workerId === workerId)?.heldClaimId,
+    );
+    this.unreadableRetry = new UnreadableRetry(
+      this.deadLetters,
+      this.queue,
+      log.child({ component: 'dead-letters' }),
+      options.unreadableRetry,
     );
     this.doorbell = new Doorbell(this.db, log.child({ component: 'doorbell' }));
     this.reloads = new ReloadRequests(this.store);
@@ -272,6 +283,7 @@ export class Syncer {
     setMaxListeners(10 + 3 * this.indexers.length, signal);
     this.queue.events.setMaxListeners(10 + this.indexers.length);
     await this.reaper.start(this.options.reapEveryMs ?? 5_000);
+    this.unreadableRetry.start();
     this.indexWatch.start(this.options.indexCheckMs);
     // The first look takes the lease if it is free; the capture loop starts with it either way.
     await this.captureLease.start();
@@ -299,6 +311,7 @@ export class Syncer {
     this.stopping.abort();
     this.captureLease.stopLooking();
     this.reaper.stop();
+    this.unreadableRetry.stop();
     this.fullLoads?.stop();
     this.indexWatch.stop();
     for (const refresh of this.refreshes) refresh.stop();

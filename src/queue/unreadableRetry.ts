@@ -1,0 +1,98 @@
+/**
+ * Documents PostgreSQL could not build (dead letters of status 0) are queued again by themselves,
+ * a few times, further and further apart: 30 s after the first failure, then 2 min, 8 min, 32 min
+ * and 2 h 8 min. After the sixth failure in a row the letter stays until someone re-drives it
+ * (`npm run dead-letters -- --retry`).
+ *
+ * Why: the error classes that mark a document's own data (src/errors.ts, isDocumentError) are
+ * also raised, for a while, by causes that hold for every document: an internal error (XX000)
+ * while an operator alters a table, a guard function that raises (P0001) during maintenance. Every
+ * document read meanwhile went to the dead letters and stayed out of the index, or stale there,
+ * until someone noticed. A retry count per document tells the two apart without guessing: a
+ * passing cause clears at the next try, a document's own bad data fails every try.
+ *
+ * A read that succeeds clears the letter (the queue's acknowledgement does), and so resets the
+ * count; a failing one writes the letter again with the count one higher (`DeadLetters.add`).
+ * Every syncer runs this: two that queue the same document queue it once (the queued set).
+ */
+import type { Logger } from '../logger.js';
+import type { DeadLetter, DeadLetters } from './deadLetters.js';
+import type { DocumentQueue } from './documentQueue.js';
+
+export interface RetrySchedule {
+  /** The wait after the first failure (ms); each later wait is four times the one before. */
+  firstMs: number;
+  /** How many failures in a row end the retries. */
+  tries: number;
+}
+
+export const UNREADABLE_RETRY: RetrySchedule = { firstMs: 30_000, tries: 6 };
+
+/** Letters of PostgreSQL's errors carry status 0 (Elasticsearch's refusals carry its status). */
+export function isUnreadableLetter(letter: DeadLetter): boolean {
+  return letter.status === 0;
+}
+
+/**
+ * When a letter's document is due to be read again (ms since the epoch), or null once its
+ * retries are spent or it is not a letter of PostgreSQL's. A letter written before counts began
+ * counts as one failure.
+ */
+export function retryDueAt(letter: DeadLetter, schedule: RetrySchedule): number | null {
+  if (!isUnreadableLetter(letter)) return null;
+  const tries = letter.tries ?? 1;
+  const at = Date.parse(letter.at);
+  if (tries >= schedule.tries || !Number.isFinite(at)) return null;
+  return at + schedule.firstMs * 4 ** (tries - 1);
+}
+
+export class UnreadableRetry {
+  private timer: NodeJS.Timeout | null = null;
+  private running = false;
+
+  constructor(
+    private readonly deadLetters: DeadLetters,
+    private readonly queue: DocumentQueue,
+    private readonly log: Logger,
+    private readonly schedule: RetrySchedule = UNREADABLE_RETRY,
+  ) {}
+
+  /** A pass every `firstMs`, at most every 15 s: the first retry is the shortest wait. */
+  start(): void {
+    const everyMs = Math.max(100, Math.min(15_000, this.schedule.firstMs));
+    this.timer = setInterval(() => void this.pass(), everyMs);
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** Queue the documents that are due. Never throws: a failed pass is logged, the next retries. */
+  async pass(now = Date.now()): Promise<number> {
+    // A pass over many letters can outlast the interval; two at once would only double the work.
+    if (this.running) return 0;
+    this.running = true;
+    try {
+      const due = await this.deadLetters.dueForRetry((letter) => {
+        const at = retryDueAt(letter, this.schedule);
+        return at !== null && at <= now;
+      });
+      if (due.length === 0) return 0;
+      await this.queue.enqueue(due.map((letter) => letter.id));
+      this.log.info(
+        {
+          documents: due.length,
+          ids: due.slice(0, 20).map((l) => `${l.id} (try ${l.tries ?? 1})`),
+        },
+        'documents postgres could not build are queued again (their letters stay until a read succeeds)',
+      );
+      return due.length;
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'queueing unreadable documents again failed');
+      return 0;
+    } finally {
+      this.running = false;
+    }
+  }
+}

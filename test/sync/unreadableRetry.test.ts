@@ -1,0 +1,120 @@
+/**
+ * Documents PostgreSQL could not build are read again by themselves, a few times.
+ *
+ * Found while reading what was left alone: the error classes that mark a document's own bad data
+ * are raised for every document while some passing cause lasts (here a guard that raises for every
+ * person, as a maintenance window's might; an internal error during an `ALTER TABLE` is another).
+ * Every document read meanwhile went to the dead letters and stayed there, out of the index or
+ * stale in it, until someone ran `npm run dead-letters -- --retry`.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { DeadLetter } from '../../src/queue/deadLetters.js';
+import type { Syncer } from '../../src/sync/syncer.js';
+import { seedCatalog } from '../helpers/catalog.js';
+import { eventually, waitForConvergence } from '../helpers/convergence.js';
+import { createSandbox, type Sandbox } from '../helpers/isolation.js';
+import { migrateSandbox, startSyncer, testLog } from '../helpers/syncerHarness.js';
+import { createSyncerRole, type SyncerRole } from '../helpers/syncerRole.js';
+
+describe('documents postgres could not build', () => {
+  let sandbox: Sandbox;
+  let role: SyncerRole;
+
+  before(async () => {
+    sandbox = await createSandbox('unreadable_retry');
+    await migrateSandbox(sandbox);
+    await seedCatalog(sandbox.pg, 40, 3, 8);
+    role = await createSyncerRole(sandbox, 'etl_retry');
+    // A guard on person rows that raises for the ids in a table, for the syncer's role only.
+    await sandbox.pg.query('CREATE TABLE content.guarded (id uuid PRIMARY KEY)');
+    await sandbox.pg.query(`
+      CREATE FUNCTION content.guard(id uuid) RETURNS boolean LANGUAGE plpgsql AS $$
+      BEGIN
+        IF EXISTS (SELECT 1 FROM content.guarded g WHERE g.id = guard.id) THEN
+          RAISE EXCEPTION 'person % is under maintenance', id;
+        END IF;
+        RETURN true;
+      END $$`);
+    await sandbox.pg.query(`GRANT EXECUTE ON FUNCTION content.guard(uuid) TO ${role.name}`);
+    await sandbox.pg.query(`GRANT SELECT ON content.guarded TO ${role.name}`);
+    await sandbox.pg.query('ALTER TABLE content.person ENABLE ROW LEVEL SECURITY');
+    await sandbox.pg.query('CREATE POLICY guard ON content.person USING (content.guard(id))');
+  });
+
+  after(async () => {
+    await sandbox.cleanup();
+    await role.drop();
+  });
+
+  const letters = async (syncer: Syncer) =>
+    new Map((await syncer.deadLetters.list()).map((l): [string, DeadLetter] => [l.id, l]));
+
+  it('are queued again once the cause passes, with no one re-driving them', async () => {
+    const { databaseUrl } = role;
+    const syncer = await startSyncer(
+      sandbox,
+      { databaseUrl, listenUrl: databaseUrl, workers: 2 },
+      testLog(),
+      { unreadableRetry: { firstMs: 500, tries: 6 } },
+    );
+    try {
+      await waitForConvergence(sandbox);
+      // Every person guarded, then every film retitled: no film document and no person document
+      // can be built while the guard holds.
+      await sandbox.pg.query('INSERT INTO content.guarded SELECT id FROM content.person');
+      await sandbox.pg.query(`UPDATE content.film_work SET title = title || ' (restored)'`);
+      const { rows } = await sandbox.pg.query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM content.film_work',
+      );
+      await eventually(
+        async () =>
+          [...(await letters(syncer)).keys()].filter((id) => !id.includes('/')).length >=
+          (rows[0]?.n ?? 0),
+        20_000,
+        'every film lettered while the guard holds',
+      );
+      // The maintenance ends. Nobody runs `dead-letters --retry`.
+      await sandbox.pg.query('TRUNCATE content.guarded');
+      await waitForConvergence(sandbox, 30_000);
+      assert.deepEqual([...(await letters(syncer)).keys()], [], 'no letter left');
+    } finally {
+      await syncer.stop();
+    }
+  });
+
+  it('stay lettered once their tries are spent, when the data itself is bad', async () => {
+    const { databaseUrl } = role;
+    const syncer = await startSyncer(
+      sandbox,
+      { databaseUrl, listenUrl: databaseUrl, workers: 2 },
+      testLog(),
+      { unreadableRetry: { firstMs: 200, tries: 3 } },
+    );
+    try {
+      await waitForConvergence(sandbox);
+      const { rows } = await sandbox.pg.query<{ person: string }>(
+        `SELECT person_id::text AS person FROM content.person_film_work
+          GROUP BY person_id ORDER BY count(*), person_id LIMIT 1`,
+      );
+      const person = `persons/${rows[0]?.person ?? ''}`;
+      await sandbox.pg.query('INSERT INTO content.guarded VALUES ($1)', [rows[0]?.person]);
+      await sandbox.pg.query(`UPDATE content.person SET full_name = full_name || ' Jr.'`);
+      // Read at 0, again 0.2 s after, then 0.8 s after that: three failures, then no more.
+      await eventually(
+        async () => (await letters(syncer)).get(person)?.tries === 3,
+        20_000,
+        'the person failed three reads',
+      );
+      const spent = (await letters(syncer)).get(person);
+      // The next wait would be 3.2 s: twice that, and the letter is still the third failure's.
+      await new Promise((resolve) => setTimeout(resolve, 6_400));
+      const later = (await letters(syncer)).get(person);
+      assert.equal(later?.tries, 3, 'no fourth read');
+      assert.equal(later.at, spent?.at, 'the letter was not written again');
+      assert.match(later.reason, /under maintenance/);
+    } finally {
+      await syncer.stop();
+    }
+  });
+});
