@@ -5,11 +5,19 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
+import { Postgres } from '../src/db/postgres.js';
+import type { DocumentKind } from '../src/kinds/documentKind.js';
+import { genres } from '../src/kinds/genres.js';
+import { IndexedDocumentIds } from '../src/load/indexedIds.js';
+import { ReadLock } from '../src/queue/readLock.js';
+import { RedisStore } from '../src/queue/redisStore.js';
+import { type DocumentRow, query } from '../src/sql/queries.js';
+import { checkDrift } from '../src/verify/driftCheck.js';
 import { seedCatalog } from './helpers/catalog.js';
 import { waitForConvergence } from './helpers/convergence.js';
 import { createSandbox, type Sandbox } from './helpers/isolation.js';
 import { runCli, spawnCli } from './helpers/runCli.js';
-import { migrateSandbox, startSyncer } from './helpers/syncerHarness.js';
+import { migrateSandbox, startSyncer, testLog } from './helpers/syncerHarness.js';
 
 describe('npm run verify', () => {
   let sandbox: Sandbox;
@@ -200,6 +208,64 @@ describe('npm run verify', () => {
     assert.equal(repaired.code, 3, repaired.stderr);
     assert.match(repaired.stdout, /2 documents with an id no row can have deleted/);
     await sandbox.es.indices.refresh({ index });
+    assert.equal((await runCli('verify', sandbox.env)).code, 0);
+  });
+
+  it('holds the index to the contract, not to the syncer: a mistake in its document query is drift', async () => {
+    // A syncer whose genres query lost the film count, as a faulty release might: it writes
+    // films_count 0 for every genre, and a check built on that query agreed.
+    const broken: DocumentKind = {
+      ...genres,
+      documents: query<DocumentRow>(
+        'verify_test_broken_genre_documents',
+        genres.documents.text.replace(/'films_count', \(SELECT [^)]*\)[^)]*\)/, "'films_count', 0"),
+      ),
+    };
+    assert.notEqual(broken.documents.text, genres.documents.text, 'the query was broken');
+    const db = new Postgres(sandbox.config.databaseUrl, testLog());
+    const store = new RedisStore(sandbox.config.redisUrl, sandbox.config.redisPrefix, testLog());
+    try {
+      const ids = (
+        await sandbox.pg.query<{ id: string }>('SELECT id::text AS id FROM content.genre')
+      ).rows.map((r) => r.id);
+      // What that syncer wrote, straight into the index.
+      const writeAs = async (kind: DocumentKind) => {
+        const rows = await db.query(kind.documents, [ids]);
+        await sandbox.es.bulk({
+          refresh: true,
+          operations: rows.flatMap((r) => [
+            { index: { _index: sandbox.config.genresIndex, _id: r.id } },
+            JSON.parse(r.doc ?? '{}') as object,
+          ]),
+        });
+      };
+      await writeAs(broken);
+      const report = await checkDrift({
+        kind: broken,
+        db,
+        lock: new ReadLock(store, 'verify-test', testLog()),
+        es: sandbox.es,
+        index: sandbox.config.genresIndex,
+        indexed: new IndexedDocumentIds(sandbox.es, {
+          name: sandbox.config.genresIndex,
+          isAlias: false,
+        }),
+        pageSize: 50,
+        settleMs: 0,
+        listAtMost: 1_000,
+      });
+      assert.deepEqual(
+        new Set(report.stale),
+        new Set(ids),
+        'every genre (each has films) is stale',
+      );
+      assert.equal(report.counts.missing + report.counts.extra, 0);
+      // Put back what the syncer writes (it does not know the index was written behind it).
+      await writeAs(genres);
+    } finally {
+      await db.end();
+      await store.close();
+    }
     assert.equal((await runCli('verify', sandbox.env)).code, 0);
   });
 

@@ -3,7 +3,9 @@
  * documents whose row no longer exists (extra), and documents whose content differs from what the
  * catalog says now (stale, by a hash of the canonical JSON). Reads ETL_SIZE_LIMIT rows at a time,
  * under the Postgres read lock, so it can run beside the syncer on a catalog of any size. The
- * same for every kind (src/kinds): the kind brings its ids and its document query.
+ * same for every kind (src/kinds): the kind brings its ids; what its documents should say is built
+ * from plain rows by expectedDocuments.ts, not by the syncer's document queries, whose mistakes a
+ * check built on them would share.
  *
  * On a live catalog a document can differ for a moment without anything being wrong: an edit
  * committed and not indexed yet (the syncer's normal lag, about a second), or indexed after this
@@ -22,6 +24,7 @@ import type { DocumentKind } from '../kinds/documentKind.js';
 import type { ReadLock } from '../queue/readLock.js';
 import { sleep } from '../util/sleep.js';
 import { isCanonicalUuid } from '../util/uuid.js';
+import { expectedDocuments } from './expectedDocuments.js';
 
 type Difference = 'missing' | 'extra' | 'stale';
 
@@ -46,9 +49,12 @@ export interface DriftReport {
 /** How often what differed is looked at again. */
 const LOOK_EVERY_MS = 1_000;
 
-/** JSON with object keys sorted at every level: equal content, equal text. */
+/**
+ * JSON with object keys sorted at every level, and array elements too (the contract gives the
+ * documents' arrays no order): equal content, equal text.
+ */
 export function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (Array.isArray(value)) return `[${value.map(canonical).sort().join(',')}]`;
   if (value !== null && typeof value === 'object') {
     const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) =>
       a.localeCompare(b),
@@ -143,25 +149,24 @@ async function look(
   const { kind, db, lock, es, index } = deps;
   // The row first, then the document: a document indexed in between is newer than the row read,
   // and differs for a moment, which the next look settles.
-  const rows = await lock.withLock('verify', () => db.query(kind.documents, [ids]));
+  const expected = await lock.withLock('verify', () => expectedDocuments[kind.name](db, ids));
   const indexedDocs = await es.mget<Record<string, unknown>>({ index, ids, realtime: true });
   const actual = new Map<string, unknown>();
   for (const doc of indexedDocs.docs) {
     if ('found' in doc && doc.found) actual.set(doc._id, doc._source);
   }
   const seen = new Map<string, { row: boolean; difference: Difference | null }>();
-  for (const row of rows)
-    seen.set(row.id, {
-      row: row.doc !== null,
-      difference: differenceOf(row.doc, actual.get(row.id)),
-    });
+  for (const id of ids) {
+    const doc = expected.get(id);
+    seen.set(id, { row: doc !== undefined, difference: differenceOf(doc, actual.get(id)) });
+  }
   return seen;
 }
 
-function differenceOf(row: string | null, indexed: unknown): Difference | null {
-  if (row === null) return indexed === undefined ? null : 'extra';
+function differenceOf(expected: unknown, indexed: unknown): Difference | null {
+  if (expected === undefined) return indexed === undefined ? null : 'extra';
   if (indexed === undefined) return 'missing';
-  return contentHash(indexed) === contentHash(JSON.parse(row)) ? null : 'stale';
+  return contentHash(indexed) === contentHash(expected) ? null : 'stale';
 }
 
 /**
