@@ -85,6 +85,17 @@ const int = (min: number, max: number) =>
 const LONGEST_SUFFIX = '-reindex-'.length + 14;
 
 /**
+ * Whether `name` is one the syncer may give an index of the setting `base`: the first index behind
+ * its alias (`<base>_v<n>`, src/load/indexManager.ts), a reindex's new index (`<base>_<14 digits>`)
+ * or its write alias (`<base>-reindex-<14 digits>`, src/load/reindexer.ts). Another setting of such
+ * a name finds that index already there and takes it for its own.
+ */
+function derivedFrom(base: string, name: string): boolean {
+  if (!name.startsWith(base)) return false;
+  return /^(_v\d+|_\d{14}|-reindex-\d{14})$/.test(name.slice(base.length));
+}
+
+/**
  * Elasticsearch's own rules for an index or alias name: lowercase; none of \ / * ? " < > | , # :
  * or a space; not starting with - _ + (nor ., which marks hidden and system indices); at most 255
  * bytes, less what a reindex adds.
@@ -196,6 +207,19 @@ function rulesAcross(input: Record<string, string>): string[] {
     problems.push(
       `ES_INDEX, ES_PERSONS_INDEX and ES_GENRES_INDEX must be three different names (${named.join(', ')})`,
     );
+  }
+  const settings = ['ES_INDEX', 'ES_PERSONS_INDEX', 'ES_GENRES_INDEX'] as const;
+  for (const setting of settings) {
+    const name = value(setting);
+    if (name === undefined) continue;
+    for (const other of settings) {
+      const taken = value(other);
+      if (other === setting || taken === undefined || !derivedFrom(taken, name)) continue;
+      problems.push(
+        `${setting} (${name}) is a name the syncer gives indices of ${other} (${taken}): ` +
+          'the two indices would be one, each holding the other kind, and each load deleting them',
+      );
+    }
   }
   const redisUrl = value('REDIS_URL');
   const prefix = value('REDIS_PREFIX');

@@ -122,6 +122,30 @@ describe('configuration', () => {
     assert.match(problems, /ELASTICSEARCH_PASSWORD must be set/);
   });
 
+  // Outside reading: ES_GENRES_INDEX=movies_v1 beside ES_INDEX=movies was accepted. The films
+  // alias was put on movies_v1, the genres took that index for their own and widened its mapping,
+  // and each kind's orphan sweep then deleted the other's documents: no film left searchable.
+  it('refuses an index name the syncer gives indices of another setting', () => {
+    for (const [env, setting] of [
+      [{ ES_GENRES_INDEX: 'movies_v1' }, 'ES_GENRES_INDEX'],
+      [{ ES_INDEX: 'films', ES_PERSONS_INDEX: 'films_20261207031500' }, 'ES_PERSONS_INDEX'],
+      [{ ES_PERSONS_INDEX: 'genres-reindex-20261207031500' }, 'ES_PERSONS_INDEX'],
+    ] as const) {
+      const result = parseConfig(env);
+      assert.ok(!result.ok, JSON.stringify(env));
+      assert.equal(result.problems.length, 1, result.problems.join('\n'));
+      assert.match(result.problems[0] ?? '', new RegExp(`^${setting} \\(`));
+    }
+    for (const env of [
+      { ES_GENRES_INDEX: 'movies_genres' },
+      { ES_GENRES_INDEX: 'movies_v1x' },
+      { ES_PERSONS_INDEX: 'movies_2026' },
+    ]) {
+      const result = parseConfig(env);
+      assert.ok(result.ok, JSON.stringify(env));
+    }
+  });
+
   it('redacts passwords from URLs', () => {
     assert.equal(
       redactUrl('postgres://etl:secret@db:5432/movies'),
