@@ -17,6 +17,7 @@ import { createLogger, type Logger } from '../logger.js';
 import { createElasticsearchClient } from '../load/elasticsearchClient.js';
 import { reindex } from '../load/reindexer.js';
 import { ReindexTarget } from '../load/reindexTarget.js';
+import { DeadLetters } from '../queue/deadLetters.js';
 import { DocumentQueue } from '../queue/documentQueue.js';
 import { ReadLock } from '../queue/readLock.js';
 import { RedisStore } from '../queue/redisStore.js';
@@ -75,6 +76,7 @@ try {
       lock: new ReadLock(store, 'reindex', log.child({ component: 'read-lock' })),
       target: new ReindexTarget(store, es, log.child({ component: 'reindex-target' }), kind.name),
       queue: new DocumentQueue(store),
+      deadLetters: new DeadLetters(store),
       reloads: new ReloadRequests(store),
       alias: kind.indexName(config),
       sizeLimit: config.sizeLimit,

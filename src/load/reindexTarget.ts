@@ -173,15 +173,25 @@ export class ReindexTarget {
     });
   }
 
-  private async recordMissed(writeAlias: string, ids: string[], log: Logger): Promise<void> {
+  /**
+   * Documents to queue again after the swap, with those the mirrors missed: the reindex's own
+   * load could not put them in the new index. Throws when Redis does not take them.
+   */
+  async keepForAfterSwap(writeAlias: string, ids: string[]): Promise<void> {
     if (ids.length === 0) return;
     const key = this.missedKey(writeAlias);
+    const answers = await this.store.redis
+      .multi()
+      .sadd(key, ...ids)
+      .pexpire(key, MISSED_TTL_MS)
+      .exec();
+    const failed = answers?.find(([err]) => err !== null)?.[0];
+    if (!answers || failed) throw failed ?? new Error('redis discarded the transaction');
+  }
+
+  private async recordMissed(writeAlias: string, ids: string[], log: Logger): Promise<void> {
     try {
-      await this.store.redis
-        .multi()
-        .sadd(key, ...ids)
-        .pexpire(key, MISSED_TTL_MS)
-        .exec();
+      await this.keepForAfterSwap(writeAlias, ids);
     } catch (err) {
       // The reindex cannot repair what it does not know of: say so where someone may look.
       log.error(

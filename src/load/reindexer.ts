@@ -18,9 +18,11 @@
 import type { Client } from '@elastic/elasticsearch';
 import { keysetPages, readPage } from '../db/keysetPages.js';
 import type { Postgres } from '../db/postgres.js';
-import { DocumentExtractor } from '../extract/extractor.js';
+import { DocumentExtractor, type Unreadable } from '../extract/extractor.js';
 import type { DocumentKind } from '../kinds/documentKind.js';
+import { memberOf } from '../kinds/kinds.js';
 import type { Logger } from '../logger.js';
+import type { DeadLetter, DeadLetters } from '../queue/deadLetters.js';
 import type { DocumentQueue } from '../queue/documentQueue.js';
 import type { HeldLease } from '../queue/lease.js';
 import type { ReadLock } from '../queue/readLock.js';
@@ -46,6 +48,8 @@ export interface ReindexDeps {
   target: ReindexTarget;
   /** Where documents the mirrors missed go after the swap. */
   queue: DocumentQueue;
+  /** Which documents the index in service refused already (see `setAside`). */
+  deadLetters: Pick<DeadLetters, 'lettered'>;
   /** Asks the syncers to load an index whole again (a swap that came after the lease lapsed). */
   reloads: Pick<ReloadRequests, 'request'>;
   alias: string;
@@ -245,17 +249,12 @@ async function load(deps: ReindexDeps, build: Build, signal: AbortSignal): Promi
   });
   for await (const page of pages) {
     const ids = page.map((r) => r.id);
-    for await (const batch of extractor.batches(kind, {
-      workerId: 'reindex',
-      ids,
-      claimedAt: Date.now(),
-    })) {
+    const claim = { workerId: 'reindex', ids, claimedAt: Date.now() };
+    for (let i = 0; i < ids.length; i += extractor.bulkSize) {
+      const chunk = ids.slice(i, i + extractor.bulkSize);
+      const { batch, unreadable } = await extractor.readApart(kind, claim, chunk);
       const result = await writer.write(batch, signal);
-      if (result.dead.length > 0) {
-        throw new Error(
-          `the new index refused ${result.dead.length} documents: ${result.dead[0]?.reason ?? ''}`,
-        );
-      }
+      await setAside(deps, build, unreadable, result.dead);
     }
     build.documents += ids.length;
     if (Date.now() - lastLog > 10_000) {
@@ -266,6 +265,45 @@ async function load(deps: ReindexDeps, build: Build, signal: AbortSignal): Promi
   }
   // The pager stops quietly when aborted: a partial load must not be swapped in.
   signal.throwIfAborted();
+}
+
+/**
+ * Documents the load could not put in the new index, kept for after the swap, when they are queued
+ * again like those the mirrors missed: the syncers then read them through the alias, and what
+ * still fails goes to the dead letters, against the new index. Those are documents PostgreSQL
+ * could not build (their own data, or a cause that passes: unreadableRetry.ts), and documents the
+ * new index refuses that the dead letters already list (the index in service refused them too).
+ *
+ * One the new index refuses while the old one took it stops the reindex: the new mapping is the
+ * cause, and swapping it in would take the document out of search. A reindex used to stop at any
+ * document either way, so a catalog with one dead letter could never be reindexed.
+ */
+async function setAside(
+  deps: ReindexDeps,
+  build: Build,
+  unreadable: readonly Unreadable[],
+  refused: readonly DeadLetter[],
+): Promise<void> {
+  const lettered = await deps.deadLetters.lettered(
+    refused.map((letter) => memberOf(deps.kind.name, letter.id)),
+  );
+  const fresh = refused.filter((letter) => !lettered.has(memberOf(deps.kind.name, letter.id)));
+  if (fresh.length > 0)
+    throw new Error(
+      `the new index refused ${fresh.length} documents that the index in service holds: ` +
+        `${fresh[0]?.id ?? ''}: ${fresh[0]?.reason ?? ''}`,
+    );
+  const ids = [...unreadable.map((u) => u.id), ...refused.map((letter) => letter.id)];
+  if (ids.length === 0) return;
+  await deps.target.keepForAfterSwap(build.writeAlias, ids);
+  deps.log.warn(
+    {
+      unreadable: unreadable.map((u) => ({ id: u.id, reason: u.reason })),
+      refused: refused.map((letter) => ({ id: letter.id, reason: letter.reason })),
+    },
+    'reindex: documents left for after the swap (postgres could not build them, or they are ' +
+      'dead letters already); the syncers read them again then',
+  );
 }
 
 /** Withdraw the target, and wait until no syncer can still be writing to it. */

@@ -83,6 +83,13 @@ export class DeadLetters {
     return counts;
   }
 
+  /** Which of these members have a letter. */
+  async lettered(members: string[]): Promise<Set<string>> {
+    if (members.length === 0) return new Set();
+    const raws = await this.store.redis.hmget(this.key, ...members);
+    return new Set(members.filter((_, i) => raws[i] !== null));
+  }
+
   /** The letters `due` picks, walked in chunks (a pass over letters of any number). */
   async dueForRetry(due: (letter: DeadLetter) => boolean): Promise<DeadLetter[]> {
     const picked: DeadLetter[] = [];

@@ -16,6 +16,7 @@ import { createElasticsearchClient } from '../../src/load/elasticsearchClient.js
 import { ReindexTarget } from '../../src/load/reindexTarget.js';
 import { reindex, type ReindexDeps } from '../../src/load/reindexer.js';
 import { films } from '../../src/kinds/films.js';
+import { DeadLetters } from '../../src/queue/deadLetters.js';
 import { DocumentQueue } from '../../src/queue/documentQueue.js';
 import { ReadLock } from '../../src/queue/readLock.js';
 import { RedisStore } from '../../src/queue/redisStore.js';
@@ -55,6 +56,7 @@ describe('a reindex begun in the second the serving index was named for', () => 
       lock: new ReadLock(store, 'reindex', log),
       target: new ReindexTarget(store, es, log, films.name),
       queue: new DocumentQueue(store),
+      deadLetters: new DeadLetters(store),
       reloads: new ReloadRequests(store),
       alias: config.index,
       sizeLimit: config.sizeLimit,
