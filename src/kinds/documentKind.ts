@@ -18,8 +18,9 @@ export type Entity = 'film' | 'person' | 'genre';
 /**
  * How a change to one table reaches a kind's ids. The change names ids of `entity`; without
  * `via` they are this kind's own ids, with it they are resolved through that query (a person's
- * rename reaches all their films). `liveOps` limits which notified operations are resolved: a new
- * film has no links yet, and a deleted one's links cascade away (the link table reports those).
+ * rename reaches all their films). `liveOps` limits which notified operations are resolved: a
+ * deleted film's links go with it, and the link table reports those (an insert is resolved: a row
+ * replaced under its id in one transaction keeps its links, kinds/films.ts).
  */
 export interface Touch {
   entity: Entity;

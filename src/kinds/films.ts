@@ -16,10 +16,12 @@ export const films: DocumentKind = {
   existing: sql.existingFilmIds,
   touchedBy: {
     film_work: { entity: 'film' },
-    // A new person or genre has no films yet, and a deleted one's links cascade away (the link
-    // tables report those films): only a rename changes films through these tables.
-    person: { entity: 'person', via: sql.filmsOfPersons, liveOps: ['U'] },
-    genre: { entity: 'genre', via: sql.filmsOfGenres, liveOps: ['U'] },
+    // A deleted person's or genre's links cascade away, or are deleted with it (the link tables
+    // report those films). An insert is resolved too: a new row has no films and costs one look,
+    // but one deleted and inserted again under its id in one transaction, its links kept (foreign
+    // keys checked at commit, as Django makes them), may bear a new name.
+    person: { entity: 'person', via: sql.filmsOfPersons, liveOps: ['I', 'U'] },
+    genre: { entity: 'genre', via: sql.filmsOfGenres, liveOps: ['I', 'U'] },
     person_film_work: { entity: 'film' },
     genre_film_work: { entity: 'film' },
     film_tombstone: { entity: 'film' },

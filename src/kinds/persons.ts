@@ -16,9 +16,10 @@ export const persons: DocumentKind = {
   existing: sql.existingPersonIds,
   touchedBy: {
     person: { entity: 'person' },
-    // A film's title or rating shows in its people's documents. A new film has no people yet; a
-    // deleted one's links cascade away and person_film_work reports those persons.
-    film_work: { entity: 'film', via: sql.personsOfFilms, liveOps: ['U'] },
+    // A film's title or rating shows in its people's documents. A deleted film's links cascade
+    // away, or are deleted with it, and person_film_work reports those persons. An insert is
+    // resolved too (see films.ts: a film replaced under its id keeps its links).
+    film_work: { entity: 'film', via: sql.personsOfFilms, liveOps: ['I', 'U'] },
     person_film_work: { entity: 'person' },
     person_tombstone: { entity: 'person' },
   },
