@@ -1,0 +1,66 @@
+/**
+ * A PostgreSQL cluster of a test's own (a temporary directory, a free port), for server settings
+ * the shared server does not have and that only a restart changes (`max_prepared_transactions`).
+ * Uses the server binaries of `pg_config --bindir`; as root it runs the server as the `postgres`
+ * user, which the server requires.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { chownSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from './freePort.js';
+
+export interface PrivateCluster {
+  /** The `postgres` database, as the superuser `postgres`. */
+  url: string;
+  stop(): Promise<void>;
+}
+
+function run(command: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code) =>
+      code === 0 ? resolve(output) : reject(new Error(`${command} exited ${code}:\n${output}`)),
+    );
+  });
+}
+
+/** `settings`: server settings as `name=value`, given to the server with `-c`. */
+export async function startPrivateCluster(settings: string[] = []): Promise<PrivateCluster> {
+  const bin = execFileSync('pg_config', ['--bindir'], { encoding: 'utf8' }).trim();
+  const asRoot = process.getuid?.() === 0;
+  const as = (command: string, args: string[]): [string, string[]] =>
+    asRoot ? ['runuser', ['-u', 'postgres', '--', command, ...args]] : [command, args];
+  const dir = mkdtempSync(join(tmpdir(), 'movies-etl-pg-'));
+  if (asRoot)
+    chownSync(dir, Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' })), -1);
+  const data = join(dir, 'data');
+  const port = await freePort();
+  await run(...as(join(bin, 'initdb'), ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync']));
+  const options = [
+    ...[
+      '-p',
+      String(port),
+      '-c',
+      'listen_addresses=127.0.0.1',
+      '-c',
+      `unix_socket_directories=${dir}`,
+    ],
+    ...settings.flatMap((setting) => ['-c', setting]),
+  ].join(' ');
+  const log = join(dir, 'server.log');
+  await run(...as(join(bin, 'pg_ctl'), ['start', '-w', '-D', data, '-l', log, '-o', options]));
+  return {
+    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    stop: async () => {
+      await run(...as(join(bin, 'pg_ctl'), ['stop', '-D', data, '-m', 'immediate'])).catch(
+        () => undefined,
+      );
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
