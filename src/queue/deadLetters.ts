@@ -10,6 +10,7 @@ import type { KindName } from '../kinds/documentKind.js';
 import { parseMember } from '../kinds/kinds.js';
 import type { DocumentQueue } from './documentQueue.js';
 import type { RedisStore } from './redisStore.js';
+import { retryDueAt, UNREADABLE_RETRY, type RetrySchedule } from './unreadableRetry.js';
 
 const REDRIVE_CHUNK = 500;
 
@@ -37,10 +38,19 @@ export function deadLettersKey(store: RedisStore): string {
 }
 
 export class DeadLetters {
-  constructor(private readonly store: RedisStore) {}
+  constructor(
+    private readonly store: RedisStore,
+    /** When documents PostgreSQL could not build are read again (unreadableRetry.ts). */
+    private readonly schedule: RetrySchedule = UNREADABLE_RETRY,
+  ) {}
 
   private get key(): string {
     return deadLettersKey(this.store);
+  }
+
+  /** The retry schedule: member -> when it is due (ms since the epoch). */
+  private get retryKey(): string {
+    return this.store.key('dead-letters', 'retry');
   }
 
   async add(letters: DeadLetter[]): Promise<void> {
@@ -52,6 +62,14 @@ export class DeadLetters {
       [this.key],
       letters.flatMap((letter) => [letter.id, JSON.stringify(letter)]),
     );
+    // Documents PostgreSQL could not build are read again by themselves (unreadableRetry.ts): a
+    // schedule by due time, so that finding what is due costs what is due, not every letter. A
+    // letter written and its entry not (the process died between) waits for `retry` by hand.
+    const due = letters.flatMap((letter) => {
+      const at = retryDueAt(letter, this.schedule);
+      return at === null ? [] : [at, letter.id];
+    });
+    if (due.length > 0) await this.store.redis.zadd(this.retryKey, ...due);
     // No WAIT here: the indexer acknowledges the claim next, and that acknowledgement waits for a
     // replica on the same connection (the prefix is hash-tagged, so one node holds both keys),
     // which covers these letters too. A letter lost in a failover would lose its document.
@@ -90,19 +108,13 @@ export class DeadLetters {
     return new Set(members.filter((_, i) => raws[i] !== null));
   }
 
-  /** The letters `due` picks, walked in chunks (a pass over letters of any number). */
-  async dueForRetry(due: (letter: DeadLetter) => boolean): Promise<DeadLetter[]> {
-    const picked: DeadLetter[] = [];
-    let cursor = '0';
-    do {
-      const [next, flat] = await this.store.redis.hscan(this.key, cursor, 'COUNT', REDRIVE_CHUNK);
-      cursor = next;
-      for (let i = 1; i < flat.length; i += 2) {
-        const letter = JSON.parse(flat[i] ?? '{}') as DeadLetter;
-        if (due(letter)) picked.push(letter);
-      }
-    } while (cursor !== '0');
-    return picked;
+  /**
+   * Documents PostgreSQL could not build whose retry is due (unreadableRetry.ts), at most `most`,
+   * taken off the schedule: the queue members of those still lettered. Should the caller fail to
+   * queue them, their letters stay, for `retry` by hand.
+   */
+  async takeDue(now: number, most: number): Promise<string[]> {
+    return (await this.store.run('dueLetters', [this.retryKey, this.key], [now, most])) as string[];
   }
 
   async list(): Promise<DeadLetter[]> {

@@ -22,6 +22,7 @@ const SCRIPTS = {
   redrive: lua('redrive'),
   clearSuperseded: lua('clearSuperseded'),
   addLetters: lua('addLetters'),
+  dueLetters: lua('dueLetters'),
   lockAcquire: lua('lockAcquire'),
   lockRelease: lua('lockRelease'),
   lockReleaseKnocked: lua('lockReleaseKnocked'),

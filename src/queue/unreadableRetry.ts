@@ -13,7 +13,10 @@
  *
  * A read that succeeds clears the letter (the queue's acknowledgement does), and so resets the
  * count; a failing one writes the letter again with the count one higher (`DeadLetters.add`).
- * Every syncer runs this: two that queue the same document queue it once (the queued set).
+ * The schedule is a sorted set by due time (`dead-letters:retry`), written with each letter, so a
+ * pass costs what is due, not every letter: a database-wide error during a full load can letter
+ * the whole catalog. Every syncer runs a pass every few seconds; taking an entry off the schedule
+ * is one step, so each due document is queued once.
  */
 import type { Logger } from '../logger.js';
 import type { DeadLetter, DeadLetters } from './deadLetters.js';
@@ -46,6 +49,9 @@ export function retryDueAt(letter: DeadLetter, schedule: RetrySchedule): number 
   return at + schedule.firstMs * 4 ** (tries - 1);
 }
 
+/** Most documents queued again per step of a pass. */
+const TAKE_AT_MOST = 500;
+
 export class UnreadableRetry {
   private timer: NodeJS.Timeout | null = null;
   private running = false;
@@ -54,13 +60,12 @@ export class UnreadableRetry {
     private readonly deadLetters: DeadLetters,
     private readonly queue: DocumentQueue,
     private readonly log: Logger,
-    private readonly schedule: RetrySchedule = UNREADABLE_RETRY,
+    /** How often to look for what is due (ms); the schedule itself is the letters' (DeadLetters). */
+    private readonly everyMs = 5_000,
   ) {}
 
-  /** A pass every `firstMs`, at most every 15 s: the first retry is the shortest wait. */
   start(): void {
-    const everyMs = Math.max(100, Math.min(15_000, this.schedule.firstMs));
-    this.timer = setInterval(() => void this.pass(), everyMs);
+    this.timer = setInterval(() => void this.pass(), this.everyMs);
   }
 
   stop(): void {
@@ -70,29 +75,30 @@ export class UnreadableRetry {
 
   /** Queue the documents that are due. Never throws: a failed pass is logged, the next retries. */
   async pass(now = Date.now()): Promise<number> {
-    // A pass over many letters can outlast the interval; two at once would only double the work.
+    // A pass over many due documents can outlast the interval; two at once would only race.
     if (this.running) return 0;
     this.running = true;
+    let queued = 0;
     try {
-      const due = await this.deadLetters.dueForRetry((letter) => {
-        const at = retryDueAt(letter, this.schedule);
-        return at !== null && at <= now;
-      });
-      if (due.length === 0) return 0;
-      await this.queue.enqueue(due.map((letter) => letter.id));
-      this.log.info(
-        {
-          documents: due.length,
-          ids: due.slice(0, 20).map((l) => `${l.id} (try ${l.tries ?? 1})`),
-        },
-        'documents postgres could not build are queued again (their letters stay until a read succeeds)',
-      );
-      return due.length;
+      for (;;) {
+        const due = await this.deadLetters.takeDue(now, TAKE_AT_MOST);
+        if (due.length > 0) await this.queue.enqueue(due);
+        queued += due.length;
+        if (due.length < TAKE_AT_MOST) break;
+      }
     } catch (err) {
-      this.log.warn({ err: (err as Error).message }, 'queueing unreadable documents again failed');
-      return 0;
+      this.log.warn(
+        { err: (err as Error).message },
+        'queueing unreadable documents again failed; their letters stay, for `npm run dead-letters -- --retry`',
+      );
     } finally {
       this.running = false;
     }
+    if (queued > 0)
+      this.log.info(
+        { documents: queued },
+        'documents postgres could not build are queued again (their letters stay until a read succeeds)',
+      );
+    return queued;
   }
 }

@@ -139,7 +139,7 @@ export class Syncer {
     this.lock = new ReadLock(this.store, this.processId, log.child({ component: 'read-lock' }));
     this.watermarks = new Watermarks(this.store);
     this.registry = new WorkerRegistry(this.store);
-    this.deadLetters = new DeadLetters(this.store);
+    this.deadLetters = new DeadLetters(this.store, options.unreadableRetry);
     this.reaper = new Reaper(
       this.registry,
       this.queue,
@@ -150,7 +150,7 @@ export class Syncer {
       this.deadLetters,
       this.queue,
       log.child({ component: 'dead-letters' }),
-      options.unreadableRetry,
+      Math.min(5_000, options.unreadableRetry?.firstMs ?? 5_000),
     );
     this.doorbell = new Doorbell(this.db, log.child({ component: 'doorbell' }));
     this.reloads = new ReloadRequests(this.store);
