@@ -269,6 +269,23 @@ describe('npm run verify', () => {
     assert.equal((await runCli('verify', sandbox.env)).code, 0);
   });
 
+  // From a review: the expected dates were read as `creation_date::text`, which follows the
+  // session's DateStyle, so under `SQL, DMY` every dated film looked stale, and --repair could not
+  // clear it (the syncer writes ISO dates whatever the DateStyle).
+  it('reads dates the same under any DateStyle', async () => {
+    const { rows } = await sandbox.pg.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM content.film_work WHERE creation_date IS NOT NULL',
+    );
+    assert.ok((rows[0]?.n ?? 0) > 0, 'films with a date');
+    await sandbox.pg.query(`ALTER DATABASE ${sandbox.name} SET DateStyle = 'SQL, DMY'`);
+    try {
+      const result = await runCli('verify', sandbox.env, ['--index', 'films']);
+      assert.equal(result.code, 0, result.stdout + result.stderr);
+    } finally {
+      await sandbox.pg.query(`ALTER DATABASE ${sandbox.name} RESET DateStyle`);
+    }
+  });
+
   it("a full load's sweep deletes documents whose id no row can have", async () => {
     await addStrays();
     // Redis lost everything: the next start runs a full load, and its sweep walks the index.

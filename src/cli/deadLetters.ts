@@ -12,8 +12,8 @@ import { parseOptionsOrExit } from './options.js';
 
 /** A document PostgreSQL could not build is read again by itself a few times: say when. */
 function retryNote(letter: DeadLetter): string {
-  if (!isUnreadableLetter(letter)) return '';
-  const failed = letter.tries ?? 1;
+  const failed = letter.tries;
+  if (!isUnreadableLetter(letter) || failed === undefined) return '';
   const due = retryDueAt(letter, UNREADABLE_RETRY);
   const reads = `${failed} failed read${failed === 1 ? '' : 's'}`;
   return due === null

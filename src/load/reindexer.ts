@@ -48,8 +48,8 @@ export interface ReindexDeps {
   target: ReindexTarget;
   /** Where documents the mirrors missed go after the swap. */
   queue: DocumentQueue;
-  /** Which documents the index in service refused already (see `setAside`). */
-  deadLetters: Pick<DeadLetters, 'lettered'>;
+  /** What the dead letters said before the reindex (see `setAside`). */
+  deadLetters: Pick<DeadLetters, 'letters'>;
   /** Asks the syncers to load an index whole again (a swap that came after the lease lapsed). */
   reloads: Pick<ReloadRequests, 'request'>;
   alias: string;
@@ -82,6 +82,10 @@ interface Build {
   writeAlias: string;
   /** Documents loaded so far. */
   documents: number;
+  /** When the reindex began (ms since the epoch). */
+  began: number;
+  /** Documents left for after the swap so far (see `setAside`). */
+  setAside: number;
 }
 
 export async function reindex(deps: ReindexDeps): Promise<ReindexResult> {
@@ -95,6 +99,8 @@ export async function reindex(deps: ReindexDeps): Promise<ReindexResult> {
     to: `${alias}_${stamp}`,
     writeAlias: `${alias}-reindex-${stamp}`,
     documents: 0,
+    began: started,
+    setAside: 0,
   };
   // The clock stepped back into a second a reindex was named for: creating the index would fail,
   // and the clean-up after that failure, finding the name behind the alias, would take the swap
@@ -267,16 +273,22 @@ async function load(deps: ReindexDeps, build: Build, signal: AbortSignal): Promi
   signal.throwIfAborted();
 }
 
+/** Most documents one reindex leaves for after its swap; past it, something is wrong at large. */
+const SET_ASIDE_AT_MOST = 1_000;
+
 /**
  * Documents the load could not put in the new index, kept for after the swap, when they are queued
  * again like those the mirrors missed: the syncers then read them through the alias, and what
- * still fails goes to the dead letters, against the new index. Those are documents PostgreSQL
- * could not build (their own data, or a cause that passes: unreadableRetry.ts), and documents the
- * new index refuses that the dead letters already list (the index in service refused them too).
+ * still fails goes to the dead letters, against the new index. A document is left so only when
+ * swapping without it takes nothing out of search: the index in service does not hold it either,
+ * or the dead letters said so before this reindex began (Elasticsearch refused it there, for a
+ * refusal; PostgreSQL could not build it, for a failed read).
  *
- * One the new index refuses while the old one took it stops the reindex: the new mapping is the
- * cause, and swapping it in would take the document out of search. A reindex used to stop at any
- * document either way, so a catalog with one dead letter could never be reindexed.
+ * Any other stops the reindex before its swap. Refused by the new index while the old one holds
+ * it: the new mapping is the cause. Unreadable while the old index holds it: most likely a cause
+ * that holds for every document for a while (a guard raising during maintenance), and swapping
+ * would have served an index without them (an empty one, at worst). A reindex used to stop at
+ * any such document, so a catalog with one dead letter could never be reindexed.
  */
 async function setAside(
   deps: ReindexDeps,
@@ -284,25 +296,51 @@ async function setAside(
   unreadable: readonly Unreadable[],
   refused: readonly DeadLetter[],
 ): Promise<void> {
-  const lettered = await deps.deadLetters.lettered(
-    refused.map((letter) => memberOf(deps.kind.name, letter.id)),
-  );
-  const fresh = refused.filter((letter) => !lettered.has(memberOf(deps.kind.name, letter.id)));
-  if (fresh.length > 0)
-    throw new Error(
-      `the new index refused ${fresh.length} documents that the index in service holds: ` +
-        `${fresh[0]?.id ?? ''}: ${fresh[0]?.reason ?? ''}`,
-    );
+  if (unreadable.length + refused.length === 0) return;
+  const { es, kind, log } = deps;
   const ids = [...unreadable.map((u) => u.id), ...refused.map((letter) => letter.id)];
-  if (ids.length === 0) return;
+  const letters = await deps.deadLetters.letters(ids.map((id) => memberOf(kind.name, id)));
+  const served = await es.mget({ index: build.alias, ids, _source: false });
+  const held = new Set(served.docs.filter((d) => 'found' in d && d.found).map((d) => d._id));
+  const knownBefore = (id: string, unreadable: boolean) => {
+    const letter = letters.get(memberOf(kind.name, id));
+    return (
+      letter !== undefined &&
+      (letter.status === 0) === unreadable &&
+      // A document PostgreSQL could not build is read again by itself: its letter is rewritten
+      // at each failed read, and says when the first was.
+      Date.parse(letter.since ?? letter.at) < build.began
+    );
+  };
+  const blocking = (id: string, unreadable: boolean) =>
+    held.has(id) && !knownBefore(id, unreadable);
+  const refusedHeld = refused.filter((letter) => blocking(letter.id, false));
+  if (refusedHeld.length > 0)
+    throw new Error(
+      `the new index refused ${refusedHeld.length} documents that the index in service holds: ` +
+        `${refusedHeld[0]?.id ?? ''}: ${refusedHeld[0]?.reason ?? ''}`,
+    );
+  const unreadableHeld = unreadable.filter((u) => blocking(u.id, true));
+  if (unreadableHeld.length > 0)
+    throw new Error(
+      `${unreadableHeld.length} documents that the index in service holds could not be read ` +
+        `from PostgreSQL (${unreadableHeld[0]?.id ?? ''}: ${unreadableHeld[0]?.reason ?? ''}); ` +
+        'run the reindex again once the cause has passed',
+    );
+  build.setAside += ids.length;
+  if (build.setAside > SET_ASIDE_AT_MOST)
+    throw new Error(
+      `more than ${SET_ASIDE_AT_MOST} documents could not be indexed (the last: ${ids[0] ?? ''}); ` +
+        'see the dead letters, fix the cause, then reindex',
+    );
   await deps.target.keepForAfterSwap(build.writeAlias, ids);
-  deps.log.warn(
+  log.warn(
     {
       unreadable: unreadable.map((u) => ({ id: u.id, reason: u.reason })),
       refused: refused.map((letter) => ({ id: letter.id, reason: letter.reason })),
     },
-    'reindex: documents left for after the swap (postgres could not build them, or they are ' +
-      'dead letters already); the syncers read them again then',
+    'reindex: documents left for after the swap (not in the index in service either, or dead ' +
+      'letters already); the syncers read them again then',
   );
 }
 

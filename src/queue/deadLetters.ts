@@ -30,6 +30,8 @@ export interface DeadLetter {
    * Such letters are queued again by themselves a few times (unreadableRetry.ts).
    */
   tries?: number;
+  /** With `tries`: when the first of those failed reads was (`at` is the last's). */
+  since?: string;
 }
 
 /** The hash of dead letters; the queue's acknowledgement clears letters there too. */
@@ -86,26 +88,25 @@ export class DeadLetters {
   }
 
   /**
-   * How many reads in a row failed for each of these members, by their letters of PostgreSQL's
-   * errors (status 0); 0 for a member with none. Asked only when reads fail, so rarely.
+   * The letters of PostgreSQL's errors (status 0) of these members, which the next failed read
+   * of each goes on from (`tries`, `since`). Asked only when reads fail, so rarely.
    */
-  async failedReads(members: string[]): Promise<Map<string, number>> {
-    const counts = new Map<string, number>();
-    if (members.length === 0) return counts;
+  async failedReads(members: string[]): Promise<Map<string, DeadLetter>> {
+    const letters = await this.letters(members);
+    for (const [member, letter] of letters) if (letter.status !== 0) letters.delete(member);
+    return letters;
+  }
+
+  /** The letters of these members, those that have one. */
+  async letters(members: string[]): Promise<Map<string, DeadLetter>> {
+    const found = new Map<string, DeadLetter>();
+    if (members.length === 0) return found;
     const raws = await this.store.redis.hmget(this.key, ...members);
     members.forEach((member, i) => {
       const raw = raws[i];
-      const letter = raw ? (JSON.parse(raw) as DeadLetter) : null;
-      counts.set(member, letter?.status === 0 ? (letter.tries ?? 1) : 0);
+      if (raw) found.set(member, JSON.parse(raw) as DeadLetter);
     });
-    return counts;
-  }
-
-  /** Which of these members have a letter. */
-  async lettered(members: string[]): Promise<Set<string>> {
-    if (members.length === 0) return new Set();
-    const raws = await this.store.redis.hmget(this.key, ...members);
-    return new Set(members.filter((_, i) => raws[i] !== null));
+    return found;
   }
 
   /**

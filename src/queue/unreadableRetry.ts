@@ -38,12 +38,13 @@ export function isUnreadableLetter(letter: DeadLetter): boolean {
 
 /**
  * When a letter's document is due to be read again (ms since the epoch), or null once its
- * retries are spent or it is not a letter of PostgreSQL's. A letter written before counts began
- * counts as one failure.
+ * retries are spent or it is not a letter of a failed read. Only those carry `tries`: a letter of
+ * status 0 without it names no document (a queue member of no known index), or was written
+ * before retries began, and waits for `retry` by hand as before.
  */
 export function retryDueAt(letter: DeadLetter, schedule: RetrySchedule): number | null {
-  if (!isUnreadableLetter(letter)) return null;
-  const tries = letter.tries ?? 1;
+  const tries = letter.tries;
+  if (!isUnreadableLetter(letter) || tries === undefined) return null;
   const at = Date.parse(letter.at);
   if (tries >= schedule.tries || !Number.isFinite(at)) return null;
   return at + schedule.firstMs * 4 ** (tries - 1);

@@ -283,14 +283,18 @@ export class Indexer {
         // workers failing on one document at once may count one failure once: a retry more.
         const failed = await deadLetters.failedReads(unreadable.map(({ id }) => member(id)));
         await deadLetters.add(
-          unreadable.map(({ id, version, reason }) => ({
-            id: member(id),
-            status: 0,
-            reason,
-            at,
-            version,
-            tries: (failed.get(member(id)) ?? 0) + 1,
-          })),
+          unreadable.map(({ id, version, reason }) => {
+            const before = failed.get(member(id));
+            return {
+              id: member(id),
+              status: 0,
+              reason,
+              at,
+              version,
+              tries: (before ? (before.tries ?? 1) : 0) + 1,
+              since: before ? (before.since ?? before.at) : at,
+            };
+          }),
         );
         for (const counts of [this.stats, this.stats.byIndex[kind.name]])
           counts.dead += unreadable.length;

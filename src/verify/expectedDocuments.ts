@@ -24,9 +24,13 @@ function rating(value: number | null): number | null {
   return value !== null && Number.isFinite(value) && Math.abs(value) <= FLOAT_MAX ? value : null;
 }
 
-/** Contract: a date "or null"; null outside the `date` field's years 1-9999 (README). */
-function date(text: string | null): string | null {
-  return text !== null && /^\d{4}-\d{2}-\d{2}$/.test(text) ? text : null;
+/**
+ * Contract: a date "or null"; null outside the `date` field's years 1-9999 (README). The text is
+ * `to_char`'s, whatever the session's DateStyle (`::text` follows it: `31/01/2020` under
+ * `SQL, DMY`); the year tells BC dates (which `to_char` writes without the era) and infinities.
+ */
+function date(text: string | null, year: number | null): string | null {
+  return text !== null && year !== null && year >= 1 && year <= 9999 ? text : null;
 }
 
 const ROLES = { director: 'directors', actor: 'actors', writer: 'writers' } as const;
@@ -38,9 +42,12 @@ const filmRows = query<{
   rating: number | null;
   type: string;
   creation_date: string | null;
+  creation_year: number | null;
 }>(
   'verify_film_rows',
-  `SELECT id::text AS id, title, description, rating, type, creation_date::text AS creation_date
+  `SELECT id::text AS id, title, description, rating, type,
+          to_char(creation_date, 'YYYY-MM-DD') AS creation_date,
+          extract(year FROM creation_date)::float8 AS creation_year
      FROM content.film_work WHERE id = ANY($1::uuid[])`,
 );
 
@@ -101,7 +108,7 @@ async function films(db: Postgres, ids: string[]): Promise<Map<string, unknown>>
         description: f.description,
         imdb_rating: rating(f.rating),
         type: f.type,
-        creation_date: date(f.creation_date),
+        creation_date: date(f.creation_date, f.creation_year),
         genres: [] as Ref[],
         genres_names: [] as string[],
         directors: [] as Ref[],

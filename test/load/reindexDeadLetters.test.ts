@@ -10,6 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import type { estypes } from '@elastic/elasticsearch';
 import { Postgres } from '../../src/db/postgres.js';
 import type { DocumentKind } from '../../src/kinds/documentKind.js';
 import { films } from '../../src/kinds/films.js';
@@ -81,7 +82,10 @@ describe('reindex beside dead letters', () => {
       await eventually(
         async () => {
           const ids = new Set((await syncer.deadLetters.list()).map((l) => l.id));
-          return ids.has(refused) && ids.has(`persons/${person}`);
+          // Every edit tried: the letters are all written before the reindex begins.
+          const drained =
+            (await syncer.queue.depth()) === 0 && (await syncer.queue.inFlight()).length === 0;
+          return drained && ids.has(refused) && ids.has(`persons/${person}`);
         },
         20_000,
         'the film and the person lettered',
@@ -129,6 +133,36 @@ describe('reindex beside dead letters', () => {
       await syncer.stop();
     }
   });
+  // From a review of the change above: a cause that holds for every document (a guard raising
+  // during maintenance) made every document one to leave for after the swap, and the reindex
+  // swapped in an empty index.
+  it('stops before the swap when documents the index in service holds cannot be read', async () => {
+    const { databaseUrl } = role;
+    await sandbox.pg.query(`
+      CREATE FUNCTION content.closed(id uuid) RETURNS boolean LANGUAGE plpgsql AS $$
+      BEGIN
+        RAISE EXCEPTION 'closed for maintenance';
+      END $$`);
+    await sandbox.pg.query(`GRANT EXECUTE ON FUNCTION content.closed(uuid) TO ${role.name}`);
+    await sandbox.pg.query('ALTER TABLE content.person ENABLE ROW LEVEL SECURITY');
+    await sandbox.pg.query('CREATE POLICY closed ON content.person USING (content.closed(id))');
+    try {
+      const alias = sandbox.config.index;
+      const before = Object.keys(await sandbox.es.indices.getAlias({ name: alias }));
+      const served = (await sandbox.es.count({ index: alias })).count;
+      const result = await runCli('reindex', { ...sandbox.env, DATABASE_URL: databaseUrl }, [
+        '--index',
+        'films',
+      ]);
+      assert.equal(result.code, 1, result.stderr + result.stdout);
+      assert.match(result.stderr + result.stdout, /could not be read/);
+      assert.deepEqual(Object.keys(await sandbox.es.indices.getAlias({ name: alias })), before);
+      assert.equal((await sandbox.es.count({ index: alias })).count, served);
+    } finally {
+      await sandbox.pg.query('DROP POLICY closed ON content.person');
+      await sandbox.pg.query('ALTER TABLE content.person DISABLE ROW LEVEL SECURITY');
+    }
+  });
 });
 
 describe('reindex into a mapping that refuses what the index in service holds', () => {
@@ -144,57 +178,103 @@ describe('reindex into a mapping that refuses what the index in service holds', 
     await sandbox.cleanup();
   });
 
-  it('stops before the swap: the new mapping is the cause', async () => {
-    const syncer = await startSyncer(sandbox);
-    await waitForConvergence(sandbox);
-    await syncer.stop();
+  /** A reindex of the films in-process, into `kind`'s definition. */
+  async function reindexInto(kind: DocumentKind): Promise<void> {
     const { config } = sandbox;
     const log = testLog();
     const db = new Postgres(config.databaseUrl, log, 2);
     const store = new RedisStore(config.redisUrl, config.redisPrefix, log);
     const es = createElasticsearchClient(config.elasticsearch);
-    // A mapping change gone wrong: `type` as a boolean, which no film's type parses as.
-    const { mappings } = films.definition;
-    const broken: DocumentKind = {
-      ...films,
-      definition: {
-        ...films.definition,
-        mappings: {
-          ...mappings,
-          properties: { ...mappings.properties, type: { type: 'boolean' } },
-        },
-      },
-    };
     try {
-      const serving = Object.keys(await es.indices.getAlias({ name: config.index }));
-      await assert.rejects(
-        reindex({
-          kind: broken,
-          es,
-          db,
-          lock: new ReadLock(store, 'reindex', log),
-          target: new ReindexTarget(store, es, log, films.name),
-          queue: new DocumentQueue(store),
-          deadLetters: new DeadLetters(store),
-          reloads: new ReloadRequests(store),
-          alias: config.index,
-          sizeLimit: config.sizeLimit,
-          bulkSize: config.bulkSize,
-          sleepMs: 0,
-          log,
-          noticeMs: 0,
-          settleMs: 0,
-        }),
-        /the new index refused \d+ documents that the index in service holds/,
-      );
-      assert.deepEqual(
-        Object.keys(await es.indices.getAlias({ name: config.index })),
-        serving,
-        'the index in service still serves',
-      );
-      await waitForConvergence(sandbox);
+      await reindex({
+        kind,
+        es,
+        db,
+        lock: new ReadLock(store, 'reindex', log),
+        target: new ReindexTarget(store, es, log, films.name),
+        queue: new DocumentQueue(store),
+        deadLetters: new DeadLetters(store),
+        reloads: new ReloadRequests(store),
+        alias: config.index,
+        sizeLimit: config.sizeLimit,
+        bulkSize: config.bulkSize,
+        sleepMs: 0,
+        log,
+        noticeMs: 0,
+        settleMs: 0,
+      });
     } finally {
       await Promise.allSettled([db.end(), store.close(), es.close()]);
     }
+  }
+
+  /** The films definition with other `properties`. */
+  const withProperties = (
+    change: (
+      properties: Record<string, estypes.MappingProperty>,
+    ) => Record<string, estypes.MappingProperty>,
+  ): DocumentKind => {
+    const { mappings } = films.definition;
+    return {
+      ...films,
+      definition: {
+        ...films.definition,
+        mappings: { ...mappings, properties: change({ ...mappings.properties }) },
+      },
+    };
+  };
+
+  const serving = async () =>
+    Object.keys(await sandbox.es.indices.getAlias({ name: sandbox.config.index }));
+
+  it('stops before the swap: the new mapping is the cause', async () => {
+    const syncer = await startSyncer(sandbox);
+    await waitForConvergence(sandbox);
+    await syncer.stop();
+    // A mapping change gone wrong: `type` as a boolean, which no film's type parses as.
+    const before = await serving();
+    await assert.rejects(
+      reindexInto(withProperties((p) => ({ ...p, type: { type: 'boolean' } }))),
+      /the new index refused \d+ documents that the index in service holds/,
+    );
+    assert.deepEqual(await serving(), before, 'the index in service still serves');
+    await waitForConvergence(sandbox);
+  });
+
+  // From a review: a letter of a failed Postgres read (a passing cause) was taken for a refusal
+  // by the index in service, and the new mapping's refusal of that document let through.
+  it('stops too when the document was once unreadable (a dead letter of status 0)', async () => {
+    const id = await insertFilm(sandbox.pg, 'L'.repeat(40_000));
+    const syncer = await startSyncer(sandbox);
+    await waitForConvergence(sandbox);
+    await syncer.stop();
+    const store = new RedisStore(sandbox.config.redisUrl, sandbox.config.redisPrefix, testLog());
+    try {
+      await new DeadLetters(store).add([
+        {
+          id,
+          status: 0,
+          reason: 'postgres could not build the document',
+          at: new Date().toISOString(),
+          version: 1,
+          tries: 1,
+        },
+      ]);
+    } finally {
+      await store.close();
+    }
+    // The new mapping keeps every title as a keyword, however long: Lucene refuses this one.
+    const before = await serving();
+    await assert.rejects(
+      reindexInto(
+        withProperties((p) => ({
+          ...p,
+          title: { type: 'text', fields: { raw: { type: 'keyword' } } },
+        })),
+      ),
+      /the new index refused 1 documents that the index in service holds/,
+    );
+    assert.deepEqual(await serving(), before, 'the index in service still serves');
+    assert.ok(await sandbox.es.exists({ index: sandbox.config.index, id }), 'the film is served');
   });
 });
