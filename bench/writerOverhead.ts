@@ -15,12 +15,12 @@
  * unlinked (an UPDATE, an INSERT and a DELETE, each firing its statement trigger; the DELETE also
  * writes film and person tombstones).
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { migrate } from '../src/db/migrator.js';
+import { run } from '../test/helpers/command.js';
 import type { Sandbox } from '../test/helpers/isolation.js';
 import { MIGRATIONS, testLog } from '../test/helpers/syncerHarness.js';
 import { generateInto } from './catalog.js';
@@ -63,18 +63,7 @@ async function prepare(sb: Sandbox, suffix: string, films: number, triggers: boo
   return url;
 }
 
-export function run(command: string, args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) =>
-      code === 0 ? resolve(output) : reject(new Error(`${command} exited ${code}:\n${output}`)),
-    );
-  });
-}
+export { run };
 
 export const psql = (url: string, sqlText: string) =>
   run('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', url, '-c', sqlText]);

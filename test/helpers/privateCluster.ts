@@ -4,29 +4,17 @@
  * Uses the server binaries of `pg_config --bindir`; as root it runs the server as the `postgres`
  * user, which the server requires.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { chownSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { run } from './command.js';
 import { freePort } from './freePort.js';
 
 export interface PrivateCluster {
   /** The `postgres` database, as the superuser `postgres`. */
   url: string;
   stop(): Promise<void>;
-}
-
-function run(command: string, args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) =>
-      code === 0 ? resolve(output) : reject(new Error(`${command} exited ${code}:\n${output}`)),
-    );
-  });
 }
 
 /** `settings`: server settings as `name=value`, given to the server with `-c`. */

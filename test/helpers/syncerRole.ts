@@ -4,7 +4,9 @@
  * for one, does not apply to it).
  */
 import { randomBytes } from 'node:crypto';
+import type { Syncer, SyncerOptions } from '../../src/sync/syncer.js';
 import type { Sandbox } from './isolation.js';
+import { startSyncer, testLog } from './syncerHarness.js';
 
 export interface SyncerRole {
   name: string;
@@ -41,4 +43,19 @@ export async function createSyncerRole(sandbox: Sandbox, prefix: string): Promis
       await client.end();
     },
   };
+}
+
+/** A syncer connected as `role` (two indexers), in the test's process. */
+export function startSyncerAs(
+  sandbox: Sandbox,
+  role: SyncerRole,
+  options: SyncerOptions = {},
+): Promise<Syncer> {
+  const { databaseUrl } = role;
+  return startSyncer(
+    sandbox,
+    { databaseUrl, listenUrl: databaseUrl, workers: 2 },
+    testLog(),
+    options,
+  );
 }

@@ -11,23 +11,18 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { estypes } from '@elastic/elasticsearch';
-import { Postgres } from '../../src/db/postgres.js';
 import type { DocumentKind } from '../../src/kinds/documentKind.js';
 import { films } from '../../src/kinds/films.js';
-import { createElasticsearchClient } from '../../src/load/elasticsearchClient.js';
-import { ReindexTarget } from '../../src/load/reindexTarget.js';
 import { reindex } from '../../src/load/reindexer.js';
 import { DeadLetters } from '../../src/queue/deadLetters.js';
-import { DocumentQueue } from '../../src/queue/documentQueue.js';
-import { ReadLock } from '../../src/queue/readLock.js';
 import { RedisStore } from '../../src/queue/redisStore.js';
-import { ReloadRequests } from '../../src/queue/reloadRequests.js';
 import { insertFilm, seedCatalog } from '../helpers/catalog.js';
 import { eventually, waitForConvergence } from '../helpers/convergence.js';
+import { inProcessReindex } from '../helpers/inProcessReindex.js';
 import { createSandbox, type Sandbox } from '../helpers/isolation.js';
 import { runCli } from '../helpers/runCli.js';
 import { migrateSandbox, startSyncer, testLog } from '../helpers/syncerHarness.js';
-import { createSyncerRole, type SyncerRole } from '../helpers/syncerRole.js';
+import { createSyncerRole, startSyncerAs, type SyncerRole } from '../helpers/syncerRole.js';
 
 describe('reindex beside dead letters', () => {
   let sandbox: Sandbox;
@@ -46,13 +41,9 @@ describe('reindex beside dead letters', () => {
   });
 
   it('swaps the index, and leaves those documents to the syncers after the swap', async () => {
-    const { databaseUrl } = role;
-    const syncer = await startSyncer(
-      sandbox,
-      { databaseUrl, listenUrl: databaseUrl, workers: 2 },
-      testLog(),
-      { unreadableRetry: { firstMs: 500, tries: 6 } },
-    );
+    const syncer = await startSyncerAs(sandbox, role, {
+      unreadableRetry: { firstMs: 500, tries: 6 },
+    });
     try {
       await waitForConvergence(sandbox);
       // A film whose type is longer than a keyword holds: Elasticsearch refuses it.
@@ -96,7 +87,7 @@ describe('reindex beside dead letters', () => {
       const behind = async () =>
         Object.keys(await sandbox.es.indices.getAlias({ name: sandbox.config.index }));
       const before = await behind();
-      const result = await runCli('reindex', { ...sandbox.env, DATABASE_URL: databaseUrl }, [
+      const result = await runCli('reindex', { ...sandbox.env, DATABASE_URL: role.databaseUrl }, [
         '--index',
         'films',
       ]);
@@ -180,31 +171,11 @@ describe('reindex into a mapping that refuses what the index in service holds', 
 
   /** A reindex of the films in-process, into `kind`'s definition. */
   async function reindexInto(kind: DocumentKind): Promise<void> {
-    const { config } = sandbox;
-    const log = testLog();
-    const db = new Postgres(config.databaseUrl, log, 2);
-    const store = new RedisStore(config.redisUrl, config.redisPrefix, log);
-    const es = createElasticsearchClient(config.elasticsearch);
+    const reindexing = inProcessReindex(sandbox.config);
     try {
-      await reindex({
-        kind,
-        es,
-        db,
-        lock: new ReadLock(store, 'reindex', log),
-        target: new ReindexTarget(store, es, log, films.name),
-        queue: new DocumentQueue(store),
-        deadLetters: new DeadLetters(store),
-        reloads: new ReloadRequests(store),
-        alias: config.index,
-        sizeLimit: config.sizeLimit,
-        bulkSize: config.bulkSize,
-        sleepMs: 0,
-        log,
-        noticeMs: 0,
-        settleMs: 0,
-      });
+      await reindex(reindexing.deps(kind));
     } finally {
-      await Promise.allSettled([db.end(), store.close(), es.close()]);
+      await reindexing.close();
     }
   }
 

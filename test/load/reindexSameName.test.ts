@@ -11,20 +11,13 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { Postgres } from '../../src/db/postgres.js';
-import { createElasticsearchClient } from '../../src/load/elasticsearchClient.js';
-import { ReindexTarget } from '../../src/load/reindexTarget.js';
-import { reindex, type ReindexDeps } from '../../src/load/reindexer.js';
+import { reindex } from '../../src/load/reindexer.js';
 import { films } from '../../src/kinds/films.js';
-import { DeadLetters } from '../../src/queue/deadLetters.js';
-import { DocumentQueue } from '../../src/queue/documentQueue.js';
-import { ReadLock } from '../../src/queue/readLock.js';
-import { RedisStore } from '../../src/queue/redisStore.js';
-import { ReloadRequests } from '../../src/queue/reloadRequests.js';
 import { seedCatalog } from '../helpers/catalog.js';
 import { waitForConvergence } from '../helpers/convergence.js';
+import { inProcessReindex } from '../helpers/inProcessReindex.js';
 import { createSandbox, type Sandbox } from '../helpers/isolation.js';
-import { migrateSandbox, startSyncer, testLog } from '../helpers/syncerHarness.js';
+import { migrateSandbox, startSyncer } from '../helpers/syncerHarness.js';
 
 describe('a reindex begun in the second the serving index was named for', () => {
   let sandbox: Sandbox;
@@ -44,28 +37,8 @@ describe('a reindex begun in the second the serving index was named for', () => 
     await waitForConvergence(sandbox);
     await syncer.stop();
 
-    const { config } = sandbox;
-    const log = testLog();
-    const db = new Postgres(config.databaseUrl, log, 2);
-    const store = new RedisStore(config.redisUrl, config.redisPrefix, log);
-    const es = createElasticsearchClient(config.elasticsearch);
-    const deps = (): ReindexDeps => ({
-      kind: films,
-      es,
-      db,
-      lock: new ReadLock(store, 'reindex', log),
-      target: new ReindexTarget(store, es, log, films.name),
-      queue: new DocumentQueue(store),
-      deadLetters: new DeadLetters(store),
-      reloads: new ReloadRequests(store),
-      alias: config.index,
-      sizeLimit: config.sizeLimit,
-      bulkSize: config.bulkSize,
-      sleepMs: 0,
-      log,
-      noticeMs: 0,
-      settleMs: 0,
-    });
+    const reindexing = inProcessReindex(sandbox.config);
+    const deps = () => reindexing.deps(films);
     try {
       const first = await reindex(deps());
       const stamp = /_(\d{14})$/.exec(first.to)?.[1];
@@ -79,11 +52,13 @@ describe('a reindex begun in the second the serving index was named for', () => 
       await assert.rejects(reindex(deps()), /already/);
       t.mock.timers.reset();
 
-      const serving = Object.keys(await es.indices.getAlias({ name: config.index }));
+      const serving = Object.keys(
+        await sandbox.es.indices.getAlias({ name: sandbox.config.index }),
+      );
       assert.deepEqual(serving, [first.to], 'the index that served still serves');
       await waitForConvergence(sandbox);
     } finally {
-      await Promise.allSettled([db.end(), store.close(), es.close()]);
+      await reindexing.close();
     }
   });
 });

@@ -14,8 +14,8 @@ import type { Syncer } from '../../src/sync/syncer.js';
 import { seedCatalog } from '../helpers/catalog.js';
 import { eventually, waitForConvergence } from '../helpers/convergence.js';
 import { createSandbox, type Sandbox } from '../helpers/isolation.js';
-import { migrateSandbox, startSyncer, testLog } from '../helpers/syncerHarness.js';
-import { createSyncerRole, type SyncerRole } from '../helpers/syncerRole.js';
+import { migrateSandbox } from '../helpers/syncerHarness.js';
+import { createSyncerRole, startSyncerAs, type SyncerRole } from '../helpers/syncerRole.js';
 
 describe('documents postgres could not build', () => {
   let sandbox: Sandbox;
@@ -51,13 +51,9 @@ describe('documents postgres could not build', () => {
     new Map((await syncer.deadLetters.list()).map((l): [string, DeadLetter] => [l.id, l]));
 
   it('are queued again once the cause passes, with no one re-driving them', async () => {
-    const { databaseUrl } = role;
-    const syncer = await startSyncer(
-      sandbox,
-      { databaseUrl, listenUrl: databaseUrl, workers: 2 },
-      testLog(),
-      { unreadableRetry: { firstMs: 500, tries: 6 } },
-    );
+    const syncer = await startSyncerAs(sandbox, role, {
+      unreadableRetry: { firstMs: 500, tries: 6 },
+    });
     try {
       await waitForConvergence(sandbox);
       // Every person guarded, then every film retitled: no film document and no person document
@@ -84,13 +80,9 @@ describe('documents postgres could not build', () => {
   });
 
   it('stay lettered once their tries are spent, when the data itself is bad', async () => {
-    const { databaseUrl } = role;
-    const syncer = await startSyncer(
-      sandbox,
-      { databaseUrl, listenUrl: databaseUrl, workers: 2 },
-      testLog(),
-      { unreadableRetry: { firstMs: 200, tries: 3 } },
-    );
+    const syncer = await startSyncerAs(sandbox, role, {
+      unreadableRetry: { firstMs: 200, tries: 3 },
+    });
     try {
       await waitForConvergence(sandbox);
       const { rows } = await sandbox.pg.query<{ person: string }>(
