@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { migrate, readMigrations } from '../../src/db/migrator.js';
+import { eventually } from '../helpers/convergence.js';
 import { createSandbox, type Sandbox } from '../helpers/isolation.js';
 import { runCli } from '../helpers/runCli.js';
 import { createSyncerRole, type SyncerRole } from '../helpers/syncerRole.js';
@@ -169,6 +170,9 @@ describe('npm run migrate', () => {
         join(dir, '0999_alter_genre.sql'),
         'ALTER TABLE content.genre ADD COLUMN IF NOT EXISTS note text;',
       );
+      // The sandbox's clean-up ends their sessions should an assertion fail first: without a
+      // listener, that error would be thrown as uncaught and hide the failure.
+      for (const client of [long, writer]) client.on('error', () => undefined);
       await long.connect();
       await writer.connect();
       await long.query('BEGIN');
@@ -180,8 +184,9 @@ describe('npm run migrate', () => {
       // A writer meanwhile: it must not queue behind the waiting migration for long.
       await writer.query(`SET statement_timeout = '5s'`);
       await writer.query(`UPDATE content.genre SET name = 'Edited while the migration waits'`);
-      assert.ok(
-        lines().some((line) => String(line.msg).includes('waits for a lock')),
+      await eventually(
+        () => lines().some((line) => String(line.msg).includes('waits for a lock')),
+        10_000,
         'the migration says it waits',
       );
       await long.query('COMMIT');
