@@ -30,8 +30,18 @@ const nestedRef = (name: estypes.MappingProperty): estypes.MappingProperty => ({
   properties: { id: { type: 'keyword' }, name },
 });
 
+/**
+ * Nested objects one document may hold, across its nested fields: a person's `films`, a film's
+ * genres and people together. Elasticsearch's default of 10,000 refused for good the document of
+ * anyone in more films than that (a placeholder person such as "Unknown", linked to every film by
+ * one statement), and of a film with that many people. A document past this limit (or past
+ * `http.max_content_length`) still goes to the dead letters.
+ */
+export const NESTED_OBJECTS_LIMIT = 100_000;
+
 export const indexSettings: estypes.IndicesIndexSettings = {
   refresh_interval: '1s',
+  mapping: { nested_objects: { limit: NESTED_OBJECTS_LIMIT } },
   // Keep deleted documents' versions for an hour instead of 60 s, so a very late stale write for a
   // deleted film is still refused.
   gc_deletes: '1h',

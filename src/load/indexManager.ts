@@ -10,7 +10,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { Client } from '@elastic/elasticsearch';
 import { httpStatusOf } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { filmsDefinition, type IndexDefinition } from './indexDefinition.js';
+import { filmsDefinition, NESTED_OBJECTS_LIMIT, type IndexDefinition } from './indexDefinition.js';
 import { MIRROR_SETTLE_MS } from './reindexTarget.js';
 
 export interface IndexTarget {
@@ -66,8 +66,8 @@ export async function ensureIndex(
 }
 
 /**
- * Changes to the definition that an index takes in place (a keyword's `ignore_above`, added after
- * the first version): put on the index (or the indices behind the alias) once, at a syncer's
+ * Changes to the definition that an index takes in place (a keyword's `ignore_above`, the nested
+ * objects limit, added after the first version): put on the index (or the indices behind the alias) once, at a syncer's
  * start. Anything it refuses (an index made otherwise, a change that needs a new index) is logged
  * and left: `npm run reindex` builds a new index from the definition.
  */
@@ -83,6 +83,19 @@ export async function bringMappingUpToDate(
     log.warn(
       { index: alias, err: (err as Error).message },
       'could not bring the mapping up to date (npm run reindex builds an index that is)',
+    );
+  }
+  // The one index setting of the definition that an index made by an earlier version lacks, and
+  // that a live index takes (indexDefinition.ts: NESTED_OBJECTS_LIMIT).
+  try {
+    await es.indices.putSettings({
+      index: alias,
+      settings: { 'index.mapping.nested_objects.limit': NESTED_OBJECTS_LIMIT },
+    });
+  } catch (err) {
+    log.warn(
+      { index: alias, err: (err as Error).message },
+      'could not raise the nested objects limit (npm run reindex builds an index that has it)',
     );
   }
 }

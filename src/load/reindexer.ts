@@ -334,10 +334,12 @@ async function setAside(
         'see the dead letters, fix the cause, then reindex',
     );
   await deps.target.keepForAfterSwap(build.writeAlias, ids);
+  // The reasons clipped: Elasticsearch quotes the refused value, which may be any length.
+  const clip = (reason: string) => (reason.length > 300 ? `${reason.slice(0, 300)}…` : reason);
   log.warn(
     {
-      unreadable: unreadable.map((u) => ({ id: u.id, reason: u.reason })),
-      refused: refused.map((letter) => ({ id: letter.id, reason: letter.reason })),
+      unreadable: unreadable.map((u) => ({ id: u.id, reason: clip(u.reason) })),
+      refused: refused.map((letter) => ({ id: letter.id, reason: clip(letter.reason) })),
     },
     'reindex: documents left for after the swap (not in the index in service either, or dead ' +
       'letters already); the syncers read them again then',
