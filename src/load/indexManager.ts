@@ -86,12 +86,23 @@ export async function bringMappingUpToDate(
     );
   }
   // The one index setting of the definition that an index made by an earlier version lacks, and
-  // that a live index takes (indexDefinition.ts: NESTED_OBJECTS_LIMIT).
+  // that a live index takes (indexDefinition.ts: NESTED_OBJECTS_LIMIT). Only raised: an operator
+  // may have raised it further on an index, and documents between the two would be refused.
+  const setting = 'index.mapping.nested_objects.limit';
   try {
-    await es.indices.putSettings({
+    const current = await es.indices.getSettings({
       index: alias,
-      settings: { 'index.mapping.nested_objects.limit': NESTED_OBJECTS_LIMIT },
+      name: setting,
+      flat_settings: true,
     });
+    const below = Object.entries(current)
+      .filter(([, state]) => Number(state.settings?.[setting] ?? 10_000) < NESTED_OBJECTS_LIMIT)
+      .map(([index]) => index);
+    if (below.length > 0)
+      await es.indices.putSettings({
+        index: below,
+        settings: { [setting]: NESTED_OBJECTS_LIMIT },
+      });
   } catch (err) {
     log.warn(
       { index: alias, err: (err as Error).message },

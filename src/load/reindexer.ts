@@ -20,9 +20,8 @@ import { keysetPages, readPage } from '../db/keysetPages.js';
 import type { Postgres } from '../db/postgres.js';
 import { DocumentExtractor, type Unreadable } from '../extract/extractor.js';
 import type { DocumentKind } from '../kinds/documentKind.js';
-import { memberOf } from '../kinds/kinds.js';
 import type { Logger } from '../logger.js';
-import type { DeadLetter, DeadLetters } from '../queue/deadLetters.js';
+import type { DeadLetter, DeadLetters, LetteredIds } from '../queue/deadLetters.js';
 import type { DocumentQueue } from '../queue/documentQueue.js';
 import type { HeldLease } from '../queue/lease.js';
 import type { ReadLock } from '../queue/readLock.js';
@@ -49,7 +48,7 @@ export interface ReindexDeps {
   /** Where documents the mirrors missed go after the swap. */
   queue: DocumentQueue;
   /** What the dead letters said before the reindex (see `setAside`). */
-  deadLetters: Pick<DeadLetters, 'letters'>;
+  deadLetters: Pick<DeadLetters, 'ofKind'>;
   /** Asks the syncers to load an index whole again (a swap that came after the lease lapsed). */
   reloads: Pick<ReloadRequests, 'request'>;
   alias: string;
@@ -82,8 +81,8 @@ interface Build {
   writeAlias: string;
   /** Documents loaded so far. */
   documents: number;
-  /** When the reindex began (ms since the epoch). */
-  began: number;
+  /** This index's dead letters as the reindex began (see `setAside`). */
+  lettered: LetteredIds;
   /** Documents left for after the swap so far (see `setAside`). */
   setAside: number;
 }
@@ -99,7 +98,9 @@ export async function reindex(deps: ReindexDeps): Promise<ReindexResult> {
     to: `${alias}_${stamp}`,
     writeAlias: `${alias}-reindex-${stamp}`,
     documents: 0,
-    began: started,
+    // Taken once, before anything: a letter's own times say when it was last written, by a
+    // syncer's clock, and a document refused again is lettered again.
+    lettered: await deps.deadLetters.ofKind(deps.kind.name),
     setAside: 0,
   };
   // The clock stepped back into a second a reindex was named for: creating the index would fail,
@@ -297,21 +298,19 @@ async function setAside(
   refused: readonly DeadLetter[],
 ): Promise<void> {
   if (unreadable.length + refused.length === 0) return;
-  const { es, kind, log } = deps;
+  const { es, log } = deps;
   const ids = [...unreadable.map((u) => u.id), ...refused.map((letter) => letter.id)];
-  const letters = await deps.deadLetters.letters(ids.map((id) => memberOf(kind.name, id)));
   const served = await es.mget({ index: build.alias, ids, _source: false });
-  const held = new Set(served.docs.filter((d) => 'found' in d && d.found).map((d) => d._id));
-  const knownBefore = (id: string, unreadable: boolean) => {
-    const letter = letters.get(memberOf(kind.name, id));
-    return (
-      letter !== undefined &&
-      (letter.status === 0) === unreadable &&
-      // A document PostgreSQL could not build is read again by itself: its letter is rewritten
-      // at each failed read, and says when the first was.
-      Date.parse(letter.since ?? letter.at) < build.began
+  // An item the index could not answer (a shard unassigned) is no "not held".
+  const unanswered = served.docs.find((d) => 'error' in d);
+  if (unanswered)
+    throw new Error(
+      `could not ask the index in service whether it holds ${unanswered._id}: ` +
+        JSON.stringify((unanswered as { error?: unknown }).error),
     );
-  };
+  const held = new Set(served.docs.filter((d) => 'found' in d && d.found).map((d) => d._id));
+  const knownBefore = (id: string, unreadable: boolean) =>
+    (unreadable ? build.lettered.unreadable : build.lettered.refused).has(id);
   const blocking = (id: string, unreadable: boolean) =>
     held.has(id) && !knownBefore(id, unreadable);
   const refusedHeld = refused.filter((letter) => blocking(letter.id, false));

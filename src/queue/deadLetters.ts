@@ -30,8 +30,12 @@ export interface DeadLetter {
    * Such letters are queued again by themselves a few times (unreadableRetry.ts).
    */
   tries?: number;
-  /** With `tries`: when the first of those failed reads was (`at` is the last's). */
-  since?: string;
+}
+
+/** Documents of one index with a letter, by what failed (`DeadLetters.ofKind`). */
+export interface LetteredIds {
+  refused: Set<string>;
+  unreadable: Set<string>;
 }
 
 /** The hash of dead letters; the queue's acknowledgement clears letters there too. */
@@ -88,8 +92,8 @@ export class DeadLetters {
   }
 
   /**
-   * The letters of PostgreSQL's errors (status 0) of these members, which the next failed read
-   * of each goes on from (`tries`, `since`). Asked only when reads fail, so rarely.
+   * The letters of PostgreSQL's errors (status 0) of these members, whose count of failed reads
+   * the next failed read of each goes on from (`tries`). Asked only when reads fail, so rarely.
    */
   async failedReads(members: string[]): Promise<Map<string, DeadLetter>> {
     const letters = await this.letters(members);
@@ -127,6 +131,26 @@ export class DeadLetters {
 
   async count(): Promise<number> {
     return this.store.redis.hlen(this.key);
+  }
+
+  /**
+   * The ids of one index's documents with a letter, by what failed: Elasticsearch refused them, or
+   * PostgreSQL could not build them. Walked in chunks; the ids alone are kept.
+   */
+  async ofKind(kind: KindName): Promise<LetteredIds> {
+    const found: LetteredIds = { refused: new Set(), unreadable: new Set() };
+    let cursor = '0';
+    do {
+      const [next, flat] = await this.store.redis.hscan(this.key, cursor, 'COUNT', 1_000);
+      cursor = next;
+      for (let i = 0; i < flat.length; i += 2) {
+        const named = parseMember(flat[i] ?? '');
+        if (named?.kind.name !== kind) continue;
+        const letter = JSON.parse(flat[i + 1] ?? '{}') as DeadLetter;
+        (letter.status === 0 ? found.unreadable : found.refused).add(named.id);
+      }
+    } while (cursor !== '0');
+    return found;
   }
 
   /** Letters per index (dead letters are few: read whole, in chunks). */

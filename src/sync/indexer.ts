@@ -292,7 +292,6 @@ export class Indexer {
               at,
               version,
               tries: (before ? (before.tries ?? 1) : 0) + 1,
-              since: before ? (before.since ?? before.at) : at,
             };
           }),
         );

@@ -82,5 +82,21 @@ describe('documents with many nested objects', () => {
     } finally {
       await syncer.stop();
     }
+    // An operator raised it further on one index: a start leaves that alone.
+    await sandbox.es.indices.putSettings({
+      index: personsIndex,
+      settings: { 'index.mapping.nested_objects.limit': 200_000 },
+    });
+    await (await startSyncer(sandbox)).stop();
+    const raised = await sandbox.es.indices.getSettings({
+      index: personsIndex,
+      name: 'index.mapping.nested_objects.limit',
+      flat_settings: true,
+    });
+    assert.equal(
+      Number(Object.values(raised)[0]?.settings?.['index.mapping.nested_objects.limit']),
+      200_000,
+      'not lowered',
+    );
   });
 });

@@ -218,7 +218,7 @@ describe('reindex into a mapping that refuses what the index in service holds', 
 
   // From a review: a letter of a failed Postgres read (a passing cause) was taken for a refusal
   // by the index in service, and the new mapping's refusal of that document let through.
-  it('stops too when the document was once unreadable (a dead letter of status 0)', async () => {
+  it('stops too when the document was once unreadable (a dead letter of status 0), not when refused', async () => {
     const id = await insertFilm(sandbox.pg, 'L'.repeat(40_000));
     const syncer = await startSyncer(sandbox);
     await waitForConvergence(sandbox);
@@ -251,5 +251,26 @@ describe('reindex into a mapping that refuses what the index in service holds', 
     );
     assert.deepEqual(await serving(), before, 'the index in service still serves');
     assert.ok(await sandbox.es.exists({ index: sandbox.config.index, id }), 'the film is served');
+
+    // From a second review: whether a letter came before the reindex was told by its time, from
+    // a syncer's clock, rewritten at every refusal. Elasticsearch refused this film already (an
+    // edit since made it one the index cannot take), and the letter was written again just now,
+    // by a syncer whose clock runs an hour ahead: the reindex took it for a refusal of its own.
+    const again = new RedisStore(sandbox.config.redisUrl, sandbox.config.redisPrefix, testLog());
+    try {
+      const ahead = new Date(Date.now() + 3_600_000).toISOString();
+      await new DeadLetters(again).add([
+        { id, status: 400, reason: 'immense term in field="title.raw"', at: ahead, version: 2 },
+      ]);
+    } finally {
+      await again.close();
+    }
+    await reindexInto(
+      withProperties((p) => ({
+        ...p,
+        title: { type: 'text', fields: { raw: { type: 'keyword' } } },
+      })),
+    );
+    assert.notDeepEqual(await serving(), before, 'swapped');
   });
 });
