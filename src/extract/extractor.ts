@@ -23,13 +23,6 @@ export class DocumentExtractor {
     readonly bulkSize: number,
   ) {}
 
-  /** The claim's documents in batches of at most ETL_BULK_SIZE, read one batch at a time. */
-  async *batches(kind: DocumentKind, claim: BatchSource): AsyncGenerator<DocumentBatch> {
-    for (let i = 0; i < claim.ids.length; i += this.bulkSize) {
-      yield await this.read(kind, claim, claim.ids.slice(i, i + this.bulkSize));
-    }
-  }
-
   /**
    * `read`, except that a document whose query fails on its own data (src/errors.ts,
    * isDocumentError) is set apart instead of failing the others: the ids are read again in
