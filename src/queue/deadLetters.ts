@@ -62,23 +62,44 @@ export class DeadLetters {
   async add(letters: DeadLetter[]): Promise<void> {
     if (letters.length === 0) return;
     // Not over a letter of a newer read (addLetters.lua): a late refusal of an older one would
-    // hide the newer refusal, and could then be cleared as superseded.
+    // hide the newer refusal, and could then be cleared as superseded. Documents PostgreSQL could
+    // not build are read again by themselves (unreadableRetry.ts), from a schedule by due time
+    // (what is due costs what is due, not every letter), written in the same step.
     await this.store.run(
       'addLetters',
-      [this.key],
-      letters.flatMap((letter) => [letter.id, JSON.stringify(letter)]),
+      [this.key, this.retryKey],
+      letters.flatMap((letter) => [
+        letter.id,
+        JSON.stringify(letter),
+        String(retryDueAt(letter, this.schedule) ?? ''),
+      ]),
     );
-    // Documents PostgreSQL could not build are read again by themselves (unreadableRetry.ts): a
-    // schedule by due time, so that finding what is due costs what is due, not every letter. A
-    // letter written and its entry not (the process died between) waits for `retry` by hand.
-    const due = letters.flatMap((letter) => {
-      const at = retryDueAt(letter, this.schedule);
-      return at === null ? [] : [at, letter.id];
-    });
-    if (due.length > 0) await this.store.redis.zadd(this.retryKey, ...due);
     // No WAIT here: the indexer acknowledges the claim next, and that acknowledgement waits for a
     // replica on the same connection (the prefix is hash-tagged, so one node holds both keys),
     // which covers these letters too. A letter lost in a failover would lose its document.
+  }
+
+  /**
+   * Put back on the retry schedule the letters that should be there and are not: what a Redis
+   * failover that lost the schedule's last writes leaves, or a syncer of an earlier version that
+   * died between writing a letter and scheduling it. Walks every letter in chunks; a syncer does
+   * it once, as it starts. An entry already there keeps its time. Returns how many were put back.
+   */
+  async scheduleMissing(): Promise<number> {
+    let added = 0;
+    let cursor = '0';
+    do {
+      const [next, flat] = await this.store.redis.hscan(this.key, cursor, 'COUNT', REDRIVE_CHUNK);
+      cursor = next;
+      const due: (number | string)[] = [];
+      for (let i = 0; i < flat.length; i += 2) {
+        const at = retryDueAt(JSON.parse(flat[i + 1] ?? '{}') as DeadLetter, this.schedule);
+        if (at !== null) due.push(at, flat[i] ?? '');
+      }
+      // NX: a letter written again meanwhile was scheduled with it, at its new time.
+      if (due.length > 0) added += await this.store.redis.zadd(this.retryKey, 'NX', ...due);
+    } while (cursor !== '0');
+    return added;
   }
 
   /**
@@ -114,12 +135,27 @@ export class DeadLetters {
   }
 
   /**
-   * Documents PostgreSQL could not build whose retry is due (unreadableRetry.ts), at most `most`,
-   * taken off the schedule: the queue members of those still lettered. Should the caller fail to
-   * queue them, their letters stay, for `retry` by hand.
+   * Queue again the documents PostgreSQL could not build whose retry is due (unreadableRetry.ts),
+   * at most `most` entries of the schedule, taken off it in the same step: those still lettered
+   * go into the queue. Returns how many entries were taken (fewer than `most`: nothing more is
+   * due) and how many documents were new to the queue.
    */
-  async takeDue(now: number, most: number): Promise<string[]> {
-    return (await this.store.run('dueLetters', [this.retryKey, this.key], [now, most])) as string[];
+  async queueDue(
+    queue: DocumentQueue,
+    now: number,
+    most: number,
+  ): Promise<{ taken: number; queued: number }> {
+    const [taken, added] = (await this.store.run(
+      'dueLetters',
+      [this.retryKey, this.key, ...queue.waitingKeys],
+      [now, most],
+    )) as [number, number];
+    if (added > 0) {
+      // Queued means queued for good, as for every other enqueue (DocumentQueue.enqueue).
+      await this.store.confirm(queue.waitingKeys[0]);
+      queue.notifyEnqueued(added);
+    }
+    return { taken, queued: added };
   }
 
   async list(): Promise<DeadLetter[]> {

@@ -13,10 +13,12 @@
  *
  * A read that succeeds clears the letter (the queue's acknowledgement does), and so resets the
  * count; a failing one writes the letter again with the count one higher (`DeadLetters.add`).
- * The schedule is a sorted set by due time (`dead-letters:retry`), written with each letter, so a
- * pass costs what is due, not every letter: a database-wide error during a full load can letter
- * the whole catalog. Every syncer runs a pass every few seconds; taking an entry off the schedule
- * is one step, so each due document is queued once.
+ * The schedule is a sorted set by due time (`dead-letters:retry`), written with each letter in one
+ * step, so a pass costs what is due, not every letter: a database-wide error during a full load
+ * can letter the whole catalog. Every syncer runs a pass every few seconds; taking an entry off
+ * the schedule and queueing its document is one step, so each due document is queued once, and a
+ * process that dies cannot take an entry and leave its document out. As it starts, a syncer puts
+ * back on the schedule any letter missing from it (a Redis failover that lost the last writes).
  */
 import type { Logger } from '../logger.js';
 import type { DeadLetter, DeadLetters } from './deadLetters.js';
@@ -67,6 +69,24 @@ export class UnreadableRetry {
 
   start(): void {
     this.timer = setInterval(() => void this.pass(), this.everyMs);
+    void this.scheduleMissing();
+  }
+
+  /** Never throws: a letter still missing from the schedule waits for `retry` by hand, as before. */
+  private async scheduleMissing(): Promise<void> {
+    try {
+      const added = await this.deadLetters.scheduleMissing();
+      if (added > 0)
+        this.log.info(
+          { letters: added },
+          'letters of documents postgres could not build were missing from the retry schedule; put back',
+        );
+    } catch (err) {
+      this.log.warn(
+        { err: (err as Error).message },
+        'could not check the retry schedule against the dead letters; the next start checks again',
+      );
+    }
   }
 
   stop(): void {
@@ -82,10 +102,9 @@ export class UnreadableRetry {
     let queued = 0;
     try {
       for (;;) {
-        const due = await this.deadLetters.takeDue(now, TAKE_AT_MOST);
-        if (due.length > 0) await this.queue.enqueue(due);
-        queued += due.length;
-        if (due.length < TAKE_AT_MOST) break;
+        const step = await this.deadLetters.queueDue(this.queue, now, TAKE_AT_MOST);
+        queued += step.queued;
+        if (step.taken < TAKE_AT_MOST) break;
       }
     } catch (err) {
       this.log.warn(

@@ -109,4 +109,54 @@ describe('documents postgres could not build', () => {
       await syncer.stop();
     }
   });
+
+  it('are read again after a restart when the process died before scheduling them', async () => {
+    // What a process killed between writing a letter and scheduling its retry leaves (or between
+    // taking it off the schedule and queueing it): the letter, no entry on the schedule. Written
+    // here by hand, with the index stale, so nothing but the retry can bring it back in step.
+    await sandbox.pg.query('TRUNCATE content.guarded');
+    let syncer = await startSyncerAs(sandbox, role, {
+      unreadableRetry: { firstMs: 200, tries: 6 },
+    });
+    await waitForConvergence(sandbox);
+    await syncer.stop();
+    const { rows } = await sandbox.pg.query<{ id: string }>(
+      'SELECT id::text AS id FROM content.film_work ORDER BY id LIMIT 1',
+    );
+    const film = rows[0]?.id ?? '';
+    // Written at the version it holds (the syncer writes `external_gte`), so the same read
+    // writes over it.
+    const held = await sandbox.es.get<Record<string, unknown>>({
+      index: sandbox.config.index,
+      id: film,
+    });
+    await sandbox.es.index({
+      index: sandbox.config.index,
+      id: film,
+      document: { ...held._source, title: 'a stale title' },
+      version: held._version,
+      version_type: 'external_gte',
+      refresh: true,
+    });
+    const letter: DeadLetter = {
+      id: film,
+      reason: 'person under maintenance',
+      status: 0,
+      at: new Date(Date.now() - 60_000).toISOString(),
+      tries: 1,
+    };
+    await sandbox.redis.hset(
+      `${sandbox.config.redisPrefix}dead-letters`,
+      film,
+      JSON.stringify(letter),
+    );
+
+    syncer = await startSyncerAs(sandbox, role, { unreadableRetry: { firstMs: 200, tries: 6 } });
+    try {
+      await waitForConvergence(sandbox, 20_000);
+      assert.deepEqual([...(await letters(syncer)).keys()], [], 'no letter left');
+    } finally {
+      await syncer.stop();
+    }
+  });
 });
