@@ -518,13 +518,14 @@ export class Poller {
         server_xmax: now.xmax,
         server: now.system,
         timeline: now.timeline,
+        relations: now.relations,
         version_base: now.base,
         raise_base_to: rewind.raiseBaseTo?.toString() ?? null,
       },
       rewind.reload
         ? 'the database went back in time, or is another server or history than the indices ' +
             'were synced from (restored from a backup, a standby promoted, moved by dump and ' +
-            "restore): versions are raised past the indices' and every index is loaded again"
+            "restore, restored in place with pg_restore): versions are raised past the indices' and every index is loaded again"
         : "the version base is below what the indices were written with: raised past the indices'",
     );
     if (rewind.raiseBaseTo !== null) {
@@ -1089,6 +1090,7 @@ export class Poller {
         base: row.base,
         system: row.system,
         timeline: row.timeline,
+        relations: row.relations,
       },
       awake: row.awake,
       pruned: row.pruned,

@@ -17,6 +17,14 @@
  * transactions behind, whose counter is not behind the watermarks (they are the last pass's
  * snapshot, older than what the indexers read since) but behind what the index holds.
  *
+ * A logical backup restored on the same server (`pg_restore --clean`, or into another database
+ * the syncer is then pointed at) shows neither: the counter goes on ahead, while the rows come
+ * back with the stamps they were dumped with, below the watermarks, and no trigger fires as they
+ * load. The identity therefore also holds the object ids of the database, of the catalog's tables
+ * and of the capture's triggers on them: a restore makes all of them anew, the triggers after the
+ * rows, so the last change comes when every row is in. The cost: a migration that drops and
+ * makes the capture's triggers again (rather than `CREATE OR REPLACE` them) brings one load more.
+ *
  * The first pass that sees it recovers: it raises the version base
  * (migrations/0008_version_base.sql) past every version the index can hold, forgets what the live
  * path heard, and drops the epoch and the watermarks, so every index is loaded again under a new
@@ -64,10 +72,11 @@ export function rewindOf(now: Snapshot, marks: Iterable<Snapshot | null>): Rewin
     if (markXmax > furthest) furthest = markXmax;
     const reached = markXmax + BigInt(mark.base ?? '0');
     if (reached > furthestVersion) furthestVersion = reached;
-    // Recorded before 0.3 without them: only the counter can tell.
+    // Recorded before 0.3 without them (the relations: earlier builds): only the counter can tell.
     if (
-      (mark.system !== undefined && now.system !== undefined && mark.system !== now.system) ||
-      (mark.timeline !== undefined && now.timeline !== undefined && mark.timeline !== now.timeline)
+      differs(mark.system, now.system) ||
+      differs(mark.timeline, now.timeline) ||
+      differs(mark.relations, now.relations)
     )
       otherHistory = true;
   }
@@ -78,4 +87,8 @@ export function rewindOf(now: Snapshot, marks: Iterable<Snapshot | null>): Rewin
   const needed = reload ? furthestVersion + REWIND_HEADROOM : furthestVersion;
   const raiseBaseTo = xmax + base >= needed ? null : needed - xmax;
   return reload || raiseBaseTo !== null ? { behindBy, otherHistory, raiseBaseTo, reload } : null;
+}
+
+function differs(recorded: string | undefined, now: string | undefined): boolean {
+  return recorded !== undefined && now !== undefined && recorded !== now;
 }

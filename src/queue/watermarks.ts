@@ -43,6 +43,11 @@ export interface Snapshot {
   /** The server's system identifier and timeline then (src/capture/rewind.ts); absent before 0.3. */
   system?: string;
   timeline?: string;
+  /**
+   * The object ids of the database, of the catalog's tables and of the capture's triggers on them
+   * then (src/capture/rewind.ts); absent in snapshots of earlier builds.
+   */
+  relations?: string;
 }
 
 export class Watermarks {

@@ -99,6 +99,7 @@ export const currentSnapshot = query<{
   base: string;
   system: string;
   timeline: string;
+  relations: string;
   pruned: string;
 }>(
   'current_snapshot',
@@ -114,6 +115,20 @@ export const currentSnapshot = query<{
           -- restore another timeline (the first 8 hex digits of a WAL file's name).
           (SELECT system_identifier::text FROM pg_control_system()) AS system,
           substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) AS timeline,
+          -- Which database and which tables (src/capture/rewind.ts): a backup restored in place
+          -- (pg_restore --clean) or into another database makes them anew, and then the
+          -- capture's triggers, after the rows: new object ids, on the same server and history.
+          (SELECT d.oid::text FROM pg_database d WHERE d.datname = current_database())
+            || ':' || coalesce((
+              SELECT string_agg(c.oid::text || coalesce('/' || (
+                       SELECT string_agg(t.oid::text, '/' ORDER BY t.oid)
+                         FROM pg_trigger t
+                        WHERE t.tgrelid = c.oid AND starts_with(t.tgname, 'etl_')), ''),
+                     ',' ORDER BY c.relname)
+                FROM pg_class c
+               WHERE c.relnamespace = 'content'::regnamespace
+                 AND c.relname IN ('film_work', 'genre', 'person', 'genre_film_work',
+                                   'person_film_work')), '') AS relations,
           -- How far tombstones were pruned (migrations/0009_tombstone_horizon.sql).
           coalesce((SELECT pruned_up_to::text FROM etl.tombstone_horizon), '0') AS pruned
      FROM pg_current_snapshot() s`,
