@@ -47,7 +47,7 @@ export class DeadLetters {
   constructor(
     private readonly store: RedisStore,
     /** When documents PostgreSQL could not build are read again (unreadableRetry.ts). */
-    private readonly schedule: RetrySchedule = UNREADABLE_RETRY,
+    readonly schedule: RetrySchedule = UNREADABLE_RETRY,
   ) {}
 
   private get key(): string {

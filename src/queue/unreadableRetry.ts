@@ -12,7 +12,8 @@
  * passing cause clears at the next try, a document's own bad data fails every try.
  *
  * A read that succeeds clears the letter (the queue's acknowledgement does), and so resets the
- * count; a failing one writes the letter again with the count one higher (`DeadLetters.add`).
+ * count; a failing one writes the letter again, with the count one higher if it was the retry
+ * (`triesAfterFailure`: reads an edit made before the retry was due are no tries).
  * The schedule is a sorted set by due time (`dead-letters:retry`), written with each letter in one
  * step, so a pass costs what is due, not every letter: a database-wide error during a full load
  * can letter the whole catalog. Every syncer runs a pass every few seconds; taking an entry off
@@ -50,6 +51,25 @@ export function retryDueAt(letter: DeadLetter, schedule: RetrySchedule): number 
   const at = Date.parse(letter.at);
   if (tries >= schedule.tries || !Number.isFinite(at)) return null;
   return at + schedule.firstMs * 4 ** (tries - 1);
+}
+
+/**
+ * The count of failed reads a new failure of the document writes, after the letter `before` (if
+ * any). Only a read at or after the retry's due time is a try: an edit, or a change to a person or
+ * genre of a film, queues the document too, and such reads, a few during an outage of seconds,
+ * used to spend every try at once, leaving only the last wait (hours), or none. Read earlier, the
+ * failure keeps the count, and the retry waits as long again from it. A letter of an older
+ * version without a count counts as one failure.
+ */
+export function triesAfterFailure(
+  before: DeadLetter | undefined,
+  now: number,
+  schedule: RetrySchedule,
+): number {
+  if (!before) return 1;
+  const tries = before.tries ?? 1;
+  const due = retryDueAt(before, schedule);
+  return due !== null && now < due ? tries : tries + 1;
 }
 
 /** Most documents queued again per step of a pass. */

@@ -16,6 +16,7 @@ import type { LiveRefresh } from '../load/liveRefresh.js';
 import type { DeadLetter, DeadLetters } from '../queue/deadLetters.js';
 import { newClaimId, type Claim, type DocumentQueue } from '../queue/documentQueue.js';
 import type { WorkerRegistry, WorkerState } from '../queue/workerRegistry.js';
+import { triesAfterFailure } from '../queue/unreadableRetry.js';
 import { isTransientError } from '../errors.js';
 import { emptyStats, type IndexerStats } from '../metrics/indexerStats.js';
 import type { BatchEvent } from '../metrics/syncerMetrics.js';
@@ -278,7 +279,8 @@ export class Indexer {
       this.lastReadAt = performance.now();
       if (unreadable.length > 0) {
         // Not done: the acknowledgement leaves their letters, and a later read clears them.
-        const at = new Date().toISOString();
+        const now = Date.now();
+        const at = new Date(now).toISOString();
         // The count of failed reads goes on from the letter before (unreadableRetry.ts). Two
         // workers failing on one document at once may count one failure once: a retry more.
         const failed = await deadLetters.failedReads(unreadable.map(({ id }) => member(id)));
@@ -291,7 +293,7 @@ export class Indexer {
               reason,
               at,
               version,
-              tries: (before ? (before.tries ?? 1) : 0) + 1,
+              tries: triesAfterFailure(before, now, deadLetters.schedule),
             };
           }),
         );

@@ -159,4 +159,43 @@ describe('documents postgres could not build', () => {
       await syncer.stop();
     }
   });
+
+  // Found by an outside reading: every failed read counted as a try, so a few edits during a short
+  // outage spent the tries at once; the last wait (hours) or none was left when the cause passed.
+  it('count only the reads their schedule made, not those edits made meanwhile', async () => {
+    await sandbox.pg.query('TRUNCATE content.guarded');
+    const syncer = await startSyncerAs(sandbox, role, {
+      unreadableRetry: { firstMs: 3_000, tries: 3 },
+    });
+    try {
+      await waitForConvergence(sandbox);
+      const { rows } = await sandbox.pg.query<{ film: string; person: string }>(
+        `SELECT film_work_id::text AS film, person_id::text AS person
+           FROM content.person_film_work ORDER BY film_work_id, person_id LIMIT 1`,
+      );
+      const film = rows[0]?.film ?? '';
+      await sandbox.pg.query('INSERT INTO content.guarded VALUES ($1)', [rows[0]?.person]);
+      // A short outage: five edits of the film, each read and failed, well within the first wait.
+      for (let i = 1; i <= 5; i++) {
+        await sandbox.pg.query('UPDATE content.film_work SET title = $2 WHERE id = $1', [
+          film,
+          `Edited ${i}`,
+        ]);
+        await eventually(
+          async () => (await letters(syncer)).get(film)?.reason !== undefined,
+          10_000,
+          'the edit read and failed',
+        );
+        await new Promise((resolve) => setTimeout(resolve, 400));
+      }
+      const during = (await letters(syncer)).get(film);
+      assert.equal(during?.tries, 1, 'one try: the reads of edits are no retries');
+      await sandbox.pg.query('TRUNCATE content.guarded');
+      // The retry comes 3 s after the last failure; nobody edits or re-drives.
+      await waitForConvergence(sandbox, 20_000);
+      assert.deepEqual([...(await letters(syncer)).keys()], [], 'no letter left');
+    } finally {
+      await syncer.stop();
+    }
+  });
 });

@@ -6,7 +6,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { DeadLetter } from '../../src/queue/deadLetters.js';
-import { retryDueAt, UNREADABLE_RETRY } from '../../src/queue/unreadableRetry.js';
+import {
+  retryDueAt,
+  triesAfterFailure,
+  UNREADABLE_RETRY,
+} from '../../src/queue/unreadableRetry.js';
 
 const at = '2026-12-07T00:00:00.000Z';
 const letter = (fields: Partial<DeadLetter>): DeadLetter => ({
@@ -31,5 +35,15 @@ describe('unreadable retry schedule', () => {
   it('leaves letters that are no failed read alone', () => {
     assert.equal(retryDueAt(letter({ id: 'persons/not-a-uuid' }), UNREADABLE_RETRY), null);
     assert.equal(retryDueAt(letter({ status: 400, tries: 1 }), UNREADABLE_RETRY), null);
+  });
+
+  it('counts a failure as a try only at or after the retry was due', () => {
+    const t0 = Date.parse(at);
+    assert.equal(triesAfterFailure(undefined, t0, UNREADABLE_RETRY), 1, 'the first failure');
+    const second = letter({ tries: 2 }); // due 2 min after `at`
+    assert.equal(triesAfterFailure(second, t0 + 1_000, UNREADABLE_RETRY), 2, 'an edit read early');
+    assert.equal(triesAfterFailure(second, t0 + 120_000, UNREADABLE_RETRY), 3, 'the retry');
+    assert.equal(triesAfterFailure(letter({ tries: 6 }), t0, UNREADABLE_RETRY), 7, 'spent');
+    assert.equal(triesAfterFailure(letter({}), t0, UNREADABLE_RETRY), 2, 'a letter with no count');
   });
 });
