@@ -10,6 +10,9 @@ import type { Query } from '../sql/queries.js';
 // version well under 2^53. xid8 and uuid stay strings.
 pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
 
+/** How much later than the server's `statement_timeout` the driver stops waiting by itself. */
+const DRIVER_BACKSTOP_MS = 5_000;
+
 export class Postgres {
   readonly pool: pg.Pool;
 
@@ -26,7 +29,13 @@ export class Postgres {
       application_name: 'movies-etl',
       // A dead server or a half-open socket must fail a query, not hang the loop that awaits it.
       connectionTimeoutMillis: 10_000,
-      query_timeout: queryTimeoutMs,
+      // The bound is the server's: the driver's own timeout only stops waiting and drops the
+      // connection, while PostgreSQL runs on, and a backend queued for a lock never notices its
+      // client left: every retry behind an exclusive lock (an `ALTER TABLE`) left one more
+      // backend, and its connection slot, until `max_connections` ran out. The driver's bound
+      // stays a little later, for a server that does not answer at all.
+      statement_timeout: queryTimeoutMs,
+      query_timeout: queryTimeoutMs > 0 ? queryTimeoutMs + DRIVER_BACKSTOP_MS : 0,
       keepAlive: true,
     });
     // An idle client that loses its connection emits here; without a listener it would crash the
