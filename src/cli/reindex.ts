@@ -23,26 +23,27 @@ import { ReadLock } from '../queue/readLock.js';
 import { RedisStore } from '../queue/redisStore.js';
 import { ReloadRequests } from '../queue/reloadRequests.js';
 import { parseOptionsOrExit } from './options.js';
+import { onStopSignals } from './stopSignals.js';
 
-/** The first signal aborts the returned signal; the second exits. */
+/** The first signal aborts the returned signal; a second (not the first relayed) exits. */
 function stopOnSignals(log: Logger): AbortSignal {
   const stop = new AbortController();
-  const onSignal = (name: NodeJS.Signals) => {
-    if (stop.signal.aborted) {
+  onStopSignals(
+    (name) => {
+      log.warn(
+        { signal: name },
+        'stopping: withdrawing the new index from the syncers, then deleting it',
+      );
+      stop.abort(new Error(`interrupted by ${name}`));
+    },
+    (name) => {
       log.warn(
         { signal: name },
         'exiting without cleaning up; the next reindex or syncer start removes what is left',
       );
       process.exit(1);
-    }
-    log.warn(
-      { signal: name },
-      'stopping: withdrawing the new index from the syncers, then deleting it',
-    );
-    stop.abort(new Error(`interrupted by ${name}`));
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+    },
+  );
   return stop.signal;
 }
 

@@ -5,18 +5,15 @@
  *
  * The signal handlers go in before anything else is loaded: a SIGTERM that lands while the syncer
  * is still starting (a quick rollback) must stop it cleanly too, not kill it by the signal's
- * default action. A second signal exits at once; claims in flight then return via the reaper.
+ * default action (the module imported first holds nothing else). A second signal exits at once
+ * (one a moment after the first is the same Ctrl-C relayed: stopSignals.ts); claims in flight then
+ * return via the reaper.
  */
-let requested = false;
+import { onStopSignals } from './stopSignals.js';
+
 let resolveStop: (signal: string) => void = () => undefined;
 const stopRequested = new Promise<string>((resolve) => (resolveStop = resolve));
-for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-  process.on(signal, () => {
-    if (requested) process.exit(1);
-    requested = true;
-    resolveStop(signal);
-  });
-}
+onStopSignals(resolveStop, () => process.exit(1));
 
 const { runDaemon } = await import('../sync/daemon.js');
 await runDaemon({ requested: stopRequested });

@@ -315,6 +315,23 @@ describe('a reindex stopped with SIGTERM mid-load', () => {
     await waitForConvergence(sandbox, 30_000);
     await drained(ctx.syncer);
   });
+
+  // Found by a randomized run of operator commands: a Ctrl-C reaches the command from the
+  // terminal and again, a moment later, from `npm` or `tsx` relaying it, and the second was taken
+  // for a second Ctrl-C: exit at once, the new index left behind.
+  it('takes one Ctrl-C delivered twice for one', async () => {
+    const { sandbox } = ctx;
+    const before = await aliasIndices(sandbox);
+    const reindex = spawnReindex({ ...sandbox.env, ...SLOW_LOAD });
+    const building = await midLoad(sandbox, reindex);
+    reindex.child.kill('SIGINT');
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    reindex.child.kill('SIGINT');
+    assert.equal(await reindex.exited, 1, reindex.output());
+    assert.match(reindex.output(), /reindex interrupted/);
+    assert.equal(await sandbox.es.indices.exists({ index: building }), false, 'its index is gone');
+    await onlyTheAliasIndex(sandbox, before);
+  });
 });
 
 describe('a reindex whose mirrors give up', () => {
