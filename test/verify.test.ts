@@ -178,6 +178,31 @@ describe('npm run verify', () => {
     await fixedBySyncer();
   });
 
+  // Found by a randomized run of operator commands: the walk over an index's ids was sorted on
+  // the documents' `id` field alone, so a copy of a document under another _id (same `id`) on a
+  // page's edge was skipped, and the walk ended at the first document with no `id` at all.
+  it("finds extra documents whose id field repeats another's, or is missing", async () => {
+    const index = sandbox.config.index;
+    // The 200th film is the last of verify's first page (ETL_SIZE_LIMIT, 200).
+    const { rows } = await sandbox.pg.query<{ id: string }>(
+      `SELECT id FROM content.film_work ORDER BY id OFFSET 199 LIMIT 1`,
+    );
+    const film = rows[0]?.id ?? '';
+    const doc = await sandbox.es.get<Record<string, unknown>>({ index, id: film });
+    const copy = '99999999-9999-4999-8999-999999999998';
+    const noId = ['99999999-9999-4999-8999-999999999996', '99999999-9999-4999-8999-999999999997'];
+    await sandbox.es.index({ index, id: copy, document: doc._source });
+    for (const id of noId) await sandbox.es.index({ index, id, document: { title: 'a test' } });
+    await sandbox.es.indices.refresh({ index });
+
+    const found = await runCli('verify', sandbox.env, ['--json', '--settle', '1']);
+    assert.equal(found.code, 3, found.stdout);
+    const report = JSON.parse(found.stdout) as { indices: { films: { extra: string[] } } };
+    assert.deepEqual(report.indices.films.extra.sort(), [...noId, copy].sort());
+    assert.equal((await runCli('verify', sandbox.env, ['--repair', '--settle', '1'])).code, 3);
+    await fixedBySyncer();
+  });
+
   /**
    * An operator's test document, and a film's document under its id in capitals (Postgres reads
    * both spellings as the same uuid; the syncer only ever writes the canonical one).

@@ -38,18 +38,29 @@ export class IndexedDocumentIds implements IndexedIds {
     await this.es.indices.refresh({ index: this.target.name });
   }
 
-  /** Ids in order, a page at a time; after `from` (an id) when resuming a walk. */
+  /**
+   * Ids in order, a page at a time; after `from` (an id) when resuming a walk.
+   *
+   * In the order of the documents' `id` field, which the syncer writes equal to `_id` (Elasticsearch
+   * sorts on `_id` only with field data it keeps off), then of `_seq_no`, so that each document has
+   * its own place: sorted on `id` alone, a document not the syncer's (a copy under another `_id`)
+   * that shared its `id` with the last of a page was skipped, and the walk ended at the first
+   * document with no `id` (the page after `[null]` is empty). Those are the documents the sweep and
+   * `verify` are there to find. `_seq_no` is unique within a shard: on an index of several shards,
+   * two documents of one `id` and one `_seq_no` could still share a place.
+   */
   pages(pageSize: number, from?: string): AsyncGenerator<string[]> {
     const hits = keysetPages({
       pageSize,
-      from: from === undefined ? undefined : [from],
+      // Past every document of that `id`.
+      from: from === undefined ? undefined : [from, Number.MAX_SAFE_INTEGER],
       read: async (after: estypes.SortResults | undefined) =>
         (
           await this.es.search({
             index: this.target.name,
             size: pageSize,
             _source: false,
-            sort: [{ id: 'asc' }],
+            sort: [{ id: 'asc' }, { _seq_no: 'asc' }],
             track_total_hits: false,
             ...(after ? { search_after: after } : {}),
           })
@@ -60,7 +71,25 @@ export class IndexedDocumentIds implements IndexedIds {
   }
 }
 
+/**
+ * The `_id`s of the hits, each once: a document rewritten while the walk runs gets a new `_seq_no`,
+ * so the last of a page comes again at the start of the next one, which would count it twice.
+ */
 async function* ids(pages: AsyncGenerator<estypes.SearchHit[]>): AsyncGenerator<string[]> {
-  for await (const hits of pages)
-    yield hits.flatMap((hit) => (hit._id === undefined ? [] : [hit._id]));
+  let edge = { id: undefined as unknown, ids: new Set<string>() };
+  for await (const hits of pages) {
+    const page: string[] = [];
+    for (const hit of hits) {
+      const id = hit.sort?.[0];
+      if (hit._id === undefined || (id === edge.id && edge.ids.has(hit._id))) continue;
+      page.push(hit._id);
+    }
+    const last = hits.at(-1)?.sort?.[0];
+    const tail = hits.filter((hit) => hit.sort?.[0] === last && hit._id !== undefined);
+    edge = {
+      id: last,
+      ids: new Set([...(last === edge.id ? edge.ids : []), ...tail.map((hit) => hit._id ?? '')]),
+    };
+    yield page;
+  }
 }
