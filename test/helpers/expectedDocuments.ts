@@ -29,18 +29,25 @@ export interface Doc {
 
 const byId = (a: Ref, b: Ref) => a.id.localeCompare(b.id);
 
+/**
+ * Arrays in a fixed order. A document that lacks one (not the syncer's: an operator's test
+ * document) keeps it absent, so it is reported as a stale or extra document rather than failing
+ * the read of the whole index (reported then as every document missing).
+ */
 export function normalise(doc: Doc): Doc {
+  const sorted = <T>(values: T[] | undefined, by?: (a: T, b: T) => number) =>
+    Array.isArray(values) ? [...values].sort(by) : values;
   return {
     ...doc,
-    genres: [...doc.genres].sort(byId),
-    genres_names: [...doc.genres_names].sort(),
-    directors: [...doc.directors].sort(byId),
-    directors_names: [...doc.directors_names].sort(),
-    actors: [...doc.actors].sort(byId),
-    actors_names: [...doc.actors_names].sort(),
-    writers: [...doc.writers].sort(byId),
-    writers_names: [...doc.writers_names].sort(),
-  };
+    genres: sorted(doc.genres, byId),
+    genres_names: sorted(doc.genres_names),
+    directors: sorted(doc.directors, byId),
+    directors_names: sorted(doc.directors_names),
+    actors: sorted(doc.actors, byId),
+    actors_names: sorted(doc.actors_names),
+    writers: sorted(doc.writers, byId),
+    writers_names: sorted(doc.writers_names),
+  } as Doc;
 }
 
 /** Largest 32-bit float: the mapping's `float` makes anything beyond it Infinity, refused. */

@@ -31,9 +31,15 @@ export function normalisePerson(doc: PersonDoc): PersonDoc {
   return {
     id: doc.id,
     full_name: doc.full_name,
-    films: doc.films
-      .map((film) => ({ ...film, roles: [...film.roles].sort() }))
-      .sort((a, b) => a.id.localeCompare(b.id)),
+    // Absent from a document not the syncer's (see normalise): reported, not thrown on.
+    films: Array.isArray(doc.films)
+      ? doc.films
+          .map((film) => ({
+            ...film,
+            roles: Array.isArray(film.roles) ? [...film.roles].sort() : film.roles,
+          }))
+          .sort((a, b) => a.id.localeCompare(b.id))
+      : doc.films,
   };
 }
 
