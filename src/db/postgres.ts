@@ -29,12 +29,8 @@ export class Postgres {
       application_name: 'movies-etl',
       // A dead server or a half-open socket must fail a query, not hang the loop that awaits it.
       connectionTimeoutMillis: 10_000,
-      // The bound is the server's: the driver's own timeout only stops waiting and drops the
-      // connection, while PostgreSQL runs on, and a backend queued for a lock never notices its
-      // client left: every retry behind an exclusive lock (an `ALTER TABLE`) left one more
-      // backend, and its connection slot, until `max_connections` ran out. The driver's bound
-      // stays a little later, for a server that does not answer at all.
-      statement_timeout: queryTimeoutMs,
+      // The driver's bound is a backstop, for a server that does not answer at all: the bound is
+      // the server's (below).
       query_timeout: queryTimeoutMs > 0 ? queryTimeoutMs + DRIVER_BACKSTOP_MS : 0,
       keepAlive: true,
     });
@@ -43,6 +39,21 @@ export class Postgres {
     this.pool.on('error', (err) =>
       this.log.warn({ err: err.message }, 'idle postgres client failed'),
     );
+    // The bound is the server's: the driver's own timeout only stops waiting and drops the
+    // connection, while PostgreSQL runs on, and a backend queued for a lock never notices its
+    // client left: every retry behind an exclusive lock (an `ALTER TABLE`) left one more backend,
+    // and its connection slot, until `max_connections` ran out. Set by a statement, not in the
+    // start-up packet, which a pooler such as PgBouncer refuses ("unsupported startup
+    // parameter"); behind a transaction-mode pooler it may reach only some server connections
+    // (README, Security: set it on the role there). Queued ahead of the connection's first query.
+    if (queryTimeoutMs > 0)
+      this.pool.on('connect', (client) => {
+        client
+          .query(`SET statement_timeout = ${Math.floor(queryTimeoutMs)}`)
+          .catch((err: unknown) =>
+            this.log.warn({ err: (err as Error).message }, 'could not set statement_timeout'),
+          );
+      });
   }
 
   /** Run one named query with bound parameters; nothing from outside is ever spliced into SQL. */
