@@ -23,6 +23,7 @@ import { ROOT } from '../test/helpers/runCli.js';
 import { DEFAULTS, PHASES, runBenchmark, type Phase } from './benchmark.js';
 import { writeCpuProfiles } from './profiledSyncer.js';
 import { formatReport, writeReport } from './report.js';
+import { onStopSignals } from '../src/cli/stopSignals.js';
 
 function fail(message: string): never {
   process.stderr.write(`${message}\n`);
@@ -89,13 +90,14 @@ if (values.compiled) {
 if (values['cpu-prof']) writeCpuProfiles(resolve(values['cpu-prof']));
 
 let sandbox: Sandbox | null = null;
-let interrupted = false;
-process.on('SIGINT', () => {
-  if (interrupted || !sandbox) process.exit(130);
-  interrupted = true;
-  progress('interrupted: removing the sandbox (Ctrl-C again to leave it behind)');
-  void sandbox.cleanup().finally(() => process.exit(130));
-});
+onStopSignals(
+  () => {
+    if (!sandbox) process.exit(130);
+    progress('interrupted: removing the sandbox (Ctrl-C again to leave it behind)');
+    void sandbox.cleanup().finally(() => process.exit(130));
+  },
+  () => process.exit(130),
+);
 
 try {
   const report = await runBenchmark({

@@ -16,6 +16,7 @@ import { runCampaign, type CampaignSummary } from './campaign.js';
 import { FAULT_KINDS, type FaultKind } from './faultCatalog.js';
 import { MAX_SYNCERS } from './fleet.js';
 import { SABOTAGE_KINDS, type SabotageKind } from './sabotage.js';
+import { onStopSignals } from '../src/cli/stopSignals.js';
 
 const USAGE = `usage: npm run chaos -- [--seed N] [--minutes M] [--round-seconds S] [--syncers 1-3]
        [--round K] [--rounds N] [--keep-going] [--settle-seconds S] [--films N]
@@ -86,14 +87,13 @@ const level = (parsed['log-level'] ?? 'info') as 'info';
 const log = createLogger(level);
 
 const controller = new AbortController();
-let interrupts = 0;
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    if (++interrupts > 1) process.exit(130); // the campaign's exit handler kills what it started
+onStopSignals(
+  (signal) => {
     log.warn({ signal }, 'interrupted: healing faults and cleaning up (again to kill at once)');
     controller.abort();
-  });
-}
+  },
+  () => process.exit(130), // the campaign's exit handler kills what it started
+);
 
 process.stderr.write(`chaos: seed ${seed}\n`);
 const summary = await runCampaign({

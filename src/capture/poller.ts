@@ -515,6 +515,7 @@ export class Poller {
       {
         behind_by: rewind.behindBy.toString(),
         other_history: rewind.otherHistory,
+        other_tables: rewind.otherTables,
         server_xmax: now.xmax,
         server: now.system,
         timeline: now.timeline,
@@ -1081,6 +1082,16 @@ export class Poller {
   private async snapshotNow(): Promise<{ snapshot: Snapshot; awake: boolean; pruned: string }> {
     const [row] = await this.read('snapshot', () => this.deps.db.query(sql.currentSnapshot));
     if (!row) throw new Error('current_snapshot returned no row');
+    // No pass on a catalog that captures nothing: a `pg_restore --clean` drops the triggers
+    // first and makes them last, after the rows. A pass meanwhile would see the tables made anew
+    // (rewind.ts) and load a catalog half restored, and the load that follows the last change
+    // would wait for that one to end. So the passes fail until the triggers are back, and then
+    // one load runs, on the whole catalog.
+    if (row.uncaptured !== null)
+      throw new Error(
+        `content.{${row.uncaptured}} has none of the change capture's triggers: a restore under ` +
+          'way, or the migrations not applied (npm run migrate)',
+      );
     return {
       snapshot: {
         xmin: row.xmin,

@@ -53,6 +53,8 @@ export interface Rewind {
   behindBy: bigint;
   /** The server is another one, or on another history, than some watermark's. */
   otherHistory: boolean;
+  /** The catalog's tables (or the database) were made anew since some watermark: a restore. */
+  otherTables: boolean;
   /** The version base that puts every new read above what the index holds; null when in force. */
   raiseBaseTo: bigint | null;
   /** Whether every index must be loaded again (the watermarks belong to a lost history). */
@@ -66,6 +68,7 @@ export function rewindOf(now: Snapshot, marks: Iterable<Snapshot | null>): Rewin
   let furthest = -1n;
   let furthestVersion = -1n;
   let otherHistory = false;
+  let otherTables = false;
   for (const mark of marks) {
     if (!mark) continue;
     const markXmax = BigInt(mark.xmax);
@@ -73,20 +76,24 @@ export function rewindOf(now: Snapshot, marks: Iterable<Snapshot | null>): Rewin
     const reached = markXmax + BigInt(mark.base ?? '0');
     if (reached > furthestVersion) furthestVersion = reached;
     // Recorded before 0.3 without them (the relations: earlier builds): only the counter can tell.
-    if (
-      differs(mark.system, now.system) ||
-      differs(mark.timeline, now.timeline) ||
-      differs(mark.relations, now.relations)
-    )
+    if (differs(mark.system, now.system) || differs(mark.timeline, now.timeline))
       otherHistory = true;
+    if (differs(mark.relations, now.relations)) otherTables = true;
   }
   const behindBy = furthest > xmax ? furthest - xmax : 0n;
-  const reload = behindBy > 0n || otherHistory;
-  // On a lost history the index may hold versions a little past the watermarks: the headroom.
-  // Otherwise only a base lower than the watermarks' (restored with an older one) needs raising.
-  const needed = reload ? furthestVersion + REWIND_HEADROOM : furthestVersion;
-  const raiseBaseTo = xmax + base >= needed ? null : needed - xmax;
-  return reload || raiseBaseTo !== null ? { behindBy, otherHistory, raiseBaseTo, reload } : null;
+  const lost = behindBy > 0n || otherHistory;
+  const reload = lost || otherTables;
+  // The index may hold versions a little past the watermarks (the indexers read ahead of the
+  // last pass): on a lost history, and whenever the base is below what the watermarks were taken
+  // with (restored with an older one), it is raised past them with the headroom. Tables made anew
+  // on the same history need no raise: the counter went on, every new read is newer.
+  const behind = lost
+    ? xmax + base < furthestVersion + REWIND_HEADROOM
+    : xmax + base < furthestVersion;
+  const raiseBaseTo = behind ? furthestVersion + REWIND_HEADROOM - xmax : null;
+  return reload || raiseBaseTo !== null
+    ? { behindBy, otherHistory, otherTables, raiseBaseTo, reload }
+    : null;
 }
 
 function differs(recorded: string | undefined, now: string | undefined): boolean {

@@ -15,7 +15,7 @@ function retryNote(letter: DeadLetter): string {
   const failed = letter.tries;
   if (!isUnreadableLetter(letter) || failed === undefined) return '';
   const due = retryDueAt(letter, UNREADABLE_RETRY);
-  const reads = `${failed} failed read${failed === 1 ? '' : 's'}`;
+  const reads = `${failed} failed tr${failed === 1 ? 'y' : 'ies'}`;
   return due === null
     ? `  (${reads}; no more tries by itself)`
     : `  (${reads}; read again by itself from ${new Date(due).toISOString()})`;

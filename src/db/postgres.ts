@@ -45,7 +45,7 @@ export class Postgres {
     // and its connection slot, until `max_connections` ran out. Set by a statement, not in the
     // start-up packet, which a pooler such as PgBouncer refuses ("unsupported startup
     // parameter"); behind a transaction-mode pooler it may reach only some server connections
-    // (README, Security: set it on the role there). Queued ahead of the connection's first query.
+    // (README, Troubleshooting: set it on the role there). Queued ahead of the connection's first query.
     if (queryTimeoutMs > 0)
       this.pool.on('connect', (client) => {
         client

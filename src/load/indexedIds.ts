@@ -71,6 +71,9 @@ export class IndexedDocumentIds implements IndexedIds {
   }
 }
 
+/** Most `_id`s remembered at a page's edge (see `ids`). */
+const EDGE_AT_MOST = 10_000;
+
 /**
  * The `_id`s of the hits, each once: a document rewritten while the walk runs gets a new `_seq_no`,
  * so the last of a page comes again at the start of the next one, which would count it twice.
@@ -86,10 +89,10 @@ async function* ids(pages: AsyncGenerator<estypes.SearchHit[]>): AsyncGenerator<
     }
     const last = hits.at(-1)?.sort?.[0];
     const tail = hits.filter((hit) => hit.sort?.[0] === last && hit._id !== undefined);
-    edge = {
-      id: last,
-      ids: new Set([...(last === edge.id ? edge.ids : []), ...tail.map((hit) => hit._id ?? '')]),
-    };
+    // Capped: every document with no `id` shares one sort value; past the cap a rewritten one
+    // may be counted twice, nothing worse.
+    const kept = last === edge.id && edge.ids.size < EDGE_AT_MOST ? edge.ids : [];
+    edge = { id: last, ids: new Set([...kept, ...tail.map((hit) => hit._id ?? '')]) };
     yield page;
   }
 }

@@ -60,6 +60,10 @@ export function retryDueAt(letter: DeadLetter, schedule: RetrySchedule): number 
  * used to spend every try at once, leaving only the last wait (hours), or none. Read earlier, the
  * failure keeps the count, and the retry waits as long again from it. A letter of an older
  * version without a count counts as one failure.
+ *
+ * "At the due time" by this process's clock, which the syncer that queued the retry read by its
+ * own: a failure in the second half of the wait counts, so clocks apart by less than half the
+ * first wait (15 s by default) do not keep a retry from counting (and bad data retried for ever).
  */
 export function triesAfterFailure(
   before: DeadLetter | undefined,
@@ -69,7 +73,9 @@ export function triesAfterFailure(
   if (!before) return 1;
   const tries = before.tries ?? 1;
   const due = retryDueAt(before, schedule);
-  return due !== null && now < due ? tries : tries + 1;
+  if (due === null) return tries + 1;
+  const wait = schedule.firstMs * 4 ** (tries - 1);
+  return now < due - wait / 2 ? tries : tries + 1;
 }
 
 /** Most documents queued again per step of a pass. */
@@ -89,13 +95,17 @@ export class UnreadableRetry {
 
   start(): void {
     this.timer = setInterval(() => void this.pass(), this.everyMs);
-    void this.scheduleMissing();
+    this.scheduleChecked = false;
   }
 
-  /** Never throws: a letter still missing from the schedule waits for `retry` by hand, as before. */
+  /** Whether this start's check of the schedule against the letters is done (`pass`). */
+  private scheduleChecked = false;
+
+  /** Never throws: failed (Redis away), the next pass tries again. */
   private async scheduleMissing(): Promise<void> {
     try {
       const added = await this.deadLetters.scheduleMissing();
+      this.scheduleChecked = true;
       if (added > 0)
         this.log.info(
           { letters: added },
@@ -104,7 +114,7 @@ export class UnreadableRetry {
     } catch (err) {
       this.log.warn(
         { err: (err as Error).message },
-        'could not check the retry schedule against the dead letters; the next start checks again',
+        'could not check the retry schedule against the dead letters; the next pass tries again',
       );
     }
   }
@@ -121,6 +131,7 @@ export class UnreadableRetry {
     this.running = true;
     let queued = 0;
     try {
+      if (!this.scheduleChecked) await this.scheduleMissing();
       for (;;) {
         const step = await this.deadLetters.queueDue(this.queue, now, TAKE_AT_MOST);
         queued += step.queued;
@@ -129,7 +140,7 @@ export class UnreadableRetry {
     } catch (err) {
       this.log.warn(
         { err: (err as Error).message },
-        'queueing unreadable documents again failed; their letters stay, for `npm run dead-letters -- --retry`',
+        'queueing unreadable documents again failed; the next pass tries again (their letters stay until a read succeeds)',
       );
     } finally {
       this.running = false;

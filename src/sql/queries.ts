@@ -100,6 +100,7 @@ export const currentSnapshot = query<{
   system: string;
   timeline: string;
   relations: string;
+  uncaptured: string | null;
   pruned: string;
 }>(
   'current_snapshot',
@@ -129,6 +130,15 @@ export const currentSnapshot = query<{
                WHERE c.relnamespace = 'content'::regnamespace
                  AND c.relname IN ('film_work', 'genre', 'person', 'genre_film_work',
                                    'person_film_work')), '') AS relations,
+          -- The catalog's tables with none of the capture's triggers (or not there at all): a
+          -- restore under way (pg_restore makes the triggers after the rows), or no migration.
+          (SELECT string_agg(name, ', ' ORDER BY name)
+             FROM unnest(ARRAY['film_work', 'genre', 'person', 'genre_film_work',
+                               'person_film_work']) name
+            WHERE NOT EXISTS (
+                    SELECT 1 FROM pg_class c JOIN pg_trigger t ON t.tgrelid = c.oid
+                     WHERE c.relnamespace = to_regnamespace('content') AND c.relname = name
+                       AND starts_with(t.tgname, 'etl_'))) AS uncaptured,
           -- How far tombstones were pruned (migrations/0009_tombstone_horizon.sql).
           coalesce((SELECT pruned_up_to::text FROM etl.tombstone_horizon), '0') AS pruned
      FROM pg_current_snapshot() s`,

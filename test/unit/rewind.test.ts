@@ -9,7 +9,7 @@ import type { Snapshot } from '../../src/queue/watermarks.js';
 
 const at = (
   xmax: number,
-  more: { base?: number; system?: string; timeline?: string } = {},
+  more: { base?: number; system?: string; timeline?: string; relations?: string } = {},
 ): Snapshot => ({
   xmin: String(xmax - 5),
   xmax: String(xmax),
@@ -18,6 +18,7 @@ const at = (
   ...(more.base === undefined ? {} : { base: String(more.base) }),
   ...(more.system === undefined ? {} : { system: more.system }),
   ...(more.timeline === undefined ? {} : { timeline: more.timeline }),
+  ...(more.relations === undefined ? {} : { relations: more.relations }),
 });
 const here = { base: 0, system: '7716', timeline: '00000001' };
 
@@ -32,6 +33,7 @@ describe('rewindOf', () => {
     assert.deepEqual(rewindOf(at(400, here), [at(1_000, here), at(990, here)]), {
       behindBy: 600n,
       otherHistory: false,
+      otherTables: false,
       raiseBaseTo: 600n + REWIND_HEADROOM,
       reload: true,
     });
@@ -43,6 +45,7 @@ describe('rewindOf', () => {
     assert.deepEqual(promoted, {
       behindBy: 0n,
       otherHistory: true,
+      otherTables: false,
       raiseBaseTo: REWIND_HEADROOM - 10n,
       reload: true,
     });
@@ -63,17 +66,39 @@ describe('rewindOf', () => {
     assert.deepEqual(rewindOf(at(400, { ...here, base: raised }), [at(1_000, here)]), {
       behindBy: 600n,
       otherHistory: false,
+      otherTables: false,
       raiseBaseTo: null,
       reload: true,
     });
   });
 
+  // With the headroom: the index may hold versions a little past the watermarks.
   it('raises the base alone when only it is behind (restored with an older base)', () => {
     assert.deepEqual(rewindOf(at(1_200, here), [at(1_000, { ...here, base: 5_000 })]), {
       behindBy: 0n,
       otherHistory: false,
-      raiseBaseTo: 4_800n,
+      otherTables: false,
+      raiseBaseTo: 4_800n + REWIND_HEADROOM,
       reload: false,
     });
+  });
+
+  it('reloads without raising the base when the tables were made anew (a restore in place)', () => {
+    const tables = { ...here, relations: '16384:1,2' };
+    assert.deepEqual(
+      rewindOf(at(1_200, { ...here, relations: '16384:3,4' }), [at(1_000, tables)]),
+      {
+        behindBy: 0n,
+        otherHistory: false,
+        otherTables: true,
+        raiseBaseTo: null,
+        reload: true,
+      },
+    );
+    assert.equal(
+      rewindOf(at(1_200, here), [at(1_000, tables)]),
+      null,
+      'recorded by an older build',
+    );
   });
 });

@@ -43,6 +43,8 @@ describe('unreadable retry schedule', () => {
     const second = letter({ tries: 2 }); // due 2 min after `at`
     assert.equal(triesAfterFailure(second, t0 + 1_000, UNREADABLE_RETRY), 2, 'an edit read early');
     assert.equal(triesAfterFailure(second, t0 + 120_000, UNREADABLE_RETRY), 3, 'the retry');
+    // Read by a syncer whose clock is 20 s behind the one that queued the retry.
+    assert.equal(triesAfterFailure(second, t0 + 100_000, UNREADABLE_RETRY), 3, 'a clock behind');
     assert.equal(triesAfterFailure(letter({ tries: 6 }), t0, UNREADABLE_RETRY), 7, 'spent');
     assert.equal(triesAfterFailure(letter({}), t0, UNREADABLE_RETRY), 2, 'a letter with no count');
   });
