@@ -33,27 +33,28 @@ export class Postgres {
       // the server's (below).
       query_timeout: queryTimeoutMs > 0 ? queryTimeoutMs + DRIVER_BACKSTOP_MS : 0,
       keepAlive: true,
+      // The bound is the server's: the driver's own timeout only stops waiting and drops the
+      // connection, while PostgreSQL runs on, and a backend queued for a lock never notices its
+      // client left: every retry behind an exclusive lock (an `ALTER TABLE`) left one more
+      // backend, and its connection slot, until `max_connections` ran out. Set by a statement,
+      // not in the start-up packet, which a pooler such as PgBouncer refuses ("unsupported
+      // startup parameter"); behind a transaction-mode pooler it may reach only some server
+      // connections (README, Troubleshooting: set it on the role there). The pool waits for it
+      // before handing the connection out, and drops a connection where it failed.
+      ...(queryTimeoutMs > 0
+        ? {
+            // pg-pool (3.14) waits for a promise returned here, though the type says void.
+            // eslint-disable-next-line @typescript-eslint/no-misused-promises
+            onConnect: (client: pg.ClientBase) =>
+              client.query(`SET statement_timeout = ${Math.floor(queryTimeoutMs)}`),
+          }
+        : {}),
     });
     // An idle client that loses its connection emits here; without a listener it would crash the
     // process. The pool replaces the client on the next checkout.
     this.pool.on('error', (err) =>
       this.log.warn({ err: err.message }, 'idle postgres client failed'),
     );
-    // The bound is the server's: the driver's own timeout only stops waiting and drops the
-    // connection, while PostgreSQL runs on, and a backend queued for a lock never notices its
-    // client left: every retry behind an exclusive lock (an `ALTER TABLE`) left one more backend,
-    // and its connection slot, until `max_connections` ran out. Set by a statement, not in the
-    // start-up packet, which a pooler such as PgBouncer refuses ("unsupported startup
-    // parameter"); behind a transaction-mode pooler it may reach only some server connections
-    // (README, Troubleshooting: set it on the role there). Queued ahead of the connection's first query.
-    if (queryTimeoutMs > 0)
-      this.pool.on('connect', (client) => {
-        client
-          .query(`SET statement_timeout = ${Math.floor(queryTimeoutMs)}`)
-          .catch((err: unknown) =>
-            this.log.warn({ err: (err as Error).message }, 'could not set statement_timeout'),
-          );
-      });
   }
 
   /** Run one named query with bound parameters; nothing from outside is ever spliced into SQL. */
