@@ -74,7 +74,7 @@ export function triesAfterFailure(
   const tries = before.tries ?? 1;
   const due = retryDueAt(before, schedule);
   if (due === null) return tries + 1;
-  const wait = schedule.firstMs * 4 ** (tries - 1);
+  const wait = due - Date.parse(before.at);
   return now < due - wait / 2 ? tries : tries + 1;
 }
 
