@@ -82,3 +82,17 @@ export function isDocumentError(err: unknown): boolean {
     DOCUMENT_ERROR_CLASSES.has(code.slice(0, 2))
   );
 }
+
+/**
+ * Whether a query ran out of time: PostgreSQL cancelled it at its `statement_timeout` (57014, which
+ * an operator's `pg_cancel_backend` also raises, with another message), or the driver stopped
+ * waiting by itself (src/db/postgres.ts: the backstop, for a server that does not answer).
+ */
+export function isStatementTimeout(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const code = (err as { code?: unknown }).code;
+  return (
+    (code === '57014' && /statement timeout/i.test(err.message)) ||
+    /Query read timeout/.test(err.message)
+  );
+}

@@ -21,7 +21,7 @@ export class Postgres {
     private readonly log: Logger,
     max = 4,
     /** 0 for none: bulk work (the catalog generator) runs longer than any syncer query should. */
-    queryTimeoutMs = 15_000,
+    readonly queryTimeoutMs = 15_000,
   ) {
     this.pool = new pg.Pool({
       connectionString,

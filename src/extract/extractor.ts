@@ -5,8 +5,8 @@
 import type { Postgres } from '../db/postgres.js';
 import type { DocumentKind } from '../kinds/documentKind.js';
 import type { ReadLock } from '../queue/readLock.js';
-import { isDocumentError } from '../errors.js';
-import { snapshotVersion } from '../sql/queries.js';
+import { isDocumentError, isStatementTimeout } from '../errors.js';
+import { localStatementTimeout, snapshotVersion } from '../sql/queries.js';
 import type { BatchSource, DocumentBatch } from './documentBatch.js';
 
 /** A document PostgreSQL could not build: its error, and the version of a read made after. */
@@ -16,6 +16,24 @@ export interface Unreadable {
   reason: string;
 }
 
+/** What `readApart` made of a list of ids. */
+export interface ReadApart {
+  batch: DocumentBatch;
+  unreadable: Unreadable[];
+  /** Ids not read yet: the timeouts allowed for one list were spent before their turn came. */
+  unresolved: string[];
+}
+
+/**
+ * How many reads of one list may run out of time before the rest is left for later: enough to
+ * isolate two slow documents in it (a timeout at each level on the way down to each). Each costs
+ * the single reader a whole statement timeout (15 s by default) that no other read can use.
+ */
+const timeoutsAllowed = (ids: number) => 2 * Math.ceil(Math.log2(Math.max(ids, 1))) + 1;
+
+/** The share of the statement timeout the probe for a database-wide cause is given. */
+const PROBE_SHARE = 4;
+
 export class DocumentExtractor {
   constructor(
     private readonly db: Postgres,
@@ -24,33 +42,61 @@ export class DocumentExtractor {
   ) {}
 
   /**
-   * `read`, except that a document whose query fails on its own data (src/errors.ts,
-   * isDocumentError) is set apart instead of failing the others: the ids are read again in
-   * halves, down to the one that fails. Such a document failed every read of its claim before,
-   * and the claim went back to the head of the queue for every worker to fail on in turn. Its
-   * version is that of a read made after the failure: newer than what the index holds (so it is
-   * not taken as superseded), older than any later read of it (which clears the letter).
+   * `read`, except that a document PostgreSQL cannot build is set apart instead of failing the
+   * others: the ids are read again in halves, down to the one that fails. Such a document failed
+   * every read of its claim before, and the claim went back to the head of the queue for every
+   * worker to fail on in turn. Its version is that of a read made after the failure: newer than
+   * what the index holds (so it is not taken as superseded), older than any later read of it
+   * (which clears the letter).
+   *
+   * Cannot build: its query fails on its own data (src/errors.ts, isDocumentError), or runs out of
+   * time (a person in a vast number of films, a policy function that waits). A timeout also comes
+   * from causes that hold for every read (a table locked by an `ALTER TABLE`, which the query
+   * waits on): so after each one the kind's query is run for no document at all, which takes the
+   * same locks, and unless it answers within a quarter of the timeout the read fails as a whole,
+   * as before (its claim is retried). A slow row shared by documents in both halves (a person in
+   * many of the films) makes each of them slow on its own: each is set apart, which is what they
+   * are. At most `timeoutsAllowed` reads run out of time per call; the ids not read by then are
+   * returned unresolved, for the caller to queue again, so one claim cannot hold the reader for
+   * long, and every call sets apart or reads at least one of them.
    */
-  async readApart(
+  async readApart(kind: DocumentKind, claim: BatchSource, ids: string[]): Promise<ReadApart> {
+    return this.apart(kind, claim, ids, { timeoutsLeft: timeoutsAllowed(ids.length) });
+  }
+
+  private async apart(
     kind: DocumentKind,
     claim: BatchSource,
     ids: string[],
-  ): Promise<{ batch: DocumentBatch; unreadable: Unreadable[] }> {
+    budget: { timeoutsLeft: number },
+  ): Promise<ReadApart> {
+    const nothing = (): DocumentBatch => ({ claim, documents: [], deletions: [] });
+    if (budget.timeoutsLeft <= 0) return { batch: nothing(), unreadable: [], unresolved: ids };
     try {
-      return { batch: await this.read(kind, claim, ids), unreadable: [] };
+      return { batch: await this.read(kind, claim, ids), unreadable: [], unresolved: [] };
     } catch (err) {
-      if (!isDocumentError(err)) throw err;
+      const timedOut = isStatementTimeout(err);
+      if (!timedOut && !isDocumentError(err)) throw err;
+      if (timedOut) {
+        if (!(await this.answersQuickly(kind))) throw err;
+        budget.timeoutsLeft--;
+      }
       if (ids.length === 1) {
         const [row] = await this.lock.withLock('extract', () => this.db.query(snapshotVersion));
-        const reason = `postgres could not build the document: ${(err as Error).message}`;
+        const message = (err as Error).message;
+        const reason = timedOut
+          ? `postgres could not build the document within the statement timeout ` +
+            `(${this.db.queryTimeoutMs} ms): ${message}`
+          : `postgres could not build the document: ${message}`;
         return {
-          batch: { claim, documents: [], deletions: [] },
+          batch: nothing(),
           unreadable: [{ id: ids[0] as string, version: Number(row?.version ?? 0), reason }],
+          unresolved: [],
         };
       }
       const half = Math.ceil(ids.length / 2);
-      const first = await this.readApart(kind, claim, ids.slice(0, half));
-      const second = await this.readApart(kind, claim, ids.slice(half));
+      const first = await this.apart(kind, claim, ids.slice(0, half), budget);
+      const second = await this.apart(kind, claim, ids.slice(half), budget);
       return {
         batch: {
           claim,
@@ -58,7 +104,28 @@ export class DocumentExtractor {
           deletions: [...first.batch.deletions, ...second.batch.deletions],
         },
         unreadable: [...first.unreadable, ...second.unreadable],
+        unresolved: [...first.unresolved, ...second.unresolved],
       };
+    }
+  }
+
+  /**
+   * Whether the kind's document query, for no document, answers within a share of the statement
+   * timeout: it then takes every lock a read takes, so a table locked for longer fails it.
+   */
+  private async answersQuickly(kind: DocumentKind): Promise<boolean> {
+    const bound = Math.max(1, Math.floor(this.db.queryTimeoutMs / PROBE_SHARE));
+    try {
+      await this.lock.withLock('extract', () =>
+        this.db.transaction(async (tx) => {
+          await tx.query(localStatementTimeout, [String(bound)]);
+          await tx.query(kind.documents, [[]]);
+        }),
+      );
+      return true;
+    } catch (e) {
+      console.error('PROBE', (e as Error).message);
+      return false;
     }
   }
 

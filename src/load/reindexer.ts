@@ -258,10 +258,13 @@ async function load(deps: ReindexDeps, build: Build, signal: AbortSignal): Promi
     const ids = page.map((r) => r.id);
     const claim = { workerId: 'reindex', ids, claimedAt: Date.now() };
     for (let i = 0; i < ids.length; i += extractor.bulkSize) {
-      const chunk = ids.slice(i, i + extractor.bulkSize);
-      const { batch, unreadable } = await extractor.readApart(kind, claim, chunk);
-      const result = await writer.write(batch, signal);
-      await setAside(deps, build, unreadable, result.dead);
+      // Each turn reads or sets apart at least one of them (extractor.ts, readApart).
+      for (let chunk = ids.slice(i, i + extractor.bulkSize); chunk.length > 0;) {
+        const { batch, unreadable, unresolved } = await extractor.readApart(kind, claim, chunk);
+        const result = await writer.write(batch, signal);
+        await setAside(deps, build, unreadable, result.dead);
+        chunk = unresolved;
+      }
     }
     build.documents += ids.length;
     if (Date.now() - lastLog > 10_000) {

@@ -267,15 +267,21 @@ export class Indexer {
     const { extractor, deadLetters } = this.deps;
     const member = (id: string) => memberOf(kind.name, id);
     const done: string[] = [];
+    // Not read in their turn (extractor.ts: too many reads of the chunk ran out of time): queued
+    // again, behind what waits, and read in another claim.
+    const unresolved: string[] = [];
     let transientItems = 0;
     let dead = 0;
     for (let i = 0; i < ids.length; i += extractor.bulkSize) {
       await this.setState('reading');
-      const { batch, unreadable } = await extractor.readApart(
-        kind,
-        claim,
-        ids.slice(i, i + extractor.bulkSize),
-      );
+      const read = await extractor.readApart(kind, claim, ids.slice(i, i + extractor.bulkSize));
+      const { batch, unreadable } = read;
+      unresolved.push(...read.unresolved.map(member));
+      if (read.unresolved.length > 0)
+        batchLog.warn(
+          { index: kind.name, documents: read.unresolved.length },
+          'reads ran out of time too often; the documents not read yet are queued again',
+        );
       this.lastReadAt = performance.now();
       if (unreadable.length > 0) {
         // Not done: the acknowledgement leaves their letters, and a later read clears them.
@@ -325,7 +331,7 @@ export class Indexer {
           'the index refuses writes as a whole (blocked, closed, or no privilege): its documents ' +
             'wait in the queue, the other indices go on',
         );
-        return { done, transientItems, dead, held: ids.slice(i).map(member) };
+        return { done, transientItems, dead, held: [...unresolved, ...ids.slice(i).map(member)] };
       }
       const target = await mirror?.();
       let mirroredAfter = target;
@@ -384,7 +390,7 @@ export class Indexer {
         );
       }
     }
-    return { done, transientItems, dead, held: [] };
+    return { done, transientItems, dead, held: unresolved };
   }
 
   /**

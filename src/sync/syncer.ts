@@ -78,6 +78,8 @@ export interface SyncerOptions {
   stopBoundMs?: number;
   /** When documents PostgreSQL could not build are read again (unreadableRetry.ts). */
   unreadableRetry?: RetrySchedule;
+  /** The statement timeout of every query (ms, 15 s by default); tests shorten it. */
+  queryTimeoutMs?: number;
 }
 
 /** The indexers' grace for a batch in flight (10 s), plus room for giving a claim back. */
@@ -128,7 +130,12 @@ export class Syncer {
     private readonly log: Logger,
     private readonly options: SyncerOptions = {},
   ) {
-    this.db = new Postgres(config.databaseUrl, log.child({ component: 'postgres' }));
+    this.db = new Postgres(
+      config.databaseUrl,
+      log.child({ component: 'postgres' }),
+      undefined,
+      options.queryTimeoutMs,
+    );
     this.store = new RedisStore(
       config.redisUrl,
       config.redisPrefix,

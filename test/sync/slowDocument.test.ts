@@ -1,0 +1,227 @@
+/**
+ * A document PostgreSQL cannot build within the statement timeout (a person in a vast number of
+ * films, a policy function that waits) is set apart like one it cannot build at all; a timeout
+ * that holds for every read (a table locked by an `ALTER TABLE`) letters nothing.
+ *
+ * Found while reading what was left alone: a timeout is not an error of one document's data, so
+ * the whole claim was given back and read again, for ever. The other documents claimed with the
+ * slow one never reached the index, and every try held the single reader for the whole timeout.
+ */
+import assert from 'node:assert/strict';
+import { setTimeout as delay } from 'node:timers/promises';
+import { after, before, describe, it } from 'node:test';
+import { DocumentExtractor } from '../../src/extract/extractor.js';
+import { films } from '../../src/kinds/films.js';
+import type { Syncer } from '../../src/sync/syncer.js';
+import { seedCatalog } from '../helpers/catalog.js';
+import { eventually, indexDrifts, waitForConvergence } from '../helpers/convergence.js';
+import { createSandbox, type Sandbox } from '../helpers/isolation.js';
+import { migrateSandbox } from '../helpers/syncerHarness.js';
+import { createSyncerRole, startSyncerAs, type SyncerRole } from '../helpers/syncerRole.js';
+
+/** The syncer's statement timeout here; the slow person takes three times as long to read. */
+const TIMEOUT_MS = 1_000;
+
+describe('a document slower to build than the statement timeout', () => {
+  let sandbox: Sandbox;
+  let role: SyncerRole;
+
+  before(async () => {
+    sandbox = await createSandbox('slow_document');
+    await migrateSandbox(sandbox);
+    await seedCatalog(sandbox.pg, 60, 3, 90);
+    role = await createSyncerRole(sandbox, 'etl_slow');
+    // A policy on person rows that takes 3 s for the persons listed in a table, for the syncer's
+    // role only. Index lookups only, so that a query meets the slow row only when it reads it (a
+    // sequential scan, or the scan a hash or merge join makes, would run the policy on every
+    // person for every query: a slow table, not a slow document).
+    await sandbox.pg.query('CREATE TABLE content.slow (id uuid PRIMARY KEY)');
+    await sandbox.pg.query(`
+      CREATE FUNCTION content.slow_guard(id uuid) RETURNS boolean LANGUAGE plpgsql AS $$
+      BEGIN
+        IF EXISTS (SELECT 1 FROM content.slow s WHERE s.id = slow_guard.id) THEN
+          PERFORM pg_sleep(3);
+        END IF;
+        RETURN true;
+      END $$`);
+    await sandbox.pg.query(`GRANT EXECUTE ON FUNCTION content.slow_guard(uuid) TO ${role.name}`);
+    await sandbox.pg.query(`GRANT SELECT ON content.slow TO ${role.name}`);
+    await sandbox.pg.query('ALTER TABLE content.person ENABLE ROW LEVEL SECURITY');
+    await sandbox.pg.query('CREATE POLICY slow ON content.person USING (content.slow_guard(id))');
+    for (const plan of ['seqscan', 'hashjoin', 'mergejoin'])
+      await sandbox.pg.query(`ALTER ROLE ${role.name} SET enable_${plan} = off`);
+    // Plans priced that high are compiled first, which takes longer than this test's timeout.
+    await sandbox.pg.query(`ALTER ROLE ${role.name} SET jit = off`);
+  });
+
+  after(async () => {
+    await sandbox.cleanup();
+    await role.drop();
+  });
+
+  const start = () =>
+    startSyncerAs(sandbox, role, {
+      queryTimeoutMs: TIMEOUT_MS,
+      unreadableRetry: { firstMs: 60_000, tries: 6 },
+    });
+  const letterIds = async (syncer: Syncer) =>
+    (await syncer.deadLetters.list()).map((l) => l.id).sort();
+
+  it('is lettered, and the documents claimed with it are indexed', async () => {
+    const syncer = await start();
+    try {
+      await waitForConvergence(sandbox);
+      // The person in the fewest films goes slow: the documents of those films (which list their
+      // directors, actors and writers, not producers) and the person's own take 3 s to build,
+      // every other as long as before.
+      const { rows } = await sandbox.pg.query<{ person: string }>(
+        `SELECT person_id::text AS person FROM content.person_film_work
+          GROUP BY person_id ORDER BY count(*), person_id LIMIT 1`,
+      );
+      const person = rows[0]?.person ?? '';
+      const slowFilms = (
+        await sandbox.pg.query<{ id: string }>(
+          `SELECT DISTINCT film_work_id::text AS id FROM content.person_film_work
+            WHERE person_id = $1 AND role <> 'producer'`,
+          [person],
+        )
+      ).rows.map((r) => r.id);
+      assert.ok(slowFilms.length > 0 && slowFilms.length < 10, 'a person of a few films');
+      const slow = [...slowFilms, `persons/${person}`].sort();
+      await sandbox.pg.query('INSERT INTO content.slow VALUES ($1)', [person]);
+      // Every film retitled in one statement: they are claimed together with the slow ones, and
+      // every person's document lists its films' titles.
+      await sandbox.pg.query(`UPDATE content.film_work SET title = title || ' (remastered)'`);
+
+      const behind = async () => {
+        const drifts = await indexDrifts(sandbox.pg, sandbox.es, sandbox.config);
+        return drifts.flatMap((d) =>
+          [...d.drift.stale.map((s) => s.id), ...d.drift.missing, ...d.drift.extra].map((id) =>
+            d.kind === 'films' ? id : `${d.kind}/${id}`,
+          ),
+        );
+      };
+      await eventually(
+        async () =>
+          (await behind()).every((id) => slow.includes(id)) &&
+          JSON.stringify(await letterIds(syncer)) === JSON.stringify(slow),
+        60_000,
+        'every other document indexed, the slow ones lettered',
+        {
+          describe: async () =>
+            `behind ${JSON.stringify((await behind()).filter((id) => !slow.includes(id)).length)} ` +
+            `others, letters ${JSON.stringify(await letterIds(syncer))}, slow ${JSON.stringify(slow)}`,
+        },
+      );
+      const letters = await syncer.deadLetters.list();
+      for (const letter of letters) assert.match(letter.reason, /statement timeout/);
+
+      // The person is quick again; an operator re-drives the letters (the scheduled retry, as
+      // in unreadableRetry, would come a minute after).
+      await sandbox.pg.query('TRUNCATE content.slow');
+      assert.equal(await syncer.deadLetters.retry(syncer.queue), slow.length);
+      await waitForConvergence(sandbox, 30_000);
+      assert.deepEqual(await letterIds(syncer), [], 'no letter left');
+    } finally {
+      await syncer.stop();
+    }
+  });
+
+  it('is not what a table locked for longer than the timeout makes of every document', async () => {
+    await sandbox.pg.query('TRUNCATE content.slow');
+    const syncer = await start();
+    const locker = await sandbox.pg.connect();
+    try {
+      await waitForConvergence(sandbox);
+      await locker.query('BEGIN');
+      await locker.query('LOCK TABLE content.person IN ACCESS EXCLUSIVE MODE');
+      // Every film queued, as edits made just before the lock would have queued them (an edit
+      // made now would not be: the capture reads the locked table too, and waits).
+      const { rows } = await sandbox.pg.query<{ id: string }>(
+        'SELECT id::text AS id FROM content.film_work',
+      );
+      await syncer.queue.enqueue(rows.map((r) => r.id));
+      // Their reads wait for the lock and run out of time: several timeouts' worth of that,
+      // then the lock goes.
+      await eventually(
+        async () =>
+          (
+            await sandbox.pg.query(
+              `SELECT 1 FROM pg_locks WHERE NOT granted AND relation = 'content.person'::regclass`,
+            )
+          ).rowCount !== 0,
+        10_000,
+        'a read waits for the lock',
+      );
+      await delay(10 * TIMEOUT_MS);
+      await locker.query('COMMIT');
+      await eventually(
+        async () =>
+          (await syncer.queue.depth()) === 0 && (await syncer.queue.inFlight()).length === 0,
+        30_000,
+        'every queued film read',
+      );
+      await waitForConvergence(sandbox, 30_000);
+      assert.deepEqual(await letterIds(syncer), [], 'nothing lettered');
+    } finally {
+      await locker.query('ROLLBACK').catch(() => undefined);
+      locker.release();
+      await syncer.stop();
+    }
+  });
+
+  it('sets apart or reads at least one of a list at every call, however many are slow', async () => {
+    await sandbox.pg.query('TRUNCATE content.slow');
+    const syncer = await start();
+    try {
+      await waitForConvergence(sandbox);
+      // Six of the people go slow, and with them about a sixth of the films.
+      await sandbox.pg.query(
+        `INSERT INTO content.slow SELECT id FROM content.person ORDER BY id LIMIT 6`,
+      );
+      const slowFilms = new Set(
+        (
+          await sandbox.pg.query<{ id: string }>(
+            `SELECT DISTINCT film_work_id::text AS id FROM content.person_film_work
+              WHERE person_id IN (SELECT id FROM content.slow) AND role <> 'producer'`,
+          )
+        ).rows.map((r) => r.id),
+      );
+      const all = (
+        await sandbox.pg.query<{ id: string }>('SELECT id::text AS id FROM content.film_work')
+      ).rows.map((r) => r.id);
+      const extractor = new DocumentExtractor(syncer.db, syncer.lock, 200);
+      const claim = { workerId: 'test', ids: all, claimedAt: Date.now() };
+      const unreadable: string[] = [];
+      let left = all;
+      let calls = 0;
+      while (left.length > 0) {
+        calls++;
+        const read = await extractor.readApart(films, claim, left);
+        const got = read.batch.documents.map((d) => d.id);
+        const apart = read.unreadable.map((u) => u.id);
+        assert.ok(got.length + apart.length > 0, `call ${calls} made no progress`);
+        assert.deepEqual(
+          [...got, ...apart, ...read.unresolved].sort(),
+          [...left].sort(),
+          'every id read, set apart or left',
+        );
+        assert.ok(
+          got.every((id) => !slowFilms.has(id)),
+          `no slow film read: ${got.filter((id) => slowFilms.has(id)).join(',')} of ${got.length}`,
+        );
+        unreadable.push(...apart);
+        left = read.unresolved;
+      }
+      assert.deepEqual(
+        unreadable.sort(),
+        [...slowFilms].sort(),
+        'exactly the slow films set apart',
+      );
+      assert.ok(calls > 1, `the timeouts allowed per call ran out (${calls} calls)`);
+    } finally {
+      await sandbox.pg.query('TRUNCATE content.slow');
+      await syncer.stop();
+    }
+  });
+});
