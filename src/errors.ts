@@ -84,15 +84,12 @@ export function isDocumentError(err: unknown): boolean {
 }
 
 /**
- * Whether a query ran out of time: PostgreSQL cancelled it at its `statement_timeout` (57014, which
- * an operator's `pg_cancel_backend` also raises, with another message), or the driver stopped
- * waiting by itself (src/db/postgres.ts: the backstop, for a server that does not answer).
+ * Whether PostgreSQL cancelled a query at its `statement_timeout` (57014, which an operator's
+ * `pg_cancel_backend` also raises, with another message). Not the driver's own backstop
+ * (src/db/postgres.ts): that one fires when the server did not answer at all, or when the bound
+ * never reached it (behind a pooler), and the query may still be running there.
  */
 export function isStatementTimeout(err: unknown): boolean {
-  if (!(err instanceof Error)) return false;
-  const code = (err as { code?: unknown }).code;
-  return (
-    (code === '57014' && /statement timeout/i.test(err.message)) ||
-    /Query read timeout/.test(err.message)
-  );
+  const code = (err as { code?: unknown } | null)?.code;
+  return err instanceof Error && code === '57014' && /statement timeout/i.test(err.message);
 }

@@ -69,16 +69,21 @@ export class Postgres {
   async transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
     const tx = new Transaction(client, this.log);
+    // A connection whose ROLLBACK failed is dropped, not pooled: after the driver's own timeout
+    // the server may still be inside the transaction, with its locks and its local settings.
+    let broken = false;
     try {
       await client.query('BEGIN');
       const result = await fn(tx);
       await client.query('COMMIT');
       return result;
     } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
+      await client.query('ROLLBACK').catch(() => {
+        broken = true;
+      });
       throw err;
     } finally {
-      client.release();
+      client.release(broken);
     }
   }
 

@@ -365,10 +365,13 @@ export const SNAPSHOT_VERSION = `SELECT ((pg_snapshot_xmax(s)::text::numeric
 /** The version a document read now would carry (a document that cannot be read: its letter). */
 export const snapshotVersion = query<{ version: string }>('snapshot_version', SNAPSHOT_VERSION);
 
-/** A statement timeout ($1 ms) for the rest of the transaction only. */
-export const localStatementTimeout = query<Record<string, never>>(
-  'local_statement_timeout',
-  `SELECT set_config('statement_timeout', $1, true)`,
+/**
+ * For the rest of the transaction only: a statement timeout of $1 ms, and no waiting for a lock
+ * (src/extract/extractor.ts, the probe after a read ran out of time).
+ */
+export const probeBounds = query<Record<string, never>>(
+  'probe_bounds',
+  `SELECT set_config('statement_timeout', $1, true), set_config('lock_timeout', '1', true)`,
 );
 
 /** Raise the version base to at least $1 (src/capture/rewind.ts); returns the base in force. */

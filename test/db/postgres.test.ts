@@ -51,4 +51,30 @@ describe('postgres reads', () => {
       await db.end();
     }
   });
+
+  // From a review: a transaction whose ROLLBACK never reached the server (the driver gave up on it
+  // too, queued behind a statement it had already given up on) went back to the pool, still
+  // inside the transaction, with its locks and its local settings, for the next query to run in.
+  it('drop a connection whose transaction could not be rolled back', async () => {
+    const db = new Postgres(sandbox.config.databaseUrl, testLog(), 1, 1_000);
+    try {
+      await assert.rejects(
+        db.transaction(async (tx) => {
+          await tx.query(sql.probeBounds, ['0']);
+          // Past the driver's bound (1 s + its 5 s backstop) twice over: the ROLLBACK queued
+          // behind it runs out of time too.
+          await tx.query(
+            sql.query<Record<string, never>>('sleep_past_the_backstop', 'SELECT pg_sleep(13)'),
+          );
+        }),
+        /Query read timeout/,
+      );
+      const [row] = await db.query(
+        sql.query<{ statement_timeout: string }>('show_timeout', 'SHOW statement_timeout'),
+      );
+      assert.equal(row?.statement_timeout, '1s', 'a connection outside that transaction');
+    } finally {
+      await db.end();
+    }
+  });
 });

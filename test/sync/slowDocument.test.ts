@@ -170,6 +170,56 @@ describe('a document slower to build than the statement timeout', () => {
     }
   });
 
+  // From a review: the probe ran after the read had given the reader up, behind the others, and
+  // waited for the lock itself; a lock that went meanwhile let it answer, and the document, read
+  // alone, was lettered as slow.
+  it('is not what a lock released just after a lone read timed out makes of it', async () => {
+    await sandbox.pg.query('TRUNCATE content.slow');
+    const syncer = await start();
+    const locker = await sandbox.pg.connect();
+    try {
+      await waitForConvergence(sandbox);
+      await locker.query('BEGIN');
+      await locker.query('LOCK TABLE content.person IN ACCESS EXCLUSIVE MODE');
+      const { rows } = await sandbox.pg.query<{ id: string }>(
+        'SELECT id::text AS id FROM content.film_work ORDER BY id LIMIT 1',
+      );
+      await syncer.queue.enqueue(rows.map((r) => r.id));
+      // The film's read waits for the lock; the lock goes a tenth of the timeout after the read
+      // ran out of time, as the probe begins.
+      let waitMs = -1;
+      await eventually(
+        async () => {
+          const { rows: waiting } = await sandbox.pg.query<{ ms: number }>(
+            `SELECT extract(epoch FROM a.query_start + make_interval(secs => $1) - clock_timestamp())
+                    * 1000 AS ms
+               FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+              WHERE NOT l.granted AND l.relation = 'content.person'::regclass
+                AND a.query LIKE '%requested AS%'`,
+            [(1.1 * TIMEOUT_MS) / 1000],
+          );
+          waitMs = Number(waiting[0]?.ms ?? -1);
+          return waiting.length > 0;
+        },
+        10_000,
+        "the film's read waits for the lock",
+      );
+      await delay(Math.max(0, waitMs));
+      await locker.query('COMMIT');
+      await eventually(
+        async () =>
+          (await syncer.queue.depth()) === 0 && (await syncer.queue.inFlight()).length === 0,
+        30_000,
+        'the film read',
+      );
+      assert.deepEqual(await letterIds(syncer), [], 'nothing lettered');
+    } finally {
+      await locker.query('ROLLBACK').catch(() => undefined);
+      locker.release();
+      await syncer.stop();
+    }
+  });
+
   it('sets apart or reads at least one of a list at every call, however many are slow', async () => {
     await sandbox.pg.query('TRUNCATE content.slow');
     const syncer = await start();
