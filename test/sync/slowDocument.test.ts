@@ -191,14 +191,14 @@ describe('a document slower to build than the statement timeout', () => {
       await eventually(
         async () => {
           const { rows: waiting } = await sandbox.pg.query<{ ms: number }>(
-            `SELECT extract(epoch FROM a.query_start + make_interval(secs => $1) - clock_timestamp())
-                    * 1000 AS ms
+            `SELECT (extract(epoch FROM a.query_start + make_interval(secs => $1) - clock_timestamp())
+                    * 1000)::float8 AS ms
                FROM pg_locks l JOIN pg_stat_activity a USING (pid)
               WHERE NOT l.granted AND l.relation = 'content.person'::regclass
                 AND a.query LIKE '%requested AS%'`,
             [(1.1 * TIMEOUT_MS) / 1000],
           );
-          waitMs = Number(waiting[0]?.ms ?? -1);
+          waitMs = waiting[0]?.ms ?? -1;
           return waiting.length > 0;
         },
         10_000,
