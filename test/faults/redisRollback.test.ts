@@ -283,4 +283,96 @@ describe('redis restarted from an older snapshot', () => {
       await proxy.close();
     }
   });
+
+  // A CI run: the test above failed once with 395 of 400 films missing. Its first syncer had
+  // resumed the load the test before left unfinished, and the snapshot caught that load, nearly
+  // done, with its request pending: after the restart the pending request was taken to account
+  // for any index of the kind, the load finished with its last few documents written to the index
+  // made since, and that index was never loaded whole.
+  it('an index created again just before the crash is loaded again: Redis saved during a reload', async () => {
+    const proxy = await EsFaultProxy.start(sandbox.config.elasticsearch.url);
+    const es = { ...sandbox.config.elasticsearch, url: proxy.url };
+    let syncer = await startSyncer(
+      sandbox,
+      { redisUrl: redis.url, elasticsearch: es, ...slowLoad },
+      testLog(),
+      noPeriodicLook,
+    );
+    const uuid = async () =>
+      Object.values(await sandbox.es.indices.get({ index: sandbox.config.index }))[0]?.settings
+        ?.index?.uuid;
+    try {
+      await waitForConvergence(sandbox);
+      // The writes of the last films the walk reaches refused (more than the queue holds): the
+      // reload of the index made again loads the films before them, and its walk waits for room.
+      const { rows } = await sandbox.pg.query<{ id: string }>(
+        `SELECT id::text AS id FROM content.film_work ORDER BY id
+          OFFSET (SELECT count(*) - 250 FROM content.film_work) LIMIT 1`,
+      );
+      const from = rows[0]?.id ?? '';
+      proxy.rejectBulkItemsTo((index, id) => films(index) && id >= from);
+      const first = Object.keys(await sandbox.es.indices.get({ index: sandbox.config.index }));
+      await sandbox.es.indices.delete({ index: first });
+      // An edit whose write is not refused finds the index gone.
+      await sandbox.pg.query(
+        `UPDATE content.film_work SET title = title || ' (edited)'
+          WHERE id = (SELECT id FROM content.film_work ORDER BY id LIMIT 1)`,
+      );
+      const before = await sandbox.pg.query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM content.film_work WHERE id < $1',
+        [from],
+      );
+      await eventually(
+        async () => {
+          await sandbox.es.indices.refresh({ index: sandbox.config.index }).catch(() => undefined);
+          const { count } = await sandbox.es
+            .count({ index: sandbox.config.index })
+            .catch(() => ({ count: 0 }));
+          return count >= (before.rows[0]?.n ?? 0);
+        },
+        30_000,
+        'the reload wrote the films before those refused',
+        {
+          describe: async () => {
+            const indexed = await sandbox.es
+              .count({ index: sandbox.config.index })
+              .catch(() => ({ count: 'no index' }));
+            const claims = await new DocumentQueue(store).inFlight();
+            return `${indexed.count} of ${before.rows[0]?.n}, ${claims.length} claims in flight`;
+          },
+        },
+      );
+      assert.ok((await store.redis.hlen(reloadKey())) > 0, 'the reload is not over');
+      const reloaded = await uuid();
+      await redis.snapshot();
+      // Deleted again: the write of an edit makes it anew and asks for its reload, which has
+      // written next to nothing when Redis crashes.
+      proxy.forward();
+      await sandbox.es.indices.delete({
+        index: Object.keys(await sandbox.es.indices.get({ index: sandbox.config.index })),
+      });
+      await insertFilm(sandbox.pg, 'Written after the films index was deleted again');
+      await eventually(
+        async () =>
+          (await sandbox.es.indices.existsAlias({ name: sandbox.config.index })) &&
+          (await uuid()) !== reloaded,
+        20_000,
+        'the index created once more',
+      );
+      proxy.rejectBulkItemsTo(films);
+      await syncer.stop();
+      await redis.restartFromSnapshot();
+      proxy.forward();
+      syncer = await startSyncer(
+        sandbox,
+        { redisUrl: redis.url, elasticsearch: es },
+        testLog(),
+        noPeriodicLook,
+      );
+      await waitForConvergence(sandbox, 60_000);
+    } finally {
+      await syncer.stop();
+      await proxy.close();
+    }
+  });
 });
