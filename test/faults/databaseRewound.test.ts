@@ -13,11 +13,12 @@ import { randomUUID } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { FullLoadPlans, type PlanState } from '../../src/queue/fullLoadPlan.js';
 import { Watermarks, type Snapshot } from '../../src/queue/watermarks.js';
 import { insertFilm, seedCatalog } from '../helpers/catalog.js';
-import { waitForConvergence, waitForFullLoadDone } from '../helpers/convergence.js';
+import { eventually, waitForConvergence, waitForFullLoadDone } from '../helpers/convergence.js';
 import { createSandbox, type Sandbox } from '../helpers/isolation.js';
 import { capturingLog, migrateSandbox, startSyncer } from '../helpers/syncerHarness.js';
 
@@ -291,6 +292,48 @@ describe('a database that went back in time', () => {
     } finally {
       await syncer.stop();
       rmSync(dump, { force: true });
+    }
+  });
+
+  // pg_restore drops the capture's triggers first and makes them last, after the rows: a load
+  // begun meanwhile would read a catalog half restored, and another would follow once the
+  // triggers are back. The passes wait instead, and one load follows.
+  it('waits while a catalog table has none of the capture triggers, then loads once', async () => {
+    const { log, lines } = capturingLog();
+    const syncer = await startSyncer(sandbox, { pollIntervalMs: 500 }, log);
+    try {
+      await waitForConvergence(sandbox);
+      await waitForFullLoadDone(sandbox);
+      const loads = () =>
+        lines().filter((l) => l.msg === 'full load: queueing every document').length;
+      const loadsBefore = loads();
+      const { rows: triggers } = await sandbox.pg.query<{ name: string; def: string }>(
+        `SELECT tgname AS name, pg_get_triggerdef(oid) AS def FROM pg_trigger
+          WHERE tgrelid = 'content.film_work'::regclass AND starts_with(tgname, 'etl_')`,
+      );
+      assert.ok(triggers.length > 0, 'the films table has capture triggers');
+      for (const { name } of triggers)
+        await sandbox.pg.query(`DROP TRIGGER ${name} ON content.film_work`);
+      // Rows restored meanwhile fire nothing: an edit the triggers do not see.
+      const { rows } = await sandbox.pg.query<{ id: string }>(
+        'SELECT id FROM content.film_work ORDER BY id LIMIT 1',
+      );
+      await sandbox.pg.query(`UPDATE content.film_work SET title = 'Restored' WHERE id = $1`, [
+        rows[0]?.id,
+      ]);
+      await eventually(
+        () => lines().some((l) => /none of the change capture's triggers/.test(String(l.err))),
+        10_000,
+        'a pass says the triggers are missing',
+      );
+      // Several poll intervals: no load begins on the catalog half restored.
+      await delay(3_000);
+      assert.equal(loads(), loadsBefore, 'no load while the triggers are missing');
+      for (const { def } of triggers) await sandbox.pg.query(def);
+      await waitForConvergence(sandbox, 60_000);
+      assert.equal(loads(), loadsBefore + 1, 'one load once they are back');
+    } finally {
+      await syncer.stop();
     }
   });
 });
