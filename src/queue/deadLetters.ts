@@ -12,7 +12,8 @@ import type { DocumentQueue } from './documentQueue.js';
 import type { RedisStore } from './redisStore.js';
 import { retryDueAt, UNREADABLE_RETRY, type RetrySchedule } from './unreadableRetry.js';
 
-const REDRIVE_CHUNK = 500;
+/** Letters per HSCAN call: the re-drive's Lua step takes a chunk at a time. */
+const SCAN_CHUNK = 500;
 
 export interface DeadLetter {
   id: string;
@@ -87,10 +88,7 @@ export class DeadLetters {
    */
   async scheduleMissing(): Promise<number> {
     let added = 0;
-    let cursor = '0';
-    do {
-      const [next, flat] = await this.store.redis.hscan(this.key, cursor, 'COUNT', REDRIVE_CHUNK);
-      cursor = next;
+    for await (const flat of this.chunks()) {
       const due: (number | string)[] = [];
       for (let i = 0; i < flat.length; i += 2) {
         const at = retryDueAt(JSON.parse(flat[i + 1] ?? '{}') as DeadLetter, this.schedule);
@@ -98,7 +96,7 @@ export class DeadLetters {
       }
       // NX: a letter written again meanwhile was scheduled with it, at its new time.
       if (due.length > 0) added += await this.store.redis.zadd(this.retryKey, 'NX', ...due);
-    } while (cursor !== '0');
+    }
     return added;
   }
 
@@ -175,33 +173,26 @@ export class DeadLetters {
    */
   async ofKind(kind: KindName): Promise<LetteredIds> {
     const found: LetteredIds = { refused: new Set(), unreadable: new Set() };
-    let cursor = '0';
-    do {
-      const [next, flat] = await this.store.redis.hscan(this.key, cursor, 'COUNT', 1_000);
-      cursor = next;
+    for await (const flat of this.chunks()) {
       for (let i = 0; i < flat.length; i += 2) {
         const named = parseMember(flat[i] ?? '');
         if (named?.kind.name !== kind) continue;
         const letter = JSON.parse(flat[i + 1] ?? '{}') as DeadLetter;
         (letter.status === 0 ? found.unreadable : found.refused).add(named.id);
       }
-    } while (cursor !== '0');
+    }
     return found;
   }
 
   /** Letters per index (dead letters are few: read whole, in chunks). */
   async countByKind(): Promise<Record<KindName, number>> {
     const counts: Record<KindName, number> = { films: 0, persons: 0, genres: 0 };
-    let cursor = '0';
-    do {
-      const [next, flat] = await this.store.redis.hscan(this.key, cursor, 'COUNT', 1_000);
-      cursor = next;
-      // Field, value, field, value...: HSCAN NOVALUES needs Redis 7.4.
+    for await (const flat of this.chunks()) {
       for (let i = 0; i < flat.length; i += 2) {
         const kind = parseMember(flat[i] ?? '')?.kind.name;
         if (kind) counts[kind]++;
       }
-    } while (cursor !== '0');
+    }
     return counts;
   }
 
@@ -212,15 +203,25 @@ export class DeadLetters {
    */
   async retry(queue: DocumentQueue): Promise<number> {
     let queued = 0;
-    let cursor = '0';
-    do {
-      const [next, flat] = await this.store.redis.hscan(this.key, cursor, 'COUNT', REDRIVE_CHUNK);
-      cursor = next;
-      if (flat.length === 0) continue;
+    for await (const flat of this.chunks()) {
       await this.store.run('redrive', [this.key, ...queue.waitingKeys], flat);
       queued += flat.length / 2;
       queue.notifyEnqueued(flat.length / 2);
-    } while (cursor !== '0');
+    }
     return queued;
+  }
+
+  /**
+   * Every letter, a chunk at a time (HSCAN), as field, value, field, value... (HSCAN NOVALUES
+   * needs Redis 7.4); empty chunks are skipped. A letter written or removed meanwhile may be seen
+   * or not, and one may be seen twice (HSCAN's guarantee): every caller tolerates that.
+   */
+  private async *chunks(): AsyncGenerator<string[]> {
+    let cursor = '0';
+    do {
+      const [next, flat] = await this.store.redis.hscan(this.key, cursor, 'COUNT', SCAN_CHUNK);
+      cursor = next;
+      if (flat.length > 0) yield flat;
+    } while (cursor !== '0');
   }
 }
