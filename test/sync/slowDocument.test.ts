@@ -127,7 +127,12 @@ describe('a document slower to build than the statement timeout', () => {
     }
   });
 
-  it('is not what a table locked for longer than the timeout makes of every document', async () => {
+  /**
+   * Films queued while `content.person` is locked (as edits made just before the lock would have
+   * queued them: an edit made now would not be, the capture reads the locked table too), the lock
+   * released when `release` resolves, the reads waited for; returns the letters then.
+   */
+  async function queuedBehindLock(films: number, release: () => Promise<void>): Promise<string[]> {
     await sandbox.pg.query('TRUNCATE content.slow');
     const syncer = await start();
     const locker = await sandbox.pg.connect();
@@ -135,25 +140,12 @@ describe('a document slower to build than the statement timeout', () => {
       await waitForConvergence(sandbox);
       await locker.query('BEGIN');
       await locker.query('LOCK TABLE content.person IN ACCESS EXCLUSIVE MODE');
-      // Every film queued, as edits made just before the lock would have queued them (an edit
-      // made now would not be: the capture reads the locked table too, and waits).
       const { rows } = await sandbox.pg.query<{ id: string }>(
-        'SELECT id::text AS id FROM content.film_work',
+        'SELECT id::text AS id FROM content.film_work ORDER BY id LIMIT $1',
+        [films],
       );
       await syncer.queue.enqueue(rows.map((r) => r.id));
-      // Their reads wait for the lock and run out of time: several timeouts' worth of that,
-      // then the lock goes.
-      await eventually(
-        async () =>
-          (
-            await sandbox.pg.query(
-              `SELECT 1 FROM pg_locks WHERE NOT granted AND relation = 'content.person'::regclass`,
-            )
-          ).rowCount !== 0,
-        10_000,
-        'a read waits for the lock',
-      );
-      await delay(10 * TIMEOUT_MS);
+      await release();
       await locker.query('COMMIT');
       await eventually(
         async () =>
@@ -162,62 +154,56 @@ describe('a document slower to build than the statement timeout', () => {
         'every queued film read',
       );
       await waitForConvergence(sandbox, 30_000);
-      assert.deepEqual(await letterIds(syncer), [], 'nothing lettered');
+      return await letterIds(syncer);
     } finally {
       await locker.query('ROLLBACK').catch(() => undefined);
       locker.release();
       await syncer.stop();
     }
+  }
+
+  /** How long until `at` seconds after the film read waiting for the lock began; null if none. */
+  async function untilReadWaited(at: number): Promise<number | null> {
+    const { rows } = await sandbox.pg.query<{ ms: number }>(
+      `SELECT (extract(epoch FROM a.query_start + make_interval(secs => $1) - clock_timestamp())
+              * 1000)::float8 AS ms
+         FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+        WHERE NOT l.granted AND l.relation = 'content.person'::regclass
+          AND a.query LIKE '%requested AS%'`,
+      [at],
+    );
+    return rows[0]?.ms ?? null;
+  }
+
+  it('is not what a table locked for longer than the timeout makes of every document', async () => {
+    // Every film: their reads wait for the lock and run out of time, several timeouts' worth.
+    const letters = await queuedBehindLock(1_000, async () => {
+      await eventually(async () => (await untilReadWaited(0)) !== null, 10_000, 'a read waits');
+      await delay(10 * TIMEOUT_MS);
+    });
+    assert.deepEqual(letters, [], 'nothing lettered');
   });
 
   // From a review: the probe ran after the read had given the reader up, behind the others, and
   // waited for the lock itself; a lock that went meanwhile let it answer, and the document, read
   // alone, was lettered as slow.
   it('is not what a lock released just after a lone read timed out makes of it', async () => {
-    await sandbox.pg.query('TRUNCATE content.slow');
-    const syncer = await start();
-    const locker = await sandbox.pg.connect();
-    try {
-      await waitForConvergence(sandbox);
-      await locker.query('BEGIN');
-      await locker.query('LOCK TABLE content.person IN ACCESS EXCLUSIVE MODE');
-      const { rows } = await sandbox.pg.query<{ id: string }>(
-        'SELECT id::text AS id FROM content.film_work ORDER BY id LIMIT 1',
-      );
-      await syncer.queue.enqueue(rows.map((r) => r.id));
-      // The film's read waits for the lock; the lock goes a tenth of the timeout after the read
-      // ran out of time, as the probe begins.
-      let waitMs = -1;
+    // One film: the lock goes a tenth of the timeout after its read ran out of time, as the
+    // probe begins.
+    const letters = await queuedBehindLock(1, async () => {
+      const read = { waitMs: 0 };
       await eventually(
         async () => {
-          const { rows: waiting } = await sandbox.pg.query<{ ms: number }>(
-            `SELECT (extract(epoch FROM a.query_start + make_interval(secs => $1) - clock_timestamp())
-                    * 1000)::float8 AS ms
-               FROM pg_locks l JOIN pg_stat_activity a USING (pid)
-              WHERE NOT l.granted AND l.relation = 'content.person'::regclass
-                AND a.query LIKE '%requested AS%'`,
-            [(1.1 * TIMEOUT_MS) / 1000],
-          );
-          waitMs = waiting[0]?.ms ?? -1;
-          return waiting.length > 0;
+          const ms = await untilReadWaited((1.1 * TIMEOUT_MS) / 1000);
+          if (ms !== null) read.waitMs = ms;
+          return ms !== null;
         },
         10_000,
         "the film's read waits for the lock",
       );
-      await delay(Math.max(0, waitMs));
-      await locker.query('COMMIT');
-      await eventually(
-        async () =>
-          (await syncer.queue.depth()) === 0 && (await syncer.queue.inFlight()).length === 0,
-        30_000,
-        'the film read',
-      );
-      assert.deepEqual(await letterIds(syncer), [], 'nothing lettered');
-    } finally {
-      await locker.query('ROLLBACK').catch(() => undefined);
-      locker.release();
-      await syncer.stop();
-    }
+      await delay(Math.max(0, read.waitMs));
+    });
+    assert.deepEqual(letters, [], 'nothing lettered');
   });
 
   it('sets apart or reads at least one of a list at every call, however many are slow', async () => {
