@@ -77,8 +77,11 @@ export function spawnProfiledSyncer(sandbox: Sandbox, label: string): ProfiledSy
   let redisBase = NaN;
   let redisPeak = NaN;
   void redisUsedMemory(sandbox).then((bytes) => (redisBase = redisPeak = bytes));
+  // A directory per phase and node's own names, one file per thread: under the TypeScript loader
+  // the syncer has a second thread (the loader's), and one fixed name had it overwrite the main
+  // thread's profile. The main thread's name carries thread id 0 (CPU.<date>.<time>.<pid>.0.*).
   const nodeArgs = cpuProfileDir
-    ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfileDir}`, `--cpu-prof-name=${label}.cpuprofile`]
+    ? ['--cpu-prof', `--cpu-prof-dir=${join(cpuProfileDir, label)}`]
     : [];
   const syncer = spawnSyncer(
     sandbox,

@@ -6,7 +6,8 @@
  * `--compiled` builds the program (`npm run build`) and runs the syncer as a container does,
  * `node dist/cli/start.js`: the memory it reports is then production's, but there is no profile
  * of where the time went (that hook needs the TypeScript sources). `--cpu-prof DIR` has every
- * syncer the bench spawns write a V8 CPU profile there (`<phase>.cpuprofile`), compiled or not.
+ * syncer the bench spawns write V8 CPU profiles there, compiled or not: `<phase>/CPU.*.cpuprofile`,
+ * one per thread (the main thread's has thread id 0: `CPU.<date>.<time>.<pid>.0.<seq>`).
  *
  * Measures, in one run against the services of .env / the environment, in a sandbox of its own:
  * full load vs a plain `_bulk` ceiling, the extract query alone, live latency at steady write
