@@ -65,9 +65,9 @@ wrap(Indexer.prototype, 'process', fixed('indexer: claim processed'), (args) =>
 );
 wrap(Indexer.prototype, 'waitForWork', fixed('indexer: idle (queue empty)'));
 wrap(Indexer.prototype, 'setState', fixed('redis: worker state'));
-// read(kind, claim, ids): the films read, for "films indexed per edit" (persons and genres
-// documents are the fan-out of those edits, not edits of their own).
-wrap(DocumentExtractor.prototype, 'read', fixed('extract: read (lock + query)'), (args) =>
+// readApart(kind, claim, ids), the indexer's read: the films read, for "films indexed per edit"
+// (persons and genres documents are the fan-out of those edits, not edits of their own).
+wrap(DocumentExtractor.prototype, 'readApart', fixed('extract: read (lock + query)'), (args) =>
   (args[0] as { name?: string } | undefined)?.name === 'films' ? length(args[2]) : 0,
 );
 wrap(BulkWriter.prototype, 'write', fixed('load: write (bulk + retries)'), (_args, result) => {

@@ -87,6 +87,8 @@ const ROOM_CHECK_MS = 100;
 const POLLED = Object.keys(sql.changedRowsByTable) as sql.PolledTable[];
 
 const TOMBSTONE_TABLES = ['film_tombstone', 'person_tombstone', 'genre_tombstone'] as const;
+const isTombstoneTable = (table: string): boolean =>
+  (TOMBSTONE_TABLES as readonly string[]).includes(table);
 const INSUFFICIENT_PRIVILEGE = '42501';
 
 /**
@@ -263,17 +265,21 @@ export class Poller {
       }
     }
     const unread = tombstonesPrunedUnread(marks, pruned, snapshot);
-    if (unread.length > 0) {
-      log.warn(
-        { tables: unread, pruned_up_to: pruned },
-        'tombstones this deployment had not read were pruned (by another deployment on this ' +
-          'database, while this one was stopped?): full load, whose sweep finds the deletions',
+    if (unread.length > 0) return this.reloadAfterPrune(unread, pruned, signal);
+    // Checked again once the tombstones are read, before their watermarks move: another
+    // deployment's prune between the check above and the read (a catch-up pass reads the other
+    // tables for a while first) took tombstones this pass then never saw. The prune records its
+    // horizon in the statement that deletes, so a read after the tombstones' sees it.
+    const prunedMeanwhile = async (): Promise<{ unread: string[]; pruned: string }> => {
+      const [horizon] = await this.read('tombstone horizon', () =>
+        this.deps.db.query(sql.tombstoneHorizon),
       );
-      // As after a rewind: the load runs under a new epoch, and, interrupted, is resumed as a
-      // load with no watermark (the marks kept would trip this check again, nothing else).
-      await watermarks.forget();
-      return this.load(signal);
-    }
+      const now = horizon?.pruned ?? '0';
+      return {
+        unread: now === pruned ? [] : tombstonesPrunedUnread(marks, now, snapshot),
+        pruned: now,
+      };
+    };
 
     let queued = 0;
     let rows = 0;
@@ -304,12 +310,24 @@ export class Poller {
       // Its watermark moves once the walk has queued what its rows reach.
       if (counted.reload.size > 0) walkedFor.push({ table, rows: counted.rows });
       else if (counted.rows < this.deps.sizeLimit) read.push(table);
-      else if (!(await watermarks.advance(epoch, [table], snapshot, run))) return reset();
+      else {
+        if (isTombstoneTable(table)) {
+          const meanwhile = await prunedMeanwhile();
+          if (meanwhile.unread.length > 0)
+            return this.reloadAfterPrune(meanwhile.unread, meanwhile.pruned, signal);
+        }
+        if (!(await watermarks.advance(epoch, [table], snapshot, run))) return reset();
+      }
     }
     if (toWalk.size > 0) {
       queued += await this.walkAfterManyRows(toWalk, walkedFor, snapshot, signal);
       if (signal?.aborted) return { kind: 'incremental', queued, rows };
       read.push(...walkedFor.map((w) => w.table));
+    }
+    if (read.some(isTombstoneTable)) {
+      const meanwhile = await prunedMeanwhile();
+      if (meanwhile.unread.length > 0)
+        return this.reloadAfterPrune(meanwhile.unread, meanwhile.pruned, signal);
     }
     if (!(await watermarks.advance(epoch, read, snapshot, run))) return reset();
     this.deps.handled?.forgetBelow(snapshot.xmin);
@@ -323,6 +341,28 @@ export class Poller {
       rows,
       sighting: { rows, xmin: snapshot.xmin, xmax: snapshot.xmax, awake },
     };
+  }
+
+  /**
+   * Tombstones this deployment had not read were pruned (by another deployment on this database,
+   * while this one was stopped or during this pass): forget the watermarks and load, whose sweep
+   * finds the deletions.
+   */
+  private async reloadAfterPrune(
+    unread: string[],
+    pruned: string,
+    signal?: AbortSignal,
+  ): Promise<PassResult> {
+    this.deps.log.warn(
+      { tables: unread, pruned_up_to: pruned },
+      'tombstones this deployment had not read were pruned (by another deployment on this ' +
+        'database, while this one was stopped or reading?): full load, whose sweep finds the ' +
+        'deletions',
+    );
+    // As after a rewind: the load runs under a new epoch, and, interrupted, is resumed as a
+    // load with no watermark (the marks kept would trip this check again, nothing else).
+    await this.deps.watermarks.forget();
+    return this.load(signal);
   }
 
   private async pollTable(

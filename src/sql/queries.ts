@@ -298,6 +298,12 @@ export const existingFilmIds = query<{ id: string }>(
  * Tombstones every watermark has passed are no longer needed; a day's margin for stragglers.
  * $1 the oldest xmin of the three tombstone watermarks.
  */
+/** How far tombstones were pruned (migrations/0009_tombstone_horizon.sql), as currentSnapshot reads it. */
+export const tombstoneHorizon = query<{ pruned: string }>(
+  'tombstone_horizon',
+  `SELECT coalesce((SELECT pruned_up_to::text FROM etl.tombstone_horizon), '0') AS pruned`,
+);
+
 export const pruneTombstones = query<Record<string, never>>(
   'prune_tombstones',
   // The newest transaction pruned is recorded for other deployments on this database
