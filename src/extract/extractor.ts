@@ -60,18 +60,26 @@ export class DocumentExtractor {
    * unresolved, for the caller to queue again, so one claim cannot hold the reader for long, and
    * every call sets apart or reads at least one of them.
    */
-  async readApart(kind: DocumentKind, claim: BatchSource, ids: string[]): Promise<ReadApart> {
-    return this.apart(kind, claim, ids, { timeoutsLeft: timeoutsAllowed(ids.length) });
+  async readApart(
+    kind: DocumentKind,
+    claim: BatchSource,
+    ids: string[],
+    /** Aborted (a stop that will not wait any longer): the next read throws instead of running. */
+    signal?: AbortSignal,
+  ): Promise<ReadApart> {
+    return this.apart(kind, claim, ids, { timeoutsLeft: timeoutsAllowed(ids.length), signal });
   }
 
   private async apart(
     kind: DocumentKind,
     claim: BatchSource,
     ids: string[],
-    budget: { timeoutsLeft: number },
+    budget: { timeoutsLeft: number; signal: AbortSignal | undefined },
   ): Promise<ReadApart> {
     const nothing = (): DocumentBatch => ({ claim, documents: [], deletions: [] });
     if (budget.timeoutsLeft <= 0) return { batch: nothing(), unreadable: [], unresolved: ids };
+    // Reads that time out one after the other take minutes: a stop must not wait for them all.
+    budget.signal?.throwIfAborted();
     const outcome = await this.lock.withLock('extract', () => this.attempt(kind, ids));
     if ('rows' in outcome)
       return { batch: toBatch(claim, outcome.rows), unreadable: [], unresolved: [] };

@@ -260,8 +260,12 @@ async function load(deps: ReindexDeps, build: Build, signal: AbortSignal): Promi
     for (let i = 0; i < ids.length; i += extractor.bulkSize) {
       // Each turn reads or sets apart at least one of them (extractor.ts, readApart).
       for (let chunk = ids.slice(i, i + extractor.bulkSize); chunk.length > 0;) {
-        signal.throwIfAborted();
-        const { batch, unreadable, unresolved } = await extractor.readApart(kind, claim, chunk);
+        const { batch, unreadable, unresolved } = await extractor.readApart(
+          kind,
+          claim,
+          chunk,
+          signal,
+        );
         const result = await writer.write(batch, signal);
         await setAside(deps, build, unreadable, result.dead);
         chunk = unresolved;

@@ -274,7 +274,12 @@ export class Indexer {
     let dead = 0;
     for (let i = 0; i < ids.length; i += extractor.bulkSize) {
       await this.setState('reading');
-      const read = await extractor.readApart(kind, claim, ids.slice(i, i + extractor.bulkSize));
+      const read = await extractor.readApart(
+        kind,
+        claim,
+        ids.slice(i, i + extractor.bulkSize),
+        this.hardStop.signal,
+      );
       const { batch, unreadable } = read;
       unresolved.push(...read.unresolved.map(member));
       if (read.unresolved.length > 0)

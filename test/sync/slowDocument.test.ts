@@ -12,11 +12,13 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { DocumentExtractor } from '../../src/extract/extractor.js';
 import { films } from '../../src/kinds/films.js';
+import { DocumentQueue } from '../../src/queue/documentQueue.js';
+import { RedisStore } from '../../src/queue/redisStore.js';
 import type { Syncer } from '../../src/sync/syncer.js';
 import { seedCatalog } from '../helpers/catalog.js';
 import { eventually, indexDrifts, waitForConvergence } from '../helpers/convergence.js';
 import { createSandbox, type Sandbox } from '../helpers/isolation.js';
-import { migrateSandbox } from '../helpers/syncerHarness.js';
+import { migrateSandbox, startSyncer, testLog } from '../helpers/syncerHarness.js';
 import { createSyncerRole, startSyncerAs, type SyncerRole } from '../helpers/syncerRole.js';
 
 /** The syncer's statement timeout here; the slow person takes three times as long to read. */
@@ -204,6 +206,48 @@ describe('a document slower to build than the statement timeout', () => {
       await delay(Math.max(0, read.waitMs));
     });
     assert.deepEqual(letters, [], 'nothing lettered');
+  });
+
+  // A fuzzer's finding: reads that time out one after the other went on after a stop's grace
+  // (10 s), so the stop ran out its bound and left the claims for the next syncer's reaper.
+  it('does not hold up a stop: the claim is given back within the grace', async () => {
+    await sandbox.pg.query('TRUNCATE content.slow');
+    // Reads of 20: a claim of every film is three reads, each with its own timeouts to spend.
+    const syncer = await startSyncer(
+      sandbox,
+      { databaseUrl: role.databaseUrl, listenUrl: role.databaseUrl, workers: 2, bulkSize: 20 },
+      testLog(),
+      { queryTimeoutMs: TIMEOUT_MS, unreadableRetry: { firstMs: 60_000, tries: 6 } },
+    );
+    try {
+      await waitForConvergence(sandbox);
+      await sandbox.pg.query(
+        `INSERT INTO content.slow SELECT id FROM content.person ORDER BY id LIMIT 15`,
+      );
+      const { rows } = await sandbox.pg.query<{ id: string }>(
+        'SELECT id::text AS id FROM content.film_work',
+      );
+      await syncer.queue.enqueue(rows.map((r) => r.id));
+      await eventually(
+        async () =>
+          (await untilReadWaited(0)) !== null || (await syncer.queue.inFlight()).length > 0,
+        10_000,
+        'the films claimed',
+      );
+      await delay(2 * TIMEOUT_MS);
+    } finally {
+      const stopping = performance.now();
+      await syncer.stop();
+      const ms = performance.now() - stopping;
+      await sandbox.pg.query('TRUNCATE content.slow');
+      const store = new RedisStore(sandbox.config.redisUrl, sandbox.config.redisPrefix, testLog());
+      try {
+        assert.deepEqual(await new DocumentQueue(store).inFlight(), [], 'no claim left');
+      } finally {
+        await store.close();
+      }
+      assert.ok(ms < 14_000, `stopped in ${Math.round(ms)} ms`);
+    }
   });
 
   it('sets apart or reads at least one of a list at every call, however many are slow', async () => {
