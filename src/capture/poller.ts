@@ -1129,8 +1129,8 @@ export class Poller {
     // one load runs, on the whole catalog.
     if (row.uncaptured !== null)
       throw new Error(
-        `content.{${row.uncaptured}} has none of the change capture's triggers: a restore under ` +
-          'way, or the migrations not applied (npm run migrate)',
+        `content.{${row.uncaptured}} lacks the change capture's triggers (some or all): a ` +
+          'restore under way, or the migrations not applied (npm run migrate)',
       );
     return {
       snapshot: {

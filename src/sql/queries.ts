@@ -87,6 +87,28 @@ export const endAbandonedListener = query<{ ended: boolean }>(
 // --- change capture: polling ------------------------------------------------------------------
 
 /**
+ * Every trigger the migrations put on the catalog's tables (as of 0011), as `(table, trigger)`
+ * SQL rows: a table missing any of them does not capture every change. A migration that adds,
+ * drops or renames one changes this list.
+ */
+const CAPTURE_TRIGGERS = [
+  ...['film_work', 'genre', 'person'].map((table) => [table, 'etl_capture_rekey'] as const),
+  ...['genre_film_work', 'person_film_work'].map((table) => [table, 'etl_capture_move'] as const),
+  ...['film_work', 'genre', 'person', 'genre_film_work', 'person_film_work'].flatMap((table) =>
+    [
+      'etl_capture_delete',
+      'etl_capture_insert',
+      'etl_capture_truncate',
+      'etl_capture_update',
+      'etl_stamp',
+      'etl_stamp_update',
+    ].map((trigger) => [table, trigger] as const),
+  ),
+]
+  .map(([table, trigger]) => `('${table}', '${trigger}')`)
+  .join(', ');
+
+/**
  * The snapshot the poller's watermark is made of. Every transaction below xmin has ended; those in
  * xip were still running; those at or above xmax had not started. `at` is for people (lag).
  */
@@ -130,15 +152,15 @@ export const currentSnapshot = query<{
                WHERE c.relnamespace = 'content'::regnamespace
                  AND c.relname IN ('film_work', 'genre', 'person', 'genre_film_work',
                                    'person_film_work')), '') AS relations,
-          -- The catalog's tables with none of the capture's triggers (or not there at all): a
-          -- restore under way (pg_restore makes the triggers after the rows), or no migration.
-          (SELECT string_agg(name, ', ' ORDER BY name)
-             FROM unnest(ARRAY['film_work', 'genre', 'person', 'genre_film_work',
-                               'person_film_work']) name
+          -- The catalog's tables that lack any of the capture's triggers (or are not there at
+          -- all): a restore under way (pg_restore makes the triggers one by one, after the
+          -- rows), one dropped by hand, or no migration.
+          (SELECT string_agg(DISTINCT name, ', ' ORDER BY name)
+             FROM (VALUES ${CAPTURE_TRIGGERS}) AS expected (name, trigger)
             WHERE NOT EXISTS (
                     SELECT 1 FROM pg_class c JOIN pg_trigger t ON t.tgrelid = c.oid
                      WHERE c.relnamespace = to_regnamespace('content') AND c.relname = name
-                       AND starts_with(t.tgname, 'etl_'))) AS uncaptured,
+                       AND t.tgname = trigger)) AS uncaptured,
           -- How far tombstones were pruned (migrations/0009_tombstone_horizon.sql).
           coalesce((SELECT pruned_up_to::text FROM etl.tombstone_horizon), '0') AS pruned
      FROM pg_current_snapshot() s`,
