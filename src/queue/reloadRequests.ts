@@ -72,8 +72,7 @@ export class ReloadRequests {
         .get(new FullLoadPlans(this.store).planKey)
         .exec(),
     );
-    if ((pending === 1 && (born === null || born === uuid)) || born === uuid || loaded === uuid)
-      return true;
+    if ((pending === 1 && born === null) || born === uuid || loaded === uuid) return true;
     if (typeof plan !== 'string') return false;
     return (JSON.parse(plan) as Pick<PlanState, 'indices'>).indices?.[kind] === uuid;
   }

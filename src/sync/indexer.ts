@@ -281,7 +281,6 @@ export class Indexer {
         this.hardStop.signal,
       );
       const { batch, unreadable } = read;
-      unresolved.push(...read.unresolved.map(member));
       if (read.unresolved.length > 0)
         batchLog.warn(
           { index: kind.name, documents: read.unresolved.length },
@@ -336,8 +335,10 @@ export class Indexer {
           'the index refuses writes as a whole (blocked, closed, or no privilege): its documents ' +
             'wait in the queue, the other indices go on',
         );
+        // This chunk's unresolved ids are among ids.slice(i): held once.
         return { done, transientItems, dead, held: [...unresolved, ...ids.slice(i).map(member)] };
       }
+      unresolved.push(...read.unresolved.map(member));
       const target = await mirror?.();
       let mirroredAfter = target;
       if (target) {
