@@ -87,6 +87,12 @@ export const endAbandonedListener = query<{ ended: boolean }>(
 // --- change capture: polling ------------------------------------------------------------------
 
 /**
+ * How far tombstones were pruned, '0' before any prune: read by currentSnapshot, and again once a
+ * pass has read the tombstones (tombstoneHorizon).
+ */
+const PRUNED_UP_TO = `coalesce((SELECT pruned_up_to::text FROM etl.tombstone_horizon), '0')`;
+
+/**
  * Every trigger the migrations put on the catalog's tables (as of 0011), as `(table, trigger)`
  * SQL rows: a table missing any of them does not capture every change. A migration that adds,
  * drops or renames one changes this list.
@@ -162,7 +168,7 @@ export const currentSnapshot = query<{
                      WHERE c.relnamespace = to_regnamespace('content') AND c.relname = name
                        AND t.tgname = trigger)) AS uncaptured,
           -- How far tombstones were pruned (migrations/0009_tombstone_horizon.sql).
-          coalesce((SELECT pruned_up_to::text FROM etl.tombstone_horizon), '0') AS pruned
+          ${PRUNED_UP_TO} AS pruned
      FROM pg_current_snapshot() s`,
 );
 
@@ -320,10 +326,10 @@ export const existingFilmIds = query<{ id: string }>(
  * Tombstones every watermark has passed are no longer needed; a day's margin for stragglers.
  * $1 the oldest xmin of the three tombstone watermarks.
  */
-/** How far tombstones were pruned (migrations/0009_tombstone_horizon.sql), as currentSnapshot reads it. */
+/** How far tombstones were pruned (migrations/0009_tombstone_horizon.sql). */
 export const tombstoneHorizon = query<{ pruned: string }>(
   'tombstone_horizon',
-  `SELECT coalesce((SELECT pruned_up_to::text FROM etl.tombstone_horizon), '0') AS pruned`,
+  `SELECT ${PRUNED_UP_TO} AS pruned`,
 );
 
 export const pruneTombstones = query<Record<string, never>>(
