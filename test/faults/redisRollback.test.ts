@@ -19,6 +19,7 @@ import { eventually, waitForConvergence } from '../helpers/convergence.js';
 import { EsFaultProxy } from '../helpers/esFaultProxy.js';
 import { createSandbox, type Sandbox } from '../helpers/isolation.js';
 import { startRedisServer, type RedisServer } from '../helpers/redisServer.js';
+import type { Syncer } from '../../src/sync/syncer.js';
 import { migrateSandbox, startSyncer, testLog } from '../helpers/syncerHarness.js';
 
 /** Whether the watermark's snapshot sees transaction `txid` as committed (the pass read it). */
@@ -224,21 +225,32 @@ describe('redis restarted from an older snapshot', () => {
     proxy.rejectBulkItemsTo(films);
   }
 
-  const slowLoad = { sizeLimit: 5, bulkSize: 5 };
   const noPeriodicLook = { indexCheckMs: 600_000 };
 
-  it('an index created again just before the crash is loaded again: a running syncer', async () => {
-    const proxy = await EsFaultProxy.start(sandbox.config.elasticsearch.url);
-    const syncer = await startSyncer(
+  /** A syncer on the private Redis, writing through `proxy`; `slow`: a few documents a claim. */
+  const startProxied = (proxy: EsFaultProxy, slow: boolean) =>
+    startSyncer(
       sandbox,
       {
         redisUrl: redis.url,
         elasticsearch: { ...sandbox.config.elasticsearch, url: proxy.url },
-        ...slowLoad,
+        ...(slow ? { sizeLimit: 5, bulkSize: 5 } : {}),
       },
       testLog(),
       noPeriodicLook,
     );
+
+  /** Stop `syncer`, bring Redis back from its save, let every write through, start a syncer. */
+  async function restartFromSave(syncer: Syncer, proxy: EsFaultProxy): Promise<Syncer> {
+    await syncer.stop();
+    await redis.restartFromSnapshot();
+    proxy.forward();
+    return startProxied(proxy, false);
+  }
+
+  it('an index created again just before the crash is loaded again: a running syncer', async () => {
+    const proxy = await EsFaultProxy.start(sandbox.config.elasticsearch.url);
+    const syncer = await startProxied(proxy, true);
     try {
       await deleteAfterSnapshot(proxy);
       // The snapshot predates the request: a request from now on is one asked for again (not
@@ -259,24 +271,10 @@ describe('redis restarted from an older snapshot', () => {
 
   it('an index created again just before the crash is loaded again: a syncer started after', async () => {
     const proxy = await EsFaultProxy.start(sandbox.config.elasticsearch.url);
-    const es = { ...sandbox.config.elasticsearch, url: proxy.url };
-    let syncer = await startSyncer(
-      sandbox,
-      { redisUrl: redis.url, elasticsearch: es, ...slowLoad },
-      testLog(),
-      noPeriodicLook,
-    );
+    let syncer = await startProxied(proxy, true);
     try {
       await deleteAfterSnapshot(proxy);
-      await syncer.stop();
-      await redis.restartFromSnapshot();
-      proxy.forward();
-      syncer = await startSyncer(
-        sandbox,
-        { redisUrl: redis.url, elasticsearch: es },
-        testLog(),
-        noPeriodicLook,
-      );
+      syncer = await restartFromSave(syncer, proxy);
       await waitForConvergence(sandbox, 60_000);
     } finally {
       await syncer.stop();
@@ -291,13 +289,7 @@ describe('redis restarted from an older snapshot', () => {
   // made since, and that index was never loaded whole.
   it('an index created again just before the crash is loaded again: Redis saved during a reload', async () => {
     const proxy = await EsFaultProxy.start(sandbox.config.elasticsearch.url);
-    const es = { ...sandbox.config.elasticsearch, url: proxy.url };
-    let syncer = await startSyncer(
-      sandbox,
-      { redisUrl: redis.url, elasticsearch: es, ...slowLoad },
-      testLog(),
-      noPeriodicLook,
-    );
+    let syncer = await startProxied(proxy, true);
     const uuid = async () =>
       Object.values(await sandbox.es.indices.get({ index: sandbox.config.index }))[0]?.settings
         ?.index?.uuid;
@@ -360,15 +352,7 @@ describe('redis restarted from an older snapshot', () => {
         'the index created once more',
       );
       proxy.rejectBulkItemsTo(films);
-      await syncer.stop();
-      await redis.restartFromSnapshot();
-      proxy.forward();
-      syncer = await startSyncer(
-        sandbox,
-        { redisUrl: redis.url, elasticsearch: es },
-        testLog(),
-        noPeriodicLook,
-      );
+      syncer = await restartFromSave(syncer, proxy);
       await waitForConvergence(sandbox, 60_000);
     } finally {
       await syncer.stop();

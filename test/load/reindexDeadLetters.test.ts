@@ -20,6 +20,7 @@ import { insertFilm, seedCatalog } from '../helpers/catalog.js';
 import { eventually, waitForConvergence } from '../helpers/convergence.js';
 import { inProcessReindex } from '../helpers/inProcessReindex.js';
 import { createSandbox, type Sandbox } from '../helpers/isolation.js';
+import { guardPersons, personInFewestFilms } from '../helpers/personGuard.js';
 import { runCli } from '../helpers/runCli.js';
 import { migrateSandbox, startSyncer, testLog } from '../helpers/syncerHarness.js';
 import { createSyncerRole, startSyncerAs, type SyncerRole } from '../helpers/syncerRole.js';
@@ -49,20 +50,9 @@ describe('reindex beside dead letters', () => {
       // A film whose type is longer than a keyword holds: Elasticsearch refuses it.
       const refused = await insertFilm(sandbox.pg, 'Too long a type', { type: 'x'.repeat(33_000) });
       // A person the syncer's role cannot read: PostgreSQL cannot build their document.
-      const { rows } = await sandbox.pg.query<{ id: string }>(
-        `SELECT person_id::text AS id FROM content.person_film_work
-          GROUP BY person_id ORDER BY count(*), person_id LIMIT 1`,
-      );
-      const person = rows[0]?.id ?? '';
-      await sandbox.pg.query(`
-        CREATE FUNCTION content.hidden(id uuid) RETURNS boolean LANGUAGE plpgsql AS $$
-        BEGIN
-          IF id = '${person}' THEN RAISE EXCEPTION 'person % cannot be read', id; END IF;
-          RETURN true;
-        END $$`);
-      await sandbox.pg.query(`GRANT EXECUTE ON FUNCTION content.hidden(uuid) TO ${role.name}`);
-      await sandbox.pg.query('ALTER TABLE content.person ENABLE ROW LEVEL SECURITY');
-      await sandbox.pg.query('CREATE POLICY hidden ON content.person USING (content.hidden(id))');
+      const { person } = await personInFewestFilms(sandbox.pg, { asProducer: true });
+      await guardPersons(sandbox, role, 'hidden', "RAISE EXCEPTION 'person % cannot be read', id");
+      await sandbox.pg.query('INSERT INTO content.hidden VALUES ($1)', [person]);
       // Their films retitled: the films' documents and the person's change, and cannot be built.
       // (Not the person's row itself: the change capture reads that, under the same policy.)
       await sandbox.pg.query(

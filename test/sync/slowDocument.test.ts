@@ -18,6 +18,7 @@ import type { Syncer } from '../../src/sync/syncer.js';
 import { seedCatalog } from '../helpers/catalog.js';
 import { eventually, indexDrifts, waitForConvergence } from '../helpers/convergence.js';
 import { createSandbox, type Sandbox } from '../helpers/isolation.js';
+import { guardPersons, personInFewestFilms } from '../helpers/personGuard.js';
 import { migrateSandbox, startSyncer, testLog } from '../helpers/syncerHarness.js';
 import { createSyncerRole, startSyncerAs, type SyncerRole } from '../helpers/syncerRole.js';
 
@@ -37,19 +38,7 @@ describe('a document slower to build than the statement timeout', () => {
     // role only. Index lookups only, so that a query meets the slow row only when it reads it (a
     // sequential scan, or the scan a hash or merge join makes, would run the policy on every
     // person for every query: a slow table, not a slow document).
-    await sandbox.pg.query('CREATE TABLE content.slow (id uuid PRIMARY KEY)');
-    await sandbox.pg.query(`
-      CREATE FUNCTION content.slow_guard(id uuid) RETURNS boolean LANGUAGE plpgsql AS $$
-      BEGIN
-        IF EXISTS (SELECT 1 FROM content.slow s WHERE s.id = slow_guard.id) THEN
-          PERFORM pg_sleep(3);
-        END IF;
-        RETURN true;
-      END $$`);
-    await sandbox.pg.query(`GRANT EXECUTE ON FUNCTION content.slow_guard(uuid) TO ${role.name}`);
-    await sandbox.pg.query(`GRANT SELECT ON content.slow TO ${role.name}`);
-    await sandbox.pg.query('ALTER TABLE content.person ENABLE ROW LEVEL SECURITY');
-    await sandbox.pg.query('CREATE POLICY slow ON content.person USING (content.slow_guard(id))');
+    await guardPersons(sandbox, role, 'slow', 'PERFORM pg_sleep(3)');
     for (const plan of ['seqscan', 'hashjoin', 'mergejoin'])
       await sandbox.pg.query(`ALTER ROLE ${role.name} SET enable_${plan} = off`);
     // Plans priced that high are compiled first, which takes longer than this test's timeout.
@@ -76,18 +65,9 @@ describe('a document slower to build than the statement timeout', () => {
       // The person in the fewest films goes slow: the documents of those films (which list their
       // directors, actors and writers, not producers) and the person's own take 3 s to build,
       // every other as long as before.
-      const { rows } = await sandbox.pg.query<{ person: string }>(
-        `SELECT person_id::text AS person FROM content.person_film_work
-          GROUP BY person_id ORDER BY count(*), person_id LIMIT 1`,
-      );
-      const person = rows[0]?.person ?? '';
-      const slowFilms = (
-        await sandbox.pg.query<{ id: string }>(
-          `SELECT DISTINCT film_work_id::text AS id FROM content.person_film_work
-            WHERE person_id = $1 AND role <> 'producer'`,
-          [person],
-        )
-      ).rows.map((r) => r.id);
+      const { person, films: slowFilms } = await personInFewestFilms(sandbox.pg, {
+        asProducer: false,
+      });
       assert.ok(slowFilms.length > 0 && slowFilms.length < 10, 'a person of a few films');
       const slow = [...slowFilms, `persons/${person}`].sort();
       await sandbox.pg.query('INSERT INTO content.slow VALUES ($1)', [person]);

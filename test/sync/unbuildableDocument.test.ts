@@ -16,6 +16,7 @@ import type { Syncer } from '../../src/sync/syncer.js';
 import { seedCatalog } from '../helpers/catalog.js';
 import { eventually, waitForConvergence } from '../helpers/convergence.js';
 import { createSandbox, type Sandbox } from '../helpers/isolation.js';
+import { guardPersons, personInFewestFilms } from '../helpers/personGuard.js';
 import { runCli } from '../helpers/runCli.js';
 import { migrateSandbox, startSyncer } from '../helpers/syncerHarness.js';
 import { createSyncerRole, type SyncerRole } from '../helpers/syncerRole.js';
@@ -44,31 +45,11 @@ describe('a document postgres cannot build', () => {
       await waitForConvergence(sandbox);
       // One person becomes unreadable, for the syncer's role only: the documents of the films
       // they are in cannot be built, nor their own.
-      const { rows } = await sandbox.pg.query<{ person: string }>(
-        `SELECT person_id::text AS person FROM content.person_film_work
-          GROUP BY person_id ORDER BY count(*), person_id LIMIT 1`,
-      );
-      const person = rows[0]?.person ?? '';
-      const poisoned = (
-        await sandbox.pg.query<{ id: string }>(
-          `SELECT DISTINCT film_work_id::text AS id FROM content.person_film_work
-            WHERE person_id = $1`,
-          [person],
-        )
-      ).rows.map((r) => r.id);
-      await sandbox.pg.query(`
-        CREATE FUNCTION content.poison_check(id uuid) RETURNS boolean LANGUAGE plpgsql AS $$
-        BEGIN
-          IF id = '${person}' THEN RAISE EXCEPTION 'person % cannot be read', id; END IF;
-          RETURN true;
-        END $$`);
-      await sandbox.pg.query(
-        `GRANT EXECUTE ON FUNCTION content.poison_check(uuid) TO ${role.name}`,
-      );
-      await sandbox.pg.query('ALTER TABLE content.person ENABLE ROW LEVEL SECURITY');
-      await sandbox.pg.query(
-        'CREATE POLICY poison ON content.person USING (content.poison_check(id))',
-      );
+      const { person, films: poisoned } = await personInFewestFilms(sandbox.pg, {
+        asProducer: true,
+      });
+      await guardPersons(sandbox, role, 'poison', "RAISE EXCEPTION 'person % cannot be read', id");
+      await sandbox.pg.query('INSERT INTO content.poison VALUES ($1)', [person]);
       // Every film retitled in one statement: the claims hold the poisoned documents beside many
       // that can be built.
       await sandbox.pg.query(`UPDATE content.film_work SET title = title || ' (restored)'`);

@@ -14,6 +14,7 @@ import type { Syncer } from '../../src/sync/syncer.js';
 import { seedCatalog } from '../helpers/catalog.js';
 import { eventually, waitForConvergence } from '../helpers/convergence.js';
 import { createSandbox, type Sandbox } from '../helpers/isolation.js';
+import { guardPersons, personInFewestFilms } from '../helpers/personGuard.js';
 import { migrateSandbox } from '../helpers/syncerHarness.js';
 import { createSyncerRole, startSyncerAs, type SyncerRole } from '../helpers/syncerRole.js';
 
@@ -27,19 +28,12 @@ describe('documents postgres could not build', () => {
     await seedCatalog(sandbox.pg, 40, 3, 8);
     role = await createSyncerRole(sandbox, 'etl_retry');
     // A guard on person rows that raises for the ids in a table, for the syncer's role only.
-    await sandbox.pg.query('CREATE TABLE content.guarded (id uuid PRIMARY KEY)');
-    await sandbox.pg.query(`
-      CREATE FUNCTION content.guard(id uuid) RETURNS boolean LANGUAGE plpgsql AS $$
-      BEGIN
-        IF EXISTS (SELECT 1 FROM content.guarded g WHERE g.id = guard.id) THEN
-          RAISE EXCEPTION 'person % is under maintenance', id;
-        END IF;
-        RETURN true;
-      END $$`);
-    await sandbox.pg.query(`GRANT EXECUTE ON FUNCTION content.guard(uuid) TO ${role.name}`);
-    await sandbox.pg.query(`GRANT SELECT ON content.guarded TO ${role.name}`);
-    await sandbox.pg.query('ALTER TABLE content.person ENABLE ROW LEVEL SECURITY');
-    await sandbox.pg.query('CREATE POLICY guard ON content.person USING (content.guard(id))');
+    await guardPersons(
+      sandbox,
+      role,
+      'guarded',
+      "RAISE EXCEPTION 'person % is under maintenance', id",
+    );
   });
 
   after(async () => {
@@ -85,12 +79,9 @@ describe('documents postgres could not build', () => {
     });
     try {
       await waitForConvergence(sandbox);
-      const { rows } = await sandbox.pg.query<{ person: string }>(
-        `SELECT person_id::text AS person FROM content.person_film_work
-          GROUP BY person_id ORDER BY count(*), person_id LIMIT 1`,
-      );
-      const person = `persons/${rows[0]?.person ?? ''}`;
-      await sandbox.pg.query('INSERT INTO content.guarded VALUES ($1)', [rows[0]?.person]);
+      const { person: id } = await personInFewestFilms(sandbox.pg, { asProducer: true });
+      const person = `persons/${id}`;
+      await sandbox.pg.query('INSERT INTO content.guarded VALUES ($1)', [id]);
       await sandbox.pg.query(`UPDATE content.person SET full_name = full_name || ' Jr.'`);
       // Read at 0, again 0.2 s after, then 0.8 s after that: three failures, then no more.
       await eventually(
