@@ -113,9 +113,10 @@ export class DocumentQueue {
    * The claim is done: Elasticsearch acknowledged every id (or it went to the dead letters).
    * `done` (the members indexed, deleted, or found newer there) go to the history, and their dead
    * letters, if any, are cleared: only a letter whose refused read is no newer than the read done
-   * (`versions`, member -> version; without one, the letter goes). Resolves to false when the
-   * reaper had given the claim back meanwhile (a worker paused past its heartbeat): harmless, its
-   * films are queued again.
+   * (`versions`, member -> version; without one, the letter goes). Resolves to false, and
+   * acknowledges nothing, when the reaper had given the claim back meanwhile (a worker paused past
+   * its heartbeat: harmless, its films are queued again), when Redis lost it, or when Redis has
+   * restarted since the claim (ack.lua): the caller gives the claim back (`release`).
    */
   async ack(
     claim: Claim,

@@ -239,9 +239,14 @@ export class Indexer {
       // that follows could not wait for this write, may have swept the index before it landed,
       // and a change of these documents queued meanwhile (a deletion) is lost with the queue:
       // give them back from this worker's hand, so that they are read once more (release.lua).
-      // Twice queued is one extra read. Should that fail, the claim stays in hand and is given
-      // back before the next claim, as after any failure.
-      batchLog.info('claim was no longer in redis when done; its documents are queued again');
+      // Or Redis restarted since the claim (from a save that holds it, or a replica took over):
+      // the dead letters and the ids queued again above may be gone, and the claim is given back
+      // whole (release.lua queues its list). Twice queued is one extra read. Should that fail,
+      // the claim stays in hand and is given back before the next claim, as after any failure.
+      batchLog.info(
+        'claim was no longer in redis when done, or redis restarted since it was taken; its ' +
+          'documents are queued again',
+      );
       this.lostByRedis.add(claim);
       await this.giveBack();
     }

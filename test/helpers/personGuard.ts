@@ -9,14 +9,18 @@ import type { SyncerRole } from './syncerRole.js';
 
 /**
  * Guard person rows by table `name`: for each person whose id is in content.<name> (the test adds
- * and removes ids there as it goes), the guard runs `action`, a PL/pgSQL statement (`id` is the
- * person's): `RAISE EXCEPTION ...` makes their documents unbuildable, `PERFORM pg_sleep(3)` slow.
+ * and removes ids there as it goes), the guard runs `action`, PL/pgSQL (`id` is the person's):
+ * `RAISE EXCEPTION ...` makes their documents unbuildable, `PERFORM pg_sleep(3)` slow.
+ * `lookupsOnly`: the role's queries look people up by index, so that a query meets a guarded
+ * person only when it reads them (a sequential scan, or the one a hash or merge join makes, runs
+ * the guard on every person for every query: a slow or broken table, not document).
  */
 export async function guardPersons(
   sandbox: Sandbox,
   role: SyncerRole,
   name: string,
   action: string,
+  { lookupsOnly = false } = {},
 ): Promise<void> {
   const guard = `content.${name}_guard`;
   await sandbox.pg.query(`CREATE TABLE content.${name} (id uuid PRIMARY KEY)`);
@@ -32,6 +36,11 @@ export async function guardPersons(
   await sandbox.pg.query(`GRANT SELECT ON content.${name} TO ${role.name}`);
   await sandbox.pg.query('ALTER TABLE content.person ENABLE ROW LEVEL SECURITY');
   await sandbox.pg.query(`CREATE POLICY ${name} ON content.person USING (${guard}(id))`);
+  if (!lookupsOnly) return;
+  for (const plan of ['seqscan', 'hashjoin', 'mergejoin'])
+    await sandbox.pg.query(`ALTER ROLE ${role.name} SET enable_${plan} = off`);
+  // Plans priced that high are compiled first, which takes longer than a short statement timeout.
+  await sandbox.pg.query(`ALTER ROLE ${role.name} SET jit = off`);
 }
 
 /**
