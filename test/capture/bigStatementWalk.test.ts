@@ -171,8 +171,8 @@ describe('a statement that changes very many rows', () => {
     const { log, lines } = capturingLog();
     const syncer = await startSyncer(
       sandbox,
-      // A pause between the pass's pages: it resolves the 10,500 people for seconds.
-      { sizeLimit: 50, bulkSize: 50, sleepMs: 50, workers: 1 },
+      // A pause between the pass's pages: it reads the 10,500 people for seconds (210 pages).
+      { sizeLimit: 50, bulkSize: 50, sleepMs: 20, workers: 1 },
       log,
     );
     try {
@@ -204,9 +204,11 @@ describe('a statement that changes very many rows', () => {
         `UPDATE content.film_work SET title = 'Before the walk' WHERE id = $1`,
         [film],
       );
+      // The walk begins once the pass has read every row of the statement (here 10 to 20 s; a
+      // CI run beside other work took over a minute), and the edit is queued as it begins.
       await eventually(
         async () => (await title(film)) === 'Before the walk',
-        60_000,
+        150_000,
         'the edit written',
       );
       assert.ok(

@@ -98,8 +98,10 @@ describe('reindex beside dead letters', () => {
 
       // The causes fixed, and the letters re-driven (their own retries are seconds apart by now):
       // the new index takes them all.
-      await sandbox.pg.query('DROP POLICY hidden ON content.person');
-      await sandbox.pg.query('ALTER TABLE content.person DISABLE ROW LEVEL SECURITY');
+      // The guard let go in one statement: with its policy dropped first and row-level security
+      // turned off next, a read in between sees no person at all (a CI run indexed two films
+      // with no people, and nothing read them again).
+      await sandbox.pg.query('TRUNCATE content.hidden');
       await sandbox.pg.query(`UPDATE content.film_work SET type = 'movie' WHERE id = $1`, [
         refused,
       ]);
