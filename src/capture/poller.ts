@@ -566,7 +566,9 @@ export class Poller {
       rewind.reload
         ? 'the database went back in time, or is another server or history than the indices ' +
             'were synced from (restored from a backup, a standby promoted, moved by dump and ' +
-            "restore, restored in place with pg_restore): versions are raised past the indices' and every index is loaded again"
+            'restore, restored in place with pg_restore, or the catalog tables or their capture ' +
+            "triggers made anew by hand): versions are raised past the indices' and every index " +
+            'is loaded again'
         : "the version base is below what the indices were written with: raised past the indices'",
     );
     if (rewind.raiseBaseTo !== null) {

@@ -276,14 +276,25 @@ describe('a database that went back in time', () => {
       await insertFilm(sandbox.pg, 'Made since the backup');
       await waitForConvergence(sandbox);
 
-      // The operator goes back to the backup, the syncer running.
-      execFileSync('pg_restore', [
-        '--clean',
-        '--if-exists',
-        '-d',
-        sandbox.config.databaseUrl,
-        dump,
-      ]);
+      // The operator goes back to the backup, the syncer running: pg_restore's three sections in
+      // the order one plain run takes them, the tables made empty and without their keys first,
+      // the rows loaded for longer than a listener heartbeat (5 s) on a real catalog, the keys,
+      // indexes and triggers last. (An outside fuzzer: the heartbeat put the doorbell's row back
+      // into the empty table, the restore then added its own, the primary key could not be made
+      // and every poll pass failed from then on on two rows.)
+      const restore = (section: string) =>
+        execFileSync('pg_restore', [
+          '--clean',
+          '--if-exists',
+          `--section=${section}`,
+          '-d',
+          sandbox.config.databaseUrl,
+          dump,
+        ]);
+      restore('pre-data');
+      await delay(6_000);
+      restore('data');
+      restore('post-data');
       await waitForConvergence(sandbox, 60_000);
       assert.ok(
         lines().some((l) => String(l.msg).startsWith('the database went back in time')),
