@@ -49,17 +49,31 @@ export class Doorbell {
       if ((await this.db.query(query, params)).length === 0) {
         // Someone deleted the row: without it no writer ever rings.
         await this.db.query(sql.restoreDoorbell);
-        await this.db.query(query, params);
+        if ((await this.db.query(query, params)).length === 0) {
+          // Not put back while the table has no primary key (sql.restoreDoorbell): a restore
+          // under way, which brings its own row; or the table made again without it.
+          this.warnOnce(
+            'etl.doorbell has no row, and none is put back while it has no primary key (a ' +
+              'restore under way?): writers do not notify, and changes are seen by the poller ' +
+              'only, every ETL_POLL_INTERVAL_MS',
+          );
+          return;
+        }
       }
       this.warned = false;
     } catch (err) {
-      if (this.warned) return;
-      this.warned = true;
-      this.log.warn(
-        { err: (err as Error).message },
+      this.warnOnce(
         'cannot update etl.doorbell (is UPDATE on it granted to this role?): writers may not ' +
           'notify, and changes are then seen by the poller only, every ETL_POLL_INTERVAL_MS',
+        (err as Error).message,
       );
     }
+  }
+
+  /** Once until an update works again: the heartbeat calls every 5 s. */
+  private warnOnce(msg: string, err?: string): void {
+    if (this.warned) return;
+    this.warned = true;
+    this.log.warn(err === undefined ? {} : { err }, msg);
   }
 }

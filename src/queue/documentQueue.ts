@@ -42,6 +42,9 @@ export interface ClaimInFlight {
   size: number;
 }
 
+/** ack.lua's answers. */
+const ACK_ANSWERS = ['gone', 'done', 'earlier run'] as const;
+
 interface ClaimRecord {
   worker: string;
   at: number;
@@ -113,18 +116,19 @@ export class DocumentQueue {
    * The claim is done: Elasticsearch acknowledged every id (or it went to the dead letters).
    * `done` (the members indexed, deleted, or found newer there) go to the history, and their dead
    * letters, if any, are cleared: only a letter whose refused read is no newer than the read done
-   * (`versions`, member -> version; without one, the letter goes). Resolves to false, and
-   * acknowledges nothing, when the reaper had given the claim back meanwhile (a worker paused past
-   * its heartbeat: harmless, its films are queued again), when Redis lost it, or when Redis has
-   * restarted since the claim (ack.lua): the caller gives the claim back (`release`).
+   * (`versions`, member -> version; without one, the letter goes). Resolves to 'done'; or
+   * acknowledges nothing and resolves to 'gone' when the claim is not there (the reaper gave it
+   * back meanwhile, a worker paused past its heartbeat: harmless, its films are queued again; or
+   * Redis lost it), or to 'earlier run' when Redis has restarted since the claim and holds it
+   * (ack.lua). Either way the caller gives the claim back (`release`).
    */
   async ack(
     claim: Claim,
     done: readonly string[],
     versions: ReadonlyMap<string, number> = new Map(),
-  ): Promise<boolean> {
+  ): Promise<'done' | 'gone' | 'earlier run'> {
     const { claims, history } = this.keys;
-    const existed = await this.store.run(
+    const answer = await this.store.run(
       'ack',
       [this.claimKey(claim.id), claims, history, deadLettersKey(this.store)],
       [
@@ -137,7 +141,7 @@ export class DocumentQueue {
     );
     // An acknowledgement lost in a failover would leave the claim to a worker that forgot it.
     await this.store.confirm(claims);
-    return Number(existed) === 1;
+    return ACK_ANSWERS[Number(answer)] ?? 'gone';
   }
 
   /**

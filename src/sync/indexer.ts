@@ -231,7 +231,8 @@ export class Indexer {
     // Queued before the claim is acknowledged: a crash between the two queues them twice (the
     // reaper gives the claim back), never not at all.
     if (held.length > 0) await this.deps.queue.enqueue(held);
-    if (await this.deps.queue.ack(claim, done, versions)) {
+    const acked = await this.deps.queue.ack(claim, done, versions);
+    if (acked === 'done') {
       this.held = null;
     } else {
       // The claim was gone: a reaper gave it back (its documents are queued again already), or
@@ -244,10 +245,13 @@ export class Indexer {
       // whole (release.lua queues its list). Twice queued is one extra read. Should that fail,
       // the claim stays in hand and is given back before the next claim, as after any failure.
       batchLog.info(
-        'claim was no longer in redis when done, or redis restarted since it was taken; its ' +
-          'documents are queued again',
+        acked === 'gone'
+          ? 'claim was no longer in redis when done; its documents are queued again'
+          : 'redis restarted since the claim was taken (what it wrote since may be gone); its ' +
+              'documents are queued again',
       );
-      this.lostByRedis.add(claim);
+      // Redis holds a claim of an earlier run: the reaper can give it back if this cannot.
+      if (acked === 'gone') this.lostByRedis.add(claim);
       await this.giveBack();
     }
     this.deps.observe?.({ claimedAt: claim.claimedAt, done, transientItems, dead });

@@ -91,7 +91,7 @@ describe('film queue', () => {
     await queue.enqueue(['a', 'b', 'c', 'd']);
     const first = await queue.claim('w1', 3);
     assert.ok(first);
-    assert.equal(await queue.ack(first, first.ids), true);
+    assert.equal(await queue.ack(first, first.ids), 'done');
     assert.equal(await store.redis.exists(queue.claimKey(first.id)), 0);
     assert.deepEqual(await queue.inFlight(), []);
     const second = await queue.claim('w1', 3);
@@ -260,7 +260,7 @@ describe('film queue', () => {
       const claim = await queue.claim('paused', 2);
       assert.ok(claim);
       await registry.reapDead(queue);
-      assert.equal(await queue.ack(claim, claim.ids), false);
+      assert.equal(await queue.ack(claim, claim.ids), 'gone');
       assert.equal(await queue.depth(), 2, 'the films wait to be indexed again');
     });
 
@@ -367,7 +367,7 @@ describe('film queue', () => {
         ['newer', 21],
         ['legacy', 5],
       ]);
-      assert.equal(await queue.ack(claim, claim.ids, versions), true);
+      assert.equal(await queue.ack(claim, claim.ids, versions), 'done');
       assert.deepEqual(
         (await dead.list()).map((l) => l.id),
         ['older'],

@@ -10,7 +10,7 @@
 -- (validated queue members: a uuid, persons/<uuid>, genres/<uuid>; nothing to escape in JSON),
 -- then n versions, the read each member was done at, in the same order ('' when unknown)
 -- Returns 1, or 0 when the claim was no longer there (the reaper gave it back meanwhile: its films
--- are queued again and will simply be indexed once more), or when it was taken on a server run
+-- are queued again and will simply be indexed once more), or 2 when it was taken on a server run
 -- before this one (claim.lua): Redis came back from a save, or a replica took over, after the
 -- claim. What the worker wrote since (dead letters, their retries, ids queued again) may then be
 -- gone while the claim is there: the claim is left as it is, for the worker to give back whole.
@@ -20,7 +20,7 @@ if record then
   if ok and type(claim) == 'table' and type(claim.run) == 'string' and claim.run ~= '' then
     local run = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') or ''
     if run ~= '' and run ~= claim.run then
-      return 0
+      return 2
     end
   end
 end
