@@ -293,6 +293,11 @@ export class ChangeCapture {
         if (arm !== null) await this.doorbell?.awake(arm);
         // Stopped capturing meanwhile: the window just armed is another syncer's trouble now.
         if (arm !== null && epoch !== this.epoch) await this.doorbell?.close();
+        if (this.doorbell && this.cadence.needsReference) {
+          const txid = await this.doorbell.newTransactionId();
+          // Taken over or stepped down meanwhile: that settling takes a reference of its own.
+          if (epoch === this.epoch) this.cadence.referenced(txid);
+        }
         if (this.pollRequested || performance.now() >= nextPoll()) {
           this.pollRequested = false;
           lastPoll = performance.now();

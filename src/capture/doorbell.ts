@@ -43,6 +43,16 @@ export class Doorbell {
     await this.set(sql.doorbellClose);
   }
 
+  /**
+   * A transaction id given out now: settling's reference (src/capture/pollCadence.ts). Throws on
+   * failure, unlike the leases: settling cannot end without it, and the step is retried.
+   */
+  async newTransactionId(): Promise<string> {
+    const [row] = await this.db.query(sql.newTransactionId);
+    if (!row) throw new Error('pg_current_xact_id returned no row');
+    return row.txid;
+  }
+
   private async set(query: typeof sql.doorbellAwake, ms?: number): Promise<void> {
     const params = ms === undefined ? [] : [ms];
     try {

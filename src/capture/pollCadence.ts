@@ -9,14 +9,18 @@
  *
  * The hazard is the way back to sleep: a writer that saw the window open sends no notification,
  * and may commit after the window closed. Its transaction already had an id when it looked (it
- * had written a row), so it is below the xmax of any snapshot taken after the window closed. The
- * pass that sees the window closed reads the doorbell in the same statement as its snapshot, a
- * hair after it; so the reference is the next pass's snapshot, surely taken after. The syncer
- * keeps polling back to back (settling) until a pass's snapshot has an xmin at or past that xmax:
- * every such writer has ended, and that pass has read whatever it committed. A writer that stays
- * open longer than ETL_POLL_INTERVAL_MS (or SETTLE_AT_MOST_MS) is left to the periodic pass (it
- * reads it just as well, only later); so is any transaction of the cluster that started before
- * the reference and runs long, writer or not, which is why settling is capped.
+ * had written a row). The pass that sees the window closed reads the doorbell in the same
+ * statement as its snapshot, a hair after it; after that pass the syncer takes a transaction id of
+ * its own, the reference: given out after the window closed, so above every such writer's. It
+ * keeps polling back to back (settling) until a pass's snapshot has an xmin above the reference:
+ * every such writer has ended, and that pass has read whatever it committed.
+ * Not a snapshot's xmax as the reference: xmax is one past the newest transaction that has ended,
+ * not the next id to be given out, and a writer that took its id after the last one that ended is
+ * at or above the xmax of every snapshot until another ends, and in none of their in-progress
+ * lists. Settling on that saw xmin reach xmax with the writer still open (a CI flake).
+ * A writer that stays open longer than ETL_POLL_INTERVAL_MS (or SETTLE_AT_MOST_MS) is left to the
+ * periodic pass (it reads it just as well, only later); so is any transaction of the cluster that
+ * started before the reference and runs long, writer or not, which is why settling is capped.
  * Pure logic: the caller passes the time and what each pass saw.
  */
 
@@ -33,9 +37,8 @@ export type CadenceState = 'asleep' | 'awake' | 'settling';
 export interface PassSighting {
   /** Changed rows it read. */
   rows: number;
-  /** Its snapshot, and whether writers still saw the doorbell's window open at that moment. */
+  /** Its snapshot's xmin, and whether writers still saw the doorbell's window open then. */
   xmin: string;
-  xmax: string;
   awake: boolean;
 }
 
@@ -45,8 +48,12 @@ export class PollCadence {
   private windowEnd = 0;
   /** Local time until which the server's window was last armed. */
   private armedUntil = 0;
-  /** xmax of the reference snapshot (null until the pass after the window closed), and when to give up. */
-  private settling: { xmax: bigint | null; deadline: number } | null = null;
+  /**
+   * While settling: whether a pass has seen the window closed yet, the reference transaction id
+   * (taken after that pass; null until then), and when to give up.
+   */
+  private settling: { closedSeen: boolean; reference: bigint | null; deadline: number } | null =
+    null;
 
   constructor(
     private readonly pollIntervalMs: number,
@@ -94,11 +101,26 @@ export class PollCadence {
    * after a window of our own (the first pass's snapshot is the reference).
    */
   takeOver(now: number): void {
+    this.settle(now, false);
+  }
+
+  /**
+   * Settling wants its reference now: a transaction id given out from now on (the caller takes
+   * one, and passes it to `referenced`), before the next pass.
+   */
+  get needsReference(): boolean {
+    return this.settling !== null && this.settling.closedSeen && this.settling.reference === null;
+  }
+
+  /** The reference transaction id, taken after the pass that saw the window closed. */
+  referenced(txid: string): void {
+    if (this.needsReference && this.settling) this.settling.reference = BigInt(txid);
+  }
+
+  private settle(now: number, closedSeen: boolean): void {
     this.current = 'settling';
-    this.settling = {
-      xmax: null,
-      deadline: now + Math.min(this.pollIntervalMs, SETTLE_AT_MOST_MS),
-    };
+    const longest = Math.min(this.pollIntervalMs, SETTLE_AT_MOST_MS);
+    this.settling = { closedSeen, reference: null, deadline: now + longest };
   }
 
   /** A pass finished at `now`, having seen this. */
@@ -108,17 +130,14 @@ export class PollCadence {
     // or re-armed by one that paused past its lease. Its writers are quiet: poll for them.
     if (seen.rows > 0 || (this.current !== 'awake' && seen.awake)) this.heard(now);
     if (this.current === 'awake' && now >= this.windowEnd && !seen.awake) {
-      this.current = 'settling';
-      const longest = Math.min(this.pollIntervalMs, SETTLE_AT_MOST_MS);
-      this.settling = { xmax: null, deadline: now + longest };
+      this.settle(now, true);
       return;
     }
     if (this.current === 'settling' && this.settling) {
-      if (this.settling.xmax === null) {
-        this.settling.xmax = BigInt(seen.xmax);
-        return;
-      }
-      if (BigInt(seen.xmin) >= this.settling.xmax || now >= this.settling.deadline) {
+      // Taken over: this first pass saw the last capturer's window closed (open, it woke us).
+      this.settling.closedSeen = true;
+      const { reference, deadline } = this.settling;
+      if ((reference !== null && BigInt(seen.xmin) > reference) || now >= deadline) {
         this.current = 'asleep';
         this.settling = null;
       }

@@ -339,7 +339,7 @@ export class Poller {
       kind: 'incremental',
       queued,
       rows,
-      sighting: { rows, xmin: snapshot.xmin, xmax: snapshot.xmax, awake },
+      sighting: { rows, xmin: snapshot.xmin, awake },
     };
   }
 

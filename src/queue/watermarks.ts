@@ -2,7 +2,8 @@
  * Per-table watermarks of the poller (the seed's "time of the last record selected", made exact).
  *
  * A watermark is the Postgres snapshot a finished pass started from: every transaction below xmin
- * had ended, those listed in xip were still running, and none at or above xmax had begun. The next
+ * had ended, those listed in xip were still running, and none at or above xmax had ended (some may
+ * have begun: xmax is one past the newest that ended, not the next id given out). The next
  * pass re-reads the rows of exactly the transactions that snapshot could not see, so a long
  * transaction that commits late is read when it commits, however far time has moved on. `at` (the
  * snapshot's wall-clock time) is what people see as the table's lag.

@@ -116,7 +116,8 @@ const CAPTURE_TRIGGERS = [
 
 /**
  * The snapshot the poller's watermark is made of. Every transaction below xmin has ended; those in
- * xip were still running; those at or above xmax had not started. `at` is for people (lag).
+ * xip were still running; those at or above xmax had not ended (nor, maybe, begun). `at` is for
+ * people (lag).
  */
 export const currentSnapshot = query<{
   xmin: string;
@@ -190,6 +191,16 @@ export const doorbellAwake = query<{ id: boolean }>(
   `UPDATE etl.doorbell
       SET awake_until = greatest(awake_until, clock_timestamp() + $1 * interval '1 ms')
     RETURNING id`,
+);
+
+/**
+ * A transaction id given out now, for settling's reference (src/capture/pollCadence.ts): above the
+ * id of every writer that looked at the doorbell before. Costs one id and one commit record, once
+ * per wake-up.
+ */
+export const newTransactionId = query<{ txid: string }>(
+  'new_transaction_id',
+  `SELECT pg_current_xact_id()::text AS txid`,
 );
 
 /**

@@ -14,7 +14,6 @@ const FAST = 25;
 const pass = (over: Partial<PassSighting> = {}): PassSighting => ({
   rows: 0,
   xmin: '100',
-  xmax: '110',
   awake: false,
   ...over,
 });
@@ -55,16 +54,23 @@ describe('poll cadence', () => {
     const cadence = new PollCadence(INTERVAL, AWAKE, FAST);
     cadence.heard(0);
     cadence.toArm(0);
-    cadence.passed(600, pass({ awake: false, xmin: '90', xmax: '100' }));
+    assert.equal(cadence.needsReference, false, 'awake: no reference');
+    cadence.passed(600, pass({ awake: false, xmin: '90' }));
     assert.equal(cadence.state, 'settling');
     assert.equal(cadence.nextDelay(), FAST, 'settling polls back to back');
-    // The next pass's snapshot is the reference (taken surely after the window closed).
-    cadence.passed(650, pass({ xmin: '100', xmax: '120' }));
-    assert.equal(cadence.state, 'settling', 'the reference pass itself never ends settling');
-    // Transaction 105 is still running: below the xmax of the reference snapshot.
-    cadence.passed(700, pass({ xmin: '105', xmax: '125' }));
+    assert.equal(cadence.needsReference, true, 'an id given out after the window closed');
+    // No pass ends settling before the reference is taken, whatever its snapshot.
+    cadence.passed(620, pass({ xmin: '200' }));
     assert.equal(cadence.state, 'settling');
-    cadence.passed(800, pass({ xmin: '120', xmax: '126' }));
+    // Transaction 104 saw the window open and is still running; 105 is the reference. A snapshot
+    // taken now may have xmin = xmax = 104 (104 is above every ended one): not an end.
+    cadence.referenced('105');
+    assert.equal(cadence.needsReference, false);
+    cadence.passed(650, pass({ xmin: '104' }));
+    assert.equal(cadence.state, 'settling');
+    cadence.passed(700, pass({ xmin: '105' }));
+    assert.equal(cadence.state, 'settling', 'the reference itself must have ended too');
+    cadence.passed(800, pass({ xmin: '106' }));
     assert.equal(cadence.state, 'asleep');
     assert.equal(cadence.nextDelay(), INTERVAL);
   });
@@ -72,11 +78,12 @@ describe('poll cadence', () => {
   it('leaves a writer open past the poll interval to the periodic pass', () => {
     const cadence = new PollCadence(INTERVAL, AWAKE, FAST);
     cadence.heard(0);
-    cadence.passed(600, pass({ xmin: '100', xmax: '120' }));
-    cadence.passed(650, pass({ xmin: '100', xmax: '120' }));
-    cadence.passed(600 + INTERVAL - 1, pass({ xmin: '101', xmax: '130' }));
+    cadence.passed(600, pass({ xmin: '100' }));
+    cadence.referenced('120');
+    cadence.passed(650, pass({ xmin: '100' }));
+    cadence.passed(600 + INTERVAL - 1, pass({ xmin: '101' }));
     assert.equal(cadence.state, 'settling');
-    cadence.passed(600 + INTERVAL, pass({ xmin: '101', xmax: '130' }));
+    cadence.passed(600 + INTERVAL, pass({ xmin: '101' }));
     assert.equal(cadence.state, 'asleep');
   });
 
@@ -84,32 +91,39 @@ describe('poll cadence', () => {
     const cadence = new PollCadence(INTERVAL, AWAKE, FAST);
     cadence.heard(0);
     cadence.toArm(0);
-    cadence.passed(600, pass({ xmin: '100', xmax: '120' }));
+    cadence.passed(600, pass({ xmin: '100' }));
     assert.equal(cadence.state, 'settling');
-    cadence.passed(650, pass({ rows: 1, xmin: '100', xmax: '121' }));
+    cadence.passed(650, pass({ rows: 1, xmin: '100' }));
     assert.equal(cadence.state, 'awake');
+    assert.equal(cadence.needsReference, false);
+    cadence.referenced('130');
     assert.equal(cadence.toArm(650), AWAKE, 'the window is opened again');
+    // Back to sleep later takes a reference of its own, not the one offered while awake.
+    cadence.passed(1_200, pass({ xmin: '140' }));
+    assert.equal(cadence.state, 'settling');
+    assert.equal(cadence.needsReference, true);
   });
 
   it('settles for at most SETTLE_AT_MOST_MS when the poll interval is longer', () => {
     const cadence = new PollCadence(600_000, AWAKE, FAST);
     cadence.heard(0);
-    cadence.passed(600, pass({ xmin: '100', xmax: '120' }));
-    cadence.passed(650, pass({ xmin: '100', xmax: '120' }));
-    cadence.passed(600 + SETTLE_AT_MOST_MS - 1, pass({ xmin: '101', xmax: '130' }));
+    cadence.passed(600, pass({ xmin: '100' }));
+    cadence.referenced('120');
+    cadence.passed(650, pass({ xmin: '100' }));
+    cadence.passed(600 + SETTLE_AT_MOST_MS - 1, pass({ xmin: '101' }));
     assert.equal(cadence.state, 'settling');
-    cadence.passed(600 + SETTLE_AT_MOST_MS, pass({ xmin: '101', xmax: '130' }));
+    cadence.passed(600 + SETTLE_AT_MOST_MS, pass({ xmin: '101' }));
     assert.equal(cadence.state, 'asleep');
   });
 
   it('compares transaction ids as numbers, past 2^53', () => {
     const cadence = new PollCadence(INTERVAL, AWAKE, FAST);
     cadence.heard(0);
-    cadence.passed(600, pass({ xmin: '9007199254740993', xmax: '9007199254741000' }));
-    cadence.passed(650, pass({ xmin: '9007199254740993', xmax: '9007199254741000' }));
-    cadence.passed(700, pass({ xmin: '9007199254740999', xmax: '9007199254741001' }));
-    assert.equal(cadence.state, 'settling', '...999 < ...1000');
-    cadence.passed(800, pass({ xmin: '9007199254741000', xmax: '9007199254741001' }));
+    cadence.passed(600, pass({ xmin: '9007199254740993' }));
+    cadence.referenced('9007199254741000');
+    cadence.passed(700, pass({ xmin: '9007199254741000' }));
+    assert.equal(cadence.state, 'settling', '...1000 is not above ...1000');
+    cadence.passed(800, pass({ xmin: '9007199254741001' }));
     assert.equal(cadence.state, 'asleep');
   });
 
@@ -119,10 +133,13 @@ describe('poll cadence', () => {
     assert.equal(cadence.state, 'settling');
     assert.equal(cadence.nextDelay(), FAST, 'polls back to back at once');
     assert.equal(cadence.toArm(0), null, 'holds no window of its own');
-    cadence.passed(30, pass({ xmin: '100', xmax: '120' }));
-    cadence.passed(60, pass({ xmin: '110', xmax: '125' }));
-    assert.equal(cadence.state, 'settling', 'a writer of the reference snapshot still runs');
-    cadence.passed(90, pass({ xmin: '120', xmax: '130' }));
+    assert.equal(cadence.needsReference, false, 'not before a pass has seen its window closed');
+    cadence.passed(30, pass({ xmin: '100' }));
+    assert.equal(cadence.needsReference, true);
+    cadence.referenced('120');
+    cadence.passed(60, pass({ xmin: '110' }));
+    assert.equal(cadence.state, 'settling', 'a writer below the reference still runs');
+    cadence.passed(90, pass({ xmin: '121' }));
     assert.equal(cadence.state, 'asleep');
   });
 
