@@ -554,6 +554,7 @@ export class Poller {
     log.error(
       {
         behind_by: rewind.behindBy.toString(),
+        lost_in_crash: rewind.lostInCrash,
         other_history: rewind.otherHistory,
         other_tables: rewind.otherTables,
         server_xmax: now.xmax,
@@ -566,9 +567,10 @@ export class Poller {
       rewind.reload
         ? 'the database went back in time, or is another server or history than the indices ' +
             'were synced from (restored from a backup, a standby promoted, moved by dump and ' +
-            'restore, restored in place with pg_restore, or the catalog tables or their capture ' +
-            "triggers made anew by hand): versions are raised past the indices' and every index " +
-            'is loaded again'
+            'restore, restored in place with pg_restore, the catalog tables or their capture ' +
+            'triggers made anew by hand, or a crash that lost the last transactions it had ' +
+            "reported ended): versions are raised past the indices' and every index is loaded " +
+            'again'
         : "the version base is below what the indices were written with: raised past the indices'",
     );
     if (rewind.raiseBaseTo !== null) {
@@ -1143,6 +1145,8 @@ export class Poller {
         base: row.base,
         system: row.system,
         timeline: row.timeline,
+        started: row.started,
+        recovered: row.recovered,
         relations: row.relations,
       },
       awake: row.awake,

@@ -34,6 +34,20 @@
  * recovered by the next pass. A failover that lost nothing (a synchronous standby) is recovered
  * the same way: a load more, nothing wrong.
  *
+ * A crash can rewind the counter too, a little, with nothing else to show for it: a transaction
+ * that writes no WAL before its commit record (one that only took an id), one that aborts, and
+ * any under `synchronous_commit = off` end without waiting for their record to be flushed, and a
+ * snapshot sees them ended at once. Killed before the WAL writer flushes them, the server gives
+ * their ids out again after the restart, and the edits made under them are below the watermarks
+ * and in none of their in-progress ids. Writers take the counter past the watermarks within
+ * moments, often before the syncer's first pass (it may be down too), so the sign is the run: a
+ * watermark taken before the server's last start, and that start's first id (its latest
+ * checkpoint's next id: the checkpoint that ended the recovery, or a later one) below the
+ * watermark's xmax. A clean shutdown loses nothing, and its checkpoint's next id is past every id.
+ * A commit under `synchronous_commit = off` that the crash lost, below an id that survived, is not
+ * given out again and is not seen: its documents stay as that lost commit left them until the
+ * next edit of their rows, or `npm run verify -- --repair` (README, Guarantees).
+ *
  * What it cannot see: a rewind that Redis forgot too (no watermarks left to compare): the load
  * that follows any Redis loss then writes below the index's versions. `npm run reindex` builds
  * indices afresh, with no versions to beat.
@@ -49,8 +63,13 @@ import type { Snapshot } from '../queue/watermarks.js';
 export const REWIND_HEADROOM = 2n ** 26n;
 
 export interface Rewind {
-  /** How far the server's counter is behind the furthest watermark (transactions); 0 if not. */
+  /**
+   * How far the server's counter is (or after its last start was) behind the furthest watermark
+   * (transactions); 0 if not.
+   */
   behindBy: bigint;
+  /** The server restarted since some watermark and gave out again ids that watermark saw end. */
+  lostInCrash: boolean;
   /** The server is another one, or on another history, than some watermark's. */
   otherHistory: boolean;
   /** The catalog's tables (or the database) were made anew since some watermark: a restore. */
@@ -69,10 +88,18 @@ export function rewindOf(now: Snapshot, marks: Iterable<Snapshot | null>): Rewin
   let furthestVersion = -1n;
   let otherHistory = false;
   let otherTables = false;
+  let lostInCrash = false;
+  // Where the counter stood after the server's last start, for watermarks taken before it.
+  let restartedAt = xmax;
+  const recovered = now.recovered === undefined ? null : BigInt(now.recovered);
   for (const mark of marks) {
     if (!mark) continue;
     const markXmax = BigInt(mark.xmax);
     if (markXmax > furthest) furthest = markXmax;
+    if (recovered !== null && differs(mark.started, now.started) && recovered < markXmax) {
+      lostInCrash = true;
+      if (recovered < restartedAt) restartedAt = recovered;
+    }
     const reached = markXmax + BigInt(mark.base ?? '0');
     if (reached > furthestVersion) furthestVersion = reached;
     // Recorded before 0.3 without them (the relations: earlier builds): only the counter can tell.
@@ -80,7 +107,7 @@ export function rewindOf(now: Snapshot, marks: Iterable<Snapshot | null>): Rewin
       otherHistory = true;
     if (differs(mark.relations, now.relations)) otherTables = true;
   }
-  const behindBy = furthest > xmax ? furthest - xmax : 0n;
+  const behindBy = furthest > restartedAt ? furthest - restartedAt : 0n;
   const lost = behindBy > 0n || otherHistory;
   const reload = lost || otherTables;
   // The index may hold versions a little past the watermarks (the indexers read ahead of the
@@ -92,7 +119,7 @@ export function rewindOf(now: Snapshot, marks: Iterable<Snapshot | null>): Rewin
     : xmax + base < furthestVersion;
   const raiseBaseTo = behind ? furthestVersion + REWIND_HEADROOM - xmax : null;
   return reload || raiseBaseTo !== null
-    ? { behindBy, otherHistory, otherTables, raiseBaseTo, reload }
+    ? { behindBy, lostInCrash, otherHistory, otherTables, raiseBaseTo, reload }
     : null;
 }
 

@@ -44,6 +44,9 @@ export interface Snapshot {
   /** The server's system identifier and timeline then (src/capture/rewind.ts); absent before 0.3. */
   system?: string;
   timeline?: string;
+  /** When the server started, and the first id of its latest checkpoint (src/capture/rewind.ts). */
+  started?: string;
+  recovered?: string;
   /**
    * The object ids of the database, of the catalog's tables and of the capture's triggers on them
    * then (src/capture/rewind.ts); absent in snapshots of earlier builds.

@@ -128,6 +128,8 @@ export const currentSnapshot = query<{
   base: string;
   system: string;
   timeline: string;
+  started: string;
+  recovered: string;
   relations: string;
   uncaptured: string | null;
   pruned: string;
@@ -147,6 +149,14 @@ export const currentSnapshot = query<{
           -- restore another timeline (the first 8 hex digits of a WAL file's name).
           (SELECT system_identifier::text FROM pg_control_system()) AS system,
           substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) AS timeline,
+          -- Which run of the server (src/capture/rewind.ts), and the first transaction id its
+          -- latest checkpoint would give out: after a crash, the one that ended its recovery,
+          -- whose id is where the ids lost with the WAL's unflushed tail are given out again.
+          -- (As seconds: the text of a time depends on the session's time zone.)
+          extract(epoch FROM pg_postmaster_start_time())::text AS started,
+          (SELECT (split_part(next_xid, ':', 1)::numeric * 4294967296
+                   + split_part(next_xid, ':', 2)::numeric)::text
+             FROM pg_control_checkpoint()) AS recovered,
           -- Which database and which tables (src/capture/rewind.ts): a backup restored in place
           -- (pg_restore --clean) or into another database makes them anew, and then the
           -- capture's triggers, after the rows: new object ids, on the same server and history.
@@ -195,12 +205,17 @@ export const doorbellAwake = query<{ id: boolean }>(
 
 /**
  * A transaction id given out now, for settling's reference (src/capture/pollCadence.ts): above the
- * id of every writer that looked at the doorbell before. Costs one id and one commit record, once
- * per wake-up.
+ * id of every writer that looked at the doorbell before. Once per wake-up. Taken by an update of
+ * the doorbell's row that changes nothing, not by `SELECT pg_current_xact_id()` alone: a
+ * transaction that writes no WAL before its commit record is committed without waiting for the
+ * flush, and a crash could then lose the id, which PostgreSQL would give out again after the
+ * restart, below watermarks that had seen it end. (Without the row, the id alone.)
  */
 export const newTransactionId = query<{ txid: string }>(
   'new_transaction_id',
-  `SELECT pg_current_xact_id()::text AS txid`,
+  // A data-modifying WITH runs whether or not the query reads it.
+  `WITH touched AS (UPDATE etl.doorbell SET awake_until = awake_until)
+   SELECT pg_current_xact_id()::text AS txid`,
 );
 
 /**

@@ -14,6 +14,11 @@ import { freePort } from './freePort.js';
 export interface PrivateCluster {
   /** The `postgres` database, as the superuser `postgres`. */
   url: string;
+  /**
+   * Killed outright (`pg_ctl stop -m immediate`, as a power cut is to the server): WAL still in
+   * its buffers is lost, what it wrote to the operating system is not. Then started again.
+   */
+  crashAndRestart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -41,13 +46,18 @@ export async function startPrivateCluster(settings: string[] = []): Promise<Priv
     ...settings.flatMap((setting) => ['-c', setting]),
   ].join(' ');
   const log = join(dir, 'server.log');
-  await run(...as(join(bin, 'pg_ctl'), ['start', '-w', '-D', data, '-l', log, '-o', options]));
+  const start = () =>
+    run(...as(join(bin, 'pg_ctl'), ['start', '-w', '-D', data, '-l', log, '-o', options]));
+  const kill = () => run(...as(join(bin, 'pg_ctl'), ['stop', '-D', data, '-m', 'immediate']));
+  await start();
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    crashAndRestart: async () => {
+      await kill();
+      await start();
+    },
     stop: async () => {
-      await run(...as(join(bin, 'pg_ctl'), ['stop', '-D', data, '-m', 'immediate'])).catch(
-        () => undefined,
-      );
+      await kill().catch(() => undefined);
       rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -9,7 +9,14 @@ import type { Snapshot } from '../../src/queue/watermarks.js';
 
 const at = (
   xmax: number,
-  more: { base?: number; system?: string; timeline?: string; relations?: string } = {},
+  more: {
+    base?: number;
+    system?: string;
+    timeline?: string;
+    relations?: string;
+    started?: string;
+    recovered?: number;
+  } = {},
 ): Snapshot => ({
   xmin: String(xmax - 5),
   xmax: String(xmax),
@@ -19,6 +26,8 @@ const at = (
   ...(more.system === undefined ? {} : { system: more.system }),
   ...(more.timeline === undefined ? {} : { timeline: more.timeline }),
   ...(more.relations === undefined ? {} : { relations: more.relations }),
+  ...(more.started === undefined ? {} : { started: more.started }),
+  ...(more.recovered === undefined ? {} : { recovered: String(more.recovered) }),
 });
 const here = { base: 0, system: '7716', timeline: '00000001' };
 
@@ -32,6 +41,7 @@ describe('rewindOf', () => {
   it('raises the base past the furthest version and reloads when the counter went back', () => {
     assert.deepEqual(rewindOf(at(400, here), [at(1_000, here), at(990, here)]), {
       behindBy: 600n,
+      lostInCrash: false,
       otherHistory: false,
       otherTables: false,
       raiseBaseTo: 600n + REWIND_HEADROOM,
@@ -39,11 +49,36 @@ describe('rewindOf', () => {
     });
   });
 
+  it('reloads after a restart that gave out again ids a watermark saw end', () => {
+    const before = { ...here, started: '1796659268.113256', recovered: 500 };
+    const after = (recovered: number) => ({ ...here, started: '1796660000.5', recovered });
+    // Writers took the counter past the watermark again; the restart's first id is below it.
+    const crashed = rewindOf(at(1_030, after(990)), [at(1_000, before), at(995, before)]);
+    assert.deepEqual(crashed, {
+      behindBy: 10n,
+      lostInCrash: true,
+      otherHistory: false,
+      otherTables: false,
+      raiseBaseTo: 1_000n + REWIND_HEADROOM - 1_030n,
+      reload: true,
+    });
+    assert.equal(rewindOf(at(1_030, after(1_000)), [at(1_000, before)]), null, 'none lost');
+    // The same run: its latest checkpoint is older than the watermarks, and says nothing.
+    assert.equal(rewindOf(at(1_030, before), [at(1_000, before)]), null, 'no restart');
+    assert.equal(rewindOf(at(1_030, after(990)), [at(1_000, here)]), null, 'recorded before');
+    assert.equal(
+      rewindOf(at(1_030, after(990)), [at(1_000, after(990))]),
+      null,
+      'taken after the restart',
+    );
+  });
+
   it('reloads on another timeline or server even when the counter is not behind', () => {
     // A standby promoted a few transactions behind what the indexers had read.
     const promoted = rewindOf(at(1_010, { ...here, timeline: '00000002' }), [at(1_000, here)]);
     assert.deepEqual(promoted, {
       behindBy: 0n,
+      lostInCrash: false,
       otherHistory: true,
       otherTables: false,
       raiseBaseTo: REWIND_HEADROOM - 10n,
@@ -65,6 +100,7 @@ describe('rewindOf', () => {
     const raised = Number(600n + REWIND_HEADROOM);
     assert.deepEqual(rewindOf(at(400, { ...here, base: raised }), [at(1_000, here)]), {
       behindBy: 600n,
+      lostInCrash: false,
       otherHistory: false,
       otherTables: false,
       raiseBaseTo: null,
@@ -76,6 +112,7 @@ describe('rewindOf', () => {
   it('raises the base alone when only it is behind (restored with an older base)', () => {
     assert.deepEqual(rewindOf(at(1_200, here), [at(1_000, { ...here, base: 5_000 })]), {
       behindBy: 0n,
+      lostInCrash: false,
       otherHistory: false,
       otherTables: false,
       raiseBaseTo: 4_800n + REWIND_HEADROOM,
@@ -89,6 +126,7 @@ describe('rewindOf', () => {
       rewindOf(at(1_200, { ...here, relations: '16384:3,4' }), [at(1_000, tables)]),
       {
         behindBy: 0n,
+        lostInCrash: false,
         otherHistory: false,
         otherTables: true,
         raiseBaseTo: null,

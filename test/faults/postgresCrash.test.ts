@@ -1,0 +1,143 @@
+/**
+ * PostgreSQL killed outright and started again, having lost the last transaction ids it had
+ * reported ended.
+ *
+ * Found by an outside reading: a transaction that writes no WAL before its commit record (one
+ * that only took an id), one that aborts, and any under `synchronous_commit = off` end without
+ * waiting for their record to reach the disk. A snapshot sees them ended at once, so a pass's
+ * watermark can be past them; a crash before the WAL writer flushes them loses them, and after
+ * the restart PostgreSQL gives the same ids out again. Every edit made under those ids was then
+ * below the watermark and in none of its in-progress ids: no pass read it, and without a
+ * notification heard it never reached the index. The server's identity and timeline are
+ * unchanged, and writers move the counter past the watermark in moments, so only the restart
+ * itself can tell: the syncer now compares where the server's recovery gave ids out from with
+ * the watermarks, and loads every index again when it is below them.
+ *
+ * A cluster of the test's own: the shared server cannot be killed, and the WAL writer is set to
+ * flush every 10 s (its longest) with autovacuum off, so nothing but the syncer's heartbeat
+ * (every 5 s) flushes the WAL between the lost ids and the crash.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import { migrate } from '../../src/db/migrator.js';
+import { RedisStore } from '../../src/queue/redisStore.js';
+import { Watermarks } from '../../src/queue/watermarks.js';
+import type { Syncer } from '../../src/sync/syncer.js';
+import { seedCatalog } from '../helpers/catalog.js';
+import { eventually } from '../helpers/convergence.js';
+import { createSandbox, type Sandbox } from '../helpers/isolation.js';
+import { startPrivateCluster, type PrivateCluster } from '../helpers/privateCluster.js';
+import { MIGRATIONS, startSyncer, testLog } from '../helpers/syncerHarness.js';
+
+const FILMS = 20;
+/** Ids taken and lost: more than the syncer's reconnection takes before the test's edits. */
+const LOST_IDS = 30;
+
+describe('PostgreSQL crashes and gives out lost transaction ids again', () => {
+  let cluster: PrivateCluster;
+  let sandbox: Sandbox;
+  let store: RedisStore;
+  let syncer: Syncer | null = null;
+
+  before(async () => {
+    cluster = await startPrivateCluster(['wal_writer_delay=10000', 'autovacuum=off']);
+    sandbox = await createSandbox('pg-crash');
+    store = new RedisStore(sandbox.config.redisUrl, sandbox.config.redisPrefix, testLog());
+    await migrate(cluster.url, MIGRATIONS, testLog());
+    const db = new pg.Pool({ connectionString: cluster.url });
+    await seedCatalog(db, FILMS, 2, 5);
+    await db.end();
+    const url = cluster.url;
+    syncer = await startSyncer(sandbox, { databaseUrl: url, listenUrl: url, pollIntervalMs: 500 });
+    await eventually(
+      async () => (await sandbox.es.count({ index: sandbox.config.index })).count === FILMS,
+      30_000,
+      'the films loaded',
+    );
+  });
+
+  after(async () => {
+    await syncer?.stop();
+    store.redis.disconnect();
+    await sandbox.cleanup();
+    await cluster.stop();
+  });
+
+  it('indexes edits made under ids the crash gave out again', async () => {
+    const session = async <T>(work: (client: pg.Client) => Promise<T>): Promise<T> => {
+      const client = new pg.Client({ connectionString: cluster.url });
+      await client.connect();
+      try {
+        return await work(client);
+      } finally {
+        await client.end();
+      }
+    };
+    /** Takes the session a transaction id (one of its own in autocommit). */
+    const txidOf = async (c: pg.Client) =>
+      BigInt(
+        (await c.query<{ x: string }>('SELECT pg_current_xact_id()::text AS x')).rows[0]?.x ?? 0,
+      );
+    const listeningUntil = () =>
+      session(
+        async (c) =>
+          (await c.query<{ t: string }>('SELECT listening_until::text AS t FROM etl.doorbell'))
+            .rows[0]?.t,
+      );
+    const xmaxOf = async () => BigInt((await new Watermarks(store).get('film_work'))?.xmax ?? 0);
+
+    // Just after a heartbeat (a flushing commit), ids that end unflushed, then a pass past them.
+    const heartbeat = await listeningUntil();
+    await eventually(async () => (await listeningUntil()) !== heartbeat, 10_000, 'a heartbeat');
+    const lastLost = await session(async (c) => {
+      let txid = 0n;
+      for (let i = 0; i < LOST_IDS; i++) txid = await txidOf(c);
+      return txid;
+    });
+    await eventually(async () => (await xmaxOf()) > lastLost, 3_000, 'a pass past the ids');
+    const watermark = await xmaxOf();
+    // Stopped asleep, it writes nothing to PostgreSQL; it is started again once writers have
+    // taken the counter past the watermark, as when a syncer is down while PostgreSQL crashes (up,
+    // a pass that comes before them finds the counter behind its watermarks, a rewind already).
+    await syncer?.stop();
+    syncer = null;
+    await cluster.crashAndRestart();
+
+    // Edits that send no notification (as a two-phase writer's), so that only a pass reads them.
+    const films = await session(async (c) => {
+      await c.query('BEGIN');
+      await c.query('SET LOCAL etl.notify = off');
+      const { rows } = await c.query<{ id: string }>(
+        `UPDATE content.film_work SET title = 'After the crash ' || id
+          WHERE id IN (SELECT id FROM content.film_work ORDER BY id LIMIT 3) RETURNING id`,
+      );
+      const txid = await txidOf(c);
+      await c.query('COMMIT');
+      assert.ok(
+        txid < watermark,
+        `the crash lost the ids (the edit took ${txid}, the watermark was at ${watermark})`,
+      );
+      return rows.map((r) => r.id);
+    });
+    await session(async (c) => {
+      for (let txid = 0n; txid <= watermark;) txid = await txidOf(c);
+    });
+    const url = cluster.url;
+    syncer = await startSyncer(sandbox, { databaseUrl: url, listenUrl: url, pollIntervalMs: 500 });
+
+    await eventually(
+      async () => {
+        const { docs } = await sandbox.es.mget<{ title: string }>({
+          index: sandbox.config.index,
+          ids: films,
+        });
+        return docs.every(
+          (d) => 'found' in d && d.found && d._source?.title === `After the crash ${d._id}`,
+        );
+      },
+      30_000,
+      'the edits indexed',
+    );
+  });
+});
