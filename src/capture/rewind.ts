@@ -57,8 +57,12 @@ import type { Snapshot } from '../queue/watermarks.js';
 /**
  * Headroom above the highest version the watermarks recorded: the indexers read ahead of the last
  * pass's snapshot (a pass every few seconds, and none during a full load), by far fewer
- * transactions than this. Small enough to keep versions exact where they are numbers: xmax plus
- * base stays below 2^37 (JavaScript's 2^53 over the version's 2^16) for two thousand rewinds.
+ * transactions than this. Small enough to keep versions exact where they are numbers: versions
+ * are exact while xmax plus base stays below 2^37 (JavaScript's and Lua's 2^53 over the version's
+ * 2^16), which two thousand rewinds alone do not reach. xmax itself reaches it after some 137
+ * billion transactions of the whole cluster (the counter is the cluster's, epochs included);
+ * past that, two reads of one document whose snapshots differ by one open transaction can get one
+ * version, and an older read that lands last is then taken (`external_gte`).
  */
 export const REWIND_HEADROOM = 2n ** 26n;
 
