@@ -372,7 +372,10 @@ export const pruneTombstones = query<Record<string, never>>(
   'prune_tombstones',
   // The newest transaction pruned is recorded for other deployments on this database
   // (migrations/0009_tombstone_horizon.sql). A horizon past this server's counter is another
-  // history's (a dump restored elsewhere): replaced, not kept by greatest().
+  // history's (a dump of another cluster, a backup restored): replaced, not kept by greatest(),
+  // and dropped even when nothing is pruned. Kept, it read as a pruning of this history once the
+  // counter passed it, and every index was loaded again for nothing. One of this history is
+  // always below the counter: it is taken from watermarks, which are.
   `WITH films AS (
      DELETE FROM etl.film_tombstone WHERE etl_txid < $1::xid8 AND created < now() - interval '1 day'
      RETURNING etl_txid
@@ -389,9 +392,9 @@ export const pruneTombstones = query<Record<string, never>>(
    )
    UPDATE etl.tombstone_horizon h
       SET pruned_up_to = CASE WHEN h.pruned_up_to >= pg_snapshot_xmax(pg_current_snapshot())
-                              THEN p.txid ELSE greatest(h.pruned_up_to, p.txid) END
+                              THEN coalesce(p.txid, '0') ELSE greatest(h.pruned_up_to, p.txid) END
      FROM pruned p
-    WHERE p.txid IS NOT NULL`,
+    WHERE p.txid IS NOT NULL OR h.pruned_up_to >= pg_snapshot_xmax(pg_current_snapshot())`,
 );
 
 // --- change capture: resolution ---------------------------------------------------------------

@@ -153,4 +153,42 @@ describe('two deployments on one database', () => {
       await back?.stop();
     }
   });
+
+  // An outside reading: a dump of another cluster brings that cluster's horizon, far past this
+  // server's counter. It was ignored only while the counter stayed below it: once past it, it
+  // read as a pruning of this history that every watermark had missed, and every index was
+  // loaded again for nothing.
+  it("drops another history's horizon, and loads nothing when the counter passes it", async () => {
+    const indexed = async () =>
+      (await sandbox.es.indices.stats({ index: sandbox.config.index, metric: 'indexing' }))._all
+        .primaries?.indexing?.index_total ?? 0;
+    let syncer = await startSyncer(sandbox, { pollIntervalMs: 200 });
+    try {
+      await waitForConvergence(sandbox);
+      await syncer.stop();
+      await sandbox.pg.query(
+        `UPDATE etl.tombstone_horizon
+            SET pruned_up_to = (pg_snapshot_xmax(pg_current_snapshot())::text::numeric + 40)::text::xid8`,
+      );
+      // Its first pass prunes (and every hundredth after it).
+      syncer = await startSyncer(sandbox, { pollIntervalMs: 200 });
+      await eventually(() => (syncer.capture?.stats.passes ?? 0) >= 2, 10_000, 'two passes');
+      const before = await indexed();
+      for (let i = 0; i < 50; i++) await sandbox.pg.query('SELECT pg_current_xact_id()');
+      const passes = syncer.capture?.stats.passes ?? 0;
+      await eventually(
+        () => (syncer.capture?.stats.passes ?? 0) >= passes + 5,
+        10_000,
+        'five passes past the horizon',
+      );
+      await sandbox.es.indices.refresh({ index: sandbox.config.index });
+      assert.equal(await indexed(), before, 'no film indexed again');
+      const { rows } = await sandbox.pg.query<{ pruned: string }>(
+        'SELECT pruned_up_to::text AS pruned FROM etl.tombstone_horizon',
+      );
+      assert.equal(rows[0]?.pruned, '0', "the other history's horizon is gone");
+    } finally {
+      await syncer.stop();
+    }
+  });
 });
