@@ -296,7 +296,7 @@ export class ChangeCapture {
         if (this.doorbell && this.cadence.needsReference) {
           const txid = await this.doorbell.newTransactionId();
           // Taken over or stepped down meanwhile: that settling takes a reference of its own.
-          if (epoch === this.epoch) this.cadence.referenced(txid);
+          if (txid !== null && epoch === this.epoch) this.cadence.referenced(txid);
         }
         if (this.pollRequested || performance.now() >= nextPoll()) {
           this.pollRequested = false;

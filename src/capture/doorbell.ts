@@ -44,13 +44,28 @@ export class Doorbell {
   }
 
   /**
-   * A transaction id given out now: settling's reference (src/capture/pollCadence.ts). Throws on
-   * failure, unlike the leases: settling cannot end without it, and the step is retried.
+   * A transaction id given out now: settling's reference (src/capture/pollCadence.ts). Without
+   * UPDATE on the doorbell (or without its row) a bare one, which a crash may lose; null if even
+   * that fails (settling then ends at its deadline). Never throws: a step that failed on it would
+   * be retried before any pass, and settling would never end.
    */
-  async newTransactionId(): Promise<string> {
-    const [row] = await this.db.query(sql.newTransactionId);
-    if (!row) throw new Error('pg_current_xact_id returned no row');
-    return row.txid;
+  async newTransactionId(): Promise<string | null> {
+    try {
+      const [row] = await this.db.query(sql.newTransactionId);
+      if (row) return row.txid;
+    } catch (err) {
+      this.warnOnce(
+        'cannot update etl.doorbell (is UPDATE on it granted to this role?): writers may not ' +
+          'notify, and changes are then seen by the poller only, every ETL_POLL_INTERVAL_MS',
+        (err as Error).message,
+      );
+    }
+    try {
+      const [row] = await this.db.query(sql.bareTransactionId);
+      return row?.txid ?? null;
+    } catch {
+      return null;
+    }
   }
 
   private async set(query: typeof sql.doorbellAwake, ms?: number): Promise<void> {

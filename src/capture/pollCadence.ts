@@ -98,7 +98,8 @@ export class PollCadence {
   /**
    * This syncer took capturing over from another (captureLease.ts): writers that saw the other's
    * window open sent nothing and may still commit. Poll back to back until they have ended, as
-   * after a window of our own (the first pass's snapshot is the reference).
+   * after a window of our own: the first pass sees the other's window closed (open, it wakes us
+   * up), and the reference is taken after it.
    */
   takeOver(now: number): void {
     this.settle(now, false);
@@ -114,7 +115,8 @@ export class PollCadence {
 
   /** The reference transaction id, taken after the pass that saw the window closed. */
   referenced(txid: string): void {
-    if (this.needsReference && this.settling) this.settling.reference = BigInt(txid);
+    if (this.settling?.closedSeen && this.settling.reference === null)
+      this.settling.reference = BigInt(txid);
   }
 
   private settle(now: number, closedSeen: boolean): void {

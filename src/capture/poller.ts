@@ -589,6 +589,13 @@ export class Poller {
     if (!rewind.reload) return false;
     // Transactions heard before: their ids may be used again by the new history.
     this.deps.handled?.forgetAll();
+    // A tombstone horizon past the counter is the lost (or other) history's: dropped now, not at
+    // the pruning after the load, or writers could take the counter past it during the load and
+    // the first pass after it would take it for a pruning missed, and load everything again.
+    // Without UPDATE on it (README, Security), the pruning's warning says so already.
+    await this.read('drop another history tombstone horizon', () =>
+      db.query(sql.dropForeignHorizon).catch(() => []),
+    );
     // Not when a load is being planned: it runs under the epoch just ensured, and a watermark
     // left from the lost history is found by the first pass after it.
     if (forget) await watermarks.forget();
@@ -1146,7 +1153,8 @@ export class Poller {
         system: row.system,
         timeline: row.timeline,
         started: row.started,
-        recovered: row.recovered,
+        checkpointNextXid: row.checkpoint_next_xid,
+        checkpointAt: row.checkpoint_at,
         relations: row.relations,
       },
       awake: row.awake,

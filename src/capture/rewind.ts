@@ -37,16 +37,20 @@
  * A crash can rewind the counter too, a little, with nothing else to show for it: a transaction
  * that writes no WAL before its commit record (one that only took an id), one that aborts, and
  * any under `synchronous_commit = off` end without waiting for their record to be flushed, and a
- * snapshot sees them ended at once. Killed before the WAL writer flushes them, the server gives
- * their ids out again after the restart, and the edits made under them are below the watermarks
- * and in none of their in-progress ids. Writers take the counter past the watermarks within
- * moments, often before the syncer's first pass (it may be down too), so the sign is the run: a
- * watermark taken before the server's last start, and that start's first id (its latest
- * checkpoint's next id: the checkpoint that ended the recovery, or a later one) below the
- * watermark's xmax. A clean shutdown loses nothing, and its checkpoint's next id is past every id.
- * A commit under `synchronous_commit = off` that the crash lost, below an id that survived, is not
- * given out again and is not seen: its documents stay as that lost commit left them until the
- * next edit of their rows, or `npm run verify -- --repair` (README, Guarantees).
+ * snapshot sees them ended at once. Killed before the WAL writer flushes them (the postmaster, or
+ * any backend: the postmaster then resets and recovers without restarting), the server gives
+ * their ids out again, and the edits made under them are below the watermarks and in none of
+ * their in-progress ids. Writers take the counter past the watermarks within moments, often
+ * before the syncer's first pass (it may be down too), so the sign is the server's latest
+ * checkpoint: one surely begun after a watermark was taken (the server started since, or its
+ * time, in whole seconds, is later) read the counter after it, so its next id is at or past the
+ * watermark's xmax unless ids it saw end were lost. After a crash that checkpoint is the one that
+ * ended the recovery, and its next id is where the lost ids are given out again.
+ * What it misses: a checkpoint after that one (timed, every 5 minutes by default) before the
+ * syncer's first pass, whose next id is past them again; a backend's crash within the second of
+ * the syncer's last pass; and a commit under `synchronous_commit = off` that the crash lost below
+ * an id that survived (not given out again): its documents stay as that lost commit left them
+ * until the next edit of their rows, or `npm run verify -- --repair` (README, Guarantees).
  *
  * What it cannot see: a rewind that Redis forgot too (no watermarks left to compare): the load
  * that follows any Redis loss then writes below the index's versions. `npm run reindex` builds
@@ -93,16 +97,16 @@ export function rewindOf(now: Snapshot, marks: Iterable<Snapshot | null>): Rewin
   let otherHistory = false;
   let otherTables = false;
   let lostInCrash = false;
-  // Where the counter stood after the server's last start, for watermarks taken before it.
+  // Where the counter stood after a crash that lost ids watermarks had seen end.
   let restartedAt = xmax;
-  const recovered = now.recovered === undefined ? null : BigInt(now.recovered);
   for (const mark of marks) {
     if (!mark) continue;
     const markXmax = BigInt(mark.xmax);
     if (markXmax > furthest) furthest = markXmax;
-    if (recovered !== null && differs(mark.started, now.started) && recovered < markXmax) {
+    const gaveOutFrom = checkpointAfter(mark, now);
+    if (gaveOutFrom !== null && gaveOutFrom < markXmax) {
       lostInCrash = true;
-      if (recovered < restartedAt) restartedAt = recovered;
+      if (gaveOutFrom < restartedAt) restartedAt = gaveOutFrom;
     }
     const reached = markXmax + BigInt(mark.base ?? '0');
     if (reached > furthestVersion) furthestVersion = reached;
@@ -125,6 +129,22 @@ export function rewindOf(now: Snapshot, marks: Iterable<Snapshot | null>): Rewin
   return reload || raiseBaseTo !== null
     ? { behindBy, lostInCrash, otherHistory, otherTables, raiseBaseTo, reload }
     : null;
+}
+
+/**
+ * The first id the server's latest checkpoint would give out, when that checkpoint surely began
+ * after `mark` was taken: it then read the counter after the watermark's snapshot, so it is at or
+ * past the watermark's xmax unless a crash lost ids the watermark saw end. Surely after: the
+ * server started since (a clean shutdown's checkpoint is past every id; a crash's ends its
+ * recovery), or the checkpoint's time (whole seconds) is not before the watermark's (a backend
+ * killed, whose crash recovery the postmaster runs without restarting). Null otherwise, or for a
+ * watermark recorded without these.
+ */
+function checkpointAfter(mark: Snapshot, now: Snapshot): bigint | null {
+  if (now.checkpointNextXid === undefined || mark.started === undefined) return null;
+  const restarted = differs(mark.started, now.started);
+  const later = Number(now.checkpointAt) * 1000 > Date.parse(mark.at);
+  return restarted || later ? BigInt(now.checkpointNextXid) : null;
 }
 
 function differs(recorded: string | undefined, now: string | undefined): boolean {

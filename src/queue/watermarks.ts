@@ -44,9 +44,13 @@ export interface Snapshot {
   /** The server's system identifier and timeline then (src/capture/rewind.ts); absent before 0.3. */
   system?: string;
   timeline?: string;
-  /** When the server started, and the first id of its latest checkpoint (src/capture/rewind.ts). */
+  /**
+   * When the server started, and its latest checkpoint: the first id it would give out, and when
+   * it began (src/capture/rewind.ts; times in seconds since 1970). Absent before 0.3.
+   */
   started?: string;
-  recovered?: string;
+  checkpointNextXid?: string;
+  checkpointAt?: string;
   /**
    * The object ids of the database, of the catalog's tables and of the capture's triggers on them
    * then (src/capture/rewind.ts); absent in snapshots of earlier builds.

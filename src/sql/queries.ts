@@ -129,7 +129,8 @@ export const currentSnapshot = query<{
   system: string;
   timeline: string;
   started: string;
-  recovered: string;
+  checkpoint_next_xid: string;
+  checkpoint_at: string;
   relations: string;
   uncaptured: string | null;
   pruned: string;
@@ -149,14 +150,14 @@ export const currentSnapshot = query<{
           -- restore another timeline (the first 8 hex digits of a WAL file's name).
           (SELECT system_identifier::text FROM pg_control_system()) AS system,
           substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) AS timeline,
-          -- Which run of the server (src/capture/rewind.ts), and the first transaction id its
-          -- latest checkpoint would give out: after a crash, the one that ended its recovery,
-          -- whose id is where the ids lost with the WAL's unflushed tail are given out again.
-          -- (As seconds: the text of a time depends on the session's time zone.)
+          -- Which run of the server, and its latest checkpoint: when it began, and the first
+          -- transaction id it would give out (src/capture/rewind.ts). After a crash, that is the
+          -- checkpoint that ended the recovery, and its id where the ids lost with the WAL's
+          -- unflushed tail are given out again. (Times as seconds: the text of a time depends on
+          -- the session's time zone.)
           extract(epoch FROM pg_postmaster_start_time())::text AS started,
-          (SELECT (split_part(next_xid, ':', 1)::numeric * 4294967296
-                   + split_part(next_xid, ':', 2)::numeric)::text
-             FROM pg_control_checkpoint()) AS recovered,
+          c.checkpoint_next_xid,
+          c.checkpoint_at,
           -- Which database and which tables (src/capture/rewind.ts): a backup restored in place
           -- (pg_restore --clean) or into another database makes them anew, and then the
           -- capture's triggers, after the rows: new object ids, on the same server and history.
@@ -182,7 +183,11 @@ export const currentSnapshot = query<{
                        AND t.tgname = trigger)) AS uncaptured,
           -- How far tombstones were pruned (migrations/0009_tombstone_horizon.sql).
           ${PRUNED_UP_TO} AS pruned
-     FROM pg_current_snapshot() s`,
+     FROM pg_current_snapshot() s,
+          LATERAL (SELECT (split_part(next_xid, ':', 1)::numeric * 4294967296
+                           + split_part(next_xid, ':', 2)::numeric)::text AS checkpoint_next_xid,
+                          extract(epoch FROM checkpoint_time)::text AS checkpoint_at
+                     FROM pg_control_checkpoint()) c`,
 );
 
 // --- change capture: the doorbell (migrations/0005_doorbell.sql) ------------------------------
@@ -206,16 +211,22 @@ export const doorbellAwake = query<{ id: boolean }>(
 /**
  * A transaction id given out now, for settling's reference (src/capture/pollCadence.ts): above the
  * id of every writer that looked at the doorbell before. Once per wake-up. Taken by an update of
- * the doorbell's row that changes nothing, not by `SELECT pg_current_xact_id()` alone: a
- * transaction that writes no WAL before its commit record is committed without waiting for the
- * flush, and a crash could then lose the id, which PostgreSQL would give out again after the
- * restart, below watermarks that had seen it end. (Without the row, the id alone.)
+ * the doorbell's row that changes nothing, committed synchronously whatever the role's setting,
+ * not by `SELECT pg_current_xact_id()` alone: a transaction that writes no WAL before its commit
+ * record is committed without waiting for the flush, and a crash could then lose the id, which
+ * PostgreSQL would give out again after the restart, below watermarks that had seen it end
+ * (src/capture/rewind.ts). A data-modifying WITH runs whether or not the query reads it.
  */
 export const newTransactionId = query<{ txid: string }>(
   'new_transaction_id',
-  // A data-modifying WITH runs whether or not the query reads it.
   `WITH touched AS (UPDATE etl.doorbell SET awake_until = awake_until)
-   SELECT pg_current_xact_id()::text AS txid`,
+   SELECT pg_current_xact_id()::text AS txid, set_config('synchronous_commit', 'on', true)`,
+);
+
+/** The same without writing (no row, or no UPDATE granted): the id may be lost in a crash. */
+export const bareTransactionId = query<{ txid: string }>(
+  'bare_transaction_id',
+  `SELECT pg_current_xact_id()::text AS txid`,
 );
 
 /**
@@ -366,6 +377,13 @@ export const existingFilmIds = query<{ id: string }>(
 export const tombstoneHorizon = query<{ pruned: string }>(
   'tombstone_horizon',
   `SELECT ${PRUNED_UP_TO} AS pruned`,
+);
+
+/** A tombstone horizon of another history (src/capture/rewind.ts): one of this one is below. */
+export const dropForeignHorizon = query<Record<string, never>>(
+  'drop_foreign_horizon',
+  `UPDATE etl.tombstone_horizon SET pruned_up_to = '0'
+    WHERE pruned_up_to >= pg_snapshot_xmax(pg_current_snapshot())`,
 );
 
 export const pruneTombstones = query<Record<string, never>>(

@@ -15,7 +15,8 @@ const at = (
     timeline?: string;
     relations?: string;
     started?: string;
-    recovered?: number;
+    checkpointNextXid?: number;
+    checkpointAt?: number;
   } = {},
 ): Snapshot => ({
   xmin: String(xmax - 5),
@@ -27,7 +28,10 @@ const at = (
   ...(more.timeline === undefined ? {} : { timeline: more.timeline }),
   ...(more.relations === undefined ? {} : { relations: more.relations }),
   ...(more.started === undefined ? {} : { started: more.started }),
-  ...(more.recovered === undefined ? {} : { recovered: String(more.recovered) }),
+  ...(more.checkpointNextXid === undefined
+    ? {}
+    : { checkpointNextXid: String(more.checkpointNextXid) }),
+  ...(more.checkpointAt === undefined ? {} : { checkpointAt: String(more.checkpointAt) }),
 });
 const here = { base: 0, system: '7716', timeline: '00000001' };
 
@@ -49,11 +53,17 @@ describe('rewindOf', () => {
     });
   });
 
-  it('reloads after a restart that gave out again ids a watermark saw end', () => {
-    const before = { ...here, started: '1796659268.113256', recovered: 500 };
-    const after = (recovered: number) => ({ ...here, started: '1796660000.5', recovered });
+  it('reloads after a crash that gave out again ids a watermark saw end', () => {
+    // Watermarks are taken at 2026-12-06T00:00:00Z (1796515200 s); the server started before.
+    const before = { ...here, started: '1796500000.113256', checkpointNextXid: 500 };
+    const restarted = (next: number) => ({
+      ...here,
+      started: '1796516000.5',
+      checkpointNextXid: next,
+      checkpointAt: 1796516001,
+    });
     // Writers took the counter past the watermark again; the restart's first id is below it.
-    const crashed = rewindOf(at(1_030, after(990)), [at(1_000, before), at(995, before)]);
+    const crashed = rewindOf(at(1_030, restarted(990)), [at(1_000, before), at(995, before)]);
     assert.deepEqual(crashed, {
       behindBy: 10n,
       lostInCrash: true,
@@ -62,15 +72,17 @@ describe('rewindOf', () => {
       raiseBaseTo: 1_000n + REWIND_HEADROOM - 1_030n,
       reload: true,
     });
-    assert.equal(rewindOf(at(1_030, after(1_000)), [at(1_000, before)]), null, 'none lost');
-    // The same run: its latest checkpoint is older than the watermarks, and says nothing.
-    assert.equal(rewindOf(at(1_030, before), [at(1_000, before)]), null, 'no restart');
-    assert.equal(rewindOf(at(1_030, after(990)), [at(1_000, here)]), null, 'recorded before');
-    assert.equal(
-      rewindOf(at(1_030, after(990)), [at(1_000, after(990))]),
-      null,
-      'taken after the restart',
-    );
+    assert.equal(rewindOf(at(1_030, restarted(1_000)), [at(1_000, before)]), null, 'none lost');
+    assert.equal(rewindOf(at(1_030, restarted(990)), [at(1_000, here)]), null, 'recorded before');
+    // A backend killed: the postmaster runs the recovery without restarting, and its checkpoint
+    // began after the watermark.
+    const recovered = { ...before, checkpointNextXid: 990, checkpointAt: 1796515201 };
+    assert.equal(rewindOf(at(1_030, recovered), [at(1_000, before)])?.lostInCrash, true);
+    // The same run, its latest checkpoint older than the watermarks: its id says nothing.
+    const older = { ...before, checkpointNextXid: 990, checkpointAt: 1796515100 };
+    assert.equal(rewindOf(at(1_030, older), [at(1_000, before)]), null, 'an older checkpoint');
+    const sameSecond = { ...before, checkpointNextXid: 990, checkpointAt: 1796515200 };
+    assert.equal(rewindOf(at(1_030, sameSecond), [at(1_000, before)]), null, 'not surely after');
   });
 
   it('reloads on another timeline or server even when the counter is not behind', () => {
