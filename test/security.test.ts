@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { Syncer } from '../src/sync/syncer.js';
 import { insertFilm, seedCatalog } from './helpers/catalog.js';
-import { waitForConvergence } from './helpers/convergence.js';
+import { eventually, waitForConvergence } from './helpers/convergence.js';
 import { createSandbox, type Sandbox } from './helpers/isolation.js';
 import { runCli } from './helpers/runCli.js';
 import { createSyncerRole, type SyncerRole } from './helpers/syncerRole.js';
@@ -71,6 +71,32 @@ describe('security', () => {
       await assert.rejects(client.query(`DELETE FROM etl.schema_migrations`), /permission denied/);
     } finally {
       await client.end();
+    }
+  });
+
+  // From a review: settling's reference id came from an update of the doorbell, and a role
+  // without UPDATE on it (which the syncer tolerates, warning that writers may not notify)
+  // failed that step before every pass, for good, once the first change had woken it.
+  it('keeps polling under a role that may not update the doorbell', async () => {
+    role ??= await createSyncerRole(sandbox, 'etl_reader');
+    await sandbox.pg.query(`REVOKE UPDATE ON etl.doorbell FROM ${role.name}`);
+    const { databaseUrl } = role;
+    const syncer = await startSyncer(sandbox, {
+      databaseUrl,
+      listenUrl: databaseUrl,
+      pollIntervalMs: 500,
+    });
+    try {
+      await waitForConvergence(sandbox);
+      // Wakes it (a pass finds the row), and it settles back to sleep.
+      await insertFilm(sandbox.pg, 'Wakes the role without the doorbell');
+      await waitForConvergence(sandbox);
+      await eventually(() => syncer.capture?.cadenceState === 'asleep', 15_000, 'asleep again');
+      await insertFilm(sandbox.pg, 'Read after it settled');
+      await waitForConvergence(sandbox, 10_000);
+    } finally {
+      await syncer.stop();
+      await sandbox.pg.query(`GRANT UPDATE ON etl.doorbell TO ${role.name}`);
     }
   });
 
