@@ -20,6 +20,10 @@ import * as sql from '../sql/queries.js';
 /** Three listener heartbeats (5 s each): one missed heartbeat does not silence the writers. */
 export const LISTENING_LEASE_MS = 15_000;
 
+const CANNOT_UPDATE =
+  'cannot update etl.doorbell (is UPDATE on it granted to this role?): writers may not notify, ' +
+  'and changes are then seen by the poller only, every ETL_POLL_INTERVAL_MS';
+
 export class Doorbell {
   private warned = false;
 
@@ -54,11 +58,7 @@ export class Doorbell {
       const [row] = await this.db.query(sql.newTransactionId);
       if (row) return row.txid;
     } catch (err) {
-      this.warnOnce(
-        'cannot update etl.doorbell (is UPDATE on it granted to this role?): writers may not ' +
-          'notify, and changes are then seen by the poller only, every ETL_POLL_INTERVAL_MS',
-        (err as Error).message,
-      );
+      this.warnOnce(CANNOT_UPDATE, (err as Error).message);
     }
     try {
       const [row] = await this.db.query(sql.bareTransactionId);
@@ -87,11 +87,7 @@ export class Doorbell {
       }
       this.warned = false;
     } catch (err) {
-      this.warnOnce(
-        'cannot update etl.doorbell (is UPDATE on it granted to this role?): writers may not ' +
-          'notify, and changes are then seen by the poller only, every ETL_POLL_INTERVAL_MS',
-        (err as Error).message,
-      );
+      this.warnOnce(CANNOT_UPDATE, (err as Error).message);
     }
   }
 

@@ -589,13 +589,6 @@ export class Poller {
     if (!rewind.reload) return false;
     // Transactions heard before: their ids may be used again by the new history.
     this.deps.handled?.forgetAll();
-    // A tombstone horizon past the counter is the lost (or other) history's: dropped now, not at
-    // the pruning after the load, or writers could take the counter past it during the load and
-    // the first pass after it would take it for a pruning missed, and load everything again.
-    // Without UPDATE on it (README, Security), the pruning's warning says so already.
-    await this.read('drop another history tombstone horizon', () =>
-      db.query(sql.dropForeignHorizon).catch(() => []),
-    );
     // Not when a load is being planned: it runs under the epoch just ensured, and a watermark
     // left from the lost history is found by the first pass after it.
     if (forget) await watermarks.forget();
@@ -1143,6 +1136,18 @@ export class Poller {
         `content.{${row.uncaptured}} lacks the change capture's triggers (some or all): a ` +
           'restore under way, or the migrations not applied (npm run migrate)',
       );
+    // A tombstone horizon at or past the counter is another history's (a dump of another
+    // cluster, a backup restored): one of this history is below it, being taken from watermarks.
+    // Dropped as soon as any pass or load sees it: kept, it read as a pruning of this history
+    // once writers took the counter past it, and every index was loaded again for nothing.
+    // Without UPDATE on it (README, Security) it stays, and the pruning's warning says why.
+    let pruned = row.pruned;
+    if (pruned !== '0' && BigInt(pruned) >= BigInt(row.xmax)) {
+      await this.read('drop another history tombstone horizon', () =>
+        this.deps.db.query(sql.dropForeignHorizon).catch(() => []),
+      );
+      pruned = '0';
+    }
     return {
       snapshot: {
         xmin: row.xmin,
@@ -1158,7 +1163,7 @@ export class Poller {
         relations: row.relations,
       },
       awake: row.awake,
-      pruned: row.pruned,
+      pruned,
     };
   }
 

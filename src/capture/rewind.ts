@@ -76,7 +76,7 @@ export interface Rewind {
    * (transactions); 0 if not.
    */
   behindBy: bigint;
-  /** The server restarted since some watermark and gave out again ids that watermark saw end. */
+  /** A crash since some watermark (its recovery's checkpoint) gave out again ids it saw end. */
   lostInCrash: boolean;
   /** The server is another one, or on another history, than some watermark's. */
   otherHistory: boolean;

@@ -379,7 +379,7 @@ export const tombstoneHorizon = query<{ pruned: string }>(
   `SELECT ${PRUNED_UP_TO} AS pruned`,
 );
 
-/** A tombstone horizon of another history (src/capture/rewind.ts): one of this one is below. */
+/** A tombstone horizon of another history (Poller.snapshotNow): one of this one is below. */
 export const dropForeignHorizon = query<Record<string, never>>(
   'drop_foreign_horizon',
   `UPDATE etl.tombstone_horizon SET pruned_up_to = '0'
@@ -390,10 +390,8 @@ export const pruneTombstones = query<Record<string, never>>(
   'prune_tombstones',
   // The newest transaction pruned is recorded for other deployments on this database
   // (migrations/0009_tombstone_horizon.sql). A horizon past this server's counter is another
-  // history's (a dump of another cluster, a backup restored): replaced, not kept by greatest(),
-  // and dropped even when nothing is pruned. Kept, it read as a pruning of this history once the
-  // counter passed it, and every index was loaded again for nothing. One of this history is
-  // always below the counter: it is taken from watermarks, which are.
+  // history's (a dump restored elsewhere): replaced, not kept by greatest() (the passes drop it
+  // as soon as they see it: sql.dropForeignHorizon).
   `WITH films AS (
      DELETE FROM etl.film_tombstone WHERE etl_txid < $1::xid8 AND created < now() - interval '1 day'
      RETURNING etl_txid
@@ -410,9 +408,9 @@ export const pruneTombstones = query<Record<string, never>>(
    )
    UPDATE etl.tombstone_horizon h
       SET pruned_up_to = CASE WHEN h.pruned_up_to >= pg_snapshot_xmax(pg_current_snapshot())
-                              THEN coalesce(p.txid, '0') ELSE greatest(h.pruned_up_to, p.txid) END
+                              THEN p.txid ELSE greatest(h.pruned_up_to, p.txid) END
      FROM pruned p
-    WHERE p.txid IS NOT NULL OR h.pruned_up_to >= pg_snapshot_xmax(pg_current_snapshot())`,
+    WHERE p.txid IS NOT NULL`,
 );
 
 // --- change capture: resolution ---------------------------------------------------------------
