@@ -19,7 +19,6 @@ import type { ChangeClock } from '../metrics/changeClock.js';
 import type { DocumentQueue } from '../queue/documentQueue.js';
 import { RetryDelays } from '../util/backoff.js';
 import { Mutex } from '../util/mutex.js';
-import { sleep } from '../util/sleep.js';
 import { CAPTURE_CHECK_MS, CAPTURE_LEASE_MS, type CaptureRole } from './captureLease.js';
 import type { Doorbell } from './doorbell.js';
 import type { FanOut, Resolution } from './fanOut.js';
@@ -52,6 +51,13 @@ const FAILURES_FORGOTTEN_MS = 10_000;
 const UNHEARD_MS = 2 * CAPTURE_LEASE_MS;
 const UNHEARD_AT_MOST = 20_000;
 
+/**
+ * Changes left to the passes kept for a failing step to hand back (see `deferred`); past this many,
+ * newer ones are not kept, and wait for a pass that goes through (latency, nothing lost). Writers
+ * are quiet while passes run back to back, so few are heard meanwhile.
+ */
+const DEFERRED_AT_MOST = 10_000;
+
 export interface CaptureStats {
   notifications: number;
   passes: number;
@@ -75,10 +81,14 @@ export class ChangeCapture {
   private liveTx: string | undefined;
   /** When the live path last read Postgres to resolve (performance.now()): LOAD_RESOLVE_GAP_MS. */
   private resolvedAt = -Infinity;
-  /** The loop runs: a takeover from now on follows another holder (see tookOver). */
-  private running = false;
   /** Bumped when this process begins or stops capturing: what a pass begun before saw is stale. */
   private epoch = 0;
+  /**
+   * Changes heard and left to the passes (take) since the last pass that went through began. A
+   * step that fails hands them to the live path: passes may go on failing (one row that cannot be
+   * read fails every pass until it can), and they would wait as long.
+   */
+  private deferred: ChangeNotification[] = [];
   /** Heard while another syncer captured, newest last (UNHEARD_MS): replayed on taking over. */
   private unheard: { change: ChangeNotification; at: number }[] = [];
   readonly stats: CaptureStats = { notifications: 0, passes: 0 };
@@ -154,8 +164,10 @@ export class ChangeCapture {
         ? this.fanOut.plan({ table: change.t, keys: keysOf(change), op })
         : null;
     // While a full load runs (here or in another syncer), no pass reads the changes before it
-    // ends: the live path queues them, as when asleep, and does not wake the cadence.
-    const passesServeLive = this.poller.servesLive;
+    // ends: the live path queues them, as when asleep, and does not wake the cadence. The same
+    // while the last step failed: passes may keep failing (one row that cannot be read fails
+    // every pass until it can), and a change left to them would wait as long.
+    const passesServeLive = this.poller.servesLive && this.failure === null;
     // Not a replay: a syncer that just took over has not run a pass yet, so it cannot know
     // whether its passes serve live (its first one may resume another syncer's load).
     if (this.cadence.state !== 'asleep' && passesServeLive && !sameAsLive && !replayed) {
@@ -166,6 +178,7 @@ export class ChangeCapture {
       // been queued while we were asleep, and this one was not.
       if (change.x !== undefined) this.live?.handled.heardFrom(change.x, false);
       if (plan) this.clock?.heard(plan.members);
+      if (this.deferred.length < DEFERRED_AT_MOST) this.deferred.push(change);
       this.cadence.heard(performance.now());
       this.requestPoll();
       return;
@@ -207,9 +220,14 @@ export class ChangeCapture {
     this.live?.handled.reset();
     this.backoff.abort();
     this.backoff = new AbortController();
-    // Writers that looked at the doorbell before it said "listening" (a reconnect after a long
-    // outage) sent nothing; one that commits after the catch-up pass's snapshot waits for the
-    // next periodic pass (ETL_POLL_INTERVAL_MS). Loses nothing; costs that one edit latency.
+    // Writers that looked at the doorbell before it said "listening" (at start, after a syncer
+    // was down past its listening lease, or after a long outage) sent nothing, nor did those that
+    // saw a window of the last syncer's open; one that commits after the catch-up pass's snapshot
+    // would wait for the next periodic pass (ETL_POLL_INTERVAL_MS). Settling reads it: the
+    // doorbell already says "listening" (the syncer marks it before calling this), so the
+    // reference it takes is above every such writer's id.
+    if (this.doorbell && (!this.role || this.role.leading))
+      this.cadence.takeOver(performance.now());
     this.requestPoll();
   }
 
@@ -245,10 +263,10 @@ export class ChangeCapture {
   private tookOver(): void {
     this.epoch++;
     this.pollRequested = true;
-    // Not at start (the first look, before the loop runs): then, as ever, writers that saw an
-    // earlier syncer's window open are read by the periodic pass. Settling there polled back to
-    // back for up to 10 s whenever any transaction of the cluster ran long.
-    if (this.doorbell && this.running) this.cadence.takeOver(performance.now());
+    // At start too (writers that saw an earlier syncer's window open, or nobody listening). That
+    // costs passes back to back for up to SETTLE_AT_MOST_MS when a transaction of the cluster
+    // runs long, once per start, takeover or reconnect.
+    if (this.doorbell) this.cadence.takeOver(performance.now());
     const since = performance.now() - UNHEARD_MS;
     const unheard = this.unheard.filter((u) => u.at >= since);
     this.unheard = [];
@@ -259,6 +277,7 @@ export class ChangeCapture {
   /** Another syncer captures now: close the window we may hold open, so writers ring for it. */
   private steppedDown(): void {
     this.epoch++;
+    this.deferred = []; // the new holder heard them too, and its catch-up pass reads them
     if (this.cadence.state === 'asleep') return;
     this.cadence.rest();
     void this.doorbell?.close().catch(() => undefined);
@@ -266,7 +285,6 @@ export class ChangeCapture {
 
   /** The loop: drain notifications, run requested and periodic polls, until `signal` aborts. */
   async run(signal: AbortSignal): Promise<void> {
-    this.running = true;
     // When the last pass began; the next one is due the cadence's delay after it, and that delay
     // shrinks the moment a notification wakes the cadence up.
     let lastPoll = -Infinity;
@@ -305,8 +323,11 @@ export class ChangeCapture {
           // heard since the last seal (writers stay quiet while we poll back to back): no need.
           if (this.live?.handled.unsealed) await this.live.barrier();
           await this.drain();
+          const deferred = this.deferred.length;
           const result = await this.poller.pass(signal);
           this.stats.passes++;
+          // Heard before it began, so committed before its snapshot: read.
+          this.deferred.splice(0, deferred);
           // A pass begun before this process began or stopped capturing says nothing of the
           // cadence now: its own window seen open would wake a standby, an old snapshot would
           // end a new holder's settling early.
@@ -337,12 +358,18 @@ export class ChangeCapture {
         if (this.role) this.role.failing = failures >= FAILING_STEPS;
         await this.reportError?.((err as Error).message).catch(() => undefined);
         this.pollRequested = true;
+        // Awake, our window keeps writers quiet and leaves their changes to passes that fail.
+        if (this.doorbell && this.cadence.failed(performance.now())) void this.doorbell.close();
+        // What was left to the passes goes the live path's way now (take: a step failed). As
+        // replays: their transactions are never skipped by a pass.
+        const deferred = this.deferred;
+        this.deferred = [];
+        for (const change of deferred) this.take(change, true);
         this.log.warn(
           { err: (err as Error).message, failures },
           'change capture step failed; retrying',
         );
-        // Not cut short by notifications: with a broken pool that would retry once per edit.
-        await sleep(delays.next(), AbortSignal.any([signal, this.backoff.signal]));
+        await this.backOff(delays.next(), signal);
         continue;
       }
       // Read once: resolutions held back while a load runs (resolveIn) are due before the next
@@ -412,6 +439,27 @@ export class ChangeCapture {
       this.resolvedAt = performance.now();
     }
     return true;
+  }
+
+  /**
+   * The failure backoff. Not cut short by notifications (with a broken pool that would retry the
+   * whole step once per edit), but what the live path hears meanwhile is queued as it comes: a
+   * pass failing on one row may fail for an hour, at up to 10 s between tries. After a drain that
+   * fails too, the rest waits for the backoff's end.
+   */
+  private async backOff(ms: number, signal: AbortSignal): Promise<void> {
+    const until = performance.now() + ms;
+    const stop = AbortSignal.any([signal, this.backoff.signal]);
+    let drains = true;
+    while (!stop.aborted && performance.now() < until) {
+      await this.waitForWork(until - performance.now(), stop);
+      if (!drains || (this.members.size === 0 && this.resolutions.size === 0)) continue;
+      try {
+        await this.drain();
+      } catch {
+        drains = false;
+      }
+    }
   }
 
   private wake(): void {

@@ -4,8 +4,10 @@
  * (src/capture/doorbell.ts), so writers stop notifying and the poll passes are the live path.
  *
  *   asleep ──ring or rows──▶ awake ──window over, server agrees──▶ settling ──▶ asleep
- *                              ▲                                      │
+ *                              ▲    ──a step failed─────────────────▶    │
  *                              └──────────── ring or rows ────────────┘
+ *
+ * Settling also follows a takeover, a start and every listener reconnect (takeOver).
  *
  * The hazard is the way back to sleep: a writer that saw the window open sends no notification,
  * and may commit after the window closed. Its transaction already had an id when it looked (it
@@ -96,13 +98,30 @@ export class PollCadence {
   }
 
   /**
-   * This syncer took capturing over from another (captureLease.ts): writers that saw the other's
-   * window open sent nothing and may still commit. Poll back to back until they have ended, as
+   * This syncer took capturing over from another (captureLease.ts), or its listener (re)connected:
+   * writers that saw the other's window open, or nobody listening, sent nothing and may still
+   * commit. Poll back to back until they have ended, as
    * after a window of our own: the first pass sees the other's window closed (open, it wakes us
    * up), and the reference is taken after it.
    */
   takeOver(now: number): void {
     this.settle(now, false);
+  }
+
+  /**
+   * A step failed; its pass, if any, saw nothing. Passes may go on failing for a while (a server
+   * away, or one row that cannot be read, which fails every pass until it can), and meanwhile they
+   * serve nothing live: no window is held open, so writers ring and the live path queues what they
+   * change (changeCapture.take). Once a pass goes through, settle as after a takeover: writers that
+   * saw our window open sent nothing. True when we were awake: the window may still be open on the
+   * server, and the caller closes it so writers ring at once rather than when it runs out.
+   */
+  failed(now: number): boolean {
+    if (this.current === 'asleep') return false;
+    const wasAwake = this.current === 'awake';
+    this.settle(now, false);
+    this.armedUntil = 0;
+    return wasAwake;
   }
 
   /**

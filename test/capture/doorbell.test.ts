@@ -376,4 +376,43 @@ describe('the doorbell', () => {
       await syncer.stop();
     }
   });
+
+  // From an outside fuzzer: a writer that looked at the doorbell while no syncer listened (or
+  // while the last one held its window open) sends nothing. A syncer started meanwhile read it
+  // in its catch-up pass if it had committed by then; if it committed after, it waited for the
+  // periodic pass (a minute here), as nothing settled after the start.
+  it('reads a writer that looked before a restarted syncer listened and committed after its catch-up', async () => {
+    const first = await startSyncer(sandbox, { pollIntervalMs: MINUTE });
+    await waitForConvergence(sandbox);
+    await first.stop();
+    const writer = new pg.Client({ connectionString: sandbox.config.databaseUrl });
+    await writer.connect();
+    const watermarks = new Watermarks(
+      new RedisStore(sandbox.config.redisUrl, sandbox.config.redisPrefix, testLog()),
+    );
+    let syncer: Syncer | null = null;
+    try {
+      // Down longer than its listening lease: writers see nobody listening and send nothing.
+      await bell('-1 second', '-1 second');
+      await writer.query('BEGIN');
+      await writer.query(
+        `UPDATE content.film_work SET title = 'Committed after the catch-up'
+          WHERE id = (SELECT id FROM content.film_work ORDER BY id LIMIT 1)`,
+      );
+      const started = Date.now();
+      syncer = await startSyncer(sandbox, { pollIntervalMs: MINUTE });
+      await eventually(
+        async () => Date.parse((await watermarks.get('film_work'))?.at ?? '') > started,
+        10_000,
+        'the catch-up pass',
+      );
+      await delay(1_000);
+      await writer.query('COMMIT');
+      // The next periodic pass is a minute off: 30 s tells settling from it (see above).
+      await waitForConvergence(sandbox, 30_000);
+    } finally {
+      await writer.end();
+      await syncer?.stop();
+    }
+  });
 });

@@ -9,6 +9,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
+import pg from 'pg';
 import type { DeadLetter } from '../../src/queue/deadLetters.js';
 import type { Syncer } from '../../src/sync/syncer.js';
 import { seedCatalog } from '../helpers/catalog.js';
@@ -189,4 +191,80 @@ describe('documents postgres could not build', () => {
       await syncer.stop();
     }
   });
+
+  // From an outside fuzzer's note: while the syncer polled back to back (awake, or settling), a
+  // change it heard was left to the next pass. A pass that failed on one unreadable row failed
+  // every time, the cadence stayed awake, and every edit that only a pass reads (a link) waited
+  // until the row could be read again; a change heard while settling, the row's own included,
+  // was never read by the live path at all. Settling lasts while any transaction of the cluster
+  // that began before it runs: one is held open here from before the start.
+  for (const state of ['awake', 'settling'] as const) {
+    it(`leave the edits of other documents to the live path while passes fail on them (${state})`, async () => {
+      await sandbox.pg.query('TRUNCATE content.guarded');
+      const held = new pg.Client({ connectionString: sandbox.config.databaseUrl });
+      await held.connect();
+      if (state === 'settling') {
+        await held.query('BEGIN');
+        await held.query('SELECT pg_current_xact_id()');
+      }
+      const syncer = await startSyncerAs(sandbox, role, {
+        unreadableRetry: { firstMs: 60_000, tries: 2 },
+      });
+      try {
+        await waitForConvergence(sandbox);
+        const { person, films } = await personInFewestFilms(sandbox.pg, { asProducer: true });
+        await sandbox.pg.query('INSERT INTO content.guarded VALUES ($1)', [person]);
+        // The edit must ring: no window open. Asleep, the live path takes it and wakes the
+        // cadence; settling (for up to ETL_POLL_INTERVAL_MS, 5 s, with the transaction held), it
+        // is left to the next pass.
+        await eventually(
+          async () =>
+            syncer.capture?.cadenceState === (state === 'awake' ? 'asleep' : 'settling') &&
+            (await sandbox.pg.query('SELECT 1 FROM etl.doorbell WHERE awake_until < now()'))
+              .rowCount === 1,
+          20_000,
+          state === 'awake' ? 'asleep' : 'settling with the window closed',
+        );
+        // The live path reads the person and fails; every pass fails on its row from now on.
+        await sandbox.pg.query(
+          `UPDATE content.person SET full_name = full_name || ' Sr.' WHERE id = $1`,
+          [person],
+        );
+        await eventually(
+          async () => (await letters(syncer)).has(`persons/${person}`),
+          10_000,
+          'the person lettered',
+        );
+        await delay(1_000); // the syncer's window, if it held one, closed
+        // A link: passes read the link tables after the people, so no pass reads it now.
+        const { rows } = await sandbox.pg.query<{ film: string; genre: string }>(
+          `SELECT film_work_id::text AS film, genre_id::text AS genre FROM content.genre_film_work
+            WHERE NOT (film_work_id = ANY($1::uuid[])) ORDER BY film_work_id, genre_id LIMIT 1`,
+          [films],
+        );
+        const film = rows[0]?.film ?? '';
+        const genresOf = async () =>
+          (
+            await sandbox.es.get<{ genres: { id: string }[] }>({
+              index: sandbox.config.index,
+              id: film,
+            })
+          )._source?.genres.map((g) => g.id) ?? [];
+        assert.ok((await genresOf()).includes(rows[0]?.genre ?? ''), 'the genre indexed at first');
+        await sandbox.pg.query(
+          'DELETE FROM content.genre_film_work WHERE film_work_id = $1 AND genre_id = $2',
+          [film, rows[0]?.genre],
+        );
+        await eventually(
+          async () => !(await genresOf()).includes(rows[0]?.genre ?? ''),
+          10_000,
+          'the genre taken off the film while passes fail',
+        );
+      } finally {
+        await syncer.stop();
+        await held.end();
+        await sandbox.pg.query('TRUNCATE content.guarded');
+      }
+    });
+  }
 });

@@ -152,4 +152,25 @@ describe('poll cadence', () => {
     takenOver.passed(30, pass({ awake: true }));
     assert.equal(takenOver.state, 'awake', 'the last capturer left its window open');
   });
+
+  it('holds no window while steps fail, and settles once a pass goes through', () => {
+    const cadence = new PollCadence(INTERVAL, AWAKE, FAST);
+    assert.equal(cadence.failed(0), false, 'asleep: no window of ours to close');
+    assert.equal(cadence.state, 'asleep');
+    cadence.heard(0);
+    assert.equal(cadence.toArm(0), AWAKE);
+    assert.equal(cadence.failed(100), true, 'awake: the window may be open, close it');
+    assert.equal(cadence.state, 'settling');
+    assert.equal(cadence.toArm(100), null, 'no window held open while failing');
+    assert.equal(cadence.failed(20_000), false, 'settling holds no window');
+    // Failing longer than the settling cap: the cap counts from the last failure.
+    cadence.passed(20_030, pass({ xmin: '100' }));
+    assert.equal(cadence.state, 'settling', 'the first pass through only sees the window closed');
+    assert.equal(cadence.needsReference, true);
+    cadence.referenced('120');
+    cadence.passed(20_060, pass({ xmin: '121' }));
+    assert.equal(cadence.state, 'asleep');
+    cadence.heard(20_100);
+    assert.equal(cadence.toArm(20_100), AWAKE, 'armed again at once: the failure forgot the arm');
+  });
 });
