@@ -100,6 +100,53 @@ describe('security', () => {
     }
   });
 
+  // From a review: a syncer whose renewals of the listening lease failed for longer than the lease
+  // (here UPDATE on the doorbell revoked; a lock or a read-only moment would do) while its
+  // listener stayed connected: writers saw nobody listening and sent nothing. Once a renewal went
+  // through, one still open that committed after it waited for the periodic pass (a minute here).
+  it('settles once it renews a listening lease that ran out, so a silent writer is read', async () => {
+    role ??= await createSyncerRole(sandbox, 'etl_reader');
+    const { databaseUrl } = role;
+    const syncer = await startSyncer(sandbox, {
+      databaseUrl,
+      listenUrl: databaseUrl,
+      pollIntervalMs: 60_000,
+    });
+    const { default: pg } = await import('pg');
+    const writer = new pg.Client({ connectionString: sandbox.config.databaseUrl });
+    await writer.connect();
+    const listening = async () =>
+      (
+        await sandbox.pg.query(
+          'SELECT 1 FROM etl.doorbell WHERE listening_until > clock_timestamp()',
+        )
+      ).rowCount === 1;
+    try {
+      await waitForConvergence(sandbox);
+      await eventually(() => syncer.capture?.cadenceState === 'asleep', 20_000, 'asleep');
+      await sandbox.pg.query(`REVOKE UPDATE ON etl.doorbell FROM ${role.name}`);
+      await eventually(async () => !(await listening()), 30_000, 'the listening lease run out');
+      await writer.query('BEGIN');
+      await writer.query(
+        `UPDATE content.film_work SET title = 'Committed after the lease came back'
+          WHERE id = (SELECT id FROM content.film_work ORDER BY id LIMIT 1)`,
+      );
+      const { rows } = await writer.query<{ rings: boolean }>(
+        'SELECT etl.doorbell_rings() AS rings',
+      );
+      assert.equal(rows[0]?.rings, false, 'nobody listening: the writer sends nothing');
+      await sandbox.pg.query(`GRANT UPDATE ON etl.doorbell TO ${role.name}`);
+      await eventually(listening, 10_000, 'the lease renewed by a heartbeat');
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      await writer.query('COMMIT');
+      await waitForConvergence(sandbox, 30_000);
+    } finally {
+      await writer.end();
+      await syncer.stop();
+      await sandbox.pg.query(`GRANT UPDATE ON etl.doorbell TO ${role.name}`);
+    }
+  });
+
   // Outside reading: the triggers run as the writer, and write the tombstones and check the
   // doorbell in the etl schema; the README named no grant for writers, and an admin app under a
   // role that could only edit the catalog failed every write after `npm run migrate`.

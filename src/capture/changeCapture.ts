@@ -52,9 +52,9 @@ const UNHEARD_MS = 2 * CAPTURE_LEASE_MS;
 const UNHEARD_AT_MOST = 20_000;
 
 /**
- * Changes left to the passes kept for a failing step to hand back (see `deferred`); past this many,
- * newer ones are not kept, and wait for a pass that goes through (latency, nothing lost). Writers
- * are quiet while passes run back to back, so few are heard meanwhile.
+ * Changes left to the passes kept for a failing step to hand back (see `deferred`); past this many
+ * the live path queues them instead (a pass may read them too: indexed twice). Writers are quiet
+ * while passes run back to back, so few are heard meanwhile.
  */
 const DEFERRED_AT_MOST = 10_000;
 
@@ -170,7 +170,13 @@ export class ChangeCapture {
     const passesServeLive = this.poller.servesLive && this.failure === null;
     // Not a replay: a syncer that just took over has not run a pass yet, so it cannot know
     // whether its passes serve live (its first one may resume another syncer's load).
-    if (this.cadence.state !== 'asleep' && passesServeLive && !sameAsLive && !replayed) {
+    if (
+      this.cadence.state !== 'asleep' &&
+      passesServeLive &&
+      !sameAsLive &&
+      !replayed &&
+      this.deferred.length < DEFERRED_AT_MOST
+    ) {
       // Polling back to back already: the next pass (its snapshot is later than this commit)
       // reads the change. Queued here too, it would be indexed twice whenever it committed just
       // before a pass's snapshot, which back-to-back passes make the common case. Its
@@ -178,7 +184,7 @@ export class ChangeCapture {
       // been queued while we were asleep, and this one was not.
       if (change.x !== undefined) this.live?.handled.heardFrom(change.x, false);
       if (plan) this.clock?.heard(plan.members);
-      if (this.deferred.length < DEFERRED_AT_MOST) this.deferred.push(change);
+      this.deferred.push(change);
       this.cadence.heard(performance.now());
       this.requestPoll();
       return;
@@ -226,6 +232,15 @@ export class ChangeCapture {
     // would wait for the next periodic pass (ETL_POLL_INTERVAL_MS). Settling reads it: the
     // doorbell already says "listening" (the syncer marks it before calling this), so the
     // reference it takes is above every such writer's id.
+    this.onListeningAgain();
+  }
+
+  /**
+   * The doorbell's listening lease ran out while the listener stayed connected (its renewals
+   * failed for longer than the lease) and is renewed now: writers that looked meanwhile sent
+   * nothing. Settle, as after a reconnect. (A syncer not capturing settles when it takes over.)
+   */
+  onListeningAgain(): void {
     if (this.doorbell && (!this.role || this.role.leading))
       this.cadence.takeOver(performance.now());
     this.requestPoll();
@@ -323,11 +338,12 @@ export class ChangeCapture {
           // heard since the last seal (writers stay quiet while we poll back to back): no need.
           if (this.live?.handled.unsealed) await this.live.barrier();
           await this.drain();
-          const deferred = this.deferred.length;
+          const deferred = { list: this.deferred, before: this.deferred.length };
           const result = await this.poller.pass(signal);
           this.stats.passes++;
-          // Heard before it began, so committed before its snapshot: read.
-          this.deferred.splice(0, deferred);
+          // Heard before it began, so committed before its snapshot: read. Not when the list was
+          // replaced meanwhile (stepped down): what it holds now came after.
+          if (this.deferred === deferred.list) this.deferred.splice(0, deferred.before);
           // A pass begun before this process began or stopped capturing says nothing of the
           // cadence now: its own window seen open would wake a standby, an old snapshot would
           // end a new holder's settling early.
@@ -443,22 +459,29 @@ export class ChangeCapture {
 
   /**
    * The failure backoff. Not cut short by notifications (with a broken pool that would retry the
-   * whole step once per edit), but what the live path hears meanwhile is queued as it comes: a
-   * pass failing on one row may fail for an hour, at up to 10 s between tries. After a drain that
-   * fails too, the rest waits for the backoff's end.
+   * whole step once per edit), but what the live path holds or hears meanwhile is queued as it
+   * comes: a pass failing on one row may fail for an hour, at up to 10 s between tries. Work is
+   * looked for before every wait, since a wake-up comes only to a wait under way (the failed step
+   * replays into the live path before this begins, and more may come during a drain). After a
+   * drain that fails too, the rest waits for the backoff's end.
    */
   private async backOff(ms: number, signal: AbortSignal): Promise<void> {
     const until = performance.now() + ms;
     const stop = AbortSignal.any([signal, this.backoff.signal]);
     let drains = true;
-    while (!stop.aborted && performance.now() < until) {
-      await this.waitForWork(until - performance.now(), stop);
-      if (!drains || (this.members.size === 0 && this.resolutions.size === 0)) continue;
-      try {
-        await this.drain();
-      } catch {
-        drains = false;
+    while (!stop.aborted) {
+      const held = this.resolveIn(); // resolutions held back while a load runs: due in `held`
+      if (drains && (this.members.size > 0 || (this.resolutions.size > 0 && held === 0))) {
+        try {
+          await this.drain();
+        } catch {
+          drains = false;
+        }
+        continue;
       }
+      const left = until - performance.now();
+      if (left <= 0) return;
+      await this.waitForWork(drains && held > 0 ? Math.min(left, held) : left, stop);
     }
   }
 

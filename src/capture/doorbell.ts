@@ -26,15 +26,27 @@ const CANNOT_UPDATE =
 
 export class Doorbell {
   private warned = false;
+  /** When the last `listening()` that went through began (performance.now()); null before one. */
+  private listenedFrom: number | null = null;
 
   constructor(
     private readonly db: Postgres,
     private readonly log: Logger,
   ) {}
 
-  /** A listener is connected: writers ring (when nobody is awake) for the next lease. */
-  async listening(): Promise<void> {
-    await this.set(sql.doorbellListening, LISTENING_LEASE_MS);
+  /**
+   * A listener is connected: writers ring (when nobody is awake) for the next lease. True when the
+   * lease may have run out before this call renewed it (the first call, or the last one that went
+   * through began more than a lease ago, a second's margin for the clocks): writers that looked
+   * meanwhile saw nobody listening and sent nothing, so the caller settles (changeCapture). False
+   * when this call failed; the next one that goes through says whether the lease ran out.
+   */
+  async listening(): Promise<boolean> {
+    const began = performance.now();
+    if (!(await this.set(sql.doorbellListening, LISTENING_LEASE_MS))) return false;
+    const last = this.listenedFrom;
+    this.listenedFrom = began;
+    return last === null || performance.now() - last > LISTENING_LEASE_MS - 1_000;
   }
 
   /** This syncer polls back to back for `ms`: writers need not ring meanwhile. */
@@ -68,7 +80,8 @@ export class Doorbell {
     }
   }
 
-  private async set(query: typeof sql.doorbellAwake, ms?: number): Promise<void> {
+  /** True when the row was updated. */
+  private async set(query: typeof sql.doorbellAwake, ms?: number): Promise<boolean> {
     const params = ms === undefined ? [] : [ms];
     try {
       if ((await this.db.query(query, params)).length === 0) {
@@ -82,12 +95,14 @@ export class Doorbell {
               'restore under way?): writers do not notify, and changes are seen by the poller ' +
               'only, every ETL_POLL_INTERVAL_MS',
           );
-          return;
+          return false;
         }
       }
       this.warned = false;
+      return true;
     } catch (err) {
       this.warnOnce(CANNOT_UPDATE, (err as Error).message);
+      return false;
     }
   }
 

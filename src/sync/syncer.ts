@@ -243,12 +243,14 @@ export class Syncer {
         onChange: (change) => capture.onChange(change),
         onMalformed: (txid) => capture.onMalformed(txid),
         // Writers ring only while a listener says it is there: LISTEN first, then say so, then
-        // catch up. A writer that looked just before stays silent; the catch-up pass, or the
-        // periodic pass after it, reads its change (changeCapture.onListenerConnected).
+        // catch up. A writer that looked just before stays silent; the catch-up pass, or settling
+        // after it, reads its change (changeCapture.onListenerConnected). The same when the
+        // heartbeat's renewal of the lease failed for longer than the lease.
         onConnected: () => {
           void doorbell.listening().finally(() => capture.onListenerConnected());
         },
-        onHeartbeat: () => void doorbell.listening(),
+        onHeartbeat: () =>
+          void doorbell.listening().then((lapsed) => lapsed && capture.onListeningAgain()),
         onBarrier: () => handled.barrier(),
         onDisconnected: () => capture.onListenerLost(),
         onAbandonedSession: (pid) =>

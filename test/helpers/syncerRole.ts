@@ -4,6 +4,7 @@
  * for one, does not apply to it).
  */
 import { randomBytes } from 'node:crypto';
+import type { Config } from '../../src/config.js';
 import type { Syncer, SyncerOptions } from '../../src/sync/syncer.js';
 import type { Sandbox } from './isolation.js';
 import { startSyncer, testLog } from './syncerHarness.js';
@@ -45,16 +46,17 @@ export async function createSyncerRole(sandbox: Sandbox, prefix: string): Promis
   };
 }
 
-/** A syncer connected as `role` (two indexers), in the test's process. */
+/** A syncer connected as `role` (two indexers unless `config` says), in the test's process. */
 export function startSyncerAs(
   sandbox: Sandbox,
   role: SyncerRole,
   options: SyncerOptions = {},
+  config: Partial<Config> = {},
 ): Promise<Syncer> {
   const { databaseUrl } = role;
   return startSyncer(
     sandbox,
-    { databaseUrl, listenUrl: databaseUrl, workers: 2 },
+    { databaseUrl, listenUrl: databaseUrl, workers: 2, ...config },
     testLog(),
     options,
   );

@@ -207,16 +207,19 @@ describe('documents postgres could not build', () => {
         await held.query('BEGIN');
         await held.query('SELECT pg_current_xact_id()');
       }
-      const syncer = await startSyncerAs(sandbox, role, {
-        unreadableRetry: { firstMs: 60_000, tries: 2 },
-      });
+      // Settling for up to 10 s (ETL_POLL_INTERVAL_MS when shorter), with the transaction held.
+      const syncer = await startSyncerAs(
+        sandbox,
+        role,
+        { unreadableRetry: { firstMs: 60_000, tries: 2 } },
+        state === 'settling' ? { pollIntervalMs: 60_000 } : {},
+      );
       try {
         await waitForConvergence(sandbox);
         const { person, films } = await personInFewestFilms(sandbox.pg, { asProducer: true });
         await sandbox.pg.query('INSERT INTO content.guarded VALUES ($1)', [person]);
         // The edit must ring: no window open. Asleep, the live path takes it and wakes the
-        // cadence; settling (for up to ETL_POLL_INTERVAL_MS, 5 s, with the transaction held), it
-        // is left to the next pass.
+        // cadence; settling, it is left to the next pass.
         await eventually(
           async () =>
             syncer.capture?.cadenceState === (state === 'awake' ? 'asleep' : 'settling') &&

@@ -170,7 +170,13 @@ describe('poll cadence', () => {
     cadence.referenced('120');
     cadence.passed(20_060, pass({ xmin: '121' }));
     assert.equal(cadence.state, 'asleep');
-    cadence.heard(20_100);
-    assert.equal(cadence.toArm(20_100), AWAKE, 'armed again at once: the failure forgot the arm');
+    // Woken again while the window it armed before the failure (closed by the caller) would
+    // still run: armed again at once.
+    const again = new PollCadence(INTERVAL, AWAKE, FAST);
+    again.heard(0);
+    assert.equal(again.toArm(0), AWAKE);
+    again.failed(100);
+    again.heard(150);
+    assert.equal(again.toArm(150), AWAKE, 'the failure forgot the arm');
   });
 });
