@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { Syncer } from '../src/sync/syncer.js';
-import { insertFilm, seedCatalog } from './helpers/catalog.js';
+import { beginFirstFilmEdit, insertFilm, seedCatalog } from './helpers/catalog.js';
 import { eventually, waitForConvergence } from './helpers/convergence.js';
 import { createSandbox, type Sandbox } from './helpers/isolation.js';
 import { runCli } from './helpers/runCli.js';
@@ -126,15 +126,8 @@ describe('security', () => {
       await eventually(() => syncer.capture?.cadenceState === 'asleep', 20_000, 'asleep');
       await sandbox.pg.query(`REVOKE UPDATE ON etl.doorbell FROM ${role.name}`);
       await eventually(async () => !(await listening()), 30_000, 'the listening lease run out');
-      await writer.query('BEGIN');
-      await writer.query(
-        `UPDATE content.film_work SET title = 'Committed after the lease came back'
-          WHERE id = (SELECT id FROM content.film_work ORDER BY id LIMIT 1)`,
-      );
-      const { rows } = await writer.query<{ rings: boolean }>(
-        'SELECT etl.doorbell_rings() AS rings',
-      );
-      assert.equal(rows[0]?.rings, false, 'nobody listening: the writer sends nothing');
+      const rings = await beginFirstFilmEdit(writer, 'Committed after the lease came back');
+      assert.equal(rings, false, 'nobody listening: the writer sends nothing');
       await sandbox.pg.query(`GRANT UPDATE ON etl.doorbell TO ${role.name}`);
       await eventually(listening, 10_000, 'the lease renewed by a heartbeat');
       await new Promise((resolve) => setTimeout(resolve, 1_000));

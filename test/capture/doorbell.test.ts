@@ -10,7 +10,7 @@ import pg from 'pg';
 import { RedisStore } from '../../src/queue/redisStore.js';
 import { Watermarks } from '../../src/queue/watermarks.js';
 import type { Syncer } from '../../src/sync/syncer.js';
-import { seedCatalog } from '../helpers/catalog.js';
+import { beginFirstFilmEdit, seedCatalog } from '../helpers/catalog.js';
 import { eventually, waitForConvergence } from '../helpers/convergence.js';
 import { createSandbox, type Sandbox } from '../helpers/isolation.js';
 import { migrateSandbox, startSyncer, testLog } from '../helpers/syncerHarness.js';
@@ -341,15 +341,7 @@ describe('the doorbell', () => {
       // Re-read after each wait: a pass that found the ring's row extends the window once.
       for (let left = await windowLeftMs(); left > 200; left = await windowLeftMs())
         await delay(left - 150);
-      await writer.query('BEGIN');
-      await writer.query(
-        `UPDATE content.film_work SET title = 'Committed after the window'
-          WHERE id = (SELECT id FROM content.film_work ORDER BY id LIMIT 1)`,
-      );
-      const { rows } = await writer.query<{ rings: boolean }>(
-        'SELECT etl.doorbell_rings() AS rings',
-      );
-      if (rows[0]?.rings === false) return true;
+      if (!(await beginFirstFilmEdit(writer, 'Committed after the window'))) return true;
       await writer.query('ROLLBACK'); // the window closed first on a busy machine: again
       await eventually(async () => !(await windowOpen()), 10_000, 'the window closed');
       return false;
@@ -394,11 +386,8 @@ describe('the doorbell', () => {
     try {
       // Down longer than its listening lease: writers see nobody listening and send nothing.
       await bell('-1 second', '-1 second');
-      await writer.query('BEGIN');
-      await writer.query(
-        `UPDATE content.film_work SET title = 'Committed after the catch-up'
-          WHERE id = (SELECT id FROM content.film_work ORDER BY id LIMIT 1)`,
-      );
+      const rings = await beginFirstFilmEdit(writer, 'Committed after the catch-up');
+      assert.equal(rings, false, 'nobody listening: the writer sends nothing');
       const started = Date.now();
       syncer = await startSyncer(sandbox, { pollIntervalMs: MINUTE });
       await eventually(

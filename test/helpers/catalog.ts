@@ -104,4 +104,20 @@ export async function seedCatalog(
   );
 }
 
+/**
+ * Begins a transaction on `writer` that retitles the first film (by id) and leaves it open, as an
+ * editor whose transaction runs on; says whether the doorbell had it ring (what its triggers
+ * asked just before: etl.doorbell_rings()).
+ */
+export async function beginFirstFilmEdit(writer: pg.Client, title: string): Promise<boolean> {
+  await writer.query('BEGIN');
+  await writer.query(
+    `UPDATE content.film_work SET title = $1
+      WHERE id = (SELECT id FROM content.film_work ORDER BY id LIMIT 1)`,
+    [title],
+  );
+  const { rows } = await writer.query<{ rings: boolean }>('SELECT etl.doorbell_rings() AS rings');
+  return rows[0]?.rings === true;
+}
+
 export { randomUUID };
