@@ -4,10 +4,12 @@
  * (src/capture/doorbell.ts), so writers stop notifying and the poll passes are the live path.
  *
  *   asleep ──ring or rows──▶ awake ──window over, server agrees──▶ settling ──▶ asleep
- *                              ▲    ──a step failed─────────────────▶    │
- *                              └──────────── ring or rows ────────────┘
+ *                            │ ▲                                      ▲  │
+ *                            │ └──────────── ring or rows ────────────┼──┘
+ *                            └──────────── a step failed ─────────────┘
  *
- * Settling also follows a takeover, a start and every listener reconnect (takeOver).
+ * Settling also follows a takeover, a start, every listener reconnect and a listening lease that
+ * ran out and was renewed (takeOver).
  *
  * The hazard is the way back to sleep: a writer that saw the window open sends no notification,
  * and may commit after the window closed. Its transaction already had an id when it looked (it
@@ -98,11 +100,11 @@ export class PollCadence {
   }
 
   /**
-   * This syncer took capturing over from another (captureLease.ts), or its listener (re)connected:
-   * writers that saw the other's window open, or nobody listening, sent nothing and may still
-   * commit. Poll back to back until they have ended, as
-   * after a window of our own: the first pass sees the other's window closed (open, it wakes us
-   * up), and the reference is taken after it.
+   * This syncer took capturing over from another (captureLease.ts), or its listener (re)connected,
+   * or it renewed a listening lease that had run out: writers that saw the other's window open, or
+   * nobody listening, sent nothing and may still commit. Poll back to back until they have ended,
+   * as after a window of our own: the first pass sees the other's window closed (open, it wakes
+   * us up), and the reference is taken after it.
    */
   takeOver(now: number): void {
     this.settle(now, false);
