@@ -44,6 +44,13 @@ export function httpStatusOf(err: unknown): number | undefined {
   return (err as { meta?: { statusCode?: number } } | null)?.meta?.statusCode;
 }
 
+/** The reason an Elasticsearch error answer gives (`error.reason` of its body); undefined if none. */
+export function errorReasonOf(err: unknown): string | undefined {
+  const body = (err as { meta?: { body?: unknown } } | null)?.meta?.body;
+  const reason = (body as { error?: { reason?: unknown } } | null)?.error?.reason;
+  return typeof reason === 'string' ? reason : undefined;
+}
+
 export function isTransientError(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   const code = (err as { code?: unknown }).code;

@@ -94,3 +94,25 @@ export function refusalReason(outcome: Outcome): string {
   const cause = error?.caused_by?.reason ? ` (${error.caused_by.reason})` : '';
   return `${error?.type ?? 'error'}: ${error?.reason ?? 'no reason given'}${cause}`;
 }
+
+/**
+ * A request Elasticsearch's indexing pressure refused for its own size: its bytes and the limit,
+ * or null for any other answer. Indexing pressure answers 429 while the bytes in flight plus the
+ * request's are over `indexing_pressure.memory.limit` (10 % of the heap): "not now", retried like
+ * any 429, unless the request alone is over the limit, which no retry cures. With a 512 MB heap
+ * that limit (54 MB) is below `http.max_content_length` (100 MB), so a document between the two
+ * is answered so, never 413. `reason` is the error's, as Elasticsearch 9.5 words it:
+ * `... coordinating_operation_bytes=N, max_coordinating_bytes=M]` (`primary` in place of
+ * `coordinating` for the primary shard's check).
+ */
+export function overPressureAlone(
+  reason: string | undefined,
+): { bytes: number; limit: number } | null {
+  const said = /(coordinating|primary)_operation_bytes=(\d+), max_\1_bytes=(\d+)/.exec(
+    reason ?? '',
+  );
+  if (!said) return null;
+  const bytes = Number(said[2]);
+  const limit = Number(said[3]);
+  return bytes > limit ? { bytes, limit } : null;
+}

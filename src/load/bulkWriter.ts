@@ -37,13 +37,14 @@ import type { Client } from '@elastic/elasticsearch';
 import { handleType, retry } from 'cockatiel';
 import type { Logger } from '../logger.js';
 import type { DeadLetter } from '../queue/deadLetters.js';
-import { httpStatusOf, isTransientError } from '../errors.js';
+import { errorReasonOf, httpStatusOf, isTransientError } from '../errors.js';
 import { backoff } from '../util/backoff.js';
 import type { DocumentBatch } from '../extract/documentBatch.js';
 import { bulkBody } from './bulkBody.js';
 import {
   classifyItem,
   matchOutcomes,
+  overPressureAlone,
   refusalReason,
   type BulkResponse,
   type Operation,
@@ -342,11 +343,18 @@ export class BulkWriter {
         deadline === null ? {} : { requestTimeout: Math.max(1, deadline - performance.now()) },
       );
     } catch (err) {
-      if (httpStatusOf(err) !== 413) throw err;
+      const status = httpStatusOf(err);
+      // A 429 is "not now", except for a request refused for its own size (overPressureAlone):
+      // retried as it is, that one failed for ever, holding its claim (or a reindex) with it.
+      const pressure = status === 429 ? overPressureAlone(errorReasonOf(err)) : null;
+      if (status !== 413 && !pressure) throw err;
+      const limit = pressure
+        ? `indexing_pressure.memory.limit, ${pressure.limit} bytes`
+        : 'http.max_content_length';
       if (body.length < this.tooLarge)
         this.log.warn(
-          { index: this.target.name, bytes: body.length, documents: operations.length },
-          'bulk request too large for elasticsearch (413, http.max_content_length): ' +
+          { index: this.target.name, bytes: body.length, documents: operations.length, status },
+          `bulk request too large for elasticsearch (${status}, ${limit}): ` +
             'bulks this size are sent in parts from now on',
         );
       this.tooLarge = Math.min(this.tooLarge, body.length);
@@ -355,10 +363,10 @@ export class BulkWriter {
       result.dead.push({
         id: op.id,
         version: op.version,
-        status: 413,
+        status: status ?? 413,
         reason:
           `the document alone (${body.length} bytes with its action) is over what ` +
-          'Elasticsearch takes in one request (http.max_content_length)',
+          `Elasticsearch takes in one request (${limit})`,
         at: new Date().toISOString(),
       });
       return { retry: [], why: '', refused: false };

@@ -5,6 +5,7 @@ import {
   BulkAnswerMismatch,
   classifyItem,
   matchOutcomes,
+  overPressureAlone,
   refusalReason,
   type Operation,
 } from '../../src/load/bulkItems.js';
@@ -77,5 +78,23 @@ describe('bulk answer', () => {
       () => matchOutcomes([index], { items: [{ delete: { status: 200 } }] }),
       BulkAnswerMismatch,
     );
+  });
+
+  it('tells a request too large for indexing pressure alone from one refused under load', () => {
+    const said = (op: string, bytes: number, max: number) =>
+      `rejected execution of ${op} operation [coordinating_and_primary_bytes=900, ` +
+      `replica_bytes=0, all_bytes=900, ${op}_operation_bytes=${bytes}, max_${op}_bytes=${max}]`;
+    assert.deepEqual(overPressureAlone(said('coordinating', 75_497_707, 53_687_091)), {
+      bytes: 75_497_707,
+      limit: 53_687_091,
+    });
+    assert.deepEqual(overPressureAlone(said('primary', 2_000, 1_000)), {
+      bytes: 2_000,
+      limit: 1_000,
+    });
+    // Refused only because of what else was in flight: not now, but later.
+    assert.equal(overPressureAlone(said('coordinating', 500, 1_000)), null);
+    assert.equal(overPressureAlone('rejected execution of org.elasticsearch.Task'), null);
+    assert.equal(overPressureAlone(undefined), null);
   });
 });
