@@ -20,6 +20,7 @@ import { keysetPages, readPage } from '../db/keysetPages.js';
 import type { Postgres } from '../db/postgres.js';
 import { DocumentExtractor, type Unreadable } from '../extract/extractor.js';
 import type { DocumentKind } from '../kinds/documentKind.js';
+import { memberOf } from '../kinds/kinds.js';
 import type { Logger } from '../logger.js';
 import type { DeadLetter, DeadLetters, LetteredIds } from '../queue/deadLetters.js';
 import type { DocumentQueue } from '../queue/documentQueue.js';
@@ -47,8 +48,11 @@ export interface ReindexDeps {
   target: ReindexTarget;
   /** Where documents the mirrors missed go after the swap. */
   queue: DocumentQueue;
-  /** What the dead letters said before the reindex (see `setAside`). */
-  deadLetters: Pick<DeadLetters, 'ofKind'>;
+  /**
+   * What the dead letters said before the reindex (see `setAside`); those the new index answers
+   * are cleared after the swap (`clearLettersServed`).
+   */
+  deadLetters: Pick<DeadLetters, 'ofKind' | 'clearSuperseded'>;
   /** Asks the syncers to load an index whole again (a swap that came after the lease lapsed). */
   reloads: Pick<ReloadRequests, 'request'>;
   alias: string;
@@ -282,6 +286,9 @@ async function load(deps: ReindexDeps, build: Build, signal: AbortSignal): Promi
   signal.throwIfAborted();
 }
 
+/** Letters whose documents one request asks the new index about (clearLettersServed). */
+const LETTERS_ASKED_AT_ONCE = 1_000;
+
 /** Most documents one reindex leaves for after its swap; past it, something is wrong at large. */
 const SET_ASIDE_AT_MOST = 1_000;
 
@@ -316,9 +323,19 @@ async function setAside(
       `could not ask the index in service whether it holds ${unanswered._id}: ` +
         JSON.stringify((unanswered as { error?: unknown }).error),
     );
-  const held = new Set(served.docs.filter((d) => 'found' in d && d.found).map((d) => d._id));
-  const knownBefore = (id: string, unreadable: boolean) =>
-    (unreadable ? build.lettered.unreadable : build.lettered.refused).has(id);
+  const held = new Map<string, number | undefined>();
+  for (const doc of served.docs) if ('found' in doc && doc.found) held.set(doc._id, doc._version);
+  // A letter is of a read newer than what the index in service holds; one at or below it is
+  // stale (a later read loaded, say by a reindex whose mapping took the document) and says
+  // nothing of the document now: trusted, it let a mapping that refuses a document search serves
+  // swap it out of search.
+  const knownBefore = (id: string, unreadable: boolean) => {
+    const letters = unreadable ? build.lettered.unreadable : build.lettered.refused;
+    if (!letters.has(id)) return false;
+    const lettered = letters.get(id);
+    const holds = held.get(id);
+    return lettered === undefined || holds === undefined || lettered > holds;
+  };
   const blocking = (id: string, unreadable: boolean) =>
     held.has(id) && !knownBefore(id, unreadable);
   const refusedHeld = refused.filter((letter) => blocking(letter.id, false));
@@ -416,4 +433,45 @@ async function finish(deps: ReindexDeps, build: Build, held: HeldLease): Promise
       'reindex: the alias is swapped, but tidying up failed; the next reindex or syncer start finishes it',
     );
   }
+  try {
+    await clearLettersServed(deps, build);
+  } catch (err) {
+    log.warn(
+      { err: (err as Error).message },
+      'reindex: could not clear the dead letters of documents the new index holds; they stay ' +
+        'until their documents are read again (`npm run dead-letters -- --retry`)',
+    );
+  }
+}
+
+/**
+ * After the swap: clear the letters of this index whose document the new index holds at the
+ * letter's version or newer. A refusal the new mapping takes (the reindex that ships the fix), or
+ * one the old index made while the mirror wrote the same read into the new one: nothing reads
+ * those documents again, so no acknowledgement would clear them. Left, they said the document was
+ * refused while search served it, and the next reindex took them for refusals known before it
+ * (setAside). A letter of a newer read, written meanwhile, stays (clearSuperseded compares).
+ */
+async function clearLettersServed(deps: ReindexDeps, build: Build): Promise<void> {
+  const { es, kind, log } = deps;
+  const lettered = await deps.deadLetters.ofKind(kind.name);
+  const ids = [...lettered.refused.keys(), ...lettered.unreadable.keys()];
+  let cleared = 0;
+  for (let i = 0; i < ids.length; i += LETTERS_ASKED_AT_ONCE) {
+    const { docs } = await es.mget({
+      index: build.to,
+      ids: ids.slice(i, i + LETTERS_ASKED_AT_ONCE),
+      _source: false,
+    });
+    const held = new Map<string, number>();
+    for (const doc of docs)
+      if ('found' in doc && doc.found && doc._version !== undefined)
+        held.set(memberOf(kind.name, doc._id), doc._version);
+    cleared += await deps.deadLetters.clearSuperseded(held);
+  }
+  if (cleared > 0)
+    log.info(
+      { index: kind.name, letters: cleared },
+      'reindex: dead letters of documents the new index holds are cleared',
+    );
 }

@@ -33,10 +33,13 @@ export interface DeadLetter {
   tries?: number;
 }
 
-/** Documents of one index with a letter, by what failed (`DeadLetters.ofKind`). */
+/**
+ * Documents of one index with a letter, by what failed (`DeadLetters.ofKind`): id -> the version
+ * of the read the letter is of (undefined for letters of 0.3 and before).
+ */
 export interface LetteredIds {
-  refused: Set<string>;
-  unreadable: Set<string>;
+  refused: Map<string, number | undefined>;
+  unreadable: Map<string, number | undefined>;
 }
 
 /** The hash of dead letters; the queue's acknowledgement clears letters there too. */
@@ -169,16 +172,16 @@ export class DeadLetters {
 
   /**
    * The ids of one index's documents with a letter, by what failed: Elasticsearch refused them, or
-   * PostgreSQL could not build them. Walked in chunks; the ids alone are kept.
+   * PostgreSQL could not build them. Walked in chunks; the ids and versions alone are kept.
    */
   async ofKind(kind: KindName): Promise<LetteredIds> {
-    const found: LetteredIds = { refused: new Set(), unreadable: new Set() };
+    const found: LetteredIds = { refused: new Map(), unreadable: new Map() };
     for await (const flat of this.chunks()) {
       for (let i = 0; i < flat.length; i += 2) {
         const named = parseMember(flat[i] ?? '');
         if (named?.kind.name !== kind) continue;
         const letter = JSON.parse(flat[i + 1] ?? '{}') as DeadLetter;
-        (letter.status === 0 ? found.unreadable : found.refused).add(named.id);
+        (letter.status === 0 ? found.unreadable : found.refused).set(named.id, letter.version);
       }
     }
     return found;

@@ -25,6 +25,36 @@ import { runCli } from '../helpers/runCli.js';
 import { migrateSandbox, startSyncer, testLog } from '../helpers/syncerHarness.js';
 import { createSyncerRole, startSyncerAs, type SyncerRole } from '../helpers/syncerRole.js';
 
+/** A reindex of the films in-process, into `kind`'s definition. */
+async function reindexFilms(sandbox: Sandbox, kind: DocumentKind, noticeMs = 0): Promise<void> {
+  const reindexing = inProcessReindex(sandbox.config);
+  try {
+    await reindex({ ...reindexing.deps(kind), noticeMs });
+  } finally {
+    await reindexing.close();
+  }
+}
+
+/** The films definition with other `properties`. */
+const withProperties = (
+  change: (
+    properties: Record<string, estypes.MappingProperty>,
+  ) => Record<string, estypes.MappingProperty>,
+): DocumentKind => {
+  const { mappings } = films.definition;
+  return {
+    ...films,
+    definition: {
+      ...films.definition,
+      mappings: { ...mappings, properties: change({ ...mappings.properties }) },
+    },
+  };
+};
+
+/** The indices behind the films alias. */
+const servingIndices = async (sandbox: Sandbox) =>
+  Object.keys(await sandbox.es.indices.getAlias({ name: sandbox.config.index }));
+
 describe('reindex beside dead letters', () => {
   let sandbox: Sandbox;
   let role: SyncerRole;
@@ -165,34 +195,8 @@ describe('reindex into a mapping that refuses what the index in service holds', 
     await sandbox.cleanup();
   });
 
-  /** A reindex of the films in-process, into `kind`'s definition. */
-  async function reindexInto(kind: DocumentKind): Promise<void> {
-    const reindexing = inProcessReindex(sandbox.config);
-    try {
-      await reindex(reindexing.deps(kind));
-    } finally {
-      await reindexing.close();
-    }
-  }
-
-  /** The films definition with other `properties`. */
-  const withProperties = (
-    change: (
-      properties: Record<string, estypes.MappingProperty>,
-    ) => Record<string, estypes.MappingProperty>,
-  ): DocumentKind => {
-    const { mappings } = films.definition;
-    return {
-      ...films,
-      definition: {
-        ...films.definition,
-        mappings: { ...mappings, properties: change({ ...mappings.properties }) },
-      },
-    };
-  };
-
-  const serving = async () =>
-    Object.keys(await sandbox.es.indices.getAlias({ name: sandbox.config.index }));
+  const reindexInto = (kind: DocumentKind) => reindexFilms(sandbox, kind);
+  const serving = () => servingIndices(sandbox);
 
   it('stops before the swap: the new mapping is the cause', async () => {
     const syncer = await startSyncer(sandbox);
@@ -248,11 +252,19 @@ describe('reindex into a mapping that refuses what the index in service holds', 
     // a syncer's clock, rewritten at every refusal. Elasticsearch refused this film already (an
     // edit since made it one the index cannot take), and the letter was written again just now,
     // by a syncer whose clock runs an hour ahead: the reindex took it for a refusal of its own.
+    // The refused read is the edit's, newer than what the index in service holds.
+    const { _version: held = 0 } = await sandbox.es.get({ index: sandbox.config.index, id });
     const again = new RedisStore(sandbox.config.redisUrl, sandbox.config.redisPrefix, testLog());
     try {
       const ahead = new Date(Date.now() + 3_600_000).toISOString();
       await new DeadLetters(again).add([
-        { id, status: 400, reason: 'immense term in field="title.raw"', at: ahead, version: 2 },
+        {
+          id,
+          status: 400,
+          reason: 'immense term in field="title.raw"',
+          at: ahead,
+          version: held + 1,
+        },
       ]);
     } finally {
       await again.close();
@@ -264,5 +276,106 @@ describe('reindex into a mapping that refuses what the index in service holds', 
       })),
     );
     assert.notDeepEqual(await serving(), before, 'swapped');
+  });
+});
+
+// From an outside reading: a letter the index then answered (a reindex whose mapping takes the
+// refused document) was never cleared, and the next reindex took it for a refusal known before
+// it, so a mapping that refuses the document again swapped it out of search.
+describe('reindex into a mapping that takes a refused document', () => {
+  let sandbox: Sandbox;
+  /** `type` is a keyword with no ignore_above: a term over 32,766 bytes is refused. */
+  const takesLongTypes = withProperties((p) => ({
+    ...p,
+    type: { type: 'keyword', ignore_above: 256 },
+  }));
+
+  before(async () => {
+    sandbox = await createSandbox('reindex_taking');
+    await migrateSandbox(sandbox);
+    await seedCatalog(sandbox.pg, 20, 3, 5);
+  });
+
+  after(async () => {
+    await sandbox.cleanup();
+  });
+
+  const lettersOf = async (id: string) => {
+    const store = new RedisStore(sandbox.config.redisUrl, sandbox.config.redisPrefix, testLog());
+    try {
+      return (await new DeadLetters(store).list()).filter((letter) => letter.id === id);
+    } finally {
+      await store.close();
+    }
+  };
+  /** Reindexes are named by the second: the next one must begin in another. */
+  const nextSecond = () => new Promise((resolve) => setTimeout(resolve, 1_100));
+
+  it('clears its letter, and a later mapping that refuses it again stops before the swap', async () => {
+    const syncer = await startSyncer(sandbox);
+    let id: string;
+    try {
+      await waitForConvergence(sandbox);
+      id = await insertFilm(sandbox.pg, 'Too long a type', { type: 'x'.repeat(33_000) });
+      await eventually(async () => (await lettersOf(id)).length === 1, 30_000, 'lettered');
+    } finally {
+      await syncer.stop();
+    }
+    assert.equal(await sandbox.es.exists({ index: sandbox.config.index, id }), false);
+
+    await reindexFilms(sandbox, takesLongTypes);
+    assert.ok(await sandbox.es.exists({ index: sandbox.config.index, id }), 'loaded and served');
+    assert.deepEqual(await lettersOf(id), [], 'no letter for a film search serves');
+    // Its letter back, as a reindex that could not clear it (Redis away after the swap) leaves
+    // it: of the read the index in service holds, so it says nothing of that document now.
+    const { _version: held = 0 } = await sandbox.es.get({ index: sandbox.config.index, id });
+    const store = new RedisStore(sandbox.config.redisUrl, sandbox.config.redisPrefix, testLog());
+    try {
+      const reason = 'immense term in field="type"';
+      const at = new Date().toISOString();
+      await new DeadLetters(store).add([{ id, status: 400, reason, at, version: held }]);
+    } finally {
+      await store.close();
+    }
+
+    // The change rolled back: the index in service holds the film, the new one would refuse it.
+    await nextSecond();
+    const before = await servingIndices(sandbox);
+    await assert.rejects(
+      reindexFilms(sandbox, films),
+      /the new index refused 1 documents that the index in service holds/,
+    );
+    assert.deepEqual(await servingIndices(sandbox), before, 'the index in service still serves');
+    assert.ok(await sandbox.es.exists({ index: sandbox.config.index, id }), 'still served');
+    await sandbox.pg.query('DELETE FROM content.film_work WHERE id = $1', [id]);
+  });
+
+  it('clears a letter the index in service wrote while the mirror loaded the same read', async () => {
+    const syncer = await startSyncer(sandbox);
+    try {
+      await waitForConvergence(sandbox);
+      await nextSecond();
+      // The syncers see the new index within the notice, and mirror into it from then on.
+      const fixing = reindexFilms(sandbox, takesLongTypes, 4_000);
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      const id = await insertFilm(sandbox.pg, 'Edited during the reindex', {
+        type: 'y'.repeat(33_000),
+      });
+      await fixing;
+      await eventually(
+        async () =>
+          (await syncer.queue.depth()) === 0 && (await syncer.queue.inFlight()).length === 0,
+        30_000,
+        'drained',
+      );
+      assert.ok(await sandbox.es.exists({ index: sandbox.config.index, id }), 'served');
+      await eventually(
+        async () => (await lettersOf(id)).length === 0,
+        10_000,
+        'no letter for a film search serves',
+      );
+    } finally {
+      await syncer.stop();
+    }
   });
 });
