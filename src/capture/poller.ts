@@ -26,6 +26,7 @@ import type { Postgres, QueryError } from '../db/postgres.js';
 import type { Logger } from '../logger.js';
 import type { DocumentKind } from '../kinds/documentKind.js';
 import { memberOf } from '../kinds/kinds.js';
+import type { DeadLetters } from '../queue/deadLetters.js';
 import type { DocumentQueue } from '../queue/documentQueue.js';
 import type { FullLoadPlans, PlanRun, PlanState } from '../queue/fullLoadPlan.js';
 import type { ReadLock } from '../queue/readLock.js';
@@ -160,6 +161,8 @@ export interface PollerDeps {
   clock?: { heard(members: Iterable<string>): void };
   /** Where a full load stands (src/queue/fullLoadPlan.ts): without it, a load cannot resume. */
   plans: FullLoadPlans;
+  /** Documents with a dead letter, which the orphan sweep looks at too (sweepOrphans). */
+  deadLetters?: Pick<DeadLetters, 'ofKind'>;
   /** Indices created again, to load whole (src/queue/reloadRequests.ts). */
   reloads: Pick<ReloadRequests, 'key' | 'loadedKey' | 'pending'>;
   /**
@@ -1017,7 +1020,7 @@ export class Poller {
       onPage?: (last: string, queued: number) => Promise<void>;
     } = {},
   ): Promise<number> {
-    const { db, queue, sizeLimit } = this.deps;
+    const { queue, sizeLimit } = this.deps;
     let queued = 0;
     const pageSize = this.deps.sweepPageSize ?? SWEEP_PAGE_SIZE;
     pages: for await (const page of indexed.pages(pageSize, resume.from)) {
@@ -1038,13 +1041,7 @@ export class Poller {
         // The whole walk: another page would be one more search of up to 5,000 ids for nothing.
         if (signal?.aborted) break pages;
         const slice = page.slice(at, at + sizeLimit);
-        const ids = slice.filter(isCanonicalUuid);
-        const existing =
-          ids.length === 0
-            ? []
-            : await this.read(`orphan sweep ${kind.name}`, () => db.query(kind.existing, [ids]));
-        const present = new Set(existing.map((r) => r.id));
-        const orphans = ids.filter((id) => !present.has(id)).map((id) => memberOf(kind.name, id));
+        const orphans = await this.rowless(kind, slice.filter(isCanonicalUuid));
         // Within the load's bound, as the walk beside it: after a TRUNCATE every document is an
         // orphan, and a sweep that queued them as fast as it found them would hold the whole
         // index in Redis (and stall everything once Redis refuses writes at its maxmemory).
@@ -1055,9 +1052,34 @@ export class Poller {
         if (last !== undefined) await resume.onPage?.(last, added);
       }
     }
+    // Documents with a dead letter whose row is gone: the index does not hold one it refused, so
+    // the walk above never meets it, and after a TRUNCATE (no tombstone) nothing else reads it
+    // again; its letter stayed for good. Queued, each is read as a deletion, whose
+    // acknowledgement clears the letter. Letters are few, and asked for once per sweep.
+    if (this.deps.deadLetters && !signal?.aborted) {
+      const lettered = await this.deps.deadLetters.ofKind(kind.name);
+      const ids = [...lettered.refused.keys(), ...lettered.unreadable.keys()];
+      for (let at = 0; at < ids.length && !signal?.aborted; at += sizeLimit) {
+        const gone = await this.rowless(
+          kind,
+          ids.slice(at, at + sizeLimit).filter(isCanonicalUuid),
+        );
+        if (gone.length > 0) queued += await queue.enqueue(gone);
+      }
+    }
     if (queued > 0)
       this.deps.log.info({ index: kind.name, orphans: queued }, 'documents of deleted rows queued');
     return queued;
+  }
+
+  /** The queue members of those of `ids` (uuids) whose row does not exist. */
+  private async rowless(kind: DocumentKind, ids: string[]): Promise<string[]> {
+    if (ids.length === 0) return [];
+    const existing = await this.read(`orphan sweep ${kind.name}`, () =>
+      this.deps.db.query(kind.existing, [ids]),
+    );
+    const present = new Set(existing.map((r) => r.id));
+    return ids.filter((id) => !present.has(id)).map((id) => memberOf(kind.name, id));
   }
 
   /**

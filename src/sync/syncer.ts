@@ -210,6 +210,7 @@ export class Syncer {
       clock: this.clock,
       plans: new FullLoadPlans(this.store),
       reloads: this.reloads,
+      deadLetters: this.deadLetters,
       // While a walk over every document waits for room, live changes still reach the queue.
       whileWaiting: () => this.capture?.drain() ?? Promise.resolve(),
       ...(fullLoads

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Syncer } from '../../src/sync/syncer.js';
-import { seedCatalog } from '../helpers/catalog.js';
+import { insertFilm, seedCatalog } from '../helpers/catalog.js';
 import { eventually, waitForConvergence } from '../helpers/convergence.js';
 import { createSandbox, type Sandbox } from '../helpers/isolation.js';
 import { runCli } from '../helpers/runCli.js';
@@ -100,5 +100,25 @@ describe('documents Elasticsearch refuses', () => {
     assert.match(retried.stdout, /^1 dead letter queued again/);
     await waitForConvergence(sandbox);
     assert.equal(await syncer.deadLetters.count(), 0);
+  });
+
+  // From an outside reading: the load a TRUNCATE calls for queues the rows that exist and sweeps
+  // the documents the index holds; a refused film is in neither, so its letter stayed for good
+  // (and the dead-letter alert with it).
+  it('leave with the row when a TRUNCATE removes it', async () => {
+    // Refused when new: the index never held it.
+    const id = await insertFilm(sandbox.pg, 'Too long a type', { type: 'x'.repeat(33_000) });
+    await eventually(
+      async () => (await syncer.deadLetters.list()).some((letter) => letter.id === id),
+      15_000,
+      'a dead letter',
+    );
+    await sandbox.pg.query('TRUNCATE content.film_work CASCADE');
+    await waitForConvergence(sandbox, 60_000);
+    await eventually(
+      async () => (await syncer.deadLetters.count()) === 0,
+      15_000,
+      'the letter of a film that is gone cleared',
+    );
   });
 });
