@@ -26,7 +26,7 @@ import type { Postgres, QueryError } from '../db/postgres.js';
 import type { Logger } from '../logger.js';
 import type { DocumentKind } from '../kinds/documentKind.js';
 import { memberOf } from '../kinds/kinds.js';
-import type { DeadLetters } from '../queue/deadLetters.js';
+import { letteredIds, type DeadLetters } from '../queue/deadLetters.js';
 import type { DocumentQueue } from '../queue/documentQueue.js';
 import type { FullLoadPlans, PlanRun, PlanState } from '../queue/fullLoadPlan.js';
 import type { ReadLock } from '../queue/readLock.js';
@@ -1055,16 +1055,16 @@ export class Poller {
     // Documents with a dead letter whose row is gone: the index does not hold one it refused, so
     // the walk above never meets it, and after a TRUNCATE (no tombstone) nothing else reads it
     // again; its letter stayed for good. Queued, each is read as a deletion, whose
-    // acknowledgement clears the letter. Letters are few, and asked for once per sweep.
+    // acknowledgement clears the letter. Within the load's bound too: after a guard that raised
+    // for every document, letters can be as many as documents.
     if (this.deps.deadLetters && !signal?.aborted) {
-      const lettered = await this.deps.deadLetters.ofKind(kind.name);
-      const ids = [...lettered.refused.keys(), ...lettered.unreadable.keys()];
+      const ids = letteredIds(await this.deps.deadLetters.ofKind(kind.name));
       for (let at = 0; at < ids.length && !signal?.aborted; at += sizeLimit) {
-        const gone = await this.rowless(
-          kind,
-          ids.slice(at, at + sizeLimit).filter(isCanonicalUuid),
-        );
-        if (gone.length > 0) queued += await queue.enqueue(gone);
+        const slice = ids.slice(at, at + sizeLimit).filter(isCanonicalUuid);
+        const gone = await this.rowless(kind, slice);
+        if (gone.length === 0) continue;
+        await this.room(signal);
+        queued += await queue.enqueue(gone);
       }
     }
     if (queued > 0)

@@ -96,23 +96,35 @@ export function refusalReason(outcome: Outcome): string {
 }
 
 /**
- * A request Elasticsearch's indexing pressure refused for its own size: its bytes and the limit,
- * or null for any other answer. Indexing pressure answers 429 while the bytes in flight plus the
- * request's are over `indexing_pressure.memory.limit` (10 % of the heap): "not now", retried like
- * any 429, unless the request alone is over the limit, which no retry cures. With a 512 MB heap
- * that limit (54 MB) is below `http.max_content_length` (100 MB), so a document between the two
- * is answered so, never 413. `reason` is the error's, as Elasticsearch 9.5 words it:
- * `... coordinating_operation_bytes=N, max_coordinating_bytes=M]` (`primary` in place of
- * `coordinating` for the primary shard's check).
+ * A request Elasticsearch's indexing pressure refused for its own size, which no retry cures: its
+ * bytes and the limit, or null for any other answer (a refusal because of what else was in flight
+ * is "not now", retried like any 429). Indexing pressure (`indexing_pressure.memory.limit`, 10 %
+ * of the heap: 53,687,091 bytes at 512 MB) is checked twice, and Elasticsearch 9.5 words the
+ * refusals so (checked with one document of 12 MB and one of 75 MB):
+ *  - the whole request, on the node it reaches (429 for the request): `rejected execution of
+ *    coordinating operation [coordinating_and_primary_bytes=<in flight>, ...,
+ *    coordinating_operation_bytes=<the request's>, max_coordinating_bytes=<limit>]`. Over the
+ *    limit alone when the request's bytes are.
+ *  - each shard's part, on its primary (429 for each of its items): `rejected execution of
+ *    primary operation [coordinating_and_primary_bytes=<in flight, this request's own bytes
+ *    included>, ..., primary_operation_bytes=<the part's, about four times its documents' size>,
+ *    max_primary_bytes=<limit>]`. Over it alone when the part's bytes and this request's own
+ *    (`ownBytes`, its body: still in flight while its primary runs) are: so a document of about a
+ *    fifth of the limit (10.7 MB at a 512 MB heap) can never be written, nor a few of 8 MB in one
+ *    bulk.
  */
 export function overPressureAlone(
   reason: string | undefined,
+  ownBytes: number,
 ): { bytes: number; limit: number } | null {
-  const said = /(coordinating|primary)_operation_bytes=(\d+), max_\1_bytes=(\d+)/.exec(
-    reason ?? '',
-  );
+  const said =
+    /rejected execution of (coordinating|primary) operation \[coordinating_and_primary_bytes=(\d+),.*\b\1_operation_bytes=(\d+), max_[a-z_]+_bytes=(\d+)\]/.exec(
+      reason ?? '',
+    );
   if (!said) return null;
-  const bytes = Number(said[2]);
-  const limit = Number(said[3]);
+  const inFlight = Number(said[2]);
+  const operation = Number(said[3]);
+  const limit = Number(said[4]);
+  const bytes = said[1] === 'primary' ? operation + Math.min(inFlight, ownBytes) : operation;
   return bytes > limit ? { bytes, limit } : null;
 }

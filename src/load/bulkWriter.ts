@@ -11,10 +11,12 @@
  *  - the target gone (`index_not_found_exception`): `onIndexMissing` (which may re-create it),
  *    then retried; without that hook the write fails at once (TargetMissing).
  *  - a body over SPLIT_ABOVE_BYTES is sent in parts; one answered 413 (over Elasticsearch's
- *    `http.max_content_length`, nothing in it written) is sent again in halves, down to one
- *    document, which then goes to the dead letters, and the smallest body refused is remembered,
- *    so later bulks that size are split before they are sent. Failed whole instead, its claim
- *    would come back and fail again for ever.
+ *    `http.max_content_length`, nothing in it written), or 429 for its own size by indexing
+ *    pressure (for the request, or for its items on their primary: overPressureAlone), is sent
+ *    again in halves (those items), down to one document, which then goes to the dead letters,
+ *    and the smallest body refused is remembered, so later bulks that size are split before they
+ *    are sent. Failed whole instead, or retried as "not now", its claim would come back and fail
+ *    again for ever.
  *  - an answer that does not account for every operation sent (fewer items, or an item without
  *    the action sent): nothing in it is trusted and the write fails (BulkAnswerMismatch). The
  *    indexer then gives its claim back and the batch is retried later: acknowledging such a batch
@@ -143,7 +145,7 @@ export interface BestEffort {
 export class BulkWriter {
   /**
    * Bodies this big are split before they are sent: SPLIT_ABOVE_BYTES, or less once Elasticsearch
-   * answered 413 (too large) to a smaller one. It never grows back (a limit raised later is used
+   * refused a smaller one for its size (413, or indexing pressure's 429). It never grows back (a limit raised later is used
    * after a restart).
    */
   private tooLarge = SPLIT_ABOVE_BYTES;
@@ -346,38 +348,33 @@ export class BulkWriter {
       const status = httpStatusOf(err);
       // A 429 is "not now", except for a request refused for its own size (overPressureAlone):
       // retried as it is, that one failed for ever, holding its claim (or a reindex) with it.
-      const pressure = status === 429 ? overPressureAlone(errorReasonOf(err)) : null;
+      const pressure = status === 429 ? overPressureAlone(errorReasonOf(err), body.length) : null;
       if (status !== 413 && !pressure) throw err;
-      const limit = pressure
-        ? `indexing_pressure.memory.limit, ${pressure.limit} bytes`
-        : 'http.max_content_length';
-      if (body.length < this.tooLarge)
-        this.log.warn(
-          { index: this.target.name, bytes: body.length, documents: operations.length, status },
-          `bulk request too large for elasticsearch (${status}, ${limit}): ` +
-            'bulks this size are sent in parts from now on',
-        );
-      this.tooLarge = Math.min(this.tooLarge, body.length);
+      const limit = pressure ? pressureLimit(pressure.limit) : 'http.max_content_length';
+      this.refusedForSize(body.length, operations.length, status ?? 413, limit);
       if (operations.length > 1) return this.sendHalves(operations, result, deadline);
-      const [op] = operations as [Operation];
-      result.dead.push({
-        id: op.id,
-        version: op.version,
-        status: status ?? 413,
-        reason:
-          `the document alone (${body.length} bytes with its action) is over what ` +
-          `Elasticsearch takes in one request (${limit})`,
-        at: new Date().toISOString(),
-      });
+      this.letterTooLarge(operations, body.length, status ?? 413, limit, result);
       return { retry: [], why: '', refused: false };
     }
     const retryLater: Operation[] = [];
+    // Items the primary's indexing pressure refuses for this request's size (overPressureAlone).
+    const tooLarge: Operation[] = [];
+    let pressureLimitBytes = 0;
     let why = '';
     let indexMissing = false;
     // Whether every item left to retry was refused by the index as a whole (none a 429).
     let refused = true;
     for (const { op, outcome } of matchOutcomes(operations, response)) {
       const verdict = classifyItem(op, outcome);
+      const pressure =
+        verdict === 'retry' && outcome.status === 429
+          ? overPressureAlone(outcome.error?.reason, body.length)
+          : null;
+      if (pressure) {
+        tooLarge.push(op);
+        pressureLimitBytes = pressure.limit;
+        continue;
+      }
       switch (verdict) {
         case 'indexed':
           result.indexed.push(op.id);
@@ -388,8 +385,8 @@ export class BulkWriter {
         case 'stale':
           result.stale.push(op.id);
           break;
-        case 'index-missing':
         case 'retry':
+        case 'index-missing':
         case 'index-refused':
           indexMissing ||= verdict === 'index-missing';
           refused &&= verdict === 'index-refused';
@@ -406,13 +403,64 @@ export class BulkWriter {
           });
       }
     }
+    result.transientItems += retryLater.length;
+    if (tooLarge.length > 0) {
+      const limit = pressureLimit(pressureLimitBytes);
+      this.refusedForSize(body.length, operations.length, 429, limit);
+      if (operations.length === 1) this.letterTooLarge(tooLarge, body.length, 429, limit, result);
+      else {
+        // Those items again, in smaller requests (one alone carries its own bytes only).
+        const again =
+          tooLarge.length > 1
+            ? await this.sendHalves(tooLarge, result, deadline)
+            : await this.send(tooLarge, result, deadline);
+        if (again.retry.length > 0) {
+          refused &&= again.refused;
+          why ||= again.why;
+          retryLater.push(...again.retry);
+        }
+      }
+    }
     if (indexMissing) {
       const { onIndexMissing } = this.options;
       if (!onIndexMissing) throw new TargetMissing(this.target.name);
       await onIndexMissing();
     }
-    result.transientItems += retryLater.length;
     return { retry: retryLater, why, refused: refused && retryLater.length > 0 };
+  }
+
+  /**
+   * Elasticsearch refused a request of `bytes` for its size (413, or indexing pressure's 429):
+   * bodies that big are split before they are sent from now on.
+   */
+  private refusedForSize(bytes: number, documents: number, status: number, limit: string): void {
+    if (bytes < this.tooLarge)
+      this.log.warn(
+        { index: this.target.name, bytes, documents, status },
+        `bulk request too large for elasticsearch (${status}, ${limit}): ` +
+          'bulks this size are sent in parts from now on',
+      );
+    this.tooLarge = Math.min(this.tooLarge, bytes);
+  }
+
+  /** The one document of a request refused for its size, sent alone: a dead letter. */
+  private letterTooLarge(
+    operations: readonly Operation[],
+    bytes: number,
+    status: number,
+    limit: string,
+    result: LoadResult,
+  ): void {
+    const [op] = operations as [Operation];
+    result.dead.push({
+      id: op.id,
+      version: op.version,
+      status,
+      reason:
+        `the document alone (${bytes} bytes with its action) is over what ` +
+        `Elasticsearch takes in one request (${limit})`,
+      at: new Date().toISOString(),
+    });
   }
 
   /** `send` each half in turn; what both leave to retry, and the first reason. */
@@ -444,4 +492,9 @@ interface WriteState {
   last: string;
   /** Best effort: when to give up (epoch ms); null: never. */
   deadline: number | null;
+}
+
+/** How a letter and the log name indexing pressure's limit. */
+function pressureLimit(bytes: number): string {
+  return `indexing_pressure.memory.limit, ${bytes} bytes`;
 }

@@ -22,7 +22,12 @@ import { DocumentExtractor, type Unreadable } from '../extract/extractor.js';
 import type { DocumentKind } from '../kinds/documentKind.js';
 import { memberOf } from '../kinds/kinds.js';
 import type { Logger } from '../logger.js';
-import type { DeadLetter, DeadLetters, LetteredIds } from '../queue/deadLetters.js';
+import {
+  letteredIds,
+  type DeadLetter,
+  type DeadLetters,
+  type LetteredIds,
+} from '../queue/deadLetters.js';
 import type { DocumentQueue } from '../queue/documentQueue.js';
 import type { HeldLease } from '../queue/lease.js';
 import type { ReadLock } from '../queue/readLock.js';
@@ -454,19 +459,13 @@ async function finish(deps: ReindexDeps, build: Build, held: HeldLease): Promise
  */
 async function clearLettersServed(deps: ReindexDeps, build: Build): Promise<void> {
   const { es, kind, log } = deps;
-  const lettered = await deps.deadLetters.ofKind(kind.name);
-  const ids = [...lettered.refused.keys(), ...lettered.unreadable.keys()];
+  const ids = letteredIds(await deps.deadLetters.ofKind(kind.name));
+  // Asked of the new index by name: the alias may have moved on again (another reindex).
+  const index = new BulkWriter(es, { name: build.to, isAlias: false }, log);
   let cleared = 0;
   for (let i = 0; i < ids.length; i += LETTERS_ASKED_AT_ONCE) {
-    const { docs } = await es.mget({
-      index: build.to,
-      ids: ids.slice(i, i + LETTERS_ASKED_AT_ONCE),
-      _source: false,
-    });
-    const held = new Map<string, number>();
-    for (const doc of docs)
-      if ('found' in doc && doc.found && doc._version !== undefined)
-        held.set(memberOf(kind.name, doc._id), doc._version);
+    const versions = await index.versionsHeld(ids.slice(i, i + LETTERS_ASKED_AT_ONCE));
+    const held = new Map([...versions].map(([id, version]) => [memberOf(kind.name, id), version]));
     cleared += await deps.deadLetters.clearSuperseded(held);
   }
   if (cleared > 0)

@@ -42,6 +42,11 @@ export interface LetteredIds {
   unreadable: Map<string, number | undefined>;
 }
 
+/** Every id of `lettered`, whatever failed. */
+export function letteredIds(lettered: LetteredIds): string[] {
+  return [...lettered.refused.keys(), ...lettered.unreadable.keys()];
+}
+
 /** The hash of dead letters; the queue's acknowledgement clears letters there too. */
 export function deadLettersKey(store: RedisStore): string {
   return store.key('dead-letters');

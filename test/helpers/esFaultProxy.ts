@@ -25,15 +25,22 @@
  *    answered with an error status all the same (applied, its answer lost on the way).
  *  - limitBulkBytes(): a `_bulk` body over that many bytes is answered 413 with an empty body and
  *    not written, as Elasticsearch answers one over its `http.max_content_length` (100 MB by
- *    default; a test cannot afford documents that big); or, `as: 'indexing-pressure'`, 429 with
- *    the reason Elasticsearch gives a request over its `indexing_pressure.memory.limit` alone (10 %
- *    of the heap: 53,687,091 bytes at a 512 MB heap, checked on Elasticsearch 9.5 with one 75 MB
- *    bulk of one document).
+ *    default; a test cannot afford documents that big); or with the 429s Elasticsearch gives a
+ *    request over its `indexing_pressure.memory.limit` (10 % of the heap: 53,687,091 bytes at a
+ *    512 MB heap; checked on Elasticsearch 9.5 with one document of 12 MB, refused on its
+ *    primary, and one of 75 MB, refused whole): see BulkLimit.
  * Per document id it counts bulk offers, sends to ES, rejections and damaged items; per target
  * index, items offered and when the last one came. Bodies are buffered whole.
  */
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+
+/**
+ * How limitBulkBytes refuses a body over its limit: 413 (`http.max_content_length`), 429 for the
+ * request (indexing pressure on the node it reaches), or 200 with a 429 for every item (indexing
+ * pressure on the primary shard, which refuses documents over about a fifth of the limit).
+ */
+export type BulkLimit = 'content-length' | 'indexing-pressure' | 'primary-pressure';
 
 export interface BulkStats {
   requests: number;
@@ -83,7 +90,7 @@ export class EsFaultProxy {
   private rejectTo: ((index: string, id: string) => boolean) | null = null;
   private refuseSearch = false;
   private maxBulkBytes = Infinity;
-  private overBulkBytes: 'content-length' | 'indexing-pressure' = 'content-length';
+  private overBulkBytes: BulkLimit = 'content-length';
   private heldRequests: {
     match: (method: string, path: string) => boolean;
     released: Promise<void>;
@@ -182,10 +189,7 @@ export class EsFaultProxy {
   }
 
   /** Refuse every `_bulk` whose body is over `bytes`, unwritten, as `as` says (see the header). */
-  limitBulkBytes(
-    bytes: number,
-    as: 'content-length' | 'indexing-pressure' = 'content-length',
-  ): void {
+  limitBulkBytes(bytes: number, as: BulkLimit = 'content-length'): void {
     this.maxBulkBytes = bytes;
     this.overBulkBytes = as;
   }
@@ -230,6 +234,25 @@ export class EsFaultProxy {
         const error = { type: 'es_rejected_execution_exception', reason };
         const answer = { error: { root_cause: [error], ...error }, status: 429 };
         return this.reply(res, 429, { 'content-type': 'application/json' }, answer);
+      }
+      if (this.overBulkBytes === 'primary-pressure') {
+        // As the primary shard words it: its part counted about four times, plus the request's
+        // own bytes in flight; here the part as much as the body, which is over the limit.
+        const reason =
+          `rejected execution of primary operation [coordinating_and_primary_bytes=${body.length}, ` +
+          `replica_bytes=0, all_bytes=${body.length}, primary_operation_bytes=${body.length}, ` +
+          `max_primary_bytes=${this.maxBulkBytes}]`;
+        const error = { type: 'es_rejected_execution_exception', reason };
+        const items = parseBulk(body.toString('utf8')).map((item) => ({
+          [item.action]: {
+            _index: item.meta._index ?? bulk[1],
+            _id: item.meta._id,
+            status: 429,
+            error,
+          },
+        }));
+        const answer = { errors: true, took: 0, items };
+        return this.reply(res, 200, { 'content-type': 'application/json' }, answer);
       }
       res.writeHead(413, { 'x-elastic-product': 'Elasticsearch', 'content-length': '0' });
       return void res.end();

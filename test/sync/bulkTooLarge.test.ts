@@ -50,6 +50,7 @@ describe('a bulk over what Elasticsearch takes in one request', () => {
   const limits = [
     { as: 'content-length', status: 413, reason: /http\.max_content_length/ },
     { as: 'indexing-pressure', status: 429, reason: /indexing_pressure\.memory\.limit/ },
+    { as: 'primary-pressure', status: 429, reason: /indexing_pressure\.memory\.limit/ },
   ] as const;
   for (const { as, status, reason } of limits)
     it(`is sent in smaller bulks, and a document too large alone is a dead letter (${as})`, async () => {

@@ -81,20 +81,39 @@ describe('bulk answer', () => {
   });
 
   it('tells a request too large for indexing pressure alone from one refused under load', () => {
-    const said = (op: string, bytes: number, max: number) =>
-      `rejected execution of ${op} operation [coordinating_and_primary_bytes=900, ` +
-      `replica_bytes=0, all_bytes=900, ${op}_operation_bytes=${bytes}, max_${op}_bytes=${max}]`;
-    assert.deepEqual(overPressureAlone(said('coordinating', 75_497_707, 53_687_091)), {
+    // As Elasticsearch 9.5 answered a bulk of one 12 MB document (on its primary shard) and one
+    // of 75 MB (the whole request), at a 512 MB heap.
+    const primary = (inFlight: number, part: number) =>
+      `rejected execution of primary operation [coordinating_and_primary_bytes=${inFlight}, ` +
+      `replica_bytes=0, all_bytes=${inFlight}, primary_operation_bytes=${part}, ` +
+      'max_primary_bytes=53687091]';
+    const coordinating = (inFlight: number, bytes: number) =>
+      `rejected execution of coordinating operation [coordinating_and_primary_bytes=${inFlight}, ` +
+      `replica_bytes=0, all_bytes=${inFlight}, coordinating_operation_bytes=${bytes}, ` +
+      'max_coordinating_bytes=53687091]';
+    assert.deepEqual(overPressureAlone(coordinating(0, 75_497_707), 75_497_700), {
       bytes: 75_497_707,
       limit: 53_687_091,
     });
-    assert.deepEqual(overPressureAlone(said('primary', 2_000, 1_000)), {
-      bytes: 2_000,
-      limit: 1_000,
+    // The part counted four times, and the request's own bytes still in flight.
+    assert.deepEqual(overPressureAlone(primary(12_000_209, 48_000_036), 12_000_071), {
+      bytes: 60_000_107,
+      limit: 53_687_091,
     });
     // Refused only because of what else was in flight: not now, but later.
-    assert.equal(overPressureAlone(said('coordinating', 500, 1_000)), null);
-    assert.equal(overPressureAlone('rejected execution of org.elasticsearch.Task'), null);
-    assert.equal(overPressureAlone(undefined), null);
+    assert.equal(overPressureAlone(coordinating(40_000_000, 20_000_000), 20_000_000), null);
+    assert.equal(overPressureAlone(primary(40_000_000, 20_000_000), 5_000_000), null);
+    // An older wording of the limit.
+    assert.ok(
+      overPressureAlone(
+        coordinating(0, 60_000_000).replace(
+          'max_coordinating_bytes',
+          'max_coordinating_and_primary_bytes',
+        ),
+        60_000_000,
+      ),
+    );
+    assert.equal(overPressureAlone('rejected execution of org.elasticsearch.Task', 10), null);
+    assert.equal(overPressureAlone(undefined, 10), null);
   });
 });
