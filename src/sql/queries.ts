@@ -93,7 +93,7 @@ export const endAbandonedListener = query<{ ended: boolean }>(
 const PRUNED_UP_TO = `coalesce((SELECT pruned_up_to::text FROM etl.tombstone_horizon), '0')`;
 
 /**
- * Every trigger the migrations put on the catalog's tables (as of 0011), as `(table, trigger)`
+ * Every trigger the migrations put on the catalog's tables (as of 0012), as `(table, trigger)`
  * SQL rows: a table missing any of them does not capture every change. A migration that adds,
  * drops or renames one changes this list.
  */
