@@ -46,8 +46,18 @@ const postgresUrl = z
 
 /** One Redis server, or Sentinels or Cluster nodes (src/queue/redisClient.ts). */
 const redisUrl = z.string().superRefine((value, ctx) => {
-  if (!/^redis\+(sentinel|cluster):/.test(value))
-    return checkUrl(value, ['redis', 'rediss', 'redis+sentinel', 'redis+cluster'], ctx);
+  if (!/^redis\+(sentinel|cluster):/.test(value)) {
+    checkUrl(value, ['redis', 'rediss', 'redis+sentinel', 'redis+cluster'], ctx);
+    // The path names the database: anything but its number was sent to the server as it was
+    // (a stack trace at start for `/abc`).
+    const db = URL.canParse(value) ? new URL(value).pathname.replace(/^\//, '') : '';
+    if (db !== '' && !/^\d+$/.test(db))
+      ctx.addIssue({
+        code: 'custom',
+        message: 'names a database that is not a number (/0, /1, ...)',
+      });
+    return;
+  }
   try {
     parseRedisUrl(value);
   } catch (err) {
@@ -290,10 +300,18 @@ export function parseConfig(env: Record<string, string | undefined>): ConfigResu
   };
 }
 
-/** The process environment with `.env` (from the working directory) underneath it. */
-export function readEnvironment(envFile = '.env'): Record<string, string | undefined> {
+/**
+ * The process environment with `.env` (from the working directory) underneath it. A variable set
+ * empty counts as unset there too, so `.env`'s value shows through: a compose file's
+ * `ES_INDEX: ${ES_INDEX}` with nothing exported used to hide it and write to the default index.
+ */
+export function readEnvironment(
+  envFile = '.env',
+  env: Record<string, string | undefined> = process.env,
+): Record<string, string | undefined> {
   const fromFile = existsSync(envFile) ? parseDotenv(readFileSync(envFile)) : {};
-  return { ...fromFile, ...process.env };
+  const set = Object.entries(env).filter(([, value]) => value !== undefined && value.trim() !== '');
+  return { ...fromFile, ...Object.fromEntries(set) };
 }
 
 /** For commands: the config, or one message naming every bad variable and exit status 2. */

@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { parseConfig, redactUrl, splitUrls } from '../src/config.js';
+import { parseConfig, readEnvironment, redactUrl, splitUrls } from '../src/config.js';
 
 describe('configuration', () => {
   it('applies the documented defaults to an empty environment', () => {
@@ -51,6 +54,32 @@ describe('configuration', () => {
     assert.ok(result.ok);
     assert.equal(result.config.sizeLimit, 200);
     assert.equal(result.config.logLevel, 'info');
+  });
+
+  // From an outside test: an empty variable hid `.env`'s value and fell back to the default.
+  it("lets .env's value show through a variable set empty", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'movies-etl-env-'));
+    try {
+      const file = join(dir, '.env');
+      writeFileSync(file, 'ES_INDEX=from_dotenv\nETL_WORKERS=3\n');
+      const env = readEnvironment(file, { ES_INDEX: '', ETL_WORKERS: '5' });
+      const result = parseConfig(env);
+      assert.ok(result.ok);
+      assert.equal(result.config.index, 'from_dotenv');
+      assert.equal(result.config.workers, 5, 'a variable set wins over .env');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  // From an outside test: `/abc` went to the server as it was (a stack trace at start).
+  it('takes a Redis database only by its number', () => {
+    assert.ok(parseConfig({ REDIS_URL: 'redis://cache:6379/3' }).ok);
+    assert.ok(parseConfig({ REDIS_URL: 'redis://cache:6379/' }).ok);
+    const bad = parseConfig({ REDIS_URL: 'redis://:hunter2@cache:6379/abc' });
+    assert.ok(!bad.ok);
+    assert.match(bad.problems.join('\n'), /REDIS_URL names a database that is not a number/);
+    assert.doesNotMatch(bad.problems.join('\n'), /hunter2/);
   });
 
   it('names every bad variable at once', () => {

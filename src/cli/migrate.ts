@@ -3,7 +3,10 @@ import { fileURLToPath } from 'node:url';
 import { loadConfigOrExit, redactUrl } from '../config.js';
 import { migrate } from '../db/migrator.js';
 import { createLogger } from '../logger.js';
+import { parseOptionsOrExit } from './options.js';
 
+// No options: `npm run migrate -- --help` (or a typo) must not migrate anything.
+parseOptionsOrExit('migrate', {});
 const config = loadConfigOrExit();
 const log = createLogger(config.logLevel);
 const dir = fileURLToPath(new URL('../../migrations', import.meta.url));

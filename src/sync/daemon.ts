@@ -3,6 +3,7 @@
  * cleanly on request. `src/cli/start.ts` installs the signal handlers before loading this module.
  */
 import { fileURLToPath } from 'node:url';
+import { parseOptionsOrExit } from '../cli/options.js';
 import { loadConfigOrExit, redactUrl } from '../config.js';
 import { pendingMigrations } from '../db/migrator.js';
 import { checkServices } from '../health/checkServices.js';
@@ -17,10 +18,22 @@ export interface StopRequests {
 }
 
 export async function runDaemon(stop: StopRequests): Promise<never> {
+  // No options: `npm start -- --help` (or a typo) must not start a syncer.
+  parseOptionsOrExit('start', {});
   const config = loadConfigOrExit();
   const log = createLogger(config.logLevel);
+  // The checks below wait for a service up to their timeout (one that accepts a connection and
+  // never answers, a server still starting): a stop meanwhile must not wait for them and then
+  // exit 1 as if they had failed. Nothing is started yet, so there is nothing to stop.
+  const stopped = stop.requested.then((signal) => ({ signal }));
+  const unlessStopped = async <T>(work: Promise<T>): Promise<T> => {
+    const outcome = await Promise.race([work.then((value) => ({ value })), stopped]);
+    if ('value' in outcome) return outcome.value;
+    log.info({ signal: outcome.signal }, 'signal received while starting: nothing to stop');
+    process.exit(0);
+  };
 
-  const problems = await checkServices(config);
+  const problems = await unlessStopped(checkServices(config));
   if (problems.length > 0) {
     for (const problem of problems) log.fatal(problem);
     process.exit(1);
@@ -39,7 +52,9 @@ export async function runDaemon(stop: StopRequests): Promise<never> {
 
   // A syncer of a newer version on a database migrated by an older one would fail on its first
   // read of what the missing migration adds, and then retry forever: say so instead.
-  const pending = await pendingMigrations(config.databaseUrl, MIGRATIONS).catch(() => null);
+  const pending = await unlessStopped(
+    pendingMigrations(config.databaseUrl, MIGRATIONS).catch(() => null),
+  );
   if (pending && pending.length > 0) {
     log.fatal(
       { pending },
