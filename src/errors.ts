@@ -44,11 +44,35 @@ export function httpStatusOf(err: unknown): number | undefined {
   return (err as { meta?: { statusCode?: number } } | null)?.meta?.statusCode;
 }
 
+/**
+ * What to tell a person of an error: its message, and for an Elasticsearch error answer its HTTP
+ * status too. An answer with an empty body (a proxy's 404 for a wrong path, a 502) has an empty
+ * message, which said nothing; a page of HTML (some other server on that port) is cut short.
+ */
+export function describeError(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  const status = httpStatusOf(err);
+  if (status === undefined) return message;
+  const said = message.trim() === '' ? 'an empty answer' : message.replace(/\s+/g, ' ');
+  return `HTTP ${status}: ${said.length > 300 ? `${said.slice(0, 300)}…` : said}`;
+}
+
+/** The `error` of an Elasticsearch error answer's body, if it has one. */
+function answerError(err: unknown): { type?: unknown; reason?: unknown } | undefined {
+  const body = (err as { meta?: { body?: unknown } } | null)?.meta?.body;
+  return (body as { error?: { type?: unknown; reason?: unknown } } | null)?.error;
+}
+
 /** The reason an Elasticsearch error answer gives (`error.reason` of its body); undefined if none. */
 export function errorReasonOf(err: unknown): string | undefined {
-  const body = (err as { meta?: { body?: unknown } } | null)?.meta?.body;
-  const reason = (body as { error?: { reason?: unknown } } | null)?.error?.reason;
+  const reason = answerError(err)?.reason;
   return typeof reason === 'string' ? reason : undefined;
+}
+
+/** The type of an Elasticsearch error answer (`index_not_found_exception`); undefined if none. */
+export function errorTypeOf(err: unknown): string | undefined {
+  const type = answerError(err)?.type;
+  return typeof type === 'string' ? type : undefined;
 }
 
 export function isTransientError(err: unknown): boolean {

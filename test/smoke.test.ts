@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { checkServices } from '../src/health/checkServices.js';
 import { createSandbox, type Sandbox } from './helpers/isolation.js';
 
@@ -36,5 +39,23 @@ describe('the real services', () => {
     });
     assert.equal(problems.length, 1);
     assert.match(problems[0] ?? '', /Redis at redis:\/\/127\.0\.0\.1:1\/0 is not reachable/);
+  });
+
+  // From an outside test: an answer with an empty body (a proxy's 404 for a wrong path) said
+  // "is not reachable: " and nothing more.
+  it('says the status of an Elasticsearch URL that answers with an error and no body', async () => {
+    const server = createServer((_req, res) => res.writeHead(404).end()).listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const { port } = server.address() as AddressInfo;
+    try {
+      const problems = await checkServices({
+        ...sandbox.config,
+        elasticsearch: { ...sandbox.config.elasticsearch, url: `http://127.0.0.1:${port}` },
+      });
+      assert.equal(problems.length, 1);
+      assert.match(problems[0] ?? '', /is not reachable: HTTP 404: an empty answer$/);
+    } finally {
+      server.close();
+    }
   });
 });

@@ -378,3 +378,24 @@ describe('npm run verify', () => {
     }
   });
 });
+
+// From an outside test: before any syncer ran, verify printed Elasticsearch's exception alone.
+describe('verify before the syncer has run', () => {
+  let sandbox: Sandbox;
+
+  before(async () => {
+    sandbox = await createSandbox('verify_first');
+  });
+
+  after(() => sandbox.cleanup());
+
+  it('says to migrate first, then to start the syncer first', async () => {
+    const unmigrated = await runCli('verify', sandbox.env, ['--settle', '0']);
+    assert.equal(unmigrated.code, 1);
+    assert.match(unmigrated.stderr, /did you run `npm run migrate`\?/);
+    await migrateSandbox(sandbox);
+    const unsynced = await runCli('verify', sandbox.env, ['--settle', '0']);
+    assert.equal(unsynced.code, 1);
+    assert.match(unsynced.stderr, /start the syncer first/);
+  });
+});

@@ -9,6 +9,7 @@
  * however far it drifted. Exit status 0 when in step, 3 when drift was found, 2 for a bad option.
  */
 import { loadConfigOrExit } from '../config.js';
+import { describeError, errorTypeOf } from '../errors.js';
 import { Postgres } from '../db/postgres.js';
 import type { DocumentKind } from '../kinds/documentKind.js';
 import { KINDS, KIND_NAMES, kindNamed, memberOf } from '../kinds/kinds.js';
@@ -153,7 +154,14 @@ try {
   }
   process.exitCode = drifted === 0 ? 0 : 3;
 } catch (err) {
-  process.stderr.write(`verify: ${(err as Error).message}\n`);
+  // Before anything was synced, say what to run rather than what Elasticsearch or Postgres said.
+  const hint =
+    errorTypeOf(err) === 'index_not_found_exception'
+      ? ' (no index yet: start the syncer first, `npm start`, which creates and loads it)'
+      : (err as { code?: unknown }).code === '42P01'
+        ? ' (did you run `npm run migrate`?)'
+        : '';
+  process.stderr.write(`verify: ${describeError(err)}${hint}\n`);
   process.exitCode = 1;
 } finally {
   await Promise.allSettled([db.end(), store.close(), es.close()]);

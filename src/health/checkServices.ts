@@ -5,6 +5,7 @@
 import { createRedisClient } from '../queue/redisClient.js';
 import pg from 'pg';
 import { redactUrl, type Config } from '../config.js';
+import { describeError } from '../errors.js';
 import { createElasticsearchClient } from '../load/elasticsearchClient.js';
 
 const TIMEOUT_MS = 5_000;
@@ -66,7 +67,7 @@ async function checkEs(config: Config): Promise<void> {
     await es.cluster.health({ timeout: '5s' }, { requestTimeout: TIMEOUT_MS });
   } catch (err) {
     throw new Error(
-      `Elasticsearch at ${redactUrl(config.elasticsearch.url)} is not reachable: ${(err as Error).message}`,
+      `Elasticsearch at ${redactUrl(config.elasticsearch.url)} is not reachable: ${describeError(err)}`,
     );
   } finally {
     await es.close();

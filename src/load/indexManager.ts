@@ -8,7 +8,7 @@
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Client } from '@elastic/elasticsearch';
-import { httpStatusOf } from '../errors.js';
+import { errorTypeOf, httpStatusOf } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { filmsDefinition, NESTED_OBJECTS_LIMIT, type IndexDefinition } from './indexDefinition.js';
 import { MIRROR_SETTLE_MS } from './reindexTarget.js';
@@ -187,8 +187,7 @@ export async function hasGuessedMapping(
 }
 
 function isAlreadyExists(err: unknown): boolean {
-  const type = (err as { meta?: { body?: { error?: { type?: string } } } }).meta?.body?.error?.type;
-  return type === 'resource_already_exists_exception';
+  return errorTypeOf(err) === 'resource_already_exists_exception';
 }
 
 /**
