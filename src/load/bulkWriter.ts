@@ -124,6 +124,12 @@ export interface BulkWriterOptions {
   /** Give up instead of failing or waiting long: see the header. */
   bestEffort?: BestEffort;
   /**
+   * Called at every retry with its reason (a write can retry for as long as Elasticsearch is away:
+   * `npm run status` shows it as the last error, which otherwise said "none" meanwhile). Must not
+   * throw.
+   */
+  onRetry?: (reason: string) => void;
+  /**
    * Throw IndexRefusing once the index has refused every attempt as a whole for this long;
    * without it, such refusals are retried until the index takes the writes.
    */
@@ -234,6 +240,7 @@ export class BulkWriter {
     const listener = policy.onRetry((event) => {
       result.retries++;
       const reason = 'error' in event ? event.error.message : 'unknown';
+      this.options.onRetry?.(reason);
       this.log.warn(
         { delay_ms: Math.round(event.delay), attempt: event.attempt, reason },
         'bulk retry',

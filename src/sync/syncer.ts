@@ -460,6 +460,10 @@ export class Syncer {
             },
             // Then its documents wait in the queue, and the other indices' are written (IndexPause).
             refusedPatienceMs: INDEX_REFUSED_PATIENCE_MS,
+            onRetry: (reason) =>
+              void recordLastError(this.store, 'loader', `bulk retry: ${reason}`).catch(
+                () => undefined,
+              ),
           },
         );
         const mode = this.bulkLoadModes.get(kind.name);

@@ -13,6 +13,7 @@ import { insertFilm, seedCatalog } from '../helpers/catalog.js';
 import { eventually, waitForConvergence, waitForFullLoadDone } from '../helpers/convergence.js';
 import { EsFaultProxy } from '../helpers/esFaultProxy.js';
 import { createSandbox, type Sandbox } from '../helpers/isolation.js';
+import { runCli } from '../helpers/runCli.js';
 import { capturingLog, migrateSandbox, startSyncer } from '../helpers/syncerHarness.js';
 
 interface Rig {
@@ -114,6 +115,10 @@ describe('Elasticsearch unreachable for a while', () => {
     const [a = 0, b = 0] = delays;
     const [y = 0, z = 0] = delays.slice(-2);
     assert.ok(y + z > 2 * (a + b), `retry delays should grow: ${delays.join(', ')}`);
+    // What `npm run status` says meanwhile (it said "last error none" through such an outage).
+    const status = await runCli('status', sandbox.env, ['--json']);
+    const { lastError } = JSON.parse(status.stdout) as { lastError: { component: string } | null };
+    assert.equal(lastError?.component, 'loader', status.stdout);
 
     proxy.forward();
     const back = Date.now();
