@@ -151,8 +151,8 @@ export interface BestEffort {
 export class BulkWriter {
   /**
    * Bodies this big are split before they are sent: SPLIT_ABOVE_BYTES, or less once Elasticsearch
-   * refused a smaller one for its size (413, or indexing pressure's 429). It never grows back (a limit raised later is used
-   * after a restart).
+   * refused a smaller one for its size (413, or indexing pressure's 429). It never grows back (a
+   * limit raised later is used after a restart).
    */
   private tooLarge = SPLIT_ABOVE_BYTES;
 
@@ -365,7 +365,7 @@ export class BulkWriter {
     }
     const retryLater: Operation[] = [];
     // Items the primary's indexing pressure refuses for this request's size (overPressureAlone).
-    const tooLarge: Operation[] = [];
+    const overLimit: Operation[] = [];
     let pressureLimitBytes = 0;
     let why = '';
     let indexMissing = false;
@@ -378,7 +378,7 @@ export class BulkWriter {
           ? overPressureAlone(outcome.error?.reason, body.length)
           : null;
       if (pressure) {
-        tooLarge.push(op);
+        overLimit.push(op);
         pressureLimitBytes = pressure.limit;
         continue;
       }
@@ -392,8 +392,8 @@ export class BulkWriter {
         case 'stale':
           result.stale.push(op.id);
           break;
-        case 'retry':
         case 'index-missing':
+        case 'retry':
         case 'index-refused':
           indexMissing ||= verdict === 'index-missing';
           refused &&= verdict === 'index-refused';
@@ -411,16 +411,16 @@ export class BulkWriter {
       }
     }
     result.transientItems += retryLater.length;
-    if (tooLarge.length > 0) {
+    if (overLimit.length > 0) {
       const limit = pressureLimit(pressureLimitBytes);
       this.refusedForSize(body.length, operations.length, 429, limit);
-      if (operations.length === 1) this.letterTooLarge(tooLarge, body.length, 429, limit, result);
+      if (operations.length === 1) this.letterTooLarge(overLimit, body.length, 429, limit, result);
       else {
         // Those items again, in smaller requests (one alone carries its own bytes only).
         const again =
-          tooLarge.length > 1
-            ? await this.sendHalves(tooLarge, result, deadline)
-            : await this.send(tooLarge, result, deadline);
+          overLimit.length > 1
+            ? await this.sendHalves(overLimit, result, deadline)
+            : await this.send(overLimit, result, deadline);
         if (again.retry.length > 0) {
           refused &&= again.refused;
           why ||= again.why;
