@@ -41,6 +41,16 @@ describe('the real services', () => {
     assert.match(problems[0] ?? '', /Redis at redis:\/\/127\.0\.0\.1:1\/0 is not reachable/);
   });
 
+  // From an outside test: a database the server does not have was warned of once, and the syncer
+  // then kept its state in database 0.
+  it('names a Redis database the server does not have', async () => {
+    const url = new URL(sandbox.config.redisUrl);
+    url.pathname = '/99';
+    const problems = await checkServices({ ...sandbox.config, redisUrl: url.toString() });
+    assert.equal(problems.length, 1, problems.join('\n'));
+    assert.match(problems[0] ?? '', /did not select database 99/);
+  });
+
   // From an outside test: an answer with an empty body (a proxy's 404 for a wrong path) said
   // "is not reachable: " and nothing more.
   it('says the status of an Elasticsearch URL that answers with an error and no body', async () => {

@@ -2,7 +2,8 @@
  * One round trip to each service, with a timeout, so a wrong URL or a stopped server is a clear
  * message at start-up rather than a hang.
  */
-import { createRedisClient } from '../queue/redisClient.js';
+import { Cluster } from 'ioredis';
+import { createRedisClient, type RedisClient } from '../queue/redisClient.js';
 import pg from 'pg';
 import { redactUrl, type Config } from '../config.js';
 import { describeError } from '../errors.js';
@@ -56,8 +57,30 @@ async function checkRedis(config: Config): Promise<void> {
     throw new Error(
       `Redis at ${redactUrl(config.redisUrl)} is not reachable: ${(err as Error).message}`,
     );
+  }
+  try {
+    // A database the server does not have (`/99` of 16): ioredis says so once and goes on in
+    // database 0, where the syncer then kept its state beside whatever else lives there.
+    const wanted = redis instanceof Cluster ? 0 : (redis.options.db ?? 0);
+    const selected = await selectedDatabase(redis);
+    if (selected !== null && selected !== wanted)
+      throw new Error(
+        `Redis at ${redactUrl(config.redisUrl)} did not select database ${wanted} (it has ` +
+          `fewer?): the connection stayed in database ${selected}`,
+      );
   } finally {
     redis.disconnect();
+  }
+}
+
+/** The database this connection uses, from CLIENT INFO (Redis 6.2+); null where it cannot tell. */
+async function selectedDatabase(redis: RedisClient): Promise<number | null> {
+  try {
+    const info = String(await redis.call('CLIENT', 'INFO'));
+    const db = /(?:^|\s)db=(\d+)/.exec(info)?.[1];
+    return db === undefined ? null : Number(db);
+  } catch {
+    return null; // an older server, or the command renamed away: nothing to compare
   }
 }
 
