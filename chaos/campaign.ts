@@ -23,6 +23,7 @@ import { awaitQuiescence } from './quiescence.js';
 import { createRig } from './rig.js';
 import { runRound, type RoundResult } from './round.js';
 import { emptyStats, type WorkloadStats } from './workload.js';
+import { emptyReindexStats, type ReindexStats } from './reindexRuns.js';
 import { removeMarker, sweepDeadCampaigns, writeMarker, type Marker } from './janitor.js';
 import type { SabotageKind } from './sabotage.js';
 
@@ -56,6 +57,7 @@ export interface CampaignSummary {
   failed: { round: number; kinds: string[]; report: string | null }[];
   faults: FaultCounts;
   workload: WorkloadStats;
+  reindexes: ReindexStats;
   syncers: Fleet['counts'];
   settleMs: { max: number; median: number };
   elapsedMs: number;
@@ -116,6 +118,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignSum
     failed: [],
     faults: emptyFaultCounts(),
     workload: emptyStats(),
+    reindexes: emptyReindexStats(),
     syncers: fleet.counts,
     settleMs: { max: 0, median: 0 },
     elapsedMs: 0,
@@ -130,6 +133,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignSum
     settleMs: (options.settleSeconds ?? 90) * 1000,
     ...(options.only ? { only: options.only } : {}),
     ...(options.films ? { films: options.films } : {}),
+    ...(options.syncerRoot ? { syncerRoot: options.syncerRoot } : {}),
     ...(options.sabotage ? { sabotage: options.sabotage } : {}),
     rig,
     fleet,
@@ -263,4 +267,6 @@ function accumulate(summary: CampaignSummary, result: RoundResult): void {
   for (const [k, n] of Object.entries(r.byKind))
     w.byKind[k as keyof typeof w.byKind] = (w.byKind[k as keyof typeof w.byKind] ?? 0) + n;
   for (const [k, n] of Object.entries(r.noise)) w.noise[k] = (w.noise[k] ?? 0) + n;
+  for (const k of Object.keys(summary.reindexes) as (keyof ReindexStats)[])
+    summary.reindexes[k] += result.reindexes[k];
 }

@@ -8,10 +8,13 @@ export type FindingKind =
   | 'no-convergence' // the index never matched the oracle within the deadline
   | 'stranded-state' // queue, claims, processing lists or leases left behind in Redis
   | 'index-settings' // bulk-load settings (refresh off) left on the index
+  | 'leftover-index' // an index of an unfinished reindex never removed
   | 'dead-letters' // documents refused although the workload writes only valid data
   | 'sigterm-exit' // SIGTERM ended a running syncer with a non-zero status
   | 'sigterm-hang' // SIGTERM did not end a running syncer within the deadline
   | 'crash' // a running syncer exited without being asked to
+  | 'reindex-crash' // `npm run reindex` ended other than 0, 1 or the SIGKILL it was sent
+  | 'reindex-hang' // `npm run reindex` still ran long after the round's end
   | 'no-start'; // no syncer could start once every fault was over
 
 export interface Finding {

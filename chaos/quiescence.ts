@@ -28,6 +28,8 @@ export interface Observation {
   redis: RedisState | null;
   stranded: string[];
   settings: string[];
+  /** Indices of an unfinished reindex (or a syncer's old index) not behind their alias. */
+  leftovers: string[];
   /** What each index name is (alias and the index behind it, or a concrete index), for reports. */
   indices: string[];
   errors: string[];
@@ -71,7 +73,8 @@ const clean = (o: Observation) =>
   o.drift !== null &&
   inSync(o.drift) &&
   o.stranded.length === 0 &&
-  o.settings.length === 0;
+  o.settings.length === 0 &&
+  o.leftovers.length === 0;
 
 /** One line: what keeps `o` from being quiet. */
 export function unquiet(o: Observation): string {
@@ -82,6 +85,7 @@ export function unquiet(o: Observation): string {
       : 'no drift read',
     ...o.stranded.slice(0, 3),
     ...o.settings,
+    ...o.leftovers.map((l) => `left over: ${l}`),
     ...o.errors,
   ].join('; ');
 }
@@ -94,6 +98,7 @@ export async function observe(rig: Rig, live: Set<number>): Promise<Observation>
     redis: null,
     stranded: [],
     settings: [],
+    leftovers: [],
     indices: [],
     errors: [],
   };
@@ -103,7 +108,7 @@ export async function observe(rig: Rig, live: Set<number>): Promise<Observation>
   };
   const { config } = sandbox;
   const names = [config.index, config.personsIndex, config.genresIndex];
-  const [drifts, redis, settings, indices] = await Promise.all([
+  const [drifts, redis, settings, indices, leftovers] = await Promise.all([
     indexDrifts(sandbox.pg, sandbox.es, config).catch(note('oracle')),
     inspectRedis(rig.redis, config.redisPrefix).catch(note('redis')),
     Promise.all(
@@ -114,6 +119,9 @@ export async function observe(rig: Rig, live: Set<number>): Promise<Observation>
       .then((lists) => lists.flat())
       .catch(note('settings')),
     Promise.all(names.map((name) => describeIndex(sandbox.es, name))),
+    Promise.all(names.map((name) => leftoverIndices(sandbox.es, name)))
+      .then((lists) => lists.flat())
+      .catch(note('leftovers')),
   ]);
   if (drifts) {
     const drift: Drift<unknown> = { missing: [], extra: [], stale: [] };
@@ -128,6 +136,7 @@ export async function observe(rig: Rig, live: Set<number>): Promise<Observation>
   o.redis = redis;
   if (redis) o.stranded = strandedProblems(redis, live);
   o.settings = settings ?? [];
+  o.leftovers = leftovers ?? [];
   o.indices = indices;
   return o;
 }
@@ -149,6 +158,24 @@ async function describeIndex(es: Client, name: string): Promise<string> {
   } catch (err) {
     return `${name}: could not tell (${(err as Error).message})`;
   }
+}
+
+/**
+ * The indices named as this alias's own (`<alias>_<suffix>`, a reindex's `<alias>-reindex-<stamp>`)
+ * that it does not point at: a reindex stopped or killed leaves one, which its own cleanup or the
+ * syncers' index look must remove within seconds of its lease lapsing.
+ */
+async function leftoverIndices(es: Client, alias: string): Promise<string[]> {
+  const found = await es.indices.get({
+    index: [`${alias}_*`, `${alias}-reindex-*`],
+    allow_no_indices: true,
+    ignore_unavailable: true,
+    expand_wildcards: 'open',
+  });
+  const behind = (await es.indices.existsAlias({ name: alias }))
+    ? new Set(Object.keys(await es.indices.getAlias({ name: alias })))
+    : new Set<string>();
+  return Object.keys(found).filter((index) => !behind.has(index));
 }
 
 /** Bulk-load mode left on: refresh off (nothing new becomes searchable) or settings to restore. */

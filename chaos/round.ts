@@ -21,6 +21,7 @@ import { formatFailure, traceIds } from './report.js';
 import type { Rig } from './rig.js';
 import { drawRound, formatPlan, type PlanOptions, type RoundPlan } from './schedule.js';
 import { Workload, type WorkloadStats } from './workload.js';
+import { ReindexRuns, type ReindexStats } from './reindexRuns.js';
 import { EXPECTED, sabotage, type SabotageKind } from './sabotage.js';
 
 export interface RoundContext {
@@ -30,6 +31,8 @@ export interface RoundContext {
   settleMs: number;
   only?: PlanOptions['only'];
   films?: number;
+  /** The checkout whose commands run (this one by default). */
+  syncerRoot?: string;
   /** Break something on purpose after the faults; the round must then fail (sabotage.ts). */
   sabotage?: SabotageKind;
   rig: Rig;
@@ -54,6 +57,7 @@ export interface RoundResult {
   settleMs: number;
   documents: number;
   workload: WorkloadStats;
+  reindexes: ReindexStats;
   faults: FaultCounts;
   report: string | null;
 }
@@ -77,7 +81,9 @@ export async function runRound(ctx: RoundContext, round: number): Promise<RoundR
   const started = Date.now();
   const injector = new FaultInjector(rig, fleet, findings, log);
   const workload = new Workload(ctx.writers, plan, log);
+  const reindexes = new ReindexRuns(rig, findings, ctx.logDir, log, round, ctx.syncerRoot);
   workload.start();
+  reindexes.start(plan.reindexes);
   injector.schedule(plan.faults);
   await sleep(plan.roundMs, signal);
 
@@ -87,6 +93,7 @@ export async function runRound(ctx: RoundContext, round: number): Promise<RoundR
   await fleet.heal();
   await injector.heal();
   const faultsOff = Date.now();
+  await reindexes.stop();
   let observation: Observation | null = null;
   let documents = 0;
   let repair: (() => Promise<void>) | null = null;
@@ -133,6 +140,7 @@ export async function runRound(ctx: RoundContext, round: number): Promise<RoundR
     settleMs,
     documents,
     workload: workload.stats,
+    reindexes: reindexes.stats,
     faults: injector.counts,
     report: null,
   };
@@ -196,6 +204,8 @@ function verdict(findings: Findings, o: Observation, settleMs: number): void {
     );
   if (o.settings.length > 0)
     findings.add('index-settings', `index left in bulk-load mode ${within}`, o.settings.join('\n'));
+  if (o.leftovers.length > 0)
+    findings.add('leftover-index', `indices no alias points at ${within}`, o.leftovers.join('\n'));
 }
 
 /** A call, not a property read: it changes while we await, which narrowing cannot see. */

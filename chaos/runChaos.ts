@@ -137,6 +137,7 @@ function formatSummary(s: CampaignSummary): string {
     `          ${Object.entries(w.byKind)
       .map(([k, n]) => `${k} ${n}`)
       .join(', ')}`,
+    `reindex:  ${s.reindexes.runs} run: ${s.reindexes.swapped} swapped, ${s.reindexes.failed} failed, ${s.reindexes.interrupted} stopped by SIGTERM, ${s.reindexes.killed} killed -9`,
     `noise:    ${noise} (writers' own errors: deadlocks, lock timeouts, duplicates)`,
     `settle:   median ${(s.settleMs.median / 1000).toFixed(1)} s, max ${(s.settleMs.max / 1000).toFixed(1)} s after the faults ended`,
     `time:     ${(s.elapsedMs / 60_000).toFixed(1)} min${s.failed.length ? `; syncer logs in ${s.logDir}` : ''}`,

@@ -79,6 +79,15 @@ export interface Truncation {
   relinkAfterMs: number;
 }
 
+/** `npm run reindex` run beside the writers and the faults, as an operator would. */
+export interface ReindexRun {
+  atMs: number;
+  /** One index (`--index`), or all three one after another. */
+  index: 'all' | 'films' | 'persons' | 'genres';
+  /** Stopped partway: SIGTERM (it withdraws and cleans up) or SIGKILL (the syncers clean up). */
+  interrupt: { signal: 'SIGTERM' | 'SIGKILL'; afterMs: number } | null;
+}
+
 export interface RoundPlan {
   seed: number;
   round: number;
@@ -87,6 +96,7 @@ export interface RoundPlan {
   mix: WorkloadMix;
   longTransactions: LongTransaction[];
   truncations: Truncation[];
+  reindexes: ReindexRun[];
 }
 
 export interface PlanOptions {
@@ -124,7 +134,33 @@ export function drawRound(seed: number, round: number, options: PlanOptions): Ro
         },
       ]
     : [];
-  return { seed, round, roundMs, faults, mix, longTransactions, truncations };
+  return {
+    seed,
+    round,
+    roundMs,
+    faults,
+    mix,
+    longTransactions,
+    truncations,
+    reindexes: drawReindexes(seed, round, latest),
+  };
+}
+
+/**
+ * From a stream of its own, so adding reindexes left every seed's faults and workload as they
+ * were drawn before.
+ */
+function drawReindexes(seed: number, round: number, latest: number): ReindexRun[] {
+  const rng = Rng.of('chaos', seed, 'round', round, 'reindex');
+  if (!rng.chance(0.4)) return [];
+  const index = rng.pick(['all', 'films', 'films', 'persons', 'genres'] as const);
+  const stop = rng.next();
+  const afterMs = rng.int(200, 8_000);
+  const interrupt =
+    stop < 0.6
+      ? null
+      : { signal: stop < 0.85 ? ('SIGTERM' as const) : ('SIGKILL' as const), afterMs };
+  return [{ atMs: rng.int(500, latest), index, interrupt }];
 }
 
 const s = (ms: number) => `${(ms / 1000).toFixed(1)}s`;
@@ -141,10 +177,14 @@ export function formatPlan(plan: RoundPlan): string {
     (t) =>
       `truncate@${s(t.atMs)}[${t.table} relink=${t.relinkAfterMs === 0 ? 'same-tx' : s(t.relinkAfterMs)}]`,
   );
+  const reindexes = plan.reindexes.map(
+    (r) =>
+      `reindex@${s(r.atMs)}[${r.index}${r.interrupt ? ` ${r.interrupt.signal}+${s(r.interrupt.afterMs)}` : ''}]`,
+  );
   return [
     `round ${plan.round} of seed ${plan.seed}, ${s(plan.roundMs)}`,
     `  faults:   ${plan.faults.map(formatFault).join(' ') || '-'}`,
-    `  workload: writers=${plan.mix.writers} pause=${plan.mix.pauseMs}ms ${[...longs, ...truncs].join(' ')}`,
+    `  workload: writers=${plan.mix.writers} pause=${plan.mix.pauseMs}ms ${[...longs, ...truncs, ...reindexes].join(' ')}`,
     `  mix:      ${mix}`,
   ].join('\n');
 }

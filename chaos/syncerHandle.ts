@@ -1,5 +1,6 @@
 /**
- * One real syncer process, run as users run it (`node --import tsx src/cli/start.ts`), with its
+ * One real syncer process, run as users run it (`node --import tsx src/cli/start.ts`), or another
+ * of the program's commands (a reindex: `script`, `args`), with its
  * JSON log lines teed to a file and the last ones kept for failure reports, whether it reached
  * `syncer started`, and how it ended.
  *
@@ -42,9 +43,11 @@ export class SyncerHandle {
     logDir: string,
     /** The checkout whose `src/cli/start.ts` runs (this one by default). */
     root: string = ROOT,
+    script = 'start',
+    args: readonly string[] = [],
   ) {
     this.file = createWriteStream(join(logDir, `${name}.log`), { flags: 'a' });
-    this.child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/start.ts'], {
+    this.child = spawn(process.execPath, ['--import', 'tsx', `src/cli/${script}.ts`, ...args], {
       cwd: root,
       env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],

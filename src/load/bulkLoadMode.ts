@@ -110,15 +110,65 @@ export class BulkLoadMode {
         settings: { refresh_interval: '-1', number_of_replicas: 0 },
       });
     }
+    // Still ours once the index is relaxed? Another syncer restores a record only after reading
+    // that its owner's lease is gone (restoreAbandoned), and a lapsed lease never comes back: so
+    // if it still stands now, nobody has put these settings back or will before this process
+    // does. If not (this process paused past its lease between remembering and relaxing, or
+    // Redis cannot say), another may have restored them and removed the record before this PUT
+    // landed, and nobody else would undo it.
+    if (!(await held.refresh())) {
+      await this.standDown(held, saved);
+      return false;
+    }
     this.log.info({ indices: [...saved.keys()] }, 'bulk-load mode on');
     return true;
+  }
+
+  /** Undo what enter() did without its lease: the load runs with the index's own settings. */
+  private async standDown(held: HeldLease, saved: Map<string, SavedSettings>): Promise<void> {
+    this.log.warn(
+      { indices: [...saved.keys()] },
+      'bulk-load mode: lease lost while relaxing the index; putting its settings back',
+    );
+    for (const [index, settings] of saved) {
+      const record = (await this.records(index)).get(index);
+      // Another syncer's record: it relaxed the index since, and puts back what it read then.
+      if (record && record.owner !== held.token) continue;
+      await this.putBack(index, settings);
+      if (record) await removeMetaKey(this.es, index, META_KEY);
+    }
+    this.held = null;
+    await held.release().catch(() => undefined);
+  }
+
+  /** The settings remembered in the `_meta` of each index behind `target`, by index. */
+  private async records(target: string): Promise<Map<string, SavedSettings>> {
+    const found = new Map<string, SavedSettings>();
+    for (const [index, body] of Object.entries(
+      await this.es.indices.getMapping({ index: target }),
+    )) {
+      const saved = body.mappings._meta?.[META_KEY] as SavedSettings | undefined;
+      if (saved) found.set(index, saved);
+    }
+    return found;
+  }
+
+  private async putBack(index: string, saved: SavedSettings): Promise<void> {
+    await this.es.indices.putSettings({
+      index,
+      // null puts Elasticsearch's default back for a setting the index did not set itself.
+      settings: {
+        refresh_interval: saved.refresh_interval,
+        number_of_replicas: saved.number_of_replicas,
+      } as Record<string, string | null>,
+    });
   }
 
   /** The load this process ran has drained (or it stops): put back what it replaced. */
   async leave(): Promise<void> {
     const held = this.held;
     if (!held) return;
-    await this.restore((saved) => saved.owner === held.token);
+    await this.restore(await this.records(this.target), (saved) => saved.owner === held.token);
     this.held = null;
     await held.release().catch(() => undefined);
   }
@@ -126,25 +176,25 @@ export class BulkLoadMode {
   /**
    * At start: put back the settings that a syncer which is gone left relaxed (it crashed, or
    * Redis lost its lease). A live syncer's full load is left alone: its lease still stands.
+   *
+   * The records are read before the lease, never after: a record written by a syncer that took
+   * the lease after this one looked would otherwise pass for abandoned, and be put back and
+   * removed just before its owner relaxed the index, for good.
    */
   async restoreAbandoned(): Promise<void> {
+    const records = await this.records(this.target);
+    if (records.size === 0) return;
     const live = await this.lease.holder();
-    await this.restore((saved) => live === null || saved.owner !== live.token);
+    await this.restore(records, (saved) => live === null || saved.owner !== live.token);
   }
 
-  private async restore(whose: (saved: SavedSettings) => boolean): Promise<void> {
-    const mappings = await this.es.indices.getMapping({ index: this.target });
-    for (const [index, body] of Object.entries(mappings)) {
-      const saved = body.mappings._meta?.[META_KEY] as SavedSettings | undefined;
-      if (!saved || !whose(saved)) continue;
-      await this.es.indices.putSettings({
-        index,
-        // null puts Elasticsearch's default back for a setting the index did not set itself.
-        settings: {
-          refresh_interval: saved.refresh_interval,
-          number_of_replicas: saved.number_of_replicas,
-        } as Record<string, string | null>,
-      });
+  private async restore(
+    records: Map<string, SavedSettings>,
+    whose: (saved: SavedSettings) => boolean,
+  ): Promise<void> {
+    for (const [index, saved] of records) {
+      if (!whose(saved)) continue;
+      await this.putBack(index, saved);
       await removeMetaKey(this.es, index, META_KEY);
       await this.es.indices.refresh({ index });
       this.log.info(

@@ -193,6 +193,110 @@ describe('bulk-load mode', () => {
     }
   });
 
+  // Outside test: a syncer paused (a stopped VM) after remembering the settings and before its
+  // PUT went out lost its lease; another syncer put back what looked abandoned and removed the
+  // record; then the late PUT relaxed the index (refresh off, no replicas) with nothing left to
+  // restore it from, for good.
+  it('puts the settings back itself when its relaxing lands after another syncer restored them', async () => {
+    await syncer?.stop();
+    syncer = null;
+    const name = `${sandbox.config.index}-paused-enter`;
+    const prefix = `${sandbox.config.redisPrefix}paused-enter:`;
+    const log = testLog();
+    await ensureIndex(sandbox.es, name, log, filmsDefinition);
+    const look = async () => {
+      const [body] = Object.values(await sandbox.es.indices.getSettings({ index: name }));
+      const [mapping] = Object.values(await sandbox.es.indices.getMapping({ index: name }));
+      return {
+        refresh: body?.settings?.index?.refresh_interval?.toString(),
+        replicas: body?.settings?.index?.number_of_replicas?.toString(),
+        remembered: 'movies_etl_bulk_load' in (mapping?.mappings._meta ?? {}),
+      };
+    };
+    // The paused syncer: its Elasticsearch traffic through a proxy that holds its PUT, and its
+    // lease refreshes never reaching Redis while it is paused (a stopped process runs no timer).
+    const storeA = new RedisStore(sandbox.config.redisUrl, prefix, log);
+    let paused = false;
+    const run = storeA.run.bind(storeA);
+    storeA.run = (script, keys, args) =>
+      paused && script === 'lockRefresh' ? new Promise(() => undefined) : run(script, keys, args);
+    const proxy = await EsFaultProxy.start(sandbox.config.elasticsearch.url);
+    const esA = new Client({ node: proxy.url, maxRetries: 0, requestTimeout: 120_000 });
+    const modeA = new BulkLoadMode(esA, name, log, storeA, 'paused-syncer');
+    const storeB = new RedisStore(sandbox.config.redisUrl, prefix, log);
+    const modeB = new BulkLoadMode(sandbox.es, name, log, storeB, 'other-syncer');
+    try {
+      proxy.holdRequests((method, path) => method === 'PUT' && path.includes('/_settings'));
+      const entering = modeA.enter();
+      await eventually(() => proxy.requestsHeld > 0, 10_000, 'the PUT on its way');
+      paused = true;
+      assert.equal((await look()).remembered, true, 'remembered before the PUT');
+      await eventually(async () => !(await modeB.heldByAnyone()), 30_000, 'its lease lapsed');
+      await modeB.restoreAbandoned();
+      paused = false;
+      proxy.forward();
+      assert.equal(await entering, false, 'it does not take the index for relaxed');
+      assert.equal(modeA.active, false);
+      assert.deepEqual(await look(), { refresh: '1s', replicas: '1', remembered: false });
+    } finally {
+      await modeA.leave();
+      await esA.close();
+      await proxy.close();
+      await storeA.close();
+      await storeB.close();
+      const concrete = Object.keys(await sandbox.es.indices.getSettings({ index: name }));
+      await sandbox.es.indices.delete({ index: concrete });
+    }
+  });
+
+  // Outside test: a tidy read the lease (nobody held it), then the records; a syncer that took
+  // the lease and wrote its record in between had its record put back and removed as abandoned,
+  // just before its own relaxing landed: refresh off and no replicas, with nothing to restore.
+  it('leaves alone the record of a load that began while it looked', async () => {
+    await syncer?.stop();
+    syncer = null;
+    const name = `${sandbox.config.index}-tidy-race`;
+    const prefix = `${sandbox.config.redisPrefix}tidy-race:`;
+    const log = testLog();
+    await ensureIndex(sandbox.es, name, log, filmsDefinition);
+    const proxyA = await EsFaultProxy.start(sandbox.config.elasticsearch.url);
+    const proxyB = await EsFaultProxy.start(sandbox.config.elasticsearch.url);
+    const esA = new Client({ node: proxyA.url, maxRetries: 0 });
+    const esB = new Client({ node: proxyB.url, maxRetries: 0 });
+    const storeA = new RedisStore(sandbox.config.redisUrl, prefix, log);
+    const storeB = new RedisStore(sandbox.config.redisUrl, prefix, log);
+    const loading = new BulkLoadMode(esA, name, log, storeA, 'loading-syncer');
+    const tidying = new BulkLoadMode(esB, name, log, storeB, 'tidying-syncer');
+    try {
+      proxyB.holdRequests((method, path) => method === 'GET' && path.includes('/_mapping'));
+      const restoring = tidying.restoreAbandoned();
+      await eventually(() => proxyB.requestsHeld > 0, 10_000, "the tidy's look on its way");
+      proxyA.holdRequests((method, path) => method === 'PUT' && path.includes('/_settings'));
+      const entering = loading.enter();
+      await eventually(() => proxyA.requestsHeld > 0, 10_000, 'the relaxing on its way');
+      proxyB.forward();
+      await restoring;
+      proxyA.forward();
+      assert.equal(await entering, true, 'the load relaxes the index');
+      const [mapping] = Object.values(await sandbox.es.indices.getMapping({ index: name }));
+      assert.ok('movies_etl_bulk_load' in (mapping?.mappings._meta ?? {}), 'its record kept');
+      await loading.leave();
+      const [body] = Object.values(await sandbox.es.indices.getSettings({ index: name }));
+      assert.deepEqual(
+        {
+          refresh: body?.settings?.index?.refresh_interval?.toString(),
+          replicas: body?.settings?.index?.number_of_replicas?.toString(),
+        },
+        { refresh: '1s', replicas: '1' },
+      );
+    } finally {
+      await loading.leave();
+      for (const closing of [esA, esB, proxyA, proxyB, storeA, storeB]) await closing.close();
+      const concrete = Object.keys(await sandbox.es.indices.getSettings({ index: name }));
+      await sandbox.es.indices.delete({ index: concrete });
+    }
+  });
+
   it('puts back what it relaxed for a load that another syncer finished', async () => {
     await syncer?.stop();
     syncer = null;
