@@ -182,3 +182,70 @@ describe('metrics and health', () => {
     await waitForConvergence(sandbox);
   });
 });
+
+// Outside test: readiness looked for a stall only in documents waiting in the queue. With
+// Elasticsearch refusing every bulk and every change already claimed (a quiet catalog adds none),
+// /readyz stayed 200, and the retry counter moved only once a write went through: no alert fired.
+describe('readiness and retries while every bulk is refused', () => {
+  let sandbox: Sandbox;
+  let syncer: Syncer;
+  let es: EsFaultProxy;
+  let base: string;
+
+  before(async () => {
+    sandbox = await createSandbox('metrics-refused');
+    await migrateSandbox(sandbox);
+    await seedCatalog(sandbox.pg, 20, 3, 10);
+    es = await EsFaultProxy.start(sandbox.config.elasticsearch.url);
+    const port = await freePort();
+    base = `http://127.0.0.1:${port}`;
+    syncer = await startSyncer(
+      sandbox,
+      { metricsPort: port, elasticsearch: { ...sandbox.config.elasticsearch, url: es.url } },
+      undefined,
+      { stallMs: 3_000 },
+    );
+    await waitForConvergence(sandbox);
+  });
+
+  after(async () => {
+    await syncer.stop();
+    await es.close();
+    await sandbox.cleanup();
+  });
+
+  const retries = async () => {
+    const text = await (await fetch(`${base}/metrics`)).text();
+    const line = text.split('\n').find((l) => l.startsWith('movies_etl_bulk_retries_total '));
+    return Number(line?.split(' ')[1]);
+  };
+
+  it('says stalled, and counts the retries as they happen', async () => {
+    assert.equal((await fetch(`${base}/readyz`)).status, 200);
+    const before = await retries();
+    es.rejectBulkItems(1, Number.MAX_SAFE_INTEGER);
+    try {
+      await insertFilm(sandbox.pg, 'Refused by every bulk');
+      await eventually(
+        async () => {
+          const ready = await fetch(`${base}/readyz`);
+          const body = (await ready.json()) as { problems: string[] };
+          return ready.status === 503 && body.problems.some((p) => /a batch claimed/.test(p));
+        },
+        30_000,
+        '/readyz naming the claim that is not done',
+      );
+      const during = await retries();
+      assert.ok(during > before, `retries counted while refused (${before} -> ${during})`);
+      assert.equal(await syncer.queue.depth(), 0, 'nothing waiting: the change is in the claim');
+    } finally {
+      es.forward();
+    }
+    await waitForConvergence(sandbox);
+    await eventually(
+      async () => (await fetch(`${base}/readyz`)).status === 200,
+      10_000,
+      'ready again',
+    );
+  });
+});

@@ -16,9 +16,6 @@ import type { SyncerView } from './syncerView.js';
 /** One file, no build step and no external assets: it fetches /status.json and draws it. */
 const STATUS_PAGE = readFileSync(new URL('./statusPage.html', import.meta.url), 'utf8');
 
-/** A queue that has waited this long with no batch acknowledged means the syncer is stuck. */
-const STALL_MS = 120_000;
-
 export interface Readiness {
   /** Why the syncer cannot do its work now; empty when ready. */
   problems: string[];
@@ -66,9 +63,21 @@ export async function readiness(syncer: SyncerView): Promise<Readiness> {
   if (stats && problems.length === 0) {
     const depth = await syncer.queue.depth();
     const last = stats.lastBatchAt ? Date.parse(stats.lastBatchAt) : syncer.startedAt;
-    if (depth > 0 && Date.now() - last > STALL_MS) {
+    const idle = Date.now() - last;
+    const claimedAt = syncer.oldestClaimAt();
+    if (depth > 0 && idle > syncer.stallMs) {
       problems.push(
-        `indexer: ${depth} documents waiting and no batch done for ${Math.round((Date.now() - last) / 1000)} s`,
+        `indexer: ${depth} documents waiting and no batch done for ${Math.round(idle / 1000)} s`,
+      );
+    } else if (
+      claimedAt !== null &&
+      Date.now() - claimedAt > syncer.stallMs &&
+      idle > syncer.stallMs
+    ) {
+      // Nothing waiting does not mean nothing stuck: every change may be in a claim that cannot
+      // be written (Elasticsearch refusing every bulk), and a quiet catalog adds none to the queue.
+      problems.push(
+        `indexer: a batch claimed ${Math.round((Date.now() - claimedAt) / 1000)} s ago is not done, and no batch done for ${Math.round(idle / 1000)} s`,
       );
     }
   }

@@ -17,7 +17,6 @@ export interface IndexerStats extends IndexCounts {
   /** Per index (films, persons, genres); the totals are their sums. */
   byIndex: Record<KindName, IndexCounts>;
   batches: number;
-  retries: number;
   lastBatchAt: string | null;
 }
 
@@ -27,7 +26,6 @@ export const emptyStats = (): IndexerStats => ({
   ...noCounts(),
   byIndex: { films: noCounts(), persons: noCounts(), genres: noCounts() },
   batches: 0,
-  retries: 0,
   lastBatchAt: null,
 });
 
@@ -44,7 +42,6 @@ export function sumStats(all: readonly IndexerStats[]): IndexerStats {
     add(total, stats);
     for (const kind of KIND_NAMES) add(total.byIndex[kind], stats.byIndex[kind]);
     total.batches += stats.batches;
-    total.retries += stats.retries;
     if (
       stats.lastBatchAt !== null &&
       (total.lastBatchAt === null || stats.lastBatchAt > total.lastBatchAt)

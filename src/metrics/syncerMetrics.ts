@@ -95,7 +95,7 @@ export class SyncerMetrics {
     // Process-wide totals, likewise.
     const totals: [string, string, () => number][] = [
       ['batches_total', 'Batches acknowledged', () => view.indexerStats()?.batches ?? 0],
-      ['bulk_retries_total', 'Bulk request retries', () => view.indexerStats()?.retries ?? 0],
+      ['bulk_retries_total', 'Bulk request retries', () => view.bulkRetries()],
       [
         'notifications_total',
         'Change notifications received',

@@ -12,8 +12,20 @@ import type { IndexerStats } from './indexerStats.js';
 
 export interface SyncerView {
   readonly startedAt: number;
+  /**
+   * Documents waiting, or a claim held, this long with no batch acknowledged: /readyz says the
+   * syncer is stalled.
+   */
+  readonly stallMs: number;
   /** The indexers' counters summed, or null before they exist. */
   indexerStats(): IndexerStats | null;
+  /**
+   * Bulk requests retried by this process (Elasticsearch away, 429, 5xx), counted as each retry
+   * happens: a write retried for the whole of an outage counts all along, not once it succeeds.
+   */
+  bulkRetries(): number;
+  /** When the longest-held claim of this process's indexers was taken (ms); null when none. */
+  oldestClaimAt(): number | null;
   captureStats(): { notifications: number; passes: number } | null;
   /** The capture's steps failing in a row (see ChangeCapture.failing); null while they go through. */
   captureFailing(): { steps: number; error: string } | null;

@@ -69,8 +69,10 @@ export class ReadLock {
   private handedOn: { lease: HeldLease; since: number } | null = null;
   /** Another process knocked: our next reader waits until then. */
   private yieldUntil = 0;
-  /** Total time this process spent waiting for the lock (for metrics). */
-  waitedMs = 0;
+  /** Time spent in waits that ended. */
+  private waitedBefore = 0;
+  /** When the wait under way began (one at a time: the local mutex); null when none is. */
+  private waitingSince: number | null = null;
   /**
    * How this lock's lease tokens begin: a lease of its own is known as such even when its owner
    * name is not unique (every `npm run reindex` is "reindex").
@@ -146,8 +148,27 @@ export class ReadLock {
     if (knocked) this.yieldUntil = performance.now() + YIELD_MS;
   }
 
+  /**
+   * Total time this process spent waiting for the lock (for metrics), the wait under way
+   * included: a reader stuck behind a holder counts all along, not once it gets its turn.
+   */
+  get waitedMs(): number {
+    const now = this.waitingSince === null ? 0 : performance.now() - this.waitingSince;
+    return this.waitedBefore + now;
+  }
+
   private async acquire(what: string): Promise<HeldLease> {
     const started = performance.now();
+    this.waitingSince = started;
+    try {
+      return await this.waitForLease(what, started);
+    } finally {
+      this.waitedBefore += performance.now() - started;
+      this.waitingSince = null;
+    }
+  }
+
+  private async waitForLease(what: string, started: number): Promise<HeldLease> {
     const courtesy = this.yieldUntil - started;
     if (courtesy > 0) await sleep(courtesy);
     let lastLog = started;
@@ -161,7 +182,6 @@ export class ReadLock {
         { key: this.knockKey, ms: KNOCK_MS, ownTokens: this.ownTokens },
       );
       if (held) {
-        this.waitedMs += performance.now() - started;
         if (held.reclaimed)
           this.log.warn(
             'took back a postgres read lock lease of this process that nobody read under ' +

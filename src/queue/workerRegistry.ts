@@ -32,22 +32,40 @@ export class WorkerRegistry {
   }
 
   async setState(workerId: string, state: WorkerState): Promise<void> {
-    const info: WorkerInfo = {
-      id: workerId,
-      state,
-      since: new Date().toISOString(),
-      host: hostname(),
-      pid: process.pid,
-    };
     await this.store.redis
       .multi()
-      .hset(this.hashKey, workerId, JSON.stringify(info))
+      .hset(this.hashKey, workerId, this.info(workerId, state, Date.now()))
       .set(this.aliveKey(workerId), '1', 'PX', this.heartbeatTtlMs)
       .exec();
   }
 
-  async heartbeat(workerId: string): Promise<void> {
-    await this.store.redis.set(this.aliveKey(workerId), '1', 'PX', this.heartbeatTtlMs);
+  /**
+   * The worker is alive. With `current`, its entry is written back if it is gone: a process
+   * paused past the heartbeat's life (a stopped VM, a long GC) had its workers forgotten by
+   * another syncer's reaper, and an idle worker writes no new state by itself, so `npm run
+   * status` left it out for as long as it stayed idle. Never over a newer state (HSETNX).
+   */
+  async heartbeat(
+    workerId: string,
+    current?: { state: WorkerState; since: number },
+  ): Promise<void> {
+    const beat = this.store.redis
+      .multi()
+      .set(this.aliveKey(workerId), '1', 'PX', this.heartbeatTtlMs);
+    if (current)
+      beat.hsetnx(this.hashKey, workerId, this.info(workerId, current.state, current.since));
+    await beat.exec();
+  }
+
+  private info(workerId: string, state: WorkerState, since: number): string {
+    const info: WorkerInfo = {
+      id: workerId,
+      state,
+      since: new Date(since).toISOString(),
+      host: hostname(),
+      pid: process.pid,
+    };
+    return JSON.stringify(info);
   }
 
   async remove(workerId: string): Promise<void> {

@@ -88,6 +88,11 @@ export class Indexer {
     return this.held?.id ?? null;
   }
 
+  /** When this worker claimed the documents it holds (ms since the epoch); null when none. */
+  get holdingSince(): number | null {
+    return this.held && this.held.ids.length > 0 ? this.held.claimedAt : null;
+  }
+
   /** Runs until `signal` aborts; a batch in flight then gets `gracefulMs` to finish. */
   async run(signal: AbortSignal): Promise<void> {
     const { registry, workerId, log } = this.deps;
@@ -95,7 +100,10 @@ export class Indexer {
       setTimeout(() => this.hardStop.abort(), this.deps.gracefulMs ?? 10_000).unref();
     signal.addEventListener('abort', onStop, { once: true });
     const heartbeat = setInterval(
-      () => void registry.heartbeat(workerId).catch(() => undefined),
+      () =>
+        void registry
+          .heartbeat(workerId, { state: this.state, since: this.stateWrittenAt || Date.now() })
+          .catch(() => undefined),
       5_000,
     );
     let failures = 0;
@@ -394,7 +402,6 @@ export class Indexer {
         counts.stale += result.stale.length;
         counts.dead += result.dead.length;
       }
-      this.stats.retries += result.retries;
       transientItems += result.transientItems;
       dead += result.dead.length;
       done.push(...[...result.indexed, ...result.deleted, ...result.stale].map(member));

@@ -78,10 +78,14 @@ export interface SyncerOptions {
   stopBoundMs?: number;
   /** When documents PostgreSQL could not build are read again (unreadableRetry.ts). */
   unreadableRetry?: RetrySchedule;
+  /** How long work may wait with no batch done before /readyz says stalled (ms; 2 min). */
+  stallMs?: number;
   /** The statement timeout of every query (ms, 15 s by default); tests shorten it. */
   queryTimeoutMs?: number;
 }
 
+/** Documents waiting (or claimed) this long with no batch acknowledged: the syncer is stuck. */
+const STALL_MS = 120_000;
 /** The indexers' grace for a batch in flight (10 s), plus room for giving a claim back. */
 const STOP_BOUND_MS = 15_000;
 /**
@@ -108,6 +112,8 @@ export class Syncer {
   capture: ChangeCapture | null = null;
   listener: ChangeListener | null = null;
   indexers: Indexer[] = [];
+  /** Bulk requests retried, as they happen (SyncerView.bulkRetries). */
+  private bulkRetries = 0;
   readonly startedAt = Date.now();
   readonly clock = new ChangeClock();
   metrics: SyncerMetrics | null = null;
@@ -372,7 +378,15 @@ export class Syncer {
   get view(): SyncerView {
     return {
       startedAt: this.startedAt,
+      stallMs: this.options.stallMs ?? STALL_MS,
       indexerStats: () => this.indexer?.stats ?? null,
+      bulkRetries: () => this.bulkRetries,
+      oldestClaimAt: () => {
+        const since = this.indexers.flatMap((i) =>
+          i.holdingSince === null ? [] : [i.holdingSince],
+        );
+        return since.length === 0 ? null : Math.min(...since);
+      },
       captureStats: () => this.capture?.stats ?? null,
       captureFailing: () => this.capture?.failing ?? null,
       listenerConnected: () => this.listener?.connected ?? false,
@@ -460,10 +474,12 @@ export class Syncer {
             },
             // Then its documents wait in the queue, and the other indices' are written (IndexPause).
             refusedPatienceMs: INDEX_REFUSED_PATIENCE_MS,
-            onRetry: (reason) =>
+            onRetry: (reason) => {
+              this.bulkRetries++;
               void recordLastError(this.store, 'loader', `bulk retry: ${reason}`).catch(
                 () => undefined,
-              ),
+              );
+            },
           },
         );
         const mode = this.bulkLoadModes.get(kind.name);

@@ -206,6 +206,27 @@ describe('postgres read lock', () => {
     assert.ok(waiting.some((line) => line.holder === 'proc-crashed films batch'));
   });
 
+  // Outside test: the wait was added only once the lock was taken, so the read-lock wait metric
+  // stayed flat while a reader sat behind a stuck holder, then jumped.
+  it('counts a wait under way, before the lock is taken', async () => {
+    const store = connect();
+    const lock = new ReadLock(store, 'proc-b', silent);
+    const stuck: LockHolder = {
+      holder: 'proc-stuck films batch',
+      since: new Date().toISOString(),
+      token: 'stuck-token',
+    };
+    await store.redis.set(lock.key, JSON.stringify(stuck), 'PX', 1_500);
+    const reading = lock.withLock('catch-up', () => Promise.resolve());
+    await sleep(700);
+    const during = lock.waitedMs;
+    assert.ok(during >= 500, `counted ${during} ms of a wait of 700 ms so far`);
+    await reading;
+    assert.ok(lock.waitedMs >= 1_200 && lock.waitedMs >= during, `${lock.waitedMs} ms in all`);
+    await sleep(200);
+    assert.ok(lock.waitedMs < during + 1_500, 'no wait counted once it ended');
+  });
+
   it('takes back at once a lease of its own that Redis brought back, and no other process does', async () => {
     // Redis restarted from a save made while this process read: the lease is there again, with
     // most of its time left, and nobody reads under it. (A release lost on its way leaves the

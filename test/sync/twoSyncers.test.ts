@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Syncer } from '../../src/sync/syncer.js';
 import { seedCatalog } from '../helpers/catalog.js';
+import { sleep } from '../../src/util/sleep.js';
 import { eventually, waitForConvergence } from '../helpers/convergence.js';
 import { createSandbox, type Sandbox } from '../helpers/isolation.js';
 import { migrateSandbox, startSyncer } from '../helpers/syncerHarness.js';
@@ -63,5 +64,33 @@ describe('two syncers at once', () => {
         'both syncers have indexers registered and alive',
       );
     }
+  });
+
+  // Outside test: a syncer paused past its workers' 15 s heartbeat had them forgotten by the
+  // other's reaper; idle, they wrote no new state, so status left them out while they ran on.
+  it('lists again the idle workers of a syncer whose entries the other one forgot', async () => {
+    const [first, second] = syncers;
+    assert.ok(first && second);
+    await waitForConvergence(sandbox, 60_000);
+    await eventually(async () => (await first.queue.depth()) === 0, 30_000, 'queue drained');
+    await sleep(1_000); // every worker idle, and its idle state written
+    const ofSecond = async () =>
+      (await first.registry.list()).filter((w) => w.alive && w.id.startsWith(second.processId));
+    const before = await ofSecond();
+    assert.ok(before.length > 0);
+    // What a reaper does once their heartbeats lapsed: the alive keys gone, the entries removed.
+    const prefix = sandbox.config.redisPrefix;
+    for (const worker of before)
+      await sandbox.redis
+        .multi()
+        .hdel(`${prefix}workers`, worker.id)
+        .del(`${prefix}alive:${worker.id}`)
+        .exec();
+    assert.equal((await ofSecond()).length, 0);
+    await eventually(
+      async () => (await ofSecond()).length === before.length,
+      15_000,
+      'every worker of the second syncer listed again',
+    );
   });
 });
