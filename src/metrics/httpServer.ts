@@ -54,6 +54,8 @@ export async function readiness(syncer: SyncerView): Promise<Readiness> {
     if (note) warnings.push(note);
   }
   if (!syncer.listenerConnected()) problems.push('listener: not connected');
+  const conflict = syncer.deploymentConflict();
+  if (conflict) problems.push(conflict);
   const capture = syncer.captureFailing();
   if (capture)
     problems.push(

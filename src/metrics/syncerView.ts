@@ -30,6 +30,8 @@ export interface SyncerView {
   /** The capture's steps failing in a row (see ChangeCapture.failing); null while they go through. */
   captureFailing(): { steps: number; error: string } | null;
   listenerConnected(): boolean;
+  /** Another deployment's claim on this Redis prefix, as a readiness problem; null when none. */
+  deploymentConflict(): string | null;
   /** Time this process has waited for the Postgres read lock, in total. */
   lockWaitedMs(): number;
   /** Who holds the Postgres read lock now (any syncer, or a seed), and for how long; null when free. */

@@ -190,6 +190,14 @@ export const currentSnapshot = query<{
                      FROM pg_control_checkpoint()) c`,
 );
 
+/** Which database this is, for the claim on the Redis prefix (src/queue/deploymentClaim.ts). */
+export const databaseIdentity = query<{ database: string; system: string; oid: string }>(
+  'database_identity',
+  `SELECT current_database() AS database,
+          (SELECT system_identifier::text FROM pg_control_system()) AS system,
+          (SELECT oid::text FROM pg_database WHERE datname = current_database()) AS oid`,
+);
+
 // --- change capture: the doorbell (migrations/0005_doorbell.sql) ------------------------------
 
 /** A listener is there until $1 ms from now: writers may ring. Returns whether the row exists. */

@@ -51,6 +51,8 @@ import { sumStats, type IndexerStats } from '../metrics/indexerStats.js';
 import { SyncerMetrics } from '../metrics/syncerMetrics.js';
 import type { SyncerView } from '../metrics/syncerView.js';
 import { DeadLetters } from '../queue/deadLetters.js';
+import { DeploymentClaim, type DeploymentIdentity } from '../queue/deploymentClaim.js';
+import * as sql from '../sql/queries.js';
 import { DocumentQueue } from '../queue/documentQueue.js';
 import { ReadLock } from '../queue/readLock.js';
 import { Reaper } from '../queue/reaper.js';
@@ -128,6 +130,7 @@ export class Syncer {
   private readonly refreshes: LiveRefresh[] = [];
   private readonly reloads: ReloadRequests;
   private readonly indexWatch: IndexWatch;
+  private deployment: DeploymentClaim | null = null;
   /** Whether this process is the one capturing changes (only one syncer at a time does). */
   readonly captureLease: CaptureLease;
 
@@ -186,6 +189,11 @@ export class Syncer {
   /** Ensure the indices, prove LISTEN works, then run every loop in the background. */
   async start(): Promise<void> {
     const { config, log } = this;
+    // First: a syncer of another deployment on this prefix must not touch its queue or leases.
+    this.deployment = new DeploymentClaim(this.store, await this.deploymentIdentity(), (message) =>
+      log.error(message),
+    );
+    await this.deployment.claim();
     const eviction = await evictionRisk(this.store.redis);
     if (eviction) log.warn({ detail: eviction }, "redis may delete this syncer's keys when full");
     const targets = await this.ensureIndices();
@@ -325,6 +333,7 @@ export class Syncer {
   async stop(): Promise<void> {
     this.log.info('stopping');
     this.stopping.abort();
+    this.deployment?.stop();
     this.captureLease.stopLooking();
     this.reaper.stop();
     this.unreadableRetry.stop();
@@ -390,6 +399,7 @@ export class Syncer {
       captureStats: () => this.capture?.stats ?? null,
       captureFailing: () => this.capture?.failing ?? null,
       listenerConnected: () => this.listener?.connected ?? false,
+      deploymentConflict: () => this.deployment?.conflict ?? null,
       lockWaitedMs: () => this.lock.waitedMs,
       readLockHolder: () => this.lock.holder(),
       capturing: () => this.captureLease.leading,
@@ -416,6 +426,19 @@ export class Syncer {
           this.config.genresIndex,
         ]),
     };
+  }
+
+  /** This deployment: its database, its three index names and its Elasticsearch cluster. */
+  private async deploymentIdentity(): Promise<DeploymentIdentity> {
+    const [row] = await this.db.query(sql.databaseIdentity);
+    if (!row) throw new Error('the database did not say which it is');
+    // Its uuid needs the `monitor` privilege, which a least-privilege key may lack: then unknown.
+    const cluster = await this.es.info().then(
+      (info) => info.cluster_uuid,
+      () => null,
+    );
+    const { index, personsIndex, genresIndex } = this.config;
+    return { ...row, indices: [index, personsIndex, genresIndex], cluster };
   }
 
   /**

@@ -18,6 +18,8 @@ import { seedCatalog } from '../helpers/catalog.js';
 import { eventually, waitForConvergence } from '../helpers/convergence.js';
 import { createSandbox, type Sandbox } from '../helpers/isolation.js';
 import { migrateSandbox, startSyncer } from '../helpers/syncerHarness.js';
+import { runCli } from '../helpers/runCli.js';
+import { readiness } from '../../src/metrics/httpServer.js';
 
 const TOMBSTONE_TABLES = ['film_tombstone', 'person_tombstone', 'genre_tombstone'];
 
@@ -190,5 +192,61 @@ describe('two deployments on one database', () => {
     } finally {
       await syncer.stop();
     }
+  });
+});
+
+// Outside test: two deployments given one Redis and the same REDIS_PREFIX (two stacks with the
+// default prefix) shared one queue and one capture lease: one never captured, its workers took the
+// other's documents, found no row of theirs, deleted them from their own index and acknowledged
+// them. Edits of both were lost, and neither said a word.
+describe('two deployments given one Redis prefix', () => {
+  let sandbox: Sandbox;
+  let first: Syncer;
+
+  before(async () => {
+    sandbox = await createSandbox('shared_prefix');
+    await migrateSandbox(sandbox);
+    await seedCatalog(sandbox.pg, 20, 3, 10);
+    first = await startSyncer(sandbox);
+    await waitForConvergence(sandbox);
+  });
+
+  after(async () => {
+    await first.stop();
+    await sandbox.cleanup();
+  });
+
+  it('the second does not start, and names both', async () => {
+    const other = `${sandbox.config.index}-other`;
+    const result = await runCli('start', {
+      ...sandbox.env,
+      ES_INDEX: other,
+      ES_PERSONS_INDEX: `${other}-persons`,
+      ES_GENRES_INDEX: `${other}-genres`,
+      METRICS_PORT: '0',
+    });
+    const said = result.stdout + result.stderr;
+    assert.equal(result.code, 1, said);
+    assert.match(said, /serves another deployment/);
+    assert.match(said, new RegExp(`indices ${sandbox.config.index}, `), 'the deployment it serves');
+    assert.match(said, new RegExp(`indices ${other}, `), 'and this one');
+    assert.equal(await sandbox.es.indices.exists({ index: other }), false, 'nothing of it made');
+  });
+
+  it('a syncer that finds its prefix claimed by another deployment says it is not ready', async () => {
+    const key = `${sandbox.config.redisPrefix}deployment`;
+    const ours = await sandbox.redis.get(key);
+    assert.ok(ours, 'the running syncer claimed its prefix');
+    // As when both started while Redis was empty, or this one was paused past its claim.
+    const theirs = { ...(JSON.parse(ours) as object), indices: ['a', 'b', 'c'], by: 'elsewhere' };
+    await sandbox.redis.set(key, JSON.stringify(theirs), 'PX', 60_000);
+    const problems = async () => (await readiness(first.view)).problems;
+    await eventually(
+      async () => (await problems()).some((p) => /claimed by another deployment/.test(p)),
+      20_000,
+      '/readyz naming the other deployment',
+    );
+    await sandbox.redis.del(key);
+    await eventually(async () => (await problems()).length === 0, 20_000, 'ready again');
   });
 });

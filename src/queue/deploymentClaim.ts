@@ -1,0 +1,136 @@
+/**
+ * Which deployment a Redis prefix serves: one database (its server's system identifier and its
+ * object id) and three index names (and the Elasticsearch cluster, when it says which it is).
+ * Every syncer claims the prefix for its own deployment at start and renews the claim while it
+ * runs (`deployment`, a key that lapses CLAIM_TTL_MS after the last syncer of it stopped).
+ *
+ * Why: two deployments given one Redis and the same REDIS_PREFIX (two stacks on one Redis with
+ * the default prefix) share one queue, one capture lease and one set of reload requests. One of
+ * them never captured, its workers took the other's documents, found no such row in their own
+ * database, deleted them from their own index and acknowledged them: edits of both were lost,
+ * and neither said a word. Now the second one does not start (exit 1, naming both), and a
+ * syncer that finds its prefix claimed by another deployment while it runs (the two started
+ * while Redis was empty, or this one was paused past the claim) says so in its log and /readyz.
+ *
+ * A deployment that moved (its catalog restored into another database, other index names) is
+ * not another one for long: the old claim lapses once its syncers are stopped.
+ */
+import { hostname } from 'node:os';
+import type { RedisStore } from './redisStore.js';
+
+/** The claim lapses this long after its last renewal. */
+export const CLAIM_TTL_MS = 30_000;
+const RENEW_EVERY_MS = 10_000;
+
+export interface DeploymentIdentity {
+  /** The database's name, for people; its identity is `system` and `oid`. */
+  database: string;
+  /** The PostgreSQL server's system identifier (a standby promoted keeps it). */
+  system: string;
+  oid: string;
+  /** Films, persons and genres index (or alias) names. */
+  indices: string[];
+  /** The Elasticsearch cluster's uuid; null when it would not say (a key without `monitor`). */
+  cluster: string | null;
+}
+
+interface Claim extends DeploymentIdentity {
+  /** Who renewed it last, for the message. */
+  by: string;
+}
+
+export const sameDeployment = (a: DeploymentIdentity, b: DeploymentIdentity): boolean =>
+  a.system === b.system &&
+  a.oid === b.oid &&
+  a.indices.join('\n') === b.indices.join('\n') &&
+  (a.cluster === null || b.cluster === null || a.cluster === b.cluster);
+
+export function describeDeployment(d: DeploymentIdentity): string {
+  const cluster = d.cluster === null ? '' : `, Elasticsearch cluster ${d.cluster}`;
+  return `database "${d.database}" (server ${d.system}, oid ${d.oid}), indices ${d.indices.join(', ')}${cluster}`;
+}
+
+export class DeploymentClaim {
+  private timer: NodeJS.Timeout | null = null;
+  /** Another deployment's claim found while renewing; null while the prefix is ours. */
+  conflict: string | null = null;
+
+  constructor(
+    private readonly store: RedisStore,
+    private readonly identity: DeploymentIdentity,
+    private readonly onConflict: (message: string) => void,
+  ) {}
+
+  private get key(): string {
+    return this.store.key('deployment');
+  }
+
+  /** Claims the prefix, or throws naming the deployment that holds it; then renews it. */
+  async claim(): Promise<void> {
+    const other = await this.renew();
+    if (other)
+      throw new Error(
+        `REDIS_PREFIX "${this.store.key('')}" on this Redis serves another deployment: ` +
+          `${describeDeployment(other)}, renewed by ${other.by}; this one is ` +
+          `${describeDeployment(this.identity)}. Two deployments on one prefix share one queue ` +
+          "and lose each other's edits: give each its own REDIS_PREFIX (or Redis database). If " +
+          `this deployment moved, stop the old one's syncers: their claim lapses ` +
+          `${CLAIM_TTL_MS / 1000} s after the last one stopped.`,
+      );
+    this.timer = setInterval(() => void this.check(), RENEW_EVERY_MS);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  private async check(): Promise<void> {
+    try {
+      const other = await this.renew();
+      this.conflict = other
+        ? `redis: REDIS_PREFIX "${this.store.key('')}" is claimed by another deployment (${describeDeployment(other)}, renewed by ${other.by}): give each deployment its own prefix`
+        : null;
+      if (this.conflict) this.onConflict(this.conflict);
+    } catch {
+      // Redis away: the next renewal tells; the claim lapses only after CLAIM_TTL_MS.
+    }
+  }
+
+  /** Renews the claim (or makes it); resolves to the other deployment's claim, if one holds it. */
+  private async renew(): Promise<Claim | null> {
+    const { redis } = this.store;
+    const mine = JSON.stringify({ ...this.identity, by: `${hostname()} pid ${process.pid}` });
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const raw = await redis.get(this.key);
+      if (raw === null) {
+        if ((await redis.set(this.key, mine, 'PX', CLAIM_TTL_MS, 'NX')) === 'OK') return null;
+        continue; // another syncer claimed it meanwhile: look at whose it is
+      }
+      const held = parse(raw);
+      if (held && !sameDeployment(held, this.identity)) return held;
+      // Ours (or unreadable: taken for ours, rather than stop a deployment for a garbled key).
+      if ((await redis.set(this.key, mine, 'PX', CLAIM_TTL_MS, 'XX')) === 'OK') return null;
+    }
+    return null;
+  }
+}
+
+function parse(raw: string): Claim | null {
+  try {
+    const claim = JSON.parse(raw) as Partial<Record<keyof Claim, unknown>>;
+    if (typeof claim.system !== 'string' || typeof claim.oid !== 'string') return null;
+    if (!Array.isArray(claim.indices)) return null;
+    return {
+      database: typeof claim.database === 'string' ? claim.database : '?',
+      system: claim.system,
+      oid: claim.oid,
+      indices: claim.indices.map((index) => String(index)),
+      cluster: typeof claim.cluster === 'string' ? claim.cluster : null,
+      by: typeof claim.by === 'string' ? claim.by : '?',
+    };
+  } catch {
+    return null;
+  }
+}
