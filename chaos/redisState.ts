@@ -40,7 +40,7 @@ export interface RedisState {
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 const HOLDER = new RegExp(`${escape(hostname())}-(\\d+)-[0-9a-f]{4}`);
 /** String keys that are state, not leases, even when their value names a process. */
-const NOT_LEASES = /^(epoch|last-error|deployment|watermark:.*|alive:.*|reindex-target)$/;
+const NOT_LEASES = /^(epoch|last-error|deployment|done|watermark:.*|alive:.*|reindex-target)$/;
 
 export function holderPid(text: string): number | null {
   const match = HOLDER.exec(text);

@@ -9,7 +9,7 @@ import { terminal as screen, type Terminal } from '../terminal.js';
 
 export interface ProgressSource {
   /** Documents processed so far (indexed, deleted or refused as stale) since the load began. */
-  done(): number;
+  done(): number | Promise<number>;
   /** True once the load is over: every document queued, and its backlog indexed. */
   finished(): Promise<boolean>;
 }
@@ -48,8 +48,12 @@ export class LoadProgress {
     this.bar = null;
   }
 
+  /** The last count the source gave (kept while it cannot say: Redis away). */
+  private done = 0;
+
   private async tick(): Promise<void> {
-    const done = this.source.done();
+    this.done = await Promise.resolve(this.source.done()).catch(() => this.done);
+    const done = this.done;
     // The total is the planner's estimate: never show more done than total.
     if (done > this.total) this.total = done;
     const seconds = (Date.now() - this.started) / 1000;

@@ -52,23 +52,34 @@ export function describeDeployment(d: DeploymentIdentity): string {
 
 export class DeploymentClaim {
   private timer: NodeJS.Timeout | null = null;
+  /** Known once `identify` answered (the database may be away at start). */
+  private identity: DeploymentIdentity | null = null;
   /** Another deployment's claim found while renewing; null while the prefix is ours. */
   conflict: string | null = null;
 
   constructor(
     private readonly store: RedisStore,
-    private readonly identity: DeploymentIdentity,
+    private readonly identify: () => Promise<DeploymentIdentity>,
     private readonly onConflict: (message: string) => void,
+    private readonly onUnsure: (error: string) => void = () => undefined,
   ) {}
 
   private get key(): string {
     return this.store.key('deployment');
   }
 
-  /** Claims the prefix, or throws naming the deployment that holds it; then renews it. */
+  /**
+   * Claims the prefix, or throws naming the deployment that holds it; then renews it. Redis
+   * refusing the claim (writes refused, away) is not fatal: a syncer started then waits for
+   * Redis like the rest of it does, and the renewals tell (the log, /readyz) if another
+   * deployment claimed the prefix meanwhile.
+   */
   async claim(): Promise<void> {
-    const other = await this.renew();
-    if (other)
+    const other = await this.renew().catch((err: unknown) => {
+      this.onUnsure((err as Error).message);
+      return null;
+    });
+    if (other && this.identity)
       throw new Error(
         `REDIS_PREFIX "${this.store.key('')}" on this Redis serves another deployment: ` +
           `${describeDeployment(other)}, renewed by ${other.by}; this one is ` +
@@ -101,7 +112,9 @@ export class DeploymentClaim {
   /** Renews the claim (or makes it); resolves to the other deployment's claim, if one holds it. */
   private async renew(): Promise<Claim | null> {
     const { redis } = this.store;
-    const mine = JSON.stringify({ ...this.identity, by: `${hostname()} pid ${process.pid}` });
+    this.identity ??= await this.identify();
+    const identity = this.identity;
+    const mine = JSON.stringify({ ...identity, by: `${hostname()} pid ${process.pid}` });
     for (let attempt = 0; attempt < 3; attempt++) {
       const raw = await redis.get(this.key);
       if (raw === null) {
@@ -109,7 +122,7 @@ export class DeploymentClaim {
         continue; // another syncer claimed it meanwhile: look at whose it is
       }
       const held = parse(raw);
-      if (held && !sameDeployment(held, this.identity)) return held;
+      if (held && !sameDeployment(held, identity)) return held;
       // Ours (or unreadable: taken for ours, rather than stop a deployment for a garbled key).
       if ((await redis.set(this.key, mine, 'PX', CLAIM_TTL_MS, 'XX')) === 'OK') return null;
     }

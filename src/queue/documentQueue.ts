@@ -62,6 +62,7 @@ export class DocumentQueue {
       queued: this.store.key('queued'),
       claims: this.store.key('claims'),
       history: this.store.key('history'),
+      done: this.store.key('done'),
     };
   }
 
@@ -127,10 +128,10 @@ export class DocumentQueue {
     done: readonly string[],
     versions: ReadonlyMap<string, number> = new Map(),
   ): Promise<'done' | 'gone' | 'earlier run'> {
-    const { claims, history } = this.keys;
+    const { claims, history, done: doneCount } = this.keys;
     const answer = await this.store.run(
       'ack',
-      [this.claimKey(claim.id), claims, history, deadLettersKey(this.store)],
+      [this.claimKey(claim.id), claims, history, deadLettersKey(this.store), doneCount],
       [
         claim.id,
         HISTORY_CAP,
@@ -158,6 +159,14 @@ export class DocumentQueue {
     const keys = [claim.key ?? this.claimKey(claim.id), queue, queued, claims];
     if (unlessAlive !== undefined) keys.push(unlessAlive);
     return Number(await this.store.run('release', keys, [claim.id, ...(claim.ids ?? [])]));
+  }
+
+  /**
+   * Documents acknowledged (indexed, deleted or refused as stale) by every syncer on this prefix,
+   * ever (from 0 again after Redis lost it): a full load's progress is the difference.
+   */
+  async doneCount(): Promise<number> {
+    return Number((await this.store.redis.get(this.keys.done)) ?? 0);
   }
 
   async depth(): Promise<number> {

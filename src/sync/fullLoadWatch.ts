@@ -1,8 +1,8 @@
 /**
  * What a full load changes while it runs, and puts back when it ends: the progress bar (or its log
  * lines), and bulk-load mode on each index it fills (src/load/bulkLoadMode.ts). Once every
- * document is queued and the queue is down to at most `ETL_SIZE_LIMIT` (the load's backlog is
- * gone; what is left is a batch or two and live edits), the indices get their own settings back.
+ * document is queued and the queue holds at most `ETL_SIZE_LIMIT` of an index's (its backlog is
+ * gone; what is left is a batch or two and live edits), that index gets its own settings back.
  * Not "queue and claims empty": live edits of any index keep a claim in flight nearly all the
  * time under steady traffic, and the index kept refresh off (nothing new searchable) and no
  * replicas until editors paused. The load's last few batches land with refresh on: no harm.
@@ -22,6 +22,8 @@ import { LoadProgress } from '../metrics/loadProgress.js';
 import type { DocumentQueue } from '../queue/documentQueue.js';
 
 const DRAIN_CHECK_MS = 250;
+/** Queue depth up to which an index's backlog is counted exactly (drainedOf). */
+const EXACT_UP_TO = 20_000;
 /** Past a crashed owner's lease (bulkLoadMode.ts: 15 s), so its settings wait one more round. */
 const TIDY_MS = 15_000;
 
@@ -41,8 +43,11 @@ export class FullLoadWatch {
   constructor(
     private readonly queue: DocumentQueue,
     private readonly modes: ReadonlyMap<KindName, BulkLoadMode>,
-    /** Documents processed so far by this process's indexers (indexed, deleted or stale). */
-    private readonly processed: () => number,
+    /**
+     * Documents processed so far (indexed, deleted or stale) by every syncer: the load's
+     * progress counts all of them, not only this process's share.
+     */
+    private readonly processed: () => number | Promise<number>,
     private readonly log: Logger,
     /** Whether a full load's plan is in force (src/queue/fullLoadPlan.ts), whoever runs it. */
     private readonly loadInForce: () => Promise<boolean>,
@@ -84,7 +89,7 @@ export class FullLoadWatch {
     if (this.drainWatch) clearInterval(this.drainWatch);
     this.drainWatch = null;
     this.allQueued = false;
-    this.showProgress(documents);
+    await this.showProgress(documents);
     // An index relaxed for the last load that this one does not fill: that load's drain check is
     // gone, and this load's would be the next to put it back, its live edits not searchable until
     // then (for good, should this load never drain). Put back now; its last batches land with
@@ -120,8 +125,9 @@ export class FullLoadWatch {
     if (this.drainWatch) clearInterval(this.drainWatch);
     let busy = false;
     const check = async () => {
-      if (!(await this.drained())) return;
-      for (const mode of this.modes.values()) if (mode.active) await mode.leave();
+      for (const [name, mode] of this.modes)
+        if (mode.active && (await this.drainedOf(name))) await mode.leave();
+      if (this.relaxing) return;
       if (this.drainWatch) clearInterval(this.drainWatch);
       this.drainWatch = null;
     };
@@ -161,14 +167,32 @@ export class FullLoadWatch {
     return (await this.queue.depth()) <= this.backlogGoneAt;
   }
 
-  private showProgress(documents: number): void {
+  /**
+   * Whether the load's backlog of one index is gone. Not the whole queue alone: another syncer's
+   * load of another index (one deleted meanwhile) kept it full, and this index relaxed, its
+   * edits searchable only once that load ended, hours on a large catalog. Counted member by
+   * member up to EXACT_UP_TO (a load keeps its queue to 25 reads' worth: 5,000 by default), and
+   * estimated from both ends past that.
+   */
+  private async drainedOf(kind: KindName): Promise<boolean> {
+    if (await this.drained()) return true;
+    const { counts } = await this.queue.depthByKind(EXACT_UP_TO);
+    return counts[kind] <= this.backlogGoneAt;
+  }
+
+  private async showProgress(documents: number): Promise<void> {
     this.progress?.stop();
-    const base = this.processed();
+    // Redis away: counted from the first number it gives (the progress shows less, nothing worse).
+    let base: number | null = await Promise.resolve(this.processed()).catch(() => null);
     this.progress = new LoadProgress(
       'full load',
       documents,
       {
-        done: () => this.processed() - base,
+        done: async () => {
+          const now = await this.processed();
+          base ??= now;
+          return now - base;
+        },
         // Or the plan is gone: another syncer finished a load this one began.
         finished: async () =>
           (this.allQueued || !(await this.loadInForce())) && (await this.drained()),

@@ -190,8 +190,16 @@ export class Syncer {
   async start(): Promise<void> {
     const { config, log } = this;
     // First: a syncer of another deployment on this prefix must not touch its queue or leases.
-    this.deployment = new DeploymentClaim(this.store, await this.deploymentIdentity(), (message) =>
-      log.error(message),
+    this.deployment = new DeploymentClaim(
+      this.store,
+      () => this.deploymentIdentity(),
+      (message) => log.error(message),
+      (error) =>
+        log.warn(
+          { err: error },
+          'could not claim the Redis prefix for this deployment yet (Postgres or Redis away); ' +
+            'trying again every 10 s',
+        ),
     );
     await this.deployment.claim();
     const eviction = await evictionRisk(this.store.redis);
@@ -469,10 +477,7 @@ export class Syncer {
     this.fullLoads = new FullLoadWatch(
       this.queue,
       modes,
-      () => {
-        const stats = this.indexer?.stats;
-        return stats ? stats.indexed + stats.deleted + stats.stale : 0;
-      },
+      () => this.queue.doneCount(),
       this.log,
       async () => (await plans.current()) !== null,
       { backlogGoneAt: this.config.sizeLimit },

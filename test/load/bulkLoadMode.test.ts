@@ -332,6 +332,71 @@ describe('bulk-load mode', () => {
     }
   });
 
+  // Outside test: the whole queue had to drain first. Another syncer's load of another index
+  // (deleted meanwhile) kept it full, and this load's films index kept refresh off, its edits
+  // searchable only once that other load ended.
+  it('gives an index its settings back once its own backlog is gone, whatever else is queued', async () => {
+    await syncer?.stop();
+    syncer = null;
+    const prefix = `${sandbox.config.redisPrefix}own-backlog:`;
+    const store = new RedisStore(sandbox.config.redisUrl, prefix, testLog());
+    const log = testLog();
+    const names = {
+      films: `${sandbox.config.index}-own-films`,
+      persons: `${sandbox.config.index}-own-persons`,
+    };
+    const modes = new Map(
+      await Promise.all(
+        (['films', 'persons'] as const).map(async (kind) => {
+          await ensureIndex(sandbox.es, names[kind], log, filmsDefinition);
+          return [
+            kind,
+            new BulkLoadMode(sandbox.es, names[kind], log, store, 'this-syncer'),
+          ] as const;
+        }),
+      ),
+    );
+    const queue = new DocumentQueue(store);
+    const watch = new FullLoadWatch(
+      queue,
+      modes,
+      () => 0,
+      log,
+      () => Promise.resolve(true),
+      {
+        backlogGoneAt: 10,
+      },
+    );
+    try {
+      await watch.began(
+        100,
+        KINDS.filter((k) => k.name in names),
+      );
+      assert.equal(modes.get('films')?.active, true);
+      assert.equal(modes.get('persons')?.active, true);
+      // Another syncer's load of persons keeps the queue well over the threshold.
+      await queue.enqueue(
+        Array.from(
+          { length: 50 },
+          (_, i) => `persons/00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
+        ),
+      );
+      watch.queued();
+      await eventually(() => modes.get('films')?.active === false, 10_000, 'films put back');
+      assert.equal(modes.get('persons')?.active, true, 'persons still loading');
+      const [body] = Object.values(await sandbox.es.indices.getSettings({ index: names.films }));
+      assert.equal(body?.settings?.index?.refresh_interval?.toString(), '1s');
+    } finally {
+      watch.stop();
+      await watch.leave();
+      await store.close();
+      for (const name of Object.values(names)) {
+        const concrete = Object.keys(await sandbox.es.indices.getSettings({ index: name }));
+        await sandbox.es.indices.delete({ index: concrete });
+      }
+    }
+  });
+
   // Found by an outside reading: a new load stopped the last one's drain check, so an index that
   // load had relaxed, and this one does not fill, kept refresh off (live edits of it not
   // searchable) until this load drained; for good, if it never did.

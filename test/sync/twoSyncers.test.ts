@@ -10,26 +10,47 @@ import { seedCatalog } from '../helpers/catalog.js';
 import { sleep } from '../../src/util/sleep.js';
 import { eventually, waitForConvergence } from '../helpers/convergence.js';
 import { createSandbox, type Sandbox } from '../helpers/isolation.js';
-import { migrateSandbox, startSyncer } from '../helpers/syncerHarness.js';
+import { capturingLog, migrateSandbox, startSyncer } from '../helpers/syncerHarness.js';
 
 describe('two syncers at once', () => {
   let sandbox: Sandbox;
   let syncers: Syncer[];
+  const logs = [capturingLog(), capturingLog()];
 
   before(async () => {
     sandbox = await createSandbox('two');
     await migrateSandbox(sandbox);
     await seedCatalog(sandbox.pg, 500, 5, 30);
     // Small batches and frequent polls: the two read and write the same films often.
-    syncers = await Promise.all([
-      startSyncer(sandbox, { sizeLimit: 20, bulkSize: 10, pollIntervalMs: 200 }),
-      startSyncer(sandbox, { sizeLimit: 20, bulkSize: 10, pollIntervalMs: 200 }),
-    ]);
+    syncers = await Promise.all(
+      logs.map(({ log }) =>
+        startSyncer(sandbox, { sizeLimit: 20, bulkSize: 10, pollIntervalMs: 200 }, log),
+      ),
+    );
   });
 
   after(async () => {
     await Promise.all(syncers.map((s) => s.stop()));
     await sandbox.cleanup();
+  });
+
+  // Outside test: the loader counted only its own indexers' documents, so with two syncers it
+  // logged "full load done" at well under half the catalog.
+  it("count every syncer's documents in the first load's progress", async () => {
+    const { rows } = await sandbox.pg.query<{ n: number }>(
+      `SELECT (SELECT count(*) FROM content.film_work)::int + (SELECT count(*) FROM content.person)::int
+              + (SELECT count(*) FROM content.genre)::int AS n`,
+    );
+    const documents = rows[0]?.n ?? 0;
+    const done = () =>
+      logs.flatMap(({ lines }) => lines()).find((line) => line.msg === 'full load done');
+    await eventually(() => done() !== undefined, 60_000, 'the load reported done');
+    const shares = syncers.map((s) => (s.indexer?.stats.indexed ?? 0) > 0);
+    assert.deepEqual(shares, [true, true], 'both syncers indexed part of it');
+    assert.ok(
+      Number(done()?.documents) >= documents,
+      `reported ${String(done()?.documents)} documents done of ${documents}`,
+    );
   });
 
   it('converge on the latest state of every film', async () => {

@@ -5,7 +5,8 @@
 -- but only a letter whose refused read is no newer than the read done: an older read of the same
 -- document, written late (retried), leaves the newer refusal in view. Other claims, the same
 -- worker's included, are untouched. One script, so a batch costs one round trip here.
--- KEYS[1] the claim's list, KEYS[2] claims hash, KEYS[3] history list, KEYS[4] dead-letters hash
+-- KEYS[1] the claim's list, KEYS[2] claims hash, KEYS[3] history list, KEYS[4] dead-letters hash,
+-- KEYS[5] the count of documents done by every syncer (a full load's progress counts from it)
 -- ARGV[1] claim id, ARGV[2] history cap, ARGV[3] when (ISO time), then the n members done
 -- (validated queue members: a uuid, persons/<uuid>, genres/<uuid>; nothing to escape in JSON),
 -- then n versions, the read each member was done at, in the same order ('' when unknown)
@@ -38,6 +39,9 @@ if n > 0 then
     redis.call('LPUSH', KEYS[3], unpack(entries))
   end
   redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[2]) - 1)
+  if existed == 1 then
+    redis.call('INCRBY', KEYS[5], n)
+  end
   -- Letters are rare: most acknowledgements stop at this one call.
   if redis.call('HLEN', KEYS[4]) > 0 then
     for j = 4, 3 + n do
