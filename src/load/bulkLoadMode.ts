@@ -45,8 +45,14 @@ export async function replicasBeforeBulkLoad(
   return saved?.number_of_replicas;
 }
 
+/** Whether a `_meta` value is a record of the syncer holding `token`. */
+const ownedBy = (token: string | undefined) => (value: unknown) =>
+  (value as SavedSettings | undefined)?.owner === token;
+
 export class BulkLoadMode {
   private held: HeldLease | null = null;
+  /** What enter() replaced, by index, while this process holds the index relaxed. */
+  private saved = new Map<string, SavedSettings>();
   private readonly lease: Lease;
 
   constructor(
@@ -102,6 +108,7 @@ export class BulkLoadMode {
       return false;
     }
     this.held = held;
+    this.saved = saved;
     for (const [index, settings] of saved) {
       // Remember first: a crash between the two calls then leaves something to restore from.
       await setMetaKey(this.es, index, META_KEY, settings);
@@ -135,9 +142,10 @@ export class BulkLoadMode {
       // Another syncer's record: it relaxed the index since, and puts back what it read then.
       if (record && record.owner !== held.token) continue;
       await this.putBack(index, settings);
-      if (record) await removeMetaKey(this.es, index, META_KEY);
+      if (record) await removeMetaKey(this.es, index, META_KEY, ownedBy(held.token));
     }
     this.held = null;
+    this.saved = new Map();
     await held.release().catch(() => undefined);
   }
 
@@ -168,8 +176,15 @@ export class BulkLoadMode {
   async leave(): Promise<void> {
     const held = this.held;
     if (!held) return;
-    await this.restore(await this.records(this.target), (saved) => saved.owner === held.token);
+    const records = await this.records(this.target);
+    await this.restore(records, (saved) => saved.owner === held.token);
+    // Its record gone (a tidy that read a lapsed owner's record removed this one's, written
+    // between its read and its removal): what this process remembers itself still goes back,
+    // unless another syncer relaxed the index since and holds it by its own record.
+    for (const [index, settings] of this.saved)
+      if (!records.has(index)) await this.putBack(index, settings);
     this.held = null;
+    this.saved = new Map();
     await held.release().catch(() => undefined);
   }
 
@@ -195,7 +210,9 @@ export class BulkLoadMode {
     for (const [index, saved] of records) {
       if (!whose(saved)) continue;
       await this.putBack(index, saved);
-      await removeMetaKey(this.es, index, META_KEY);
+      // Only the record read above: a syncer that relaxed the index since (after this put its
+      // settings back) wrote its own, which it needs to put them back in turn.
+      await removeMetaKey(this.es, index, META_KEY, ownedBy(saved.owner));
       await this.es.indices.refresh({ index });
       this.log.info(
         { index, refresh_interval: saved.refresh_interval, replicas: saved.number_of_replicas },

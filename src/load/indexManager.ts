@@ -237,10 +237,18 @@ export async function setMetaKey(
   await es.indices.putMapping({ index, _meta: { ...meta, [key]: value } });
 }
 
-/** Remove one key of the index's `_meta`, keeping the others (see setMetaKey). */
-export async function removeMetaKey(es: Client, index: string, key: string): Promise<void> {
+/**
+ * Remove one key of the index's `_meta`, keeping the others (see setMetaKey); with `only`, only
+ * if its value, read just before, passes (a record another writer put there since stays).
+ */
+export async function removeMetaKey(
+  es: Client,
+  index: string,
+  key: string,
+  only: (value: unknown) => boolean = () => true,
+): Promise<void> {
   const meta = await metaOf(es, index);
-  if (!(key in meta)) return;
+  if (!(key in meta) || !only(meta[key])) return;
   const rest = Object.fromEntries(Object.entries(meta).filter(([k]) => k !== key));
   await es.indices.putMapping({ index, _meta: rest });
 }

@@ -118,7 +118,21 @@ export function startHttpServer(
         case '/':
           return reply(200, STATUS_PAGE, 'text/html; charset=utf-8');
         case '/status.json': {
-          const [status, ready] = await Promise.all([syncer.status(), readiness(syncer)]);
+          const [status, ready] = await Promise.all([
+            syncer.status().catch((err: unknown) => new Error((err as Error).message)),
+            readiness(syncer),
+          ]);
+          // What status reads lives in Redis: with Redis away, say so and what readiness sees,
+          // rather than a bare 500 the page can only call "unreachable".
+          if (status instanceof Error)
+            return reply(
+              503,
+              JSON.stringify({
+                error: `status unavailable: ${status.message}`,
+                ready: false,
+                ...ready,
+              }),
+            );
           const memory = process.memoryUsage();
           return reply(
             200,

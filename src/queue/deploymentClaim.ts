@@ -9,12 +9,15 @@
  * them never captured, its workers took the other's documents, found no such row in their own
  * database, deleted them from their own index and acknowledged them: edits of both were lost,
  * and neither said a word. Now the second one does not start (exit 1, naming both), and a
- * syncer that finds its prefix claimed by another deployment while it runs (the two started
- * while Redis was empty, or this one was paused past the claim) says so in its log and /readyz.
+ * syncer that finds its prefix claimed by another deployment while it runs (this one started
+ * while Postgres or Redis could not say, or was paused past its claim) stops (exit 1): it says so
+ * in its log and /readyz, and `npm start` stops it rather than let it take the other's documents.
+ * (The comparison is in deploymentClaim.lua, one step with the renewal.)
  *
  * A deployment that moved (its catalog restored into another database, other index names) is
  * not another one for long: the old claim lapses once its syncers are stopped.
  */
+import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { RedisStore } from './redisStore.js';
 
@@ -39,12 +42,6 @@ interface Claim extends DeploymentIdentity {
   by: string;
 }
 
-export const sameDeployment = (a: DeploymentIdentity, b: DeploymentIdentity): boolean =>
-  a.system === b.system &&
-  a.oid === b.oid &&
-  a.indices.join('\n') === b.indices.join('\n') &&
-  (a.cluster === null || b.cluster === null || a.cluster === b.cluster);
-
 export function describeDeployment(d: DeploymentIdentity): string {
   const cluster = d.cluster === null ? '' : `, Elasticsearch cluster ${d.cluster}`;
   return `database "${d.database}" (server ${d.system}, oid ${d.oid}), indices ${d.indices.join(', ')}${cluster}`;
@@ -54,6 +51,8 @@ export class DeploymentClaim {
   private timer: NodeJS.Timeout | null = null;
   /** Known once `identify` answered (the database may be away at start). */
   private identity: DeploymentIdentity | null = null;
+  /** This syncer, in its claim: unique, so a claim it renewed last is known as its own. */
+  private readonly by = `${hostname()} pid ${process.pid} ${randomBytes(4).toString('hex')}`;
   /** Another deployment's claim found while renewing; null while the prefix is ours. */
   conflict: string | null = null;
 
@@ -109,24 +108,17 @@ export class DeploymentClaim {
     }
   }
 
-  /** Renews the claim (or makes it); resolves to the other deployment's claim, if one holds it. */
+  /**
+   * Renews the claim (or makes it); resolves to the other deployment's claim, if one holds it.
+   * Asks the database which it is each time: restored in place (a new object id) while this
+   * syncer runs, its claim follows, and a syncer started then is not refused for good.
+   */
   private async renew(): Promise<Claim | null> {
-    const { redis } = this.store;
-    this.identity ??= await this.identify();
-    const identity = this.identity;
-    const mine = JSON.stringify({ ...identity, by: `${hostname()} pid ${process.pid}` });
-    for (let attempt = 0; attempt < 3; attempt++) {
-      const raw = await redis.get(this.key);
-      if (raw === null) {
-        if ((await redis.set(this.key, mine, 'PX', CLAIM_TTL_MS, 'NX')) === 'OK') return null;
-        continue; // another syncer claimed it meanwhile: look at whose it is
-      }
-      const held = parse(raw);
-      if (held && !sameDeployment(held, identity)) return held;
-      // Ours (or unreadable: taken for ours, rather than stop a deployment for a garbled key).
-      if ((await redis.set(this.key, mine, 'PX', CLAIM_TTL_MS, 'XX')) === 'OK') return null;
-    }
-    return null;
+    this.identity = await this.identify();
+    const mine = JSON.stringify({ ...this.identity, by: this.by });
+    const held = await this.store.run('deploymentClaim', [this.key], [mine, CLAIM_TTL_MS]);
+    // Unreadable: taken for ours by the script, rather than stop a deployment for a garbled key.
+    return typeof held === 'string' ? parse(held) : null;
   }
 }
 

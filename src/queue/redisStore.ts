@@ -27,6 +27,7 @@ const SCRIPTS = {
   lockRelease: lua('lockRelease'),
   lockReleaseKnocked: lua('lockReleaseKnocked'),
   lockRefresh: lua('lockRefresh'),
+  deploymentClaim: lua('deploymentClaim'),
   advanceWatermarks: lua('advanceWatermarks'),
   fullLoadBegin: lua('fullLoadBegin'),
   fullLoadAdvance: lua('fullLoadAdvance'),

@@ -72,8 +72,15 @@ export async function runDaemon(stop: StopRequests): Promise<never> {
     await syncer.close();
     process.exit(1);
   }
-  const signal = await stop.requested;
-  log.info({ signal }, 'signal received');
+  const ending = await Promise.race([
+    stop.requested.then((signal) => ({ signal })),
+    syncer.failed.then((reason) => ({ reason })),
+  ]);
+  if ('reason' in ending) {
+    await syncer.stop();
+    process.exit(1);
+  }
+  log.info({ signal: ending.signal }, 'signal received');
   await syncer.stop();
   process.exit(0);
 }

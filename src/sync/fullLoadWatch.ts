@@ -22,8 +22,10 @@ import { LoadProgress } from '../metrics/loadProgress.js';
 import type { DocumentQueue } from '../queue/documentQueue.js';
 
 const DRAIN_CHECK_MS = 250;
-/** Queue depth up to which an index's backlog is counted exactly (drainedOf). */
+/** Queue depth up to which an index's backlog is counted exactly (backlogs). */
 const EXACT_UP_TO = 20_000;
+/** How often the queue is counted per index while it holds more than the threshold. */
+const KIND_CHECK_MS = 1_000;
 /** Past a crashed owner's lease (bulkLoadMode.ts: 15 s), so its settings wait one more round. */
 const TIDY_MS = 15_000;
 
@@ -124,9 +126,15 @@ export class FullLoadWatch {
     this.allQueued = true;
     if (this.drainWatch) clearInterval(this.drainWatch);
     let busy = false;
+    let counted = 0;
     const check = async () => {
+      // The whole queue first (one LLEN); per index at most once a second (it reads the queue).
+      const all = await this.drained();
+      if (!all && performance.now() - counted < KIND_CHECK_MS) return;
+      const left = all ? null : await this.backlogs();
+      if (!all) counted = performance.now();
       for (const [name, mode] of this.modes)
-        if (mode.active && (await this.drainedOf(name))) await mode.leave();
+        if (mode.active && (left === null || left[name] <= this.backlogGoneAt)) await mode.leave();
       if (this.relaxing) return;
       if (this.drainWatch) clearInterval(this.drainWatch);
       this.drainWatch = null;
@@ -168,16 +176,14 @@ export class FullLoadWatch {
   }
 
   /**
-   * Whether the load's backlog of one index is gone. Not the whole queue alone: another syncer's
-   * load of another index (one deleted meanwhile) kept it full, and this index relaxed, its
+   * What the queue holds of each index. Not the whole queue alone: another syncer's load of
+   * another index (one deleted meanwhile) kept it full, and this load's indices relaxed, their
    * edits searchable only once that load ended, hours on a large catalog. Counted member by
    * member up to EXACT_UP_TO (a load keeps its queue to 25 reads' worth: 5,000 by default), and
    * estimated from both ends past that.
    */
-  private async drainedOf(kind: KindName): Promise<boolean> {
-    if (await this.drained()) return true;
-    const { counts } = await this.queue.depthByKind(EXACT_UP_TO);
-    return counts[kind] <= this.backlogGoneAt;
+  private async backlogs(): Promise<Record<KindName, number>> {
+    return (await this.queue.depthByKind(EXACT_UP_TO)).counts;
   }
 
   private async showProgress(documents: number): Promise<void> {
@@ -190,7 +196,8 @@ export class FullLoadWatch {
       {
         done: async () => {
           const now = await this.processed();
-          base ??= now;
+          // Counted from again should the counter go back (Redis restarted empty mid-load).
+          if (base === null || now < base) base = now;
           return now - base;
         },
         // Or the plan is gone: another syncer finished a load this one began.

@@ -131,6 +131,12 @@ export class Syncer {
   private readonly reloads: ReloadRequests;
   private readonly indexWatch: IndexWatch;
   private deployment: DeploymentClaim | null = null;
+  private fail: (reason: string) => void = () => undefined;
+  /**
+   * Resolves with why this syncer must not go on (its Redis prefix claimed by another
+   * deployment); `npm start` then stops it and exits 1. Never resolves otherwise.
+   */
+  readonly failed = new Promise<string>((resolve) => (this.fail = resolve));
   /** Whether this process is the one capturing changes (only one syncer at a time does). */
   readonly captureLease: CaptureLease;
 
@@ -193,7 +199,10 @@ export class Syncer {
     this.deployment = new DeploymentClaim(
       this.store,
       () => this.deploymentIdentity(),
-      (message) => log.error(message),
+      (message) => {
+        log.fatal(message);
+        this.fail(message);
+      },
       (error) =>
         log.warn(
           { err: error },

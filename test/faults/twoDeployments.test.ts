@@ -19,6 +19,8 @@ import { eventually, waitForConvergence } from '../helpers/convergence.js';
 import { createSandbox, type Sandbox } from '../helpers/isolation.js';
 import { migrateSandbox, startSyncer } from '../helpers/syncerHarness.js';
 import { runCli } from '../helpers/runCli.js';
+import { spawnSyncer } from '../helpers/syncerProcess.js';
+import { once } from 'node:events';
 import { readiness } from '../../src/metrics/httpServer.js';
 
 const TOMBSTONE_TABLES = ['film_tombstone', 'person_tombstone', 'genre_tombstone'];
@@ -248,5 +250,24 @@ describe('two deployments given one Redis prefix', () => {
     );
     await sandbox.redis.del(key);
     await eventually(async () => (await problems()).length === 0, 20_000, 'ready again');
+  });
+
+  it('a running syncer that finds its prefix claimed by another deployment stops, exit 1', async () => {
+    const prefix = `${sandbox.config.redisPrefix}running:`;
+    const syncer = spawnSyncer(sandbox, { REDIS_PREFIX: prefix, METRICS_PORT: '0' });
+    try {
+      await syncer.started;
+      const key = `${prefix}deployment`;
+      const ours = await sandbox.redis.get(key);
+      assert.ok(ours, 'it claimed its prefix');
+      // As when this one started while it could not claim, or was paused past its claim.
+      const theirs = { ...(JSON.parse(ours) as object), indices: ['a', 'b', 'c'], by: 'elsewhere' };
+      await sandbox.redis.set(key, JSON.stringify(theirs), 'PX', 60_000);
+      const [code] = (await once(syncer.child, 'exit')) as [number | null];
+      assert.equal(code, 1, syncer.output());
+      assert.match(syncer.output(), /claimed by another deployment/);
+    } finally {
+      await syncer.stop();
+    }
   });
 });

@@ -249,6 +249,58 @@ describe('bulk-load mode', () => {
     }
   });
 
+  // Review: a syncer standing down (its lease lost while relaxing) read its own record, then
+  // another syncer began the load and wrote its record; the stand-down's removal, landing after,
+  // took that record away, and the index stayed relaxed for good. A removal now re-checks whose
+  // record it removes, and a load puts back what it remembers itself when its record is gone.
+  it('keeps the load of a syncer that took over from one standing down', async () => {
+    await syncer?.stop();
+    syncer = null;
+    const name = `${sandbox.config.index}-stand-down`;
+    const prefix = `${sandbox.config.redisPrefix}stand-down:`;
+    const log = testLog();
+    await ensureIndex(sandbox.es, name, log, filmsDefinition);
+    const storeA = new RedisStore(sandbox.config.redisUrl, prefix, log);
+    let paused = false;
+    const run = storeA.run.bind(storeA);
+    storeA.run = (script, keys, args) =>
+      paused && script === 'lockRefresh' ? new Promise(() => undefined) : run(script, keys, args);
+    const proxy = await EsFaultProxy.start(sandbox.config.elasticsearch.url);
+    const esA = new Client({ node: proxy.url, maxRetries: 0, requestTimeout: 120_000 });
+    const standing = new BulkLoadMode(esA, name, log, storeA, 'paused-syncer');
+    const storeB = new RedisStore(sandbox.config.redisUrl, prefix, log);
+    const taking = new BulkLoadMode(sandbox.es, name, log, storeB, 'other-syncer');
+    try {
+      proxy.holdRequests((method, path) => method === 'PUT' && path.includes('/_settings'));
+      const entering = standing.enter();
+      await eventually(() => proxy.requestsHeld > 0, 10_000, 'the relaxing on its way');
+      paused = true;
+      await eventually(async () => !(await taking.heldByAnyone()), 30_000, 'its lease lapsed');
+      paused = false;
+      proxy.forward();
+      // It stands down: its settings back, then its record's removal, held on its way.
+      proxy.holdRequests((method, path) => method === 'PUT' && path.includes('/_mapping'));
+      await eventually(() => proxy.requestsHeld > 0, 10_000, 'the removal on its way');
+      assert.equal(await taking.enter(), true, 'the other syncer relaxes the index');
+      proxy.forward();
+      assert.equal(await entering, false);
+      await taking.leave();
+      const [body] = Object.values(await sandbox.es.indices.getSettings({ index: name }));
+      assert.deepEqual(
+        {
+          refresh: body?.settings?.index?.refresh_interval?.toString(),
+          replicas: body?.settings?.index?.number_of_replicas?.toString(),
+        },
+        { refresh: '1s', replicas: '1' },
+      );
+    } finally {
+      await standing.leave();
+      for (const closing of [esA, proxy, storeA, storeB]) await closing.close();
+      const concrete = Object.keys(await sandbox.es.indices.getSettings({ index: name }));
+      await sandbox.es.indices.delete({ index: concrete });
+    }
+  });
+
   // Outside test: a tidy read the lease (nobody held it), then the records; a syncer that took
   // the lease and wrote its record in between had its record put back and removed as abandoned,
   // just before its own relaxing landed: refresh off and no replicas, with nothing to restore.
