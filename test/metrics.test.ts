@@ -155,6 +155,30 @@ describe('metrics and health', () => {
     );
   });
 
+  // Outside test: with Redis away, /status.json answered a bare 500 ("Command timed out"), and the
+  // status page could only call the syncer unreachable, while /readyz knew why.
+  it('answers /status.json with why while Redis is away', async () => {
+    await redis.refuse();
+    try {
+      const answer = await fetch(`${base}/status.json`, { signal: AbortSignal.timeout(20_000) });
+      assert.equal(answer.status, 503);
+      const body = (await answer.json()) as { error: string; ready: boolean; problems: string[] };
+      assert.match(body.error, /^status unavailable: /);
+      assert.equal(body.ready, false);
+      assert.ok(
+        body.problems.some((p) => p.startsWith('redis:')),
+        body.problems.join('; '),
+      );
+    } finally {
+      await redis.forward();
+    }
+    await eventually(
+      async () => (await fetch(`${base}/status.json`)).status === 200,
+      20_000,
+      'status again',
+    );
+  });
+
   // Outside reading: readiness looked at the services, the listener and the indexers, not at the
   // capture. A capture whose every step failed (here a table it reads renamed away; in life a
   // schema the syncer was started ahead of) left the syncer "ready" while no change was read.
