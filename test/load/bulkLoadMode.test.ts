@@ -48,6 +48,31 @@ describe('bulk-load mode', () => {
     };
   };
 
+  /**
+   * Two syncers' bulk-load modes on `name`: `paused`'s Elasticsearch traffic goes through a
+   * proxy (to hold its requests), and while `pause(true)` its lease refreshes never reach Redis
+   * (a stopped process runs no timer); `other` goes straight to both.
+   */
+  const pausableAndOther = async (name: string, prefix: string, log = testLog()) => {
+    const pausedStore = new RedisStore(sandbox.config.redisUrl, prefix, log);
+    let paused = false;
+    const run = pausedStore.run.bind(pausedStore);
+    pausedStore.run = (script, keys, args) =>
+      paused && script === 'lockRefresh' ? new Promise(() => undefined) : run(script, keys, args);
+    const proxy = await EsFaultProxy.start(sandbox.config.elasticsearch.url);
+    const es = new Client({ node: proxy.url, maxRetries: 0, requestTimeout: 120_000 });
+    const otherStore = new RedisStore(sandbox.config.redisUrl, prefix, log);
+    return {
+      proxy,
+      paused: new BulkLoadMode(es, name, log, pausedStore, 'paused-syncer'),
+      other: new BulkLoadMode(sandbox.es, name, log, otherStore, 'other-syncer'),
+      pause: (on: boolean) => (paused = on),
+      close: async () => {
+        for (const closing of [es, proxy, pausedStore, otherStore]) await closing.close();
+      },
+    };
+  };
+
   /** The index's own settings back, and nothing left remembered. */
   const restored = async () => {
     const now = await settings();
@@ -213,37 +238,29 @@ describe('bulk-load mode', () => {
         remembered: 'movies_etl_bulk_load' in (mapping?.mappings._meta ?? {}),
       };
     };
-    // The paused syncer: its Elasticsearch traffic through a proxy that holds its PUT, and its
-    // lease refreshes never reaching Redis while it is paused (a stopped process runs no timer).
-    const storeA = new RedisStore(sandbox.config.redisUrl, prefix, log);
-    let paused = false;
-    const run = storeA.run.bind(storeA);
-    storeA.run = (script, keys, args) =>
-      paused && script === 'lockRefresh' ? new Promise(() => undefined) : run(script, keys, args);
-    const proxy = await EsFaultProxy.start(sandbox.config.elasticsearch.url);
-    const esA = new Client({ node: proxy.url, maxRetries: 0, requestTimeout: 120_000 });
-    const modeA = new BulkLoadMode(esA, name, log, storeA, 'paused-syncer');
-    const storeB = new RedisStore(sandbox.config.redisUrl, prefix, log);
-    const modeB = new BulkLoadMode(sandbox.es, name, log, storeB, 'other-syncer');
+    const {
+      proxy,
+      paused: modeA,
+      other: modeB,
+      pause,
+      close,
+    } = await pausableAndOther(name, prefix, log);
     try {
       proxy.holdRequests((method, path) => method === 'PUT' && path.includes('/_settings'));
       const entering = modeA.enter();
       await eventually(() => proxy.requestsHeld > 0, 10_000, 'the PUT on its way');
-      paused = true;
+      pause(true);
       assert.equal((await look()).remembered, true, 'remembered before the PUT');
       await eventually(async () => !(await modeB.heldByAnyone()), 30_000, 'its lease lapsed');
       await modeB.restoreAbandoned();
-      paused = false;
+      pause(false);
       proxy.forward();
       assert.equal(await entering, false, 'it does not take the index for relaxed');
       assert.equal(modeA.active, false);
       assert.deepEqual(await look(), { refresh: '1s', replicas: '1', remembered: false });
     } finally {
       await modeA.leave();
-      await esA.close();
-      await proxy.close();
-      await storeA.close();
-      await storeB.close();
+      await close();
       const concrete = Object.keys(await sandbox.es.indices.getSettings({ index: name }));
       await sandbox.es.indices.delete({ index: concrete });
     }
@@ -260,23 +277,20 @@ describe('bulk-load mode', () => {
     const prefix = `${sandbox.config.redisPrefix}stand-down:`;
     const log = testLog();
     await ensureIndex(sandbox.es, name, log, filmsDefinition);
-    const storeA = new RedisStore(sandbox.config.redisUrl, prefix, log);
-    let paused = false;
-    const run = storeA.run.bind(storeA);
-    storeA.run = (script, keys, args) =>
-      paused && script === 'lockRefresh' ? new Promise(() => undefined) : run(script, keys, args);
-    const proxy = await EsFaultProxy.start(sandbox.config.elasticsearch.url);
-    const esA = new Client({ node: proxy.url, maxRetries: 0, requestTimeout: 120_000 });
-    const standing = new BulkLoadMode(esA, name, log, storeA, 'paused-syncer');
-    const storeB = new RedisStore(sandbox.config.redisUrl, prefix, log);
-    const taking = new BulkLoadMode(sandbox.es, name, log, storeB, 'other-syncer');
+    const {
+      proxy,
+      paused: standing,
+      other: taking,
+      pause,
+      close,
+    } = await pausableAndOther(name, prefix, log);
     try {
       proxy.holdRequests((method, path) => method === 'PUT' && path.includes('/_settings'));
       const entering = standing.enter();
       await eventually(() => proxy.requestsHeld > 0, 10_000, 'the relaxing on its way');
-      paused = true;
+      pause(true);
       await eventually(async () => !(await taking.heldByAnyone()), 30_000, 'its lease lapsed');
-      paused = false;
+      pause(false);
       proxy.forward();
       // It stands down: its settings back, then its record's removal, held on its way.
       proxy.holdRequests((method, path) => method === 'PUT' && path.includes('/_mapping'));
@@ -295,7 +309,7 @@ describe('bulk-load mode', () => {
       );
     } finally {
       await standing.leave();
-      for (const closing of [esA, proxy, storeA, storeB]) await closing.close();
+      await close();
       const concrete = Object.keys(await sandbox.es.indices.getSettings({ index: name }));
       await sandbox.es.indices.delete({ index: concrete });
     }
