@@ -571,7 +571,8 @@ export class Poller {
         ? 'the database went back in time, or is another server or history than the indices ' +
             'were synced from (restored from a backup, a standby promoted, moved by dump and ' +
             'restore, restored in place with pg_restore, the catalog tables or their capture ' +
-            'triggers made anew by hand, or a crash that lost the last transactions it had ' +
+            'triggers made anew by hand or by an upgrade (migration 0012 makes two anew: one ' +
+            'load more, expected), or a crash that lost the last transactions it had ' +
             "reported ended): versions are raised past the indices' and every index is loaded " +
             'again'
         : "the version base is below what the indices were written with: raised past the indices'",
